@@ -1,0 +1,30 @@
+"""Call identifiers: the LiveKit room name is the call id, ``call-<uuid7>`` (time-ordered)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+import uuid_utils
+
+CALL_ID_RE = re.compile(r"^call-[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def new_call_id(at: datetime | None = None) -> str:
+    """A new call id; ``at`` fixes the uuid7 timestamp (demo data, backfills)."""
+    if at is None:
+        return f"call-{uuid_utils.uuid7()}"
+    ms = int(at.timestamp() * 1000)
+    return f"call-{uuid_utils.uuid7(timestamp=ms // 1000, nanos=(ms % 1000) * 1_000_000)}"
+
+
+def is_call_id(value: str) -> bool:
+    return bool(CALL_ID_RE.match(value))
+
+
+def call_id_time(call_id: str) -> datetime:
+    """The creation time encoded in a call id's uuid7."""
+    if not is_call_id(call_id):
+        raise ValueError(f"not a call id: {call_id!r} (expected call-<uuid7>)")
+    hex_ms = call_id[5:13] + call_id[14:18]
+    return datetime.fromtimestamp(int(hex_ms, 16) / 1000, tz=timezone.utc)

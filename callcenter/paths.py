@@ -1,0 +1,61 @@
+"""Bucket layout shared by Egress, the agent and the post-call pipeline.
+
+    recordings/YYYY/MM/DD/<call_id>/audio.ogg     Egress output (agent and caller channels)
+    recordings/YYYY/MM/DD/<call_id>/session.json  the agent's session report, written last
+
+Paths are date-prefixed (UTC date the call started) so sensors list one day at a time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+RECORDINGS_PREFIX = "recordings"
+AUDIO_FILENAME = "audio.ogg"
+REPORT_FILENAME = "session.json"
+
+_OBJECT_RE = re.compile(
+    r"^recordings/(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/(?P<call_id>call-[0-9a-f-]{36})/(?P<name>[^/]+)$"
+)
+
+
+def day_prefix(day: date) -> str:
+    return f"{RECORDINGS_PREFIX}/{day:%Y/%m/%d}/"
+
+
+def call_prefix(call_id: str, started_at: datetime) -> str:
+    started = started_at.astimezone(timezone.utc) if started_at.tzinfo else started_at
+    return f"{day_prefix(started.date())}{call_id}/"
+
+
+def audio_path(call_id: str, started_at: datetime) -> str:
+    return call_prefix(call_id, started_at) + AUDIO_FILENAME
+
+
+def report_path(call_id: str, started_at: datetime) -> str:
+    return call_prefix(call_id, started_at) + REPORT_FILENAME
+
+
+@dataclass(frozen=True)
+class CallObject:
+    day: date
+    call_id: str
+    name: str
+
+    @property
+    def prefix(self) -> str:
+        return f"{day_prefix(self.day)}{self.call_id}/"
+
+
+def parse_object_name(name: str) -> CallObject | None:
+    """Parse a bucket object name in the recordings layout; None for anything else."""
+    m = _OBJECT_RE.match(name)
+    if not m:
+        return None
+    try:
+        day = date(int(m["y"]), int(m["m"]), int(m["d"]))
+    except ValueError:
+        return None
+    return CallObject(day=day, call_id=m["call_id"], name=m["name"])

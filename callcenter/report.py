@@ -1,0 +1,93 @@
+"""The agent's session report: one JSON per call, written next to the recording, last.
+
+Its presence in the bucket means the call is complete. Versioned by ``schema_version``;
+readers accept every version they know and reject others with a clear error.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from callcenter.ids import is_call_id
+from callcenter.outcomes import CallDirection, CallOutcome
+
+SCHEMA_VERSION = 1
+
+
+class Speaker(StrEnum):
+    AGENT = "agent"
+    CALLER = "caller"
+
+
+class Turn(BaseModel):
+    """One utterance; ``start``/``end`` are seconds from the start of the recording."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    speaker: Speaker
+    text: str
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+
+
+class TurnLatency(BaseModel):
+    """Latency of one agent reply, from the session's metrics events (milliseconds)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    turn_index: int = Field(ge=0, description="index into turns of the agent reply measured")
+    eou_to_stt_final_ms: float | None = None
+    llm_ttft_ms: float | None = None
+    tts_ttfb_ms: float | None = None
+    voice_to_voice_ms: float | None = None
+
+
+class SessionReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    call_id: str
+    room: str
+    direction: CallDirection
+    campaign_id: str | None = None
+    contact_id: str | None = None
+    attempt_id: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    sip_status_code: int | None = None
+    started_at: datetime
+    answered_at: datetime | None = None
+    ended_at: datetime
+    outcome: CallOutcome
+    agent_name: str | None = None
+    persona: str | None = None
+    recording_disclosed: bool = False
+    automated_agent_disclosed: bool = False
+    do_not_call_requested: bool = False
+    transferred_to: str | None = None
+    recording_path: str | None = Field(None, description="bucket object name of the Egress recording")
+    recording_channels: dict[str, int] = Field(
+        default_factory=lambda: {"agent": 0, "caller": 1},
+        description="channel index of each speaker in the recording",
+    )
+    turns: list[Turn] = Field(default_factory=list)
+    latency: list[TurnLatency] = Field(default_factory=list)
+
+    @field_validator("call_id")
+    @classmethod
+    def _call_id_shape(cls, v: str) -> str:
+        if not is_call_id(v):
+            raise ValueError(f"call_id must be call-<uuid7>, got {v!r}")
+        return v
+
+    @property
+    def duration_s(self) -> float:
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+def parse_report(raw: bytes | str) -> SessionReport:
+    return SessionReport.model_validate_json(raw)

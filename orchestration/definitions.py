@@ -1,0 +1,25 @@
+"""The Dagster code location: merges the three domains and the deployment's resources."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.defs import dialing, postcall, rollout
+from orchestration.deployment import current_deployment
+from orchestration.resources import shared_resources
+
+_deployment = current_deployment()
+
+defs = dg.Definitions.merge(
+    rollout.defs,
+    dialing.defs,
+    postcall.defs,
+    dg.Definitions(
+        resources={
+            **shared_resources(_deployment),
+            **rollout.resources(_deployment),
+            **dialing.resources(_deployment),
+            **postcall.resources(_deployment),
+        }
+    ),
+)

@@ -1,0 +1,43 @@
+"""The one map from deployment to resources.
+
+Shared resources (the recordings bucket, LiveKit) live here; each domain under
+``orchestration/defs`` contributes its own through ``resources(deployment)``. Switching
+local <-> gke is configuration (CALLCENTER_DEPLOYMENT and the env vars below), never code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from orchestration.deployment import Deployment
+from orchestration.resources.livekit import LiveKitResource
+from orchestration.resources.storage import RecordingsBucket
+
+
+def shared_resources(deployment: Deployment) -> dict[str, Any]:
+    match deployment:
+        case Deployment.LOCAL:
+            return {
+                "recordings_bucket": RecordingsBucket(
+                    bucket_name=dg.EnvVar("CALLCENTER_RECORDINGS_BUCKET"),
+                    project="local",
+                    emulator_host=dg.EnvVar("STORAGE_EMULATOR_HOST"),
+                ),
+                # No LiveKit runs locally: rollout and dialing fail fast naming the settings.
+                "livekit": LiveKitResource(),
+            }
+        case Deployment.GKE:
+            return {
+                "recordings_bucket": RecordingsBucket(
+                    bucket_name=dg.EnvVar("CALLCENTER_RECORDINGS_BUCKET"),
+                    project=dg.EnvVar("GOOGLE_CLOUD_PROJECT"),
+                ),
+                "livekit": LiveKitResource(
+                    url=dg.EnvVar("LIVEKIT_URL"),
+                    api_key=dg.EnvVar("LIVEKIT_API_KEY"),
+                    api_secret=dg.EnvVar("LIVEKIT_API_SECRET"),
+                ),
+            }
+    raise ValueError(f"unknown deployment {deployment!r}")
