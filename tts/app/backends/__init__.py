@@ -1,0 +1,1 @@
+"""Speech backends behind one small interface (see base.py)."""
