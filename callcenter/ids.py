@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import re
+import uuid
 from datetime import datetime, timezone
 
 import uuid_utils
+
+_system_random = random.SystemRandom()
 
 CALL_ID_RE = re.compile(r"^call-[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -14,8 +18,14 @@ def new_call_id(at: datetime | None = None) -> str:
     """A new call id; ``at`` fixes the uuid7 timestamp (demo data, backfills)."""
     if at is None:
         return f"call-{uuid_utils.uuid7()}"
+    return deterministic_call_id(at, _system_random)
+
+
+def deterministic_call_id(at: datetime, rng: random.Random) -> str:
+    """A call id whose random bits come from ``rng``: reproducible demo data and tests."""
     ms = int(at.timestamp() * 1000)
-    return f"call-{uuid_utils.uuid7(timestamp=ms // 1000, nanos=(ms % 1000) * 1_000_000)}"
+    value = (ms & (2**48 - 1)) << 80 | 0x7 << 76 | rng.getrandbits(12) << 64 | 0b10 << 62 | rng.getrandbits(62)
+    return f"call-{uuid.UUID(int=value)}"
 
 
 def is_call_id(value: str) -> bool:
