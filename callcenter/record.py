@@ -1,0 +1,167 @@
+"""CallRecord: what the call index stores for one call, and what the analyst browser shows.
+
+Written only by the post-call pipeline (orchestration/defs/postcall), read through
+``callindex.CallIndex``. Everything here is already redacted: no raw card numbers, CVVs or
+SSNs ever reach a CallRecord. Stable contract: add optional fields only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from callcenter.ids import is_call_id
+from callcenter.outcomes import CallDirection, CallOutcome
+from callcenter.report import Speaker
+
+RECORD_VERSION = 1
+
+
+class TranscriptSource(StrEnum):
+    """Where the transcript used for analysis came from."""
+
+    RECORDING = "recording"  # post-call STT over the Egress recording, per channel
+    LIVE = "live"  # the agent's live transcript from the session report
+
+
+class TranscriptSegment(BaseModel):
+    """One utterance; ``start``/``end`` are seconds from the start of the recording."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    speaker: Speaker
+    text: str
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+
+
+class Sentiment(StrEnum):
+    POSITIVE = "positive"
+    NEUTRAL = "neutral"
+    NEGATIVE = "negative"
+    MIXED = "mixed"
+
+
+class CallAnalysis(BaseModel):
+    """The LLM's structured analysis of one call (its JSON schema constrains the model's output)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    summary: str = Field(min_length=1, description="two or three sentences: what happened on the call")
+    disposition: str = Field(
+        min_length=1,
+        description="business disposition, snake_case, e.g. sale, callback_requested, not_interested, resolved",
+    )
+    sentiment: Sentiment = Field(description="the caller's overall sentiment")
+    customer_intent: str = Field(min_length=1, description="what the caller wanted, in a few words")
+    action_items: list[str] = Field(default_factory=list, description="follow-up tasks for the team")
+    follow_up_needed: bool
+    goal_achieved: bool | None = Field(None, description="did the call meet the campaign's goal; null if no goal")
+    extracted_fields: dict[str, Any] = Field(
+        default_factory=dict, description="campaign-specific fields, e.g. appointment_date, plan_name"
+    )
+
+
+class AnalysisStatus(StrEnum):
+    OK = "ok"  # analysis validated against CallAnalysis
+    FAILED = "failed"  # the model's output stayed invalid after retries; analysis_error says why
+    SKIPPED = "skipped"  # nothing to analyse (no speech, recording failed)
+
+
+class RecordStatus(StrEnum):
+    INDEXED = "indexed"  # transcribed (or live transcript used) and indexed
+    FAILED = "failed"  # the recording was missing or unusable; failure_reason says why
+
+
+class LatencySummary(BaseModel):
+    """Per-call latency percentiles (ms) from the session report's per-turn metrics."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    turns_measured: int = 0
+    voice_to_voice_p50_ms: float | None = None
+    voice_to_voice_p95_ms: float | None = None
+    llm_ttft_p50_ms: float | None = None
+    tts_ttfb_p50_ms: float | None = None
+    eou_to_stt_final_p50_ms: float | None = None
+
+
+class CallRecord(BaseModel):
+    """One indexed call. ``transcript`` is redacted; ``analysis`` is None unless analysis_status is ok."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    record_version: int = RECORD_VERSION
+    call_id: str
+    direction: CallDirection
+    campaign_id: str | None = None
+    contact_id: str | None = None
+    attempt_id: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    persona: str | None = None
+    agent_name: str | None = None
+    sip_status_code: int | None = None
+    started_at: datetime
+    answered_at: datetime | None = None
+    ended_at: datetime
+    duration_s: float = Field(ge=0, description="ended_at - started_at, from the SIP timestamps")
+    outcome: CallOutcome
+    recording_disclosed: bool = False
+    automated_agent_disclosed: bool = False
+    do_not_call_requested: bool = False
+    transferred_to: str | None = None
+
+    recording_uri: str | None = Field(None, description="gs://bucket/recordings/.../audio.ogg")
+    recording_path: str | None = Field(None, description="object name in the recordings bucket")
+    recording_duration_s: float | None = None
+
+    transcript: list[TranscriptSegment] = Field(default_factory=list)
+    transcript_source: TranscriptSource | None = None
+
+    analysis: CallAnalysis | None = None
+    analysis_status: AnalysisStatus = AnalysisStatus.SKIPPED
+    analysis_error: str | None = None
+
+    status: RecordStatus = RecordStatus.INDEXED
+    failure_reason: str | None = None
+
+    latency: LatencySummary = Field(default_factory=LatencySummary)
+    redactions: int = Field(0, ge=0, description="spans redacted from the transcript")
+    source_generation: int | None = Field(None, description="GCS generation of the session.json processed")
+    processed_at: datetime
+
+    @field_validator("call_id")
+    @classmethod
+    def _call_id_shape(cls, v: str) -> str:
+        if not is_call_id(v):
+            raise ValueError(f"call_id must be call-<uuid7>, got {v!r}")
+        return v
+
+    @property
+    def transcript_text(self) -> str:
+        """The transcript as ``speaker: text`` lines, in time order (what full-text search indexes)."""
+        return "\n".join(f"{seg.speaker.value}: {seg.text}" for seg in self.transcript)
+
+    @property
+    def sentiment(self) -> Sentiment | None:
+        return self.analysis.sentiment if self.analysis else None
+
+    @property
+    def disposition(self) -> str | None:
+        return self.analysis.disposition if self.analysis else None
+
+    @property
+    def follow_up_needed(self) -> bool | None:
+        return self.analysis.follow_up_needed if self.analysis else None
+
+    def embedding_text(self) -> str:
+        """What the call's embedding is computed from: the analysis summary and the transcript."""
+        parts = []
+        if self.analysis:
+            parts.append(f"{self.analysis.summary} Intent: {self.analysis.customer_intent}.")
+        parts.append(self.transcript_text)
+        return "\n".join(p for p in parts if p)

@@ -1,0 +1,125 @@
+"""The call index's read/write API: one protocol, two engines (embedded SQLite, PostgreSQL+pgvector).
+
+The analyst browser depends only on this module (``CallIndex``, ``CallFilter``, ``CallPage``,
+``SearchHit``, ``SortField``, ``open_call_index``) and on ``callcenter.record.CallRecord``.
+Stable contract: add optional parameters and fields only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from callcenter.outcomes import CallDirection, CallOutcome
+from callcenter.record import AnalysisStatus, CallRecord, RecordStatus, Sentiment
+
+EMBEDDING_DIM = 384  # all-MiniLM-L6-v2
+MAX_PAGE_SIZE = 500
+
+
+class CallFilter(BaseModel):
+    """Conjunction of optional filters; None means no constraint. Time bounds are [from, to)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    campaign_id: str | None = None
+    outcomes: tuple[CallOutcome, ...] | None = None
+    direction: CallDirection | None = None
+    started_from: datetime | None = None
+    started_to: datetime | None = None
+    sentiment: Sentiment | None = None
+    disposition: str | None = None
+    follow_up_needed: bool | None = None
+    analysis_status: AnalysisStatus | None = None
+    status: RecordStatus | None = None
+
+
+class SortField(StrEnum):
+    STARTED_AT = "started_at"
+    DURATION = "duration_s"
+    CAMPAIGN = "campaign_id"
+    OUTCOME = "outcome"
+
+
+class CallPage(BaseModel):
+    items: list[CallRecord]
+    total: int = Field(description="rows matching the filters, across all pages")
+    limit: int
+    offset: int
+
+
+class SearchHit(BaseModel):
+    record: CallRecord
+    score: float = Field(description="higher is better (text: -bm25 / ts_rank; vector: cosine similarity)")
+    snippet: str | None = Field(None, description="matching text with [brackets] around hits (text search only)")
+
+
+@runtime_checkable
+class CallIndex(Protocol):
+    """The searchable store of indexed calls."""
+
+    def upsert(self, record: CallRecord, embedding: Sequence[float]) -> None:
+        """Insert or replace one call atomically (re-processing replaces, never duplicates)."""
+        ...
+
+    def get(self, call_id: str) -> CallRecord | None: ...
+
+    def list_calls(
+        self,
+        filters: CallFilter | None = None,
+        *,
+        sort: SortField = SortField.STARTED_AT,
+        descending: bool = True,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> CallPage: ...
+
+    def search_text(self, query: str, filters: CallFilter | None = None, *, limit: int = 20) -> list[SearchHit]:
+        """Full-text search over transcript, summary and intent; words are ANDed, "quoted phrases" kept."""
+        ...
+
+    def search_vector(
+        self, embedding: Sequence[float], filters: CallFilter | None = None, *, limit: int = 20
+    ) -> list[SearchHit]:
+        """Nearest calls by cosine similarity to ``embedding`` (use ``callindex.embeddings`` for a query)."""
+        ...
+
+    def count(self, filters: CallFilter | None = None) -> int: ...
+
+    def delete(self, call_id: str) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class CallIndexError(RuntimeError):
+    pass
+
+
+def check_page(limit: int, offset: int) -> None:
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset}")
+
+
+def check_embedding(embedding: Sequence[float]) -> None:
+    if len(embedding) != EMBEDDING_DIM:
+        raise ValueError(f"embedding must have {EMBEDDING_DIM} dimensions (all-MiniLM-L6-v2), got {len(embedding)}")
+
+
+def open_call_index(url: str) -> CallIndex:
+    """Open an index by URL: ``sqlite:///abs/path/calls.db`` (or a bare path) or ``postgresql://...``."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from callindex.postgres import PostgresCallIndex
+
+        return PostgresCallIndex(url)
+    path = url.removeprefix("sqlite://")
+    if not path:
+        raise ValueError("call index URL is empty: give sqlite:///path/to/calls.db or postgresql://user@host/db")
+    from callindex.sqlite import SqliteCallIndex
+
+    return SqliteCallIndex(path)
