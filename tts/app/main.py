@@ -1,0 +1,112 @@
+"""Builds the speech server: `uvicorn tts.app.main:app` or `python -m tts.app`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from tts.app.api.deps import Runtime
+from tts.app.api.errors import install_error_handlers
+from tts.app.api.routes import health, speech, voices
+from tts.app.backends.base import BackendNotReady, SpeechBackend
+from tts.app.core.config import Settings
+from tts.app.gate import SynthesisGate
+from tts.app.metrics import SpeechMetrics
+from tts.app.voices import BucketMirror, ClipRules, VoiceLibrary
+
+log = logging.getLogger("tts")
+
+
+def build_backend(settings: Settings) -> SpeechBackend:
+    if settings.backend == "piper":
+        from tts.app.backends.piper import PiperBackend
+
+        return PiperBackend(model_path=settings.piper_model, voice_name=settings.piper_voice_name)
+    if settings.backend == "espeak":
+        from tts.app.backends.espeak import EspeakBackend
+
+        return EspeakBackend(voice_names=settings.espeak_voices)
+    from tts.app.backends.chatterbox import ChatterboxBackend
+
+    return ChatterboxBackend(
+        variant=settings.chatterbox_variant,
+        device=settings.chatterbox_device,
+        dtype=settings.chatterbox_dtype,
+        checkpoint_dir=settings.chatterbox_checkpoint_dir,
+        engine=settings.chatterbox_engine,
+    )
+
+
+async def load_and_warm(runtime: Runtime) -> None:
+    """Load the model off the event loop, warm it, then open the gate (/ready turns 200)."""
+    try:
+        await asyncio.to_thread(runtime.backend.load)
+        await runtime.backend.warmup()
+        concurrency = runtime.settings.max_concurrency or runtime.backend.max_parallel_segments
+        runtime.gate = SynthesisGate(concurrency, runtime.settings.max_queue, runtime.metrics)
+        await asyncio.to_thread(runtime.voices.open)
+        runtime.state = "ready"
+        log.info(
+            "%s backend ready (%d concurrent, queue %d)", runtime.backend.name, concurrency, runtime.settings.max_queue
+        )
+    except BackendNotReady as exc:
+        runtime.state, runtime.load_error = "failed", str(exc)
+        log.error("speech backend failed to load: %s", exc)
+    except Exception:
+        runtime.state, runtime.load_error = "failed", "the speech backend failed to load; see the server logs"
+        log.exception("speech backend failed to load")
+
+
+def create_app(settings: Settings | None = None, backend: SpeechBackend | None = None) -> FastAPI:
+    settings = settings or Settings()
+    backend = backend or build_backend(settings)
+    metrics = SpeechMetrics()
+    mirror = BucketMirror(settings.voices_bucket, settings.voices_bucket_prefix) if settings.voices_bucket else None
+    library = VoiceLibrary(
+        backend,
+        settings.voices_dir,
+        rules=ClipRules(settings.clip_min_seconds, settings.clip_max_seconds, settings.max_upload_bytes),
+        aliases=settings.voice_aliases,
+        mirror=mirror,
+    )
+    runtime = Runtime(
+        settings=settings,
+        backend=backend,
+        voices=library,
+        gate=SynthesisGate(1, settings.max_queue, metrics),
+        metrics=metrics,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # In the background: /health answers while a large model loads (startupProbe).
+        loading = asyncio.create_task(load_and_warm(runtime))
+        app.state.loading = loading
+        try:
+            yield
+        finally:
+            loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loading
+            backend.close()
+
+    app = FastAPI(title="Call-center speech server", version="1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(speech.router)
+    app.include_router(voices.router)
+    app.include_router(health.router)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn tts.app.main:app` builds the app on first access, not at import time.
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)
