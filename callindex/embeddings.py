@@ -56,7 +56,9 @@ class CallEmbedder:
             list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
         if vectors.shape[1] != EMBEDDING_DIM:
-            raise RuntimeError(f"{self.model_path} gives {vectors.shape[1]}-d vectors; the index stores {EMBEDDING_DIM}")
+            raise RuntimeError(
+                f"{self.model_path} gives {vectors.shape[1]}-d vectors; the index stores {EMBEDDING_DIM}"
+            )
         return vectors.astype("float32").tolist()
 
     def embed_query(self, text: str) -> list[float]:

@@ -1,0 +1,249 @@
+"""The production call index: PostgreSQL (Cloud SQL) with pgvector.
+
+Full text: a weighted ``tsvector`` (summary > intent > transcript) under a GIN index.
+Vectors: ``vector(384)`` under an HNSW cosine index; filtered searches use pgvector's
+iterative index scan (0.8+) so a selective filter still returns ``limit`` rows.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg.types.json import Jsonb
+
+from callcenter.record import CallRecord
+from callindex.api import (
+    EMBEDDING_DIM,
+    CallFilter,
+    CallIndexError,
+    CallPage,
+    SearchHit,
+    SortField,
+    check_embedding,
+    check_page,
+)
+from callindex.query import pg_tsquery_text
+
+_SCHEMA = f"""
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE TABLE IF NOT EXISTS calls (
+    call_id text PRIMARY KEY,
+    campaign_id text,
+    direction text NOT NULL,
+    outcome text NOT NULL,
+    started_at timestamptz NOT NULL,
+    duration_s double precision NOT NULL,
+    sentiment text,
+    disposition text,
+    follow_up_needed boolean,
+    analysis_status text NOT NULL,
+    status text NOT NULL,
+    record jsonb NOT NULL,
+    search_text text NOT NULL,
+    search tsvector NOT NULL,
+    embedding vector({EMBEDDING_DIM}) NOT NULL,
+    indexed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS calls_search ON calls USING gin (search);
+CREATE INDEX IF NOT EXISTS calls_embedding ON calls USING hnsw (embedding vector_cosine_ops);
+CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at);
+CREATE INDEX IF NOT EXISTS calls_campaign_started ON calls (campaign_id, started_at);
+CREATE INDEX IF NOT EXISTS calls_outcome_started ON calls (outcome, started_at);
+"""
+
+_UPSERT = """
+INSERT INTO calls (call_id, campaign_id, direction, outcome, started_at, duration_s, sentiment, disposition,
+                   follow_up_needed, analysis_status, status, record, search_text, search, embedding, indexed_at)
+VALUES (%(call_id)s, %(campaign_id)s, %(direction)s, %(outcome)s, %(started_at)s, %(duration_s)s, %(sentiment)s,
+        %(disposition)s, %(follow_up_needed)s, %(analysis_status)s, %(status)s, %(record)s, %(search_text)s,
+        setweight(to_tsvector('english', %(summary)s), 'A')
+          || setweight(to_tsvector('english', %(intent)s), 'B')
+          || setweight(to_tsvector('english', %(transcript)s), 'C'),
+        %(embedding)s, now())
+ON CONFLICT (call_id) DO UPDATE SET
+    campaign_id = EXCLUDED.campaign_id, direction = EXCLUDED.direction, outcome = EXCLUDED.outcome,
+    started_at = EXCLUDED.started_at, duration_s = EXCLUDED.duration_s, sentiment = EXCLUDED.sentiment,
+    disposition = EXCLUDED.disposition, follow_up_needed = EXCLUDED.follow_up_needed,
+    analysis_status = EXCLUDED.analysis_status, status = EXCLUDED.status, record = EXCLUDED.record,
+    search_text = EXCLUDED.search_text, search = EXCLUDED.search, embedding = EXCLUDED.embedding,
+    indexed_at = now()
+"""
+
+_SORT_COLUMNS = {
+    SortField.STARTED_AT: "started_at",
+    SortField.DURATION: "duration_s",
+    SortField.CAMPAIGN: "campaign_id",
+    SortField.OUTCOME: "outcome",
+}
+
+
+def _params(record: CallRecord, embedding: Sequence[float]) -> dict[str, object]:
+    check_embedding(embedding)
+    analysis = record.analysis
+    summary = analysis.summary if analysis else ""
+    intent = analysis.customer_intent if analysis else ""
+    transcript = record.transcript_text
+    return {
+        "call_id": record.call_id,
+        "campaign_id": record.campaign_id,
+        "direction": record.direction.value,
+        "outcome": record.outcome.value,
+        "started_at": record.started_at,
+        "duration_s": record.duration_s,
+        "sentiment": record.sentiment.value if record.sentiment else None,
+        "disposition": record.disposition,
+        "follow_up_needed": record.follow_up_needed,
+        "analysis_status": record.analysis_status.value,
+        "status": record.status.value,
+        "record": Jsonb(record.model_dump(mode="json")),
+        "search_text": f"{summary}\n{transcript}",
+        "summary": summary,
+        "intent": intent,
+        "transcript": transcript,
+        "embedding": np.asarray(embedding, dtype=np.float32),
+    }
+
+
+def _where(filters: CallFilter | None) -> tuple[list[str], list[object]]:
+    if filters is None:
+        return [], []
+    clauses: list[str] = []
+    params: list[object] = []
+    simple = {
+        "campaign_id": filters.campaign_id,
+        "direction": filters.direction.value if filters.direction else None,
+        "sentiment": filters.sentiment.value if filters.sentiment else None,
+        "disposition": filters.disposition,
+        "follow_up_needed": filters.follow_up_needed,
+        "analysis_status": filters.analysis_status.value if filters.analysis_status else None,
+        "status": filters.status.value if filters.status else None,
+    }
+    for column, value in simple.items():
+        if value is not None:
+            clauses.append(f"{column} = %s")
+            params.append(value)
+    if filters.outcomes:
+        clauses.append("outcome = ANY(%s)")
+        params.append([o.value for o in filters.outcomes])
+    if filters.started_from is not None:
+        clauses.append("started_at >= %s")
+        params.append(filters.started_from)
+    if filters.started_to is not None:
+        clauses.append("started_at < %s")
+        params.append(filters.started_to)
+    return clauses, params
+
+
+class PostgresCallIndex:
+    """``CallIndex`` over PostgreSQL + pgvector; one connection, serialised by a lock."""
+
+    def __init__(self, dsn: str, *, ef_search: int = 100) -> None:
+        self.ef_search = ef_search
+        self._lock = threading.RLock()
+        try:
+            self._conn = psycopg.connect(dsn, autocommit=True)
+        except psycopg.OperationalError as exc:
+            # The DSN may carry a password: name the problem, never the DSN.
+            raise CallIndexError(
+                f"cannot connect to the call index database (CALLCENTER_CALL_INDEX_DSN): {exc}"
+            ) from None
+        with self._conn.transaction():
+            self._conn.execute(_SCHEMA)
+        register_vector(self._conn)
+
+    def upsert(self, record: CallRecord, embedding: Sequence[float]) -> None:
+        self.upsert_many([(record, embedding)])
+
+    def upsert_many(self, items: Iterable[tuple[CallRecord, Sequence[float]]]) -> int:
+        rows = [_params(r, e) for r, e in items]
+        with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
+            cur.executemany(_UPSERT, rows)
+        return len(rows)
+
+    def delete(self, call_id: str) -> bool:
+        with self._lock:
+            cur = self._conn.execute("DELETE FROM calls WHERE call_id = %s", (call_id,))
+            return cur.rowcount > 0
+
+    def get(self, call_id: str) -> CallRecord | None:
+        with self._lock:
+            row = self._conn.execute("SELECT record FROM calls WHERE call_id = %s", (call_id,)).fetchone()
+        return CallRecord.model_validate(row[0]) if row else None
+
+    def count(self, filters: CallFilter | None = None) -> int:
+        clauses, params = _where(filters)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._lock:
+            return self._conn.execute(f"SELECT count(*) FROM calls {where}", params).fetchone()[0]
+
+    def list_calls(
+        self,
+        filters: CallFilter | None = None,
+        *,
+        sort: SortField = SortField.STARTED_AT,
+        descending: bool = True,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> CallPage:
+        check_page(limit, offset)
+        clauses, params = _where(filters)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        direction = "DESC" if descending else "ASC"
+        order = f"{_SORT_COLUMNS[SortField(sort)]} {direction} NULLS LAST, call_id {direction}"
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT record FROM calls {where} ORDER BY {order} LIMIT %s OFFSET %s", (*params, limit, offset)
+            ).fetchall()
+            total = self._conn.execute(f"SELECT count(*) FROM calls {where}", params).fetchone()[0]
+        return CallPage(items=[CallRecord.model_validate(r[0]) for r in rows], total=total, limit=limit, offset=offset)
+
+    def search_text(self, query: str, filters: CallFilter | None = None, *, limit: int = 20) -> list[SearchHit]:
+        check_page(limit, 0)
+        text = pg_tsquery_text(query)
+        clauses, params = _where(filters)
+        extra = "".join(f" AND {c}" for c in clauses)
+        sql = (
+            "WITH q AS (SELECT websearch_to_tsquery('english', %s) AS q), "
+            "top AS (SELECT record, search_text, ts_rank(search, q.q) AS score FROM calls, q "
+            f"WHERE search @@ q.q{extra} ORDER BY score DESC LIMIT %s) "
+            "SELECT record, score, ts_headline('english', search_text, q.q, "
+            "'StartSel=[, StopSel=], MaxFragments=1, MaxWords=24, MinWords=8') FROM top, q ORDER BY score DESC"
+        )
+        with self._lock:
+            rows = self._conn.execute(sql, (text, *params, limit)).fetchall()
+        return [SearchHit(record=CallRecord.model_validate(r), score=float(s), snippet=h) for r, s, h in rows]
+
+    def search_vector(
+        self, embedding: Sequence[float], filters: CallFilter | None = None, *, limit: int = 20
+    ) -> list[SearchHit]:
+        check_page(limit, 0)
+        check_embedding(embedding)
+        query = np.asarray(embedding, dtype=np.float32)
+        clauses, params = _where(filters)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._lock, self._conn.transaction():
+            # Iterative scans keep walking the HNSW graph until ``limit`` rows pass the filters.
+            self._conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            self._conn.execute(f"SET LOCAL hnsw.ef_search = {int(self.ef_search)}")
+            rows = self._conn.execute(
+                f"SELECT record, 1 - (embedding <=> %s) AS similarity FROM calls {where} "
+                "ORDER BY embedding <=> %s LIMIT %s",
+                (query, *params, query, limit),
+            ).fetchall()
+        hits = [SearchHit(record=CallRecord.model_validate(r), score=float(s)) for r, s in rows]
+        # relaxed_order may return near-ties slightly out of order.
+        return sorted(hits, key=lambda h: -h.score)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> PostgresCallIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
