@@ -240,14 +240,15 @@ def render_call(scenario: Scenario, started_at: datetime, rng: random.Random, in
 
 
 def plan_calls(count: int, now: datetime, seed: int = 7, days: int = 3) -> Iterator[tuple[Scenario, datetime, random.Random, int]]:
-    """Spread ``count`` calls over the last ``days`` UTC days, during business hours."""
+    """Spread ``count`` calls over the ``days`` UTC days before ``now``'s, in US business hours.
+
+    Only past days, so that restarts on the same day render exactly the same calls.
+    """
     rng = random.Random(seed)
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     for i in range(count):
-        day = today - timedelta(days=i % days)
+        day = today - timedelta(days=1 + i % days)
         at = day + timedelta(hours=rng.randint(14, 22), minutes=rng.randint(0, 59), seconds=rng.randint(0, 59))
-        if at > now:
-            at = now - timedelta(minutes=5 + i)
         yield SCENARIOS[i % len(SCENARIOS)], at, random.Random(rng.getrandbits(64)), i
 
 

