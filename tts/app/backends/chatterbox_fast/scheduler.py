@@ -1,0 +1,220 @@
+"""Continuous batching of T3 decoding: requests join and leave between steps.
+
+One thread owns the T3 module and the slot cache. Each loop: admit waiting requests into free
+slots (one batched prefill), advance every active slot one token (one decode step, a CUDA
+graph replay on GPU), hand each request its token, and free slots whose request hit the stop
+token, its token budget, or was cancelled (caller hung up).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import torch
+
+from tts.app.backends.chatterbox_fast.decoder import T3BatchDecoder
+from tts.app.backends.chatterbox_fast.sampling import SlotSampling, choose_tokens
+
+log = logging.getLogger(__name__)
+
+FINISHED = None  # sentinel on a job's token queue
+
+
+@dataclass
+class DecodeJob:
+    """One segment's T3 decoding. Tokens (ints) arrive on ``tokens``, then FINISHED."""
+
+    text_tokens: torch.Tensor  # (2, L) int: [SOT] text [EOT], CFG pair
+    t3_cond: object  # chatterbox T3Cond
+    cfg_weight: float = 0.5
+    temperature: float = 0.8
+    repetition_penalty: float = 1.2
+    min_p: float = 0.05
+    top_p: float = 1.0
+    greedy: bool = False
+    max_new_tokens: int = 1000
+    stop_on_eos: bool = True
+    tokens: queue.Queue = field(default_factory=queue.Queue)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    submitted_at: float = field(default_factory=time.perf_counter)
+    # Scheduler-owned state.
+    slot: int = -1
+    emitted: int = 0
+    last_token: int = 0
+    finished: bool = False
+    cache_pos: int = 0
+
+
+class DecodeScheduler:
+    def __init__(self, decoder: T3BatchDecoder, *, generator_seed: int | None = None) -> None:
+        self.decoder = decoder
+        self.t3 = decoder.t3
+        self.hp = self.t3.hp
+        n = decoder.shape.max_slots
+        self.sampling = SlotSampling.empty(n, decoder.vocab, decoder.device)
+        self.generator = None
+        if generator_seed is not None:
+            self.generator = torch.Generator(device=decoder.device).manual_seed(generator_seed)
+        self._free = list(range(n))  # lowest slots first: active slots stay packed at the bottom
+        self._active: dict[int, DecodeJob] = {}
+        self._waiting: deque[DecodeJob] = deque()
+        self._cv = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        # Observability (read by metrics/capacity without locks: plain numbers).
+        self.steps = 0
+        self.tokens_out = 0
+        self.last_step_s = 0.0
+
+    # ---- public, any thread ----
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="t3-decode-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def submit(self, job: DecodeJob) -> DecodeJob:
+        with self._cv:
+            if self._stop:
+                raise RuntimeError("the decode scheduler is stopped")
+            self._waiting.append(job)
+            self._cv.notify_all()
+        return job
+
+    @property
+    def active(self) -> int:
+        return len(self._active)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    # ---- scheduler thread ----
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._stop and not self._waiting and not self._active:
+                    self._cv.wait()
+                if self._stop:
+                    break
+                joining = []
+                while self._waiting and self._free:
+                    job = self._waiting.popleft()
+                    if job.cancelled.is_set():
+                        job.tokens.put(FINISHED)
+                        continue
+                    job.slot = self._free.pop(0)
+                    joining.append(job)
+            try:
+                if joining:
+                    self._admit(joining)
+                self._drop_cancelled()
+                if self._active:
+                    self._step()
+            except BaseException as exc:  # fail every request in flight, keep serving
+                log.exception("T3 decode step failed")
+                for job in list(self._active.values()) + joining:
+                    job.error = exc
+                    self._finish(job)
+
+    def _admit(self, jobs: list[DecodeJob]) -> None:
+        embeds = [self._prompt_embeds(job) for job in jobs]
+        logits = self.decoder.prefill(embeds, [job.slot for job in jobs])
+        for job, e in zip(jobs, embeds, strict=True):
+            job.cache_pos = e.shape[1]  # next position to write
+            self.sampling.assign(
+                job.slot,
+                cfg_weight=job.cfg_weight,
+                repetition_penalty=job.repetition_penalty,
+                temperature=job.temperature,
+                min_p=job.min_p,
+                top_p=job.top_p,
+                greedy=job.greedy,
+                bos=self.hp.start_speech_token,
+            )
+            self._active[job.slot] = job
+        slots = torch.tensor([job.slot for job in jobs], device=self.decoder.device)
+        self._deliver(jobs, choose_tokens(logits, slots, self.sampling, self.generator))
+
+    def _prompt_embeds(self, job: DecodeJob) -> torch.Tensor:
+        """Exactly upstream T3.inference's first input: cond + text + BOS, then BOS again."""
+        t3 = self.t3
+        text = job.text_tokens.to(device=self.decoder.device, dtype=torch.long)
+        start = self.hp.start_speech_token * torch.ones_like(text[:, :1])
+        embeds, _ = t3.prepare_input_embeds(
+            t3_cond=job.t3_cond, text_tokens=text, speech_tokens=start, cfg_weight=job.cfg_weight
+        )
+        bos = t3.speech_emb(start[:1]) + t3.speech_pos_emb.get_fixed_embedding(0)
+        return torch.cat([embeds, torch.cat([bos, bos])], dim=1)
+
+    def _step(self) -> None:
+        d = self.decoder
+        jobs = list(self._active.values())
+        top = max(self._active) + 1
+        t0 = time.perf_counter()
+        # Host-side per-row inputs, then one copy each: cheap next to the step itself.
+        n_rows = 2 * d.buckets_for(top, 0)[0]
+        tok = torch.full((n_rows,), self.hp.start_speech_token, dtype=torch.long)
+        spos = torch.zeros(n_rows, dtype=torch.long)
+        cpos = torch.zeros(n_rows, dtype=torch.long)
+        for job in jobs:
+            r = 2 * job.slot
+            tok[r : r + 2] = job.last_token
+            spos[r : r + 2] = job.emitted
+            cpos[r : r + 2] = job.cache_pos
+        d.tok[:n_rows].copy_(tok, non_blocking=True)
+        d.speech_pos[:n_rows].copy_(spos, non_blocking=True)
+        d.cache_pos[:n_rows].copy_(cpos, non_blocking=True)
+        logits = d.decode(top, max(job.cache_pos for job in jobs))
+        slots = torch.tensor([job.slot for job in jobs], device=d.device)
+        rows = torch.stack([2 * slots, 2 * slots + 1], dim=1).reshape(-1)
+        chosen = choose_tokens(logits[rows], slots, self.sampling, self.generator)
+        for job in jobs:
+            job.cache_pos += 1
+        self._deliver(jobs, chosen)
+        self.steps += 1
+        self.last_step_s = time.perf_counter() - t0
+
+    def _deliver(self, jobs: list[DecodeJob], chosen: torch.Tensor) -> None:
+        for job, token in zip(jobs, chosen.tolist(), strict=True):
+            job.emitted += 1
+            job.last_token = token
+            self.tokens_out += 1
+            stop = self.hp.stop_speech_token
+            if job.stop_on_eos and token == stop:
+                self._finish(job)
+                continue
+            job.tokens.put(token)
+            out_of_room = job.cache_pos + 1 >= self.decoder.shape.max_len
+            out_of_speech_pos = job.emitted + 1 >= self.t3.speech_pos_emb.emb.num_embeddings
+            if job.emitted >= job.max_new_tokens or out_of_room or out_of_speech_pos:
+                self._finish(job)
+
+    def _drop_cancelled(self) -> None:
+        for job in [j for j in self._active.values() if j.cancelled.is_set()]:
+            self._finish(job)
+
+    def _finish(self, job: DecodeJob) -> None:
+        if job.finished:
+            return
+        job.finished = True
+        with self._cv:
+            if self._active.get(job.slot) is job:
+                del self._active[job.slot]
+            if job.slot >= 0 and job.slot not in self._active and job.slot not in self._free:
+                self._free.append(job.slot)
+                self._free.sort()
+        job.tokens.put(FINISHED)
