@@ -1,0 +1,1 @@
+"""The call center's LiveKit voice agent: answers inbound PSTN calls and places outbound ones."""

@@ -1,0 +1,150 @@
+"""The voice agent of a call: persona-driven instructions plus the call's tools.
+
+Compliance lines (greeting with automated-agent identification, recording notice,
+do-not-call confirmation, voicemail message) are spoken verbatim with ``session.say``;
+the model decides *when* (by calling a tool), never *what* legal text to say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from livekit.agents import Agent, RunContext, ToolError, ToolResult, function_tool
+from livekit.agents.voice import SpeechHandle
+
+from agent.call_state import CallState, utcnow
+from callcenter.dispatch import VoicemailPolicy
+from callcenter.outcomes import CallOutcome
+
+log = logging.getLogger("agent.call_agent")
+
+
+class CallCenterAgent(Agent):
+    """Inbound calls, and the base of outbound ones: transfer, end call, do-not-call."""
+
+    def __init__(self, call: CallState, *, greet_on_enter: bool = True) -> None:
+        super().__init__(instructions=call.persona.system_prompt())
+        self.call = call
+        self._greet_on_enter = greet_on_enter
+        self._after_speech: set[asyncio.Task] = set()
+
+    async def on_enter(self) -> None:
+        if self._greet_on_enter:
+            self.greet()
+
+    def greet(self) -> SpeechHandle:
+        """The opening line: who is calling, that it is automated, and the recording notice."""
+        persona = self.call.persona
+        text = persona.opening_line() if self.call.speaks_recording_notice else persona.opening_line_without_notice()
+        handle = self.session.say(text, allow_interruptions=False)
+        self.call.automated_agent_disclosed = True
+        self.call.recording_disclosed = self.call.speaks_recording_notice
+        return handle
+
+    def _say_then(self, ctx: RunContext[CallState], text: str | None, action: Callable[[], Awaitable[None]]) -> None:
+        """Speak ``text`` uninterruptibly, then run ``action`` once it has played out.
+
+        Not awaited inside the tool: the tool's own speech turn must finish first, and
+        awaiting a later speech from within it would wait on itself.
+        """
+        handle = ctx.session.say(text, allow_interruptions=False) if text else None
+
+        async def run() -> None:
+            try:
+                if handle is not None:
+                    await handle.wait_for_playout()
+                await action()
+            except Exception:
+                log.exception("call action after speech failed", extra={"call_id": self.call.call_id})
+
+        task = asyncio.create_task(run(), name=f"after-speech-{self.call.call_id}")
+        self._after_speech.add(task)
+        task.add_done_callback(self._after_speech.discard)
+
+    async def wait_for_call_actions(self) -> None:
+        """Wait for pending hang-ups/transfers (tests, shutdown)."""
+        if self._after_speech:
+            await asyncio.gather(*list(self._after_speech), return_exceptions=True)
+
+    @function_tool
+    async def transfer_to_human(self, ctx: RunContext[CallState]) -> ToolResult | str:
+        """Transfer the caller to a human member of the team. Use it when the caller asks for a person,
+        an agent or a representative, or needs help with their own account."""
+        call = self.call
+        if not call.transfer_to:
+            return "Nobody can take the call now. Apologise briefly and offer to help with something else."
+        ctx.disallow_interruptions()
+        target = call.transfer_to
+
+        async def transfer() -> None:
+            await call.control.transfer(target)
+            call.transferred_to = target
+            call.outcome = CallOutcome.TRANSFERRED
+
+        self._say_then(ctx, call.persona.transfer_message, transfer)
+        return ToolResult("transfer started", reply_required=False)
+
+    @function_tool
+    async def end_call(self, ctx: RunContext[CallState]) -> ToolResult:
+        """End the call. Use it when the conversation is finished or the caller says goodbye."""
+        ctx.disallow_interruptions()
+        self._say_then(ctx, self.call.persona.goodbye, self.call.control.hang_up)
+        return ToolResult("call ending", reply_required=False)
+
+    @function_tool
+    async def record_do_not_call(self, ctx: RunContext[CallState]) -> ToolResult:
+        """Record a do-not-call request and end the call. Use it as soon as the person asks not to be
+        called again, e.g. "stop calling me", "take me off your list", "don't call this number"."""
+        ctx.disallow_interruptions()
+        self.call.do_not_call_requested = True
+        self.call.outcome = CallOutcome.DO_NOT_CALL
+        log.info("do-not-call request recorded", extra={"call_id": self.call.call_id})
+        self._say_then(ctx, self.call.persona.do_not_call_goodbye, self.call.control.hang_up)
+        return ToolResult("do-not-call request recorded; call ending", reply_required=False)
+
+
+class OutboundCallAgent(CallCenterAgent):
+    """Outbound calls: greets once the callee answers; can tell a machine from a person."""
+
+    def __init__(self, call: CallState) -> None:
+        super().__init__(call, greet_on_enter=False)
+
+    @function_tool
+    async def answering_machine_detected(self, ctx: RunContext[CallState]) -> ToolResult:
+        """Call this when the call reached a voicemail greeting or an answering machine, not a person
+        (e.g. "leave a message after the tone", "is not available")."""
+        call = self.call
+        ctx.disallow_interruptions()
+        call.outcome = CallOutcome.VOICEMAIL
+        request = call.request
+        policy = request.voicemail_policy if request is not None else VoicemailPolicy.HANG_UP
+        message = (request.voicemail_message if request is not None else None) or call.persona.voicemail_message
+        if policy is VoicemailPolicy.LEAVE_MESSAGE and message:
+            self._say_then(ctx, message, call.control.hang_up)
+            return ToolResult("leaving the voicemail message, then hanging up", reply_required=False)
+        if policy is VoicemailPolicy.LEAVE_MESSAGE:
+            log.warning("voicemail policy says leave a message but none is set", extra={"call_id": call.call_id})
+        self._say_then(ctx, None, call.control.hang_up)
+        return ToolResult("hanging up without a message", reply_required=False)
+
+    @function_tool
+    async def send_dtmf(self, ctx: RunContext[CallState], digits: str) -> str:
+        """Press keys on the phone keypad, to navigate a phone menu (IVR).
+
+        Args:
+            digits: the keys to press in order, from 0-9, * and #, e.g. "1" or "1234#".
+        """
+        if not self.call.persona.dtmf_allowed:
+            raise ToolError("this campaign does not allow pressing keys")
+        try:
+            await self.call.control.send_dtmf(digits)
+        except ValueError as exc:
+            raise ToolError(str(exc)) from None
+        return f"pressed {digits}"
+
+
+def mark_answered(call: CallState) -> None:
+    if call.answered_at is None:
+        call.answered_at = utcnow()

@@ -1,0 +1,74 @@
+"""Telephony actions on the live call through LiveKit's server API: hang up, cold transfer, DTMF.
+
+Kept apart from the Agent so tools stay testable: the worker passes the job's
+``LiveKitAPI``; tests pass one pointed at the Twirp double.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from livekit import api, rtc
+
+log = logging.getLogger("agent.call_control")
+
+# RFC 4733 event codes for the DTMF keys
+_DTMF_CODES = {**{str(d): d for d in range(10)}, "*": 10, "#": 11, "A": 12, "B": 13, "C": 14, "D": 15}
+
+
+class CallControl:
+    def __init__(
+        self,
+        lkapi: api.LiveKitAPI,
+        room_name: str,
+        *,
+        local_participant: rtc.LocalParticipant | None = None,
+        on_finished: Callable[[], None] | None = None,
+    ) -> None:
+        self._api = lkapi
+        self.room_name = room_name
+        self.caller_identity: str | None = None  # the SIP participant, once known
+        self._local = local_participant
+        self._on_finished = on_finished
+        self.finished = asyncio.Event()
+
+    async def hang_up(self) -> None:
+        """End the call for everyone: deleting the room disconnects the SIP leg (BYE)."""
+        try:
+            await self._api.room.delete_room(api.DeleteRoomRequest(room=self.room_name))
+        except api.TwirpError as exc:
+            if exc.code != "not_found":  # already gone: the caller hung up first
+                raise
+        self._finish()
+
+    async def transfer(self, transfer_to: str) -> None:
+        """Cold transfer (SIP REFER) of the caller; the agent leaves the call afterwards."""
+        if not self.caller_identity:
+            raise RuntimeError("no SIP participant in the room to transfer")
+        await self._api.sip.transfer_sip_participant(
+            api.TransferSIPParticipantRequest(
+                room_name=self.room_name,
+                participant_identity=self.caller_identity,
+                transfer_to=transfer_to,
+                play_dialtone=False,
+            )
+        )
+        self._finish()
+
+    async def send_dtmf(self, digits: str) -> None:
+        if self._local is None:
+            raise RuntimeError("DTMF needs the room's local participant")
+        bad = [d for d in digits if d.upper() not in _DTMF_CODES]
+        if bad:
+            raise ValueError(f"not DTMF keys: {''.join(bad)!r} (allowed 0-9 * # A-D)")
+        for d in digits:
+            await self._local.publish_dtmf(code=_DTMF_CODES[d.upper()], digit=d.upper())
+            await asyncio.sleep(0.25)  # inter-digit gap IVRs expect
+
+    def _finish(self) -> None:
+        if not self.finished.is_set():
+            self.finished.set()
+            if self._on_finished is not None:
+                self._on_finished()

@@ -1,0 +1,50 @@
+"""What the agent knows about the call in progress (the AgentSession's userdata)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from agent.call_control import CallControl
+from agent.personas import Persona
+from callcenter.dispatch import OutboundCallRequest
+from callcenter.outcomes import CallDirection, CallOutcome
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class CallState:
+    call_id: str
+    direction: CallDirection
+    persona: Persona
+    control: CallControl
+    started_at: datetime = field(default_factory=utcnow)
+    request: OutboundCallRequest | None = None
+    transfer_to: str | None = None  # tel:/sip: URI of the human queue, None = no transfer
+    from_number: str | None = None
+    to_number: str | None = None
+    answered_at: datetime | None = None
+    sip_status_code: int | None = None
+    # set by tools and the dial flow; None at the end means an answered call that ran its course
+    outcome: CallOutcome | None = None
+    automated_agent_disclosed: bool = False
+    recording_disclosed: bool = False
+    do_not_call_requested: bool = False
+    transferred_to: str | None = None
+    recording_path: str | None = None
+    recording_started_at: datetime | None = None
+    egress_id: str | None = None
+
+    @property
+    def speaks_recording_notice(self) -> bool:
+        if self.persona.recording_disclosure is None:
+            return False
+        return self.request.recording_disclosure if self.request is not None else True
+
+    def final_outcome(self) -> CallOutcome:
+        if self.outcome is not None:
+            return self.outcome
+        return CallOutcome.ANSWERED if self.answered_at is not None else CallOutcome.FAILED

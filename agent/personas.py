@@ -1,0 +1,103 @@
+"""Personas: who the agent is on a call, as data (one YAML per campaign or inbound line).
+
+The compliance lines (automated-agent identification, recording notice, do-not-call and
+voicemail wording) are spoken verbatim from the YAML, never left to the model, so a
+campaign's legal text is reviewed in one file and cannot be paraphrased away.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class Persona(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    business_name: str = Field(min_length=1)
+    agent_name: str = Field(min_length=1, description="the name the agent introduces itself with")
+    instructions: str = Field(min_length=1, description="system prompt for the conversation")
+    greeting: str = Field(
+        min_length=1,
+        description="first words; {agent_name} and {business_name} are filled in. Must identify an automated agent.",
+    )
+    recording_disclosure: str | None = Field(None, description="spoken before recording starts; None = not required")
+    goodbye: str = "Thank you for your time. Goodbye."
+    do_not_call_goodbye: str = (
+        "I understand. I've added your number to our do-not-call list and you won't hear from us again. Goodbye."
+    )
+    transfer_message: str = "Please hold while I connect you to a member of our team."
+    no_transfer_message: str = "I'm sorry, nobody from our team is available right now."
+    voicemail_message: str | None = Field(None, description="left on an answering machine when the campaign allows")
+    dtmf_allowed: bool = Field(False, description="expose the send_dtmf tool (IVR navigation)")
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError(f"persona name must be lowercase letters, digits, '_' or '-', got {v!r}")
+        return v
+
+    @field_validator("greeting")
+    @classmethod
+    def _greeting_discloses_automation(cls, v: str) -> str:
+        # The caller must learn at once they talk to a machine (FCC/TCPA practice); refuse a
+        # persona whose opening line could hide it.
+        if not re.search(r"\b(automated|virtual|AI|artificial intelligence)\b", v, re.IGNORECASE):
+            raise ValueError("greeting must say the caller is talking to an automated/virtual/AI agent")
+        return v
+
+    def opening_line_without_notice(self) -> str:
+        return self.greeting.format(agent_name=self.agent_name, business_name=self.business_name).strip()
+
+    def opening_line(self) -> str:
+        """Greeting, then the recording notice where the persona requires one."""
+        greeting = self.opening_line_without_notice()
+        if self.recording_disclosure:
+            return f"{greeting} {self.recording_disclosure.strip()}"
+        return greeting
+
+    def system_prompt(self) -> str:
+        return (
+            f"You are {self.agent_name}, an automated voice agent of {self.business_name}, on a phone call. "
+            "Speak in short, plain sentences without lists, markdown or emoji: your words are read aloud. "
+            "Never claim to be human. If the person asks to stop being called, call record_do_not_call. "
+            "If they ask for a person, call transfer_to_human. When the conversation is finished, call end_call.\n\n"
+            + self.instructions.strip()
+        )
+
+
+class PersonaNotFound(LookupError):
+    pass
+
+
+def load_persona(name: str, personas_dir: Path) -> Persona:
+    """The persona ``<personas_dir>/<name>.yaml``; errors say which file and field to fix."""
+    if not _NAME_RE.match(name):
+        raise PersonaNotFound(f"persona name {name!r} is not a valid file name")
+    return _load(name, personas_dir.resolve())
+
+
+@lru_cache(maxsize=64)
+def _load(name: str, personas_dir: Path) -> Persona:
+    path = personas_dir / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in personas_dir.glob("*.yaml"))
+        raise PersonaNotFound(f"no persona {name!r}: {path} does not exist (known: {', '.join(known) or 'none'})")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of persona fields")
+    raw.setdefault("name", name)
+    if raw["name"] != name:
+        raise ValueError(f"{path}: name {raw['name']!r} does not match the file name {name!r}")
+    try:
+        return Persona.model_validate(raw)
+    except ValidationError as exc:
+        raise ValueError(f"{path}: {exc}") from None

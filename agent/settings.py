@@ -1,0 +1,97 @@
+"""Typed settings of the agent worker, from the environment (Kubernetes ConfigMap/Secret or devstack).
+
+Every endpoint and model name lives here, so the GKE stack (Riva, vLLM, Chatterbox) and the
+embedded local stack (faster-whisper endpoint, llama.cpp server, tts/ with Piper) run the
+same agent code. Read once per worker process (``load_settings``), never at import time.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from callcenter.dispatch import AGENT_NAME
+
+PERSONAS_DIR = Path(__file__).resolve().parent / "personas"
+
+
+class SttProvider(StrEnum):
+    RIVA = "riva"  # nvidia.STT, gRPC streaming (GKE)
+    OPENAI = "openai"  # openai.STT against an OpenAI-compatible /v1/audio/transcriptions (local)
+
+
+class AgentSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    # --- worker ---------------------------------------------------------------------------
+    agent_name: str = Field(AGENT_NAME, description="explicit-dispatch name (SIP dispatch rule, agent dispatch)")
+    drain_timeout_s: int = Field(
+        1800, ge=0, description="SIGTERM: seconds running calls may take to finish; pod grace period must be >= this"
+    )
+    worker_port: int = Field(8081, description="the worker's health/HTTP port (readiness + liveness probes)")
+    livekit_url: str = ""
+    livekit_api_key: str = ""
+    livekit_api_secret: SecretStr = SecretStr("")
+
+    # --- speech to text -------------------------------------------------------------------
+    stt_provider: SttProvider = SttProvider.RIVA
+    riva_server: str = "riva:50051"
+    riva_use_ssl: bool = False  # in-cluster gRPC, no TLS
+    riva_model: str = "parakeet-1.1b-en-US-asr-streaming-silero-vad-sortformer"
+    riva_language: str = "en-US"
+    # telephony audio is 8 kHz narrowband; upsampling it gains nothing and costs bandwidth
+    stt_sample_rate: int = 8000
+    stt_base_url: str = "http://127.0.0.1:8090/v1"
+    stt_model: str = "tiny.en"
+    stt_api_key: SecretStr = SecretStr("unused")
+
+    # --- language model -------------------------------------------------------------------
+    llm_base_url: str = "http://vllm:8000/v1"
+    llm_model: str = "meta-llama/Llama-3.1-8B-Instruct"
+    llm_api_key: SecretStr = SecretStr("unused")  # vLLM without --api-key ignores it
+    llm_temperature: float = Field(0.3, ge=0, le=2)
+
+    # --- text to speech -------------------------------------------------------------------
+    tts_base_url: str = "http://tts:8880/v1"
+    tts_model: str = "chatterbox"
+    tts_voice: str = "default"
+    tts_response_format: str = "wav"
+    tts_api_key: SecretStr = SecretStr("unused")
+
+    # --- calls ----------------------------------------------------------------------------
+    personas_dir: Path = PERSONAS_DIR
+    inbound_persona: str = "inbound_support"
+    inbound_transfer_number: str | None = Field(None, description="E.164 or sip: URI of the human queue")
+    sip_outbound_trunk_id: str | None = None
+    max_call_duration_s: int = Field(1800, gt=0)
+
+    # --- recordings -----------------------------------------------------------------------
+    recordings_bucket: str = ""
+    gcp_project: str | None = None
+    storage_emulator_host: str | None = None  # set locally (gcp-storage-emulator); unset on GKE
+    egress_enabled: bool = True
+    # Egress uploads with Workload Identity when empty; a service-account JSON only where WI is unavailable
+    egress_gcp_credentials: SecretStr = SecretStr("")
+
+    @model_validator(mode="after")
+    def _endpoints_present(self) -> AgentSettings:
+        if self.stt_provider is SttProvider.RIVA and not self.riva_server:
+            raise ValueError("RIVA_SERVER is empty: set it (e.g. riva:50051) or STT_PROVIDER=openai with STT_BASE_URL")
+        for name in ("llm_base_url", "tts_base_url"):
+            if not getattr(self, name).startswith(("http://", "https://")):
+                raise ValueError(f"{name.upper()} must be an http(s) URL ending in /v1, got {getattr(self, name)!r}")
+        return self
+
+
+def load_settings(**overrides: object) -> AgentSettings:
+    """Settings from the environment; the error names the variables to fix."""
+    try:
+        return AgentSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).upper() or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise SystemExit(f"agent settings are invalid: {problems}") from None
