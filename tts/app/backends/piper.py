@@ -38,6 +38,8 @@ class PiperBackend(SpeechBackend):
         self._voice = None
 
     def load(self) -> None:
+        if self._voice is not None:  # already loaded (one model shared by several apps in tests)
+            return
         from piper import PiperVoice
 
         path = Path(self.model_path) if self.model_path else default_piper_model()

@@ -1,0 +1,177 @@
+"""Chunked S3Gen vocoding: speech tokens become audio while T3 is still decoding.
+
+Each stream renders *windows* of its tokens: a few tokens of left context (so the conformer
+and the HiFi-GAN start mid-utterance, not from silence), the new tokens, and at the right edge
+tokens that lack S3Gen's 3-token lookahead. Those last ``overlap`` tokens are held back and
+rendered again at the start of the next window; the two renderings are crossfaded
+(equal-power), so a join falls on audio that both windows produced with full context on one
+side. Windows of many streams with the same voice run as one padded S3Gen batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+SAMPLES_PER_TOKEN = 960  # 25 speech tokens/s -> 50 mel frames/s -> 24 kHz: 2 * 480 samples
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """When to vocode: the first window small (first audio soon), later ones larger (fewer calls)."""
+
+    first_tokens: int = 20
+    growth: float = 2.0
+    max_tokens: int = 100
+    context_tokens: int = 6
+    overlap_tokens: int = 3  # = S3Gen's pre-lookahead: the tokens a window renders without right context
+
+    def next_size(self, done_chunks: int) -> int:
+        return int(min(self.max_tokens, self.first_tokens * self.growth**done_chunks))
+
+
+class StreamStitcher:
+    """Turns rendered windows into gapless output: emits, holds back, crossfades.
+
+    Pure numpy: one per stream, called in order with each window's audio.
+    """
+
+    def __init__(self, plan: ChunkPlan, samples_per_token: int = SAMPLES_PER_TOKEN) -> None:
+        self.plan = plan
+        self.spt = samples_per_token
+        self.emitted_tokens = 0  # tokens whose audio has been emitted (final)
+        self.tail: np.ndarray | None = None  # audio of the held-back tokens, from the previous window
+
+    def window(self, n_tokens_total: int, final: bool) -> tuple[int, int]:
+        """Token range [start, end) to render now, given tokens produced so far."""
+        start = max(0, self.emitted_tokens - self.plan.context_tokens)
+        return start, n_tokens_total
+
+    def stitch(self, audio: np.ndarray, start: int, end: int, final: bool) -> np.ndarray:
+        """``audio``: the render of tokens [start, end). Returns samples to play now."""
+        spt = self.spt
+        audio = audio[: (end - start) * spt]
+        # Drop the left context: it only conditions the render.
+        body = audio[(self.emitted_tokens - start) * spt :]
+        if self.tail is not None and len(self.tail):
+            n = min(len(self.tail), len(body))
+            fade = np.linspace(0.0, np.pi / 2, n, dtype=np.float32)
+            body = body.copy()
+            body[:n] = self.tail[:n] * np.cos(fade) + body[:n] * np.sin(fade)
+        hold = 0 if final else min(self.plan.overlap_tokens, end - self.emitted_tokens) * spt
+        out = body[: len(body) - hold] if hold else body
+        self.tail = body[len(body) - hold :] if hold else None
+        self.emitted_tokens = end - (hold // spt)
+        return out.astype(np.float32, copy=False)
+
+
+@dataclass
+class RenderJob:
+    voice_key: str
+    ref_dict: dict
+    tokens: list[int]
+    first: bool  # window starts at token 0: apply S3Gen's reference-spillover fade-in
+    future: Future = field(default_factory=Future)
+
+
+class BatchedVocoder:
+    """A worker thread rendering windows for all streams; same-voice windows share a batch."""
+
+    def __init__(self, s3gen, *, max_batch: int = 32, n_cfm_timesteps: int | None = None) -> None:
+        self.s3gen = s3gen
+        self.max_batch = max_batch
+        self.n_cfm_timesteps = n_cfm_timesteps
+        self.device = next(s3gen.parameters()).device
+        self._jobs: queue.Queue[RenderJob | None] = queue.Queue()
+        self._stream = torch.cuda.Stream(device=self.device) if self.device.type == "cuda" else None
+        self._thread = threading.Thread(target=self._run, name="s3gen-vocoder", daemon=True)
+        self.batches = 0
+        self.windows = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=10)
+
+    def submit(self, voice_key: str, ref_dict: dict, tokens: list[int], first: bool) -> Future:
+        job = RenderJob(voice_key, ref_dict, tokens, first)
+        self._jobs.put(job)
+        return job.future
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            batch = [job]
+            while len(batch) < self.max_batch:  # take what queued meanwhile: it batches for free
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._jobs.put(None)
+                    break
+                batch.append(nxt)
+            by_voice: dict[str, list[RenderJob]] = {}
+            for j in batch:
+                by_voice.setdefault(j.voice_key, []).append(j)
+            for jobs in by_voice.values():
+                try:
+                    outs = self.render(jobs[0].ref_dict, [j.tokens for j in jobs], [j.first for j in jobs])
+                except BaseException as exc:
+                    log.exception("S3Gen render failed")
+                    for j in jobs:
+                        j.future.set_exception(exc)
+                    continue
+                for j, audio in zip(jobs, outs, strict=True):
+                    j.future.set_result(audio)
+
+    @torch.inference_mode()
+    def render(self, ref_dict: dict, windows: list[list[int]], first: list[bool]) -> list[np.ndarray]:
+        """Vocode token windows of one voice in one padded batch: float32 audio per window."""
+        lens = [len(w) for w in windows]
+        longest = max(lens)
+        tokens = torch.zeros(len(windows), longest, dtype=torch.long)
+        for i, w in enumerate(windows):
+            tokens[i, : len(w)] = torch.tensor(w, dtype=torch.long)
+        ctx = torch.cuda.stream(self._stream) if self._stream is not None else _nullcontext()
+        with ctx:
+            tokens = tokens.to(self.device)
+            token_lens = torch.tensor(lens, device=self.device)
+            mels = self.s3gen.flow_inference(
+                tokens,
+                speech_token_lens=token_lens,
+                ref_dict=ref_dict,
+                n_cfm_timesteps=self.n_cfm_timesteps,
+                finalize=True,
+            )
+            wavs, _ = self.s3gen.hift_inference(mels.to(dtype=self.s3gen.dtype), None)
+            fade = self.s3gen.trim_fade
+            for i, is_first in enumerate(first):
+                if is_first:
+                    wavs[i, : len(fade)] *= fade
+            out = wavs.float().cpu()
+        if self._stream is not None:
+            self._stream.synchronize()
+        self.batches += 1
+        self.windows += len(windows)
+        return [out[i, : n * SAMPLES_PER_TOKEN].numpy().copy() for i, n in enumerate(lens)]
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
