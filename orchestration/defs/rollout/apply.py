@@ -1,0 +1,166 @@
+"""Server-side apply of rendered objects, skipping those the cluster already matches.
+
+Each object is read first; if every field the manifests set already has that value in the
+cluster, nothing is sent (a re-run with no change applies nothing and says so). Otherwise
+the object is applied with ``PATCH`` ``application/apply-patch+yaml`` under our field
+manager, forcing ownership of the fields we set (the manifests are the source of truth).
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+from kubernetes.utils.quantity import parse_quantity
+
+from orchestration.defs.rollout.manifests import KubeObject, ManifestError, object_ref
+
+# Fields the API server owns or adds; never part of what we compare.
+_SERVER_METADATA = {"managedFields", "resourceVersion", "uid", "generation", "creationTimestamp", "selfLink"}
+_QUANTITY_KEYS = {"requests", "limits", "capacity", "storage", "sizeLimit", "ephemeral-storage", "memory", "cpu"}
+
+
+@dataclass
+class ApplyOutcome:
+    ref: str
+    action: str  # created | configured | unchanged | skipped
+    diff: str = ""
+    reason: str = ""
+
+
+@dataclass
+class ApplyReport:
+    outcomes: list[ApplyOutcome] = field(default_factory=list)
+
+    @property
+    def changed(self) -> list[ApplyOutcome]:
+        return [o for o in self.outcomes if o.action in ("created", "configured")]
+
+    @property
+    def diff(self) -> str:
+        return "".join(o.diff for o in self.changed)
+
+    def summary(self) -> str:
+        if not self.changed:
+            return f"no change: all {len(self.outcomes)} objects already match the manifests; nothing applied"
+        counts: dict[str, int] = {}
+        for o in self.outcomes:
+            counts[o.action] = counts.get(o.action, 0) + 1
+        return ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+
+
+def resource_for(dyn: DynamicClient, obj: KubeObject) -> Any:
+    try:
+        return dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+    except ResourceNotFoundError as e:
+        raise ManifestError(
+            f"the cluster does not serve {obj['apiVersion']} {obj['kind']} (needed by {object_ref(obj)}): "
+            "install its CRDs or enable the API first"
+        ) from e
+
+
+def read_live(dyn: DynamicClient, obj: KubeObject, timeout_s: float) -> KubeObject | None:
+    meta = obj["metadata"]
+    try:
+        live = resource_for(dyn, obj).get(
+            name=meta["name"], namespace=meta.get("namespace"), _request_timeout=timeout_s
+        )
+    except NotFoundError:
+        return None
+    return live.to_dict()
+
+
+def _normalize_secret(obj: KubeObject) -> KubeObject:
+    """The API server stores ``stringData`` as base64 ``data``; compare like with like."""
+    if obj.get("kind") != "Secret" or "stringData" not in obj:
+        return obj
+    out = dict(obj)
+    data = dict(out.get("data") or {})
+    for key, value in out.pop("stringData").items():
+        data[key] = base64.b64encode(str(value).encode()).decode()
+    out["data"] = data
+    return out
+
+
+def _same_scalar(want: Any, have: Any, key: str) -> bool:
+    if want == have:
+        return True
+    if isinstance(want, bool) or isinstance(have, bool):
+        return False
+    if isinstance(want, int | float | str) and isinstance(have, int | float | str) and str(want) == str(have):
+        return True
+    if key in _QUANTITY_KEYS or key.endswith("Limit"):
+        try:
+            return parse_quantity(want) == parse_quantity(have)
+        except (ValueError, TypeError):
+            return False
+    return False
+
+
+def project(want: Any, have: Any, key: str = "") -> Any:
+    """The live value restricted to the fields the manifests set (``have`` seen through ``want``)."""
+    if isinstance(want, dict):
+        if not isinstance(have, dict):
+            return have
+        return {k: project(v, have.get(k), k) for k, v in want.items() if k in have}
+    if isinstance(want, list):
+        if not isinstance(have, list):
+            return have
+        return [project(w, h, key) for w, h in zip(want, have, strict=False)] + have[len(want) :]
+    if have is not None and _same_scalar(want, have, key):
+        return want  # a server normalisation (1000m vs 1) is no change
+    return have
+
+
+def comparable(obj: KubeObject) -> KubeObject:
+    obj = _normalize_secret(obj)
+    out = {k: v for k, v in obj.items() if k != "status"}
+    meta = {k: v for k, v in (out.get("metadata") or {}).items() if k not in _SERVER_METADATA}
+    out["metadata"] = meta
+    return out
+
+
+def drift(desired: KubeObject, live: KubeObject | None) -> str:
+    """A unified diff from the live object to the rendered one; empty when they match."""
+    want = comparable(desired)
+    have = project(want, comparable(live)) if live is not None else {}
+    if have == want:
+        return ""
+    ref = object_ref(desired)
+    before = yaml.safe_dump(have, sort_keys=True).splitlines(keepends=True) if have else []
+    after = yaml.safe_dump(want, sort_keys=True).splitlines(keepends=True)
+    return "".join(difflib.unified_diff(before, after, fromfile=f"live/{ref}", tofile=f"rendered/{ref}"))
+
+
+def apply_objects(
+    dyn: DynamicClient, objects: list[KubeObject], field_manager: str, timeout_s: float
+) -> ApplyReport:
+    report = ApplyReport()
+    for obj in objects:
+        ref = object_ref(obj)
+        if obj.get("kind") == "Secret":
+            # Secret values never come from git: operators create them (docs/rollout.md);
+            # applying a template would overwrite a real credential with a placeholder.
+            report.outcomes.append(ApplyOutcome(ref, "skipped", reason="secrets are created by operators"))
+            continue
+        live = read_live(dyn, obj, timeout_s)
+        diff = drift(obj, live)
+        if not diff:
+            report.outcomes.append(ApplyOutcome(ref, "unchanged"))
+            continue
+        meta = obj["metadata"]
+        resource_for(dyn, obj).server_side_apply(
+            body=obj,
+            name=meta["name"],
+            namespace=meta.get("namespace"),
+            field_manager=field_manager,
+            force_conflicts=True,
+            _request_timeout=timeout_s,
+        )
+        report.outcomes.append(ApplyOutcome(ref, "created" if live is None else "configured", diff=diff))
+    return report
