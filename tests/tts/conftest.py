@@ -160,3 +160,34 @@ def live_server(tmp_path_factory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Run an app around a given backend under uvicorn in a thread, on a free loopback port.
+
+    For tests that need real HTTP streaming and disconnects while instrumenting the backend.
+    """
+    import uvicorn
+
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(backend: SpeechBackend, **overrides) -> str:
+        port = free_port()
+        app = create_app(make_settings(tmp_path, **overrides), backend=backend)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        base = f"http://127.0.0.1:{port}"
+        wait_for_port(port, timeout=30)
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{base}/ready", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, "server never became ready"
+            time.sleep(0.02)
+        return base
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(10)

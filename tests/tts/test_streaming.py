@@ -1,0 +1,75 @@
+"""Streaming: audio leaves before the last sentence is synthesized; a hang-up stops synthesis."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+
+from tests.tts.conftest import RecordingBackend, speak
+
+SENTENCES = [
+    "Good morning, this is the clinic calling.",
+    "We would like to confirm your appointment.",
+    "It is booked for Tuesday at ten.",
+    "Please say yes to confirm or no to reschedule.",
+]
+
+
+def test_first_chunk_arrives_before_last_sentence_starts(serve, piper_backend):
+    backend = RecordingBackend(piper_backend)
+    first_chunk_seen = threading.Event()
+    last = len(SENTENCES) - 1
+
+    def hold_last_sentence(index: int) -> None:
+        # The last sentence may only start once the client holds audio. A server that
+        # buffered the whole text would never send it, and this wait would time out.
+        if index == last:
+            backend.record("waiting-for-client" if first_chunk_seen.wait(30) else "timed-out")
+
+    backend.before_segment = hold_last_sentence
+    base = serve(backend)
+    with httpx.stream("POST", f"{base}/v1/audio/speech", json=speak(" ".join(SENTENCES)), timeout=60) as response:
+        assert response.status_code == 200
+        chunks = response.iter_bytes()
+        first = next(chunks)
+        backend.record("client:first-chunk")
+        first_chunk_seen.set()
+        rest = b"".join(chunks)
+    assert first[:4] == b"RIFF" and len(first) > 44  # header and audio, not only a header
+    assert len(rest) > 0
+    events = backend.events
+    assert "timed-out" not in events
+    assert events.index("client:first-chunk") < events.index(f"start:{last}")
+    assert backend.texts == SENTENCES  # split into sentences, spoken in order
+
+
+def test_client_disconnect_cancels_remaining_segments(serve, piper_backend):
+    backend = RecordingBackend(piper_backend)
+    client_gone = threading.Event()
+
+    def after_hangup(index: int) -> None:
+        if index == 1:  # the second sentence waits until the caller has hung up
+            client_gone.wait(30)
+
+    backend.before_segment = after_hangup
+    base = serve(backend)
+    with httpx.stream("POST", f"{base}/v1/audio/speech", json=speak(" ".join(SENTENCES)), timeout=60) as response:
+        next(response.iter_bytes())
+    client_gone.set()  # the response is closed: the connection is gone
+    deadline = time.monotonic() + 20
+    metrics = ""
+    while time.monotonic() < deadline:
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text
+        if "tts_cancelled_total 1.0" in metrics:
+            break
+        time.sleep(0.05)
+    assert "tts_cancelled_total 1.0" in metrics
+    time.sleep(0.3)  # give a (wrongly) continuing synthesis the chance to show itself
+    started = [e for e in backend.events if e.startswith("start:")]
+    assert f"start:{len(SENTENCES) - 1}" not in started
+    assert "tts_active_syntheses 0.0" in httpx.get(f"{base}/metrics", timeout=5).text
+    # The server still serves new requests afterwards.
+    backend.before_segment = None
+    assert httpx.post(f"{base}/v1/audio/speech", json=speak("Still here."), timeout=30).status_code == 200
