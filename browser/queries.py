@@ -1,0 +1,460 @@
+"""What the pages ask of the call index, on top of ``callindex.CallIndex`` (the only API used).
+
+Filters the index cannot express yet (persona, duration and latency ranges, the dialled
+contact) are passed through when ``CallFilter`` grows fields of the names in
+``INDEX_SIDE_FILTERS``; until then they are applied here over a bounded scan of the rows
+matching the other filters, and the page says when that scan stopped short.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+
+from browser import charts
+from browser.filters import BadFilter, CallListQuery, SortField, SortOrder
+from browser.views import (
+    CallPage,
+    CallRow,
+    CallView,
+    Dashboard,
+    DialAttemptView,
+    TurnView,
+    sip_status_text,
+)
+from callcenter.record import CallRecord
+from callcenter.report import TurnLatency
+from callindex.api import MAX_PAGE_SIZE, CallFilter, CallIndex, open_call_index
+from callindex.api import SortField as IndexSort
+
+log = logging.getLogger(__name__)
+
+# Browser filter -> the CallFilter field that would take it (see the module docstring).
+INDEX_SIDE_FILTERS = {
+    "persona": "persona",
+    "min_duration_s": "min_duration_s",
+    "max_duration_s": "max_duration_s",
+    "min_latency_ms": "min_latency_p50_ms",
+    "max_latency_ms": "max_latency_p50_ms",
+}
+_SORTS = {
+    SortField.STARTED_AT: "STARTED_AT",
+    SortField.DURATION: "DURATION",
+    SortField.CAMPAIGN: "CAMPAIGN",
+    SortField.OUTCOME: "OUTCOME",
+    SortField.LATENCY: "LATENCY",
+    SortField.SENTIMENT: "SENTIMENT",
+}
+SCAN_LIMIT = 20_000  # rows read to apply browser-side filters before the page says "narrow the filters"
+DIAL_ATTEMPT_WINDOW = timedelta(days=3)
+DASHBOARD_DEFAULT_DAYS = 14
+DASHBOARD_MAX_ROWS = 200_000
+ANSWERED = {"answered", "transferred"}
+
+
+def supported_sorts() -> list[SortField]:
+    return [f for f in SortField if hasattr(IndexSort, _SORTS[f])]
+
+
+def _fmt_time(dt: datetime | None) -> str:
+    if dt is None:
+        return "–"
+    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def call_row(record: CallRecord, score: float | None = None, snippet: str | None = None) -> CallRow:
+    analysis = record.analysis
+    return CallRow(
+        call_id=record.call_id,
+        started_at=_fmt_time(record.started_at),
+        direction=record.direction.value,
+        campaign=record.campaign_id,
+        outcome=record.outcome.value,
+        sentiment=analysis.sentiment.value if analysis else None,
+        persona=record.persona,
+        duration_s=record.duration_s,
+        latency_p50_ms=record.latency.voice_to_voice_p50_ms,
+        sip_status_code=record.sip_status_code,
+        summary=snippet or (analysis.summary if analysis else None),
+        score=score,
+    )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    index_filter: CallFilter
+    local: Callable[[CallRecord], bool] | None  # predicate the index could not apply
+
+
+def _plan(q: CallListQuery) -> _Plan:
+    fields = CallFilter.model_fields
+    kw: dict = {
+        "campaign_id": q.campaign,
+        "direction": q.direction,
+        "outcomes": (q.outcome,) if q.outcome else None,
+        "sentiment": q.sentiment,
+    }
+    if q.date_from:
+        kw["started_from"] = datetime.combine(q.date_from, time(), UTC)
+    if q.date_to:
+        kw["started_to"] = datetime.combine(q.date_to + timedelta(days=1), time(), UTC)
+    local_checks: list[Callable[[CallRecord], bool]] = []
+    for name, index_name in INDEX_SIDE_FILTERS.items():
+        value = getattr(q, name)
+        if value is None:
+            continue
+        if index_name in fields:
+            kw[index_name] = value
+        else:
+            local_checks.append(_local_check(name, value))
+    local = None
+    if local_checks:
+
+        def local(record: CallRecord) -> bool:
+            return all(check(record) for check in local_checks)
+
+    return _Plan(CallFilter(**{k: v for k, v in kw.items() if v is not None}), local)
+
+
+def _local_check(name: str, value) -> Callable[[CallRecord], bool]:
+    def latency(r: CallRecord) -> float | None:
+        return r.latency.voice_to_voice_p50_ms
+
+    return {
+        "persona": lambda r: (r.persona or "").casefold() == str(value).casefold(),
+        "min_duration_s": lambda r: r.duration_s >= value,
+        "max_duration_s": lambda r: r.duration_s <= value,
+        "min_latency_ms": lambda r: latency(r) is not None and latency(r) >= value,
+        "max_latency_ms": lambda r: latency(r) is not None and latency(r) <= value,
+    }[name]
+
+
+class CallBrowserQueries:
+    def __init__(self, index: CallIndex, embedder=None) -> None:
+        self.index = index
+        self._embedder = embedder
+
+    @classmethod
+    def open(cls, index_url: str) -> CallBrowserQueries:
+        return cls(open_call_index(index_url))
+
+    def close(self) -> None:
+        self.index.close()
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from callindex.embeddings import CallEmbedder
+
+            self._embedder = CallEmbedder()
+        return self._embedder
+
+    # -- list, export ---------------------------------------------------------------------
+
+    def _sort(self, q: CallListQuery) -> IndexSort:
+        member = getattr(IndexSort, _SORTS[q.sort], None)
+        if member is None:
+            allowed = ", ".join(f.value for f in supported_sorts())
+            raise BadFilter(f"the call index cannot sort by {q.sort.value}; sort by one of: {allowed}")
+        return member
+
+    def _scan(self, plan: _Plan, sort: IndexSort, descending: bool, limit: int) -> Iterator[CallRecord]:
+        offset = 0
+        while offset < limit:
+            page = self.index.list_calls(
+                plan.index_filter,
+                sort=sort,
+                descending=descending,
+                limit=min(MAX_PAGE_SIZE, limit - offset),
+                offset=offset,
+            )
+            yield from page.items
+            offset += len(page.items)
+            if len(page.items) == 0 or offset >= page.total:
+                return
+
+    def page(self, q: CallListQuery, page_size: int) -> CallPage:
+        plan = _plan(q)
+        sort = self._sort(q)
+        descending = q.order is SortOrder.DESC
+        start = (q.page - 1) * page_size
+        if plan.local is None:
+            result = self.index.list_calls(
+                plan.index_filter, sort=sort, descending=descending, limit=page_size, offset=start
+            )
+            rows = [call_row(r) for r in result.items]
+            return CallPage(rows, q.page > 1, start + len(rows) < result.total, result.total, start + 1)
+        matches: list[CallRecord] = []
+        scanned, more, cut_short = 0, False, False
+        for scanned, record in enumerate(self._scan(plan, sort, descending, SCAN_LIMIT), start=1):  # noqa: B007 (read after the loop)
+            if plan.local(record):
+                matches.append(record)
+                if len(matches) > start + page_size:
+                    more = True
+                    break
+        else:
+            cut_short = scanned >= SCAN_LIMIT
+        rows = [call_row(r) for r in matches[start : start + page_size]]
+        total = None if more or cut_short else len(matches)
+        page = CallPage(rows, q.page > 1, more, total, start + 1)
+        if cut_short:
+            page.note = (
+                f"Only the first {SCAN_LIMIT:,} calls matching the other filters were checked; narrow the date range."
+            )
+        return page
+
+    def export_rows(self, q: CallListQuery, max_rows: int) -> Iterator[CallRow]:
+        plan = _plan(q)
+        sort = self._sort(q)
+        written = 0
+        # The scan reads at most max_rows (or SCAN_LIMIT more when filtering here) rows.
+        limit = max_rows if plan.local is None else max_rows + SCAN_LIMIT
+        for record in self._scan(plan, sort, q.order is SortOrder.DESC, limit):
+            if plan.local is None or plan.local(record):
+                yield call_row(record)
+                written += 1
+                if written >= max_rows:
+                    return
+
+    # -- search ---------------------------------------------------------------------------
+
+    def search_text(self, text: str, limit: int) -> list[CallRow]:
+        try:
+            hits = self.index.search_text(text, limit=limit)
+        except ValueError as exc:  # nothing searchable in the text
+            raise BadFilter(str(exc)) from None
+        return [call_row(h.record, h.score, h.snippet) for h in hits]
+
+    def similar_to_text(self, text: str, limit: int) -> list[CallRow]:
+        hits = self.index.search_vector(self.embedder.embed_query(text), limit=limit)
+        return [call_row(h.record, h.score) for h in hits]
+
+    def similar_to_call(self, call_id: str, limit: int) -> list[CallRow] | None:
+        record = self.index.get(call_id)
+        if record is None:
+            return None
+        # The index stores embeddings of embedding_text(); the same text under the same model is the same vector.
+        hits = self.index.search_vector(self.embedder.embed_query(record.embedding_text()), limit=limit + 1)
+        return [call_row(h.record, h.score) for h in hits if h.record.call_id != call_id][:limit]
+
+    # -- one call -------------------------------------------------------------------------
+
+    def dial_attempts(self, record: CallRecord) -> list[DialAttemptView]:
+        """Every dial of this call's contact in its campaign, found near this call's time."""
+        if not record.contact_id:
+            return []
+        fields = CallFilter.model_fields
+        kw: dict = {"campaign_id": record.campaign_id}
+        if "contact_id" in fields:
+            kw["contact_id"] = record.contact_id
+        else:  # no contact filter in the index yet: look at this campaign's calls around this one
+            kw["started_from"] = record.started_at - DIAL_ATTEMPT_WINDOW
+            kw["started_to"] = record.started_at + DIAL_ATTEMPT_WINDOW
+        page = self.index.list_calls(
+            CallFilter(**{k: v for k, v in kw.items() if v is not None}),
+            sort=IndexSort.STARTED_AT,
+            descending=False,
+            limit=MAX_PAGE_SIZE,
+        )
+        attempts = [r for r in page.items if r.contact_id == record.contact_id]
+        if all(r.call_id != record.call_id for r in attempts):
+            attempts.append(record)
+        return [
+            DialAttemptView(
+                call_id=r.call_id,
+                started_at=_fmt_time(r.started_at),
+                attempt=r.attempt_id,
+                sip_status=sip_status_text(r.sip_status_code),
+                outcome=r.outcome.value,
+            )
+            for r in sorted(attempts, key=lambda r: r.started_at)
+        ]
+
+    def call_view(
+        self, call_id: str, turn_latency: Callable[[CallRecord], list[TurnLatency] | None] | None = None
+    ) -> CallView | None:
+        record = self.index.get(call_id)
+        if record is None:
+            return None
+        return build_call_view(record, self.dial_attempts(record), turn_latency(record) if turn_latency else None)
+
+    # -- dashboard ------------------------------------------------------------------------
+
+    def dashboard(self, q: CallListQuery) -> Dashboard:
+        if q.date_from is None and q.date_to is None:
+            newest = self.index.list_calls(limit=1)
+            end = newest.items[0].started_at.date() if newest.items else datetime.now(UTC).date()
+            q = q.model_copy(update={"date_from": end - timedelta(days=DASHBOARD_DEFAULT_DAYS - 1), "date_to": end})
+        plan = _plan(q)
+        records = (
+            r
+            for r in self._scan(plan, IndexSort.STARTED_AT, False, DASHBOARD_MAX_ROWS)
+            if plan.local is None or plan.local(r)
+        )
+        return build_dashboard(records, q)
+
+
+def _percentile(values: list[float], pct: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    k = (len(values) - 1) * pct
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def build_dashboard(records, q: CallListQuery) -> Dashboard:
+    days = []
+    day = q.date_from
+    while day <= q.date_to:
+        days.append(day)
+        day += timedelta(days=1)
+    pos = {d: i for i, d in enumerate(days)}
+    n = len(days)
+    outcomes: dict[str, list[float]] = {}
+    sentiments: dict[str, list[float]] = {}
+    calls = [0] * n
+    answered = [0] * n
+    handle: list[list[float]] = [[] for _ in range(n)]
+    analysed = [0] * n
+    v2v: list[list[float]] = [[] for _ in range(n)]
+    for r in records:
+        i = pos.get(r.started_at.astimezone(UTC).date())
+        if i is None:
+            continue
+        calls[i] += 1
+        outcomes.setdefault(r.outcome.value, [0.0] * n)[i] += 1
+        if r.outcome.value in ANSWERED:
+            answered[i] += 1
+            handle[i].append(r.duration_s)
+        if r.analysis:
+            analysed[i] += 1
+            sentiments.setdefault(r.analysis.sentiment.value, [0.0] * n)[i] += 1
+        if r.latency.voice_to_voice_p50_ms is not None:
+            v2v[i].append(r.latency.voice_to_voice_p50_ms)
+    total = sum(calls)
+    all_handle = [h for day_h in handle for h in day_h]
+    all_v2v = [v for day_v in v2v for v in day_v]
+    return Dashboard(
+        total_calls=total,
+        answer_rate=sum(answered) / total if total else None,
+        avg_handle_s=sum(all_handle) / len(all_handle) if all_handle else None,
+        v2v_p50_ms=_percentile(all_v2v, 0.5),
+        v2v_p95_ms=_percentile(all_v2v, 0.95),
+        days=[d.strftime("%m-%d") for d in days],
+        outcomes_per_day=dict(sorted(outcomes.items(), key=lambda kv: -sum(kv[1]))),
+        answer_rate_per_day=[100 * a / c if c else None for a, c in zip(answered, calls, strict=True)],
+        avg_handle_per_day=[sum(h) / len(h) if h else None for h in handle],
+        sentiment_per_day={
+            s: [100 * v / a if a else None for v, a in zip(counts, analysed, strict=True)]
+            for s, counts in sorted(sentiments.items())
+        },
+        # Per day, the median and 95th percentile of the calls' median voice-to-voice latency.
+        v2v_p50_per_day=[_percentile(v, 0.5) for v in v2v],
+        v2v_p95_per_day=[_percentile(v, 0.95) for v in v2v],
+    )
+
+
+def _fmt_value(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(_fmt_value(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_fmt_value(v)}" for k, v in value.items())
+    return "–" if value is None else str(value)
+
+
+def _latency_rows(record: CallRecord, turn_latency: list[TurnLatency] | None):
+    if turn_latency:
+        rows = []
+        for n, t in enumerate(sorted(turn_latency, key=lambda t: t.turn_index), start=1):
+            rows.append((f"turn {n}", t.model_dump(exclude={"turn_index"})))
+        return rows
+    s = record.latency
+    if s.turns_measured == 0:
+        return []
+    # No per-turn figures available: show the call's medians as one bar.
+    return [
+        (
+            "median",
+            {
+                "eou_to_stt_final_ms": s.eou_to_stt_final_p50_ms,
+                "llm_ttft_ms": s.llm_ttft_p50_ms,
+                "tts_ttfb_ms": s.tts_ttfb_p50_ms,
+                "voice_to_voice_ms": s.voice_to_voice_p50_ms,
+            },
+        )
+    ]
+
+
+def build_call_view(
+    record: CallRecord, dial_attempts: list[DialAttemptView], turn_latency: list[TurnLatency] | None = None
+) -> CallView:
+    analysis = record.analysis
+    facts = [
+        ("Direction", record.direction.value),
+        ("Outcome", record.outcome.value),
+        ("SIP status", sip_status_text(record.sip_status_code)),
+        ("Campaign", record.campaign_id or "–"),
+        ("Contact", record.contact_id or "–"),
+        ("Dial attempt", record.attempt_id or "–"),
+        ("From", record.from_number or "–"),
+        ("To", record.to_number or "–"),
+        ("Persona", record.persona or "–"),
+        ("Agent", record.agent_name or "–"),
+        ("Started (UTC)", _fmt_time(record.started_at)),
+        ("Answered (UTC)", _fmt_time(record.answered_at)),
+        ("Ended (UTC)", _fmt_time(record.ended_at)),
+        ("Recording disclosed", _fmt_value(record.recording_disclosed)),
+        ("Automated agent disclosed", _fmt_value(record.automated_agent_disclosed)),
+        ("Do-not-call requested", _fmt_value(record.do_not_call_requested)),
+    ]
+    if record.transferred_to:
+        facts.append(("Transferred to", record.transferred_to))
+    if record.status.value != "indexed":
+        facts.append(("Processing", f"{record.status.value}: {record.failure_reason or 'no reason recorded'}"))
+    analysis_facts: list[tuple[str, str]] = []
+    if analysis:
+        analysis_facts = [
+            ("Disposition", analysis.disposition),
+            ("Sentiment", analysis.sentiment.value),
+            ("Customer intent", analysis.customer_intent),
+            ("Follow-up needed", _fmt_value(analysis.follow_up_needed)),
+            ("Campaign goal met", _fmt_value(analysis.goal_achieved)),
+        ]
+    elif record.analysis_status.value == "failed":
+        analysis_facts = [("Analysis", f"failed: {record.analysis_error or 'no reason recorded'}")]
+    s = record.latency
+    if s.turns_measured:
+        analysis_facts += [
+            (
+                "Voice-to-voice p50",
+                f"{s.voice_to_voice_p50_ms:,.0f} ms" if s.voice_to_voice_p50_ms is not None else "–",
+            ),
+            (
+                "Voice-to-voice p95",
+                f"{s.voice_to_voice_p95_ms:,.0f} ms" if s.voice_to_voice_p95_ms is not None else "–",
+            ),
+        ]
+    return CallView(
+        call_id=record.call_id,
+        started_at=_fmt_time(record.started_at),
+        duration_s=record.duration_s,
+        direction=record.direction.value,
+        campaign=record.campaign_id,
+        outcome=record.outcome.value,
+        sentiment=analysis.sentiment.value if analysis else None,
+        summary=analysis.summary if analysis else None,
+        facts=facts,
+        analysis_facts=analysis_facts,
+        action_items=list(analysis.action_items) if analysis else [],
+        extracted_fields=[(k, _fmt_value(v)) for k, v in (analysis.extracted_fields.items() if analysis else [])],
+        # CallRecord transcripts are redacted by the pipeline; raw transcripts never reach the index.
+        turns=[TurnView(t.speaker.value, t.text, t.start, t.end) for t in record.transcript],
+        latency_chart=charts.latency_breakdown("Latency per agent turn", _latency_rows(record, turn_latency)),
+        dial_attempts=dial_attempts,
+        recording_uri=record.recording_uri,
+    )

@@ -1,0 +1,65 @@
+"""Typed settings of the call browser, from the environment (pydantic-settings).
+
+``local`` mode needs no sign-in; ``production`` refuses every request that carries
+neither an IAP identity nor one of the configured bearer tokens, and refuses to start
+when neither way of signing in is configured.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BrowserMode(StrEnum):
+    LOCAL = "local"
+    PRODUCTION = "production"
+
+
+class BrowserSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CALLCENTER_BROWSER_", extra="ignore")
+
+    mode: BrowserMode = BrowserMode.LOCAL
+    host: str = "127.0.0.1"
+    port: int = Field(3001, ge=1, le=65535)
+
+    # Where the call index lives: a file path for the embedded engine, a postgresql:// URL in production.
+    index_url: str = Field(
+        ".local/callindex.duckdb",
+        validation_alias=AliasChoices("CALLCENTER_BROWSER_INDEX_URL", "CALLCENTER_CALL_INDEX_URL"),
+    )
+
+    # The recordings bucket (same env vars as the Dagster resource `recordings_bucket`).
+    recordings_bucket: str | None = Field(None, validation_alias="CALLCENTER_RECORDINGS_BUCKET")
+    storage_emulator_host: str | None = Field(None, validation_alias="STORAGE_EMULATOR_HOST")
+    gcp_project: str | None = Field(None, validation_alias="GOOGLE_CLOUD_PROJECT")
+    signed_url_minutes: int = Field(15, ge=1, le=7 * 24 * 60)
+
+    # Production sign-in: IAP (Gateway/IAP sets the header) and/or bearer tokens for scripts.
+    trust_iap_header: bool = True
+    iap_user_header: str = "X-Goog-Authenticated-User-Email"
+    api_tokens: SecretStr | None = Field(
+        None, description="comma-separated bearer tokens accepted in production (from a Kubernetes Secret)"
+    )
+
+    page_size: int = Field(50, ge=1, le=500)
+    csv_export_max_rows: int = Field(100_000, ge=1)
+    # Every call page view is logged; also appended here as JSON lines when set.
+    audit_log_path: Path | None = None
+
+    @model_validator(mode="after")
+    def _production_needs_sign_in(self) -> BrowserSettings:
+        if self.mode is BrowserMode.PRODUCTION and not (self.trust_iap_header or self.tokens()):
+            raise ValueError(
+                "production mode needs a way to sign in: set CALLCENTER_BROWSER_API_TOKENS "
+                "or CALLCENTER_BROWSER_TRUST_IAP_HEADER=true (behind IAP)"
+            )
+        return self
+
+    def tokens(self) -> list[str]:
+        if self.api_tokens is None:
+            return []
+        return [t.strip() for t in self.api_tokens.get_secret_value().split(",") if t.strip()]

@@ -1,0 +1,137 @@
+"""What the pages show, decoupled from the index's record shape (browser.queries fills these)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from markupsafe import Markup
+
+# Reason phrases of the SIP final responses LiveKit SIP reports most (RFC 3261 §21).
+SIP_REASONS = {
+    200: "OK",
+    403: "Forbidden",
+    404: "Not Found",
+    408: "Request Timeout",
+    410: "Gone",
+    480: "Temporarily Unavailable",
+    484: "Address Incomplete",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    500: "Server Internal Error",
+    503: "Service Unavailable",
+    600: "Busy Everywhere",
+    603: "Decline",
+}
+
+
+def sip_status_text(code: int | None) -> str:
+    if code is None:
+        return "none (no SIP leg)"
+    return f"{code} {SIP_REASONS.get(code, '')}".strip()
+
+
+@dataclass
+class CallRow:
+    """One line of the call list, the search results and the CSV export."""
+
+    call_id: str
+    started_at: str
+    direction: str
+    campaign: str | None
+    outcome: str
+    sentiment: str | None
+    persona: str | None
+    duration_s: float | None
+    latency_p50_ms: float | None
+    sip_status_code: int | None
+    summary: str | None
+    score: float | None = None
+
+
+CSV_COLUMNS = [
+    "call_id",
+    "started_at",
+    "direction",
+    "campaign",
+    "outcome",
+    "sentiment",
+    "persona",
+    "duration_s",
+    "latency_p50_ms",
+    "sip_status_code",
+    "summary",
+]
+
+
+@dataclass
+class CallPage:
+    rows: list[CallRow]
+    has_prev: bool
+    has_next: bool
+    total: int | None
+    first: int
+    note: str | None = None
+
+    @property
+    def summary(self) -> str:
+        if not self.rows:
+            return "No calls match."
+        last = self.first + len(self.rows) - 1
+        of = f" of {self.total:,}" if self.total is not None else ""
+        return f"Calls {self.first:,}–{last:,}{of}"
+
+
+@dataclass
+class TurnView:
+    speaker: str
+    text: str
+    start: float
+    end: float
+
+
+@dataclass
+class DialAttemptView:
+    call_id: str
+    started_at: str
+    attempt: str | None
+    sip_status: str
+    outcome: str
+
+
+@dataclass
+class CallView:
+    call_id: str
+    started_at: str
+    duration_s: float | None
+    direction: str
+    campaign: str | None
+    outcome: str
+    sentiment: str | None
+    summary: str | None
+    facts: list[tuple[str, str]]
+    analysis_facts: list[tuple[str, str]]
+    action_items: list[str]
+    extracted_fields: list[tuple[str, str]]
+    turns: list[TurnView]
+    latency_chart: Markup
+    dial_attempts: list[DialAttemptView]
+    audio_url: str | None = None
+    audio_problem: str | None = None
+    recording_uri: str | None = None
+
+
+@dataclass
+class Dashboard:
+    total_calls: int
+    answer_rate: float | None
+    avg_handle_s: float | None
+    v2v_p50_ms: float | None
+    v2v_p95_ms: float | None
+    days: list[str] = field(default_factory=list)
+    outcomes_per_day: dict[str, list[float]] = field(default_factory=dict)
+    answer_rate_per_day: list[float | None] = field(default_factory=list)
+    avg_handle_per_day: list[float | None] = field(default_factory=list)
+    sentiment_per_day: dict[str, list[float | None]] = field(default_factory=dict)
+    v2v_p50_per_day: list[float | None] = field(default_factory=list)
+    v2v_p95_per_day: list[float | None] = field(default_factory=list)
