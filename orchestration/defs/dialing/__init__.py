@@ -1,16 +1,59 @@
-"""The dialing domain. Exposes `defs` (assets, checks, jobs, schedules, sensors) and
-`resources(deployment)`: the domain's own resources for that deployment."""
+"""The dialing domain: outbound campaigns -> dialable contacts -> dial ledger -> dispatch.
+
+Exposes ``defs`` (assets, check, jobs, schedule) and ``resources(deployment)``: the
+ledger store (SQLite under CALLCENTER_DATA_DIR locally, PostgreSQL from
+CALLCENTER_DIALING_DSN on GKE), the campaign catalog and the fleet's call capacity.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from orchestration.defs.dialing.assets import (
+    abandonment_rate_under_limit,
+    campaign_contacts,
+    dial_ledger,
+    dialable_contacts,
+    do_not_call_list,
+)
+from orchestration.defs.dialing.jobs import (
+    campaign_control,
+    dialing_dry_run_job,
+    dialing_tick_job,
+    dialing_tick_schedule,
+    load_campaigns_job,
+)
+from orchestration.defs.dialing.resources import CallCapacity, CampaignCatalog, DialLedgerStore
 from orchestration.deployment import Deployment
 
-defs = dg.Definitions()
+# The demo campaigns shipped with the repository (the local stack dials nobody: no LiveKit).
+LOCAL_CAMPAIGNS_DIR = Path(__file__).resolve().parents[3] / "campaigns"
+
+defs = dg.Definitions(
+    assets=[campaign_contacts, do_not_call_list, dialable_contacts, dial_ledger],
+    asset_checks=[abandonment_rate_under_limit],
+    jobs=[load_campaigns_job, dialing_dry_run_job, dialing_tick_job, campaign_control],
+    schedules=[dialing_tick_schedule],
+)
 
 
 def resources(deployment: Deployment) -> dict[str, Any]:
-    return {}
+    match deployment:
+        case Deployment.LOCAL:
+            return {
+                "dial_ledger_store": DialLedgerStore(data_dir=dg.EnvVar("CALLCENTER_DATA_DIR")),
+                "campaign_catalog": CampaignCatalog(directory=str(LOCAL_CAMPAIGNS_DIR)),
+                # llama.cpp + Piper on a laptop: one call at a time.
+                "call_capacity": CallCapacity(stt_sessions=2, llm_sessions=1, tts_streams=2, headroom=1.0),
+            }
+        case Deployment.GKE:
+            return {
+                "dial_ledger_store": DialLedgerStore(postgres_dsn=dg.EnvVar("CALLCENTER_DIALING_DSN")),
+                "campaign_catalog": CampaignCatalog(directory=dg.EnvVar("CALLCENTER_CAMPAIGNS_DIR")),
+                # One L4 each for Riva, vLLM (Llama 3.1 8B) and Chatterbox: TTS is the scarcest.
+                "call_capacity": CallCapacity(stt_sessions=50, llm_sessions=25, tts_streams=10, headroom=0.8),
+            }
+    raise ValueError(f"unknown deployment {deployment!r}")

@@ -1,0 +1,237 @@
+"""Dialing assets: campaign_contacts -> dialable_contacts -> dial_ledger, and the DNC list."""
+
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+from google.api_core.exceptions import NotFound
+
+from orchestration.defs.dialing.campaigns import CampaignFile
+from orchestration.defs.dialing.contacts import ContactList, read_table, validate_contacts
+from orchestration.defs.dialing.dialer import ABANDONMENT_WINDOW, Clock, DialingError, DialingTick, TickSettings
+from orchestration.defs.dialing.dnc import parse_registry
+from orchestration.defs.dialing.outcomes import ReadReport
+from orchestration.defs.dialing.planner import ABANDONMENT_LIMIT, Plan
+from orchestration.defs.dialing.resources import CallCapacity, CampaignCatalog, DialLedgerStore
+from orchestration.defs.dialing.store import DialStore
+from orchestration.resources.livekit import LiveKitResource
+from orchestration.resources.storage import RecordingsBucket
+
+GROUP = "dialing"
+DOMAIN_TAGS = {"callcenter/domain": "dialing"}
+REPORTED_OUTCOMES = ("answered", "voicemail", "no_answer", "busy", "failed", "declined", "wrong_number", "do_not_call", "transferred")
+
+
+class DryRunConfig(dg.Config):
+    at: str | None = None  # ISO time to plan for ("2026-11-26T14:00:00Z"); default now
+    campaign_ids: list[str] | None = None
+
+
+class TickConfig(dg.Config):
+    campaign_ids: list[str] | None = None
+
+
+def utc_clock(at: str | None = None) -> Clock:
+    if at is None:
+        return lambda: datetime.now(UTC)
+    fixed = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    if fixed.tzinfo is None:
+        raise dg.Failure(description=f"dry-run time {at!r} needs a UTC offset, e.g. {at}Z")
+    return lambda: fixed
+
+
+def bucket_reader(bucket: RecordingsBucket) -> ReadReport:
+    def read(name: str) -> bytes | None:
+        try:
+            return bucket.read_bytes(name)
+        except NotFound:
+            return None
+
+    return read
+
+
+def _fetch_list(cf: CampaignFile) -> ContactList:
+    location = cf.resolve(cf.campaign.contacts)
+    data = None
+    if location.startswith("gs://"):
+        from google.cloud import storage  # honours STORAGE_EMULATOR_HOST locally
+
+        bucket_name, _, name = location[5:].partition("/")
+        data = storage.Client().bucket(bucket_name).blob(name).download_as_bytes()
+    return validate_contacts(read_table(location, data), cf.campaign.default_region)
+
+
+def _rejected_table(cid: str, rows: list, limit: int = 50) -> str:
+    lines = ["| campaign | row | contact | value | reason |", "|---|---|---|---|---|"]
+    lines += [f"| {cid} | {r.row} | {r.contact_id or ''} | {r.value or ''} | {r.reason} |" for r in rows[:limit]]
+    if len(rows) > limit:
+        lines.append(f"| {cid} | ... | | | {len(rows) - limit} more |")
+    return "\n".join(lines)
+
+
+@dg.asset(group_name=GROUP, kinds={"python"}, tags=DOMAIN_TAGS)
+def campaign_contacts(
+    context: dg.AssetExecutionContext, dial_ledger_store: DialLedgerStore, campaign_catalog: CampaignCatalog
+) -> dg.MaterializeResult:
+    """Each campaign's contact list, numbers normalised to E.164 and validated, duplicates
+    removed. Invalid and duplicate rows are listed in the metadata, never dropped silently."""
+    catalog = campaign_catalog.load()
+    meta: dict[str, object] = {"campaigns": len(catalog)}
+    rejected: list[str] = []
+    with dial_ledger_store.open() as store:
+        for cid, cf in sorted(catalog.items()):
+            lst = _fetch_list(cf)
+            store.replace_contacts(cid, lst.contacts)
+            meta[f"{cid}/rows"] = lst.rows
+            meta[f"{cid}/valid"] = len(lst.contacts)
+            meta[f"{cid}/invalid"] = len(lst.invalid)
+            meta[f"{cid}/duplicates"] = len(lst.duplicates)
+            meta[f"{cid}/time_zone_from_number"] = sum(1 for c in lst.contacts if c.zone_source == "number")
+            if lst.invalid or lst.duplicates:
+                rejected.append(_rejected_table(cid, lst.invalid + lst.duplicates))
+                context.log.warning(f"campaign {cid}: {len(lst.invalid)} invalid and {len(lst.duplicates)} duplicate rows")
+    meta["rejected_rows"] = dg.MetadataValue.md("\n\n".join(rejected) or "none")
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(group_name=GROUP, kinds={"python"}, tags=DOMAIN_TAGS)
+def do_not_call_list(
+    context: dg.AssetExecutionContext, dial_ledger_store: DialLedgerStore, campaign_catalog: CampaignCatalog
+) -> dg.MaterializeResult:
+    """Suppression: operator registry files imported into the ledger, next to the internal
+    list that calls feed (do-not-call requests made to the agent)."""
+    catalog = campaign_catalog.load()
+    files = [Path(p) for p in campaign_catalog.registry_files]
+    files += [Path(cf.resolve(p)) for cf in catalog.values() for p in cf.campaign.dnc_registry]
+    meta: dict[str, object] = {}
+    now = datetime.now(UTC)
+    with dial_ledger_store.open() as store:
+        for path in sorted(set(files)):
+            reg = parse_registry(path)
+            store.replace_do_not_call_source(reg.source, reg.numbers, now)
+            meta[f"{reg.source}/sha256"] = reg.digest
+            if reg.bad_lines:
+                context.log.warning(f"{path}: {len(reg.bad_lines)} unreadable lines, first: {reg.bad_lines[:3]}")
+                meta[f"{reg.source}/unreadable_lines"] = len(reg.bad_lines)
+        counts = store.do_not_call_counts()
+    meta.update({f"numbers/{src}": n for src, n in sorted(counts.items())})
+    meta["numbers/total_entries"] = sum(counts.values())
+    return dg.MaterializeResult(metadata=meta)
+
+
+def plan_metadata(plans: dict[str, Plan]) -> dict[str, object]:
+    meta: dict[str, object] = {}
+    lines = ["| campaign | contact | number | decision | why |", "|---|---|---|---|---|"]
+    for cid, plan in plans.items():
+        meta[f"{cid}/would_dial"] = len(plan.selected)
+        meta[f"{cid}/free_capacity"] = plan.capacity.free
+        meta[f"{cid}/skipped"] = dg.MetadataValue.json(plan.skip_counts)
+        lines += [f"| {cid} | {s.contact.contact_id} | {s.contact.phone_number} | dial | {s.why} |" for s in plan.selected[:25]]
+        shown: Counter[str] = Counter()
+        for s in plan.skipped:
+            if shown[s.reason] < 3:
+                shown[s.reason] += 1
+                lines.append(f"| {cid} | {s.contact_id} | {s.phone_number} | skip: {s.reason.value} | {s.detail} |")
+    meta["explanation"] = dg.MetadataValue.md("\n".join(lines))
+    return meta
+
+
+@dg.asset(group_name=GROUP, kinds={"python"}, tags=DOMAIN_TAGS, deps=[campaign_contacts, do_not_call_list])
+def dialable_contacts(
+    context: dg.AssetExecutionContext,
+    config: DryRunConfig,
+    dial_ledger_store: DialLedgerStore,
+    campaign_catalog: CampaignCatalog,
+    call_capacity: CallCapacity,
+) -> dg.MaterializeResult:
+    """Who the next tick would dial, and why every other contact would not be (the dry run:
+    reads the ledger, dials nobody, needs no LiveKit)."""
+    with dial_ledger_store.open() as store:
+        tick = _tick(store, campaign_catalog.load(), None, lambda _name: None, call_capacity, utc_clock(config.at))
+        plans = tick.dry_run(config.campaign_ids)
+    for plan in plans.values():
+        context.log.info(plan.explain())
+    return dg.MaterializeResult(metadata=plan_metadata(plans))
+
+
+def _tick(
+    store: DialStore, catalog: dict[str, CampaignFile], lk, read: ReadReport, capacity: CallCapacity, clock: Clock, holder: str | None = None
+) -> DialingTick:
+    settings = TickSettings(
+        global_limit=capacity.global_limit,
+        max_call_duration=timedelta(minutes=capacity.max_call_minutes),
+        parallelism=capacity.parallel_dispatches,
+    )
+    return DialingTick(store, catalog, lk, read, settings, clock, holder=holder)
+
+
+def ledger_metadata(store: DialStore, campaign_ids: list[str], now: datetime) -> dict[str, object]:
+    meta: dict[str, object] = {}
+    for cid in campaign_ids:
+        counts = store.outcome_counts(cid)
+        meta[f"{cid}/dialed"] = sum(counts.values())
+        for outcome in REPORTED_OUTCOMES:
+            meta[f"{cid}/{outcome}"] = counts.get(outcome, 0)
+        meta[f"{cid}/in_progress"] = counts.get("dispatched", 0) + counts.get("reserved", 0)
+        abandoned, answered = store.abandonment(cid, now - ABANDONMENT_WINDOW)
+        meta[f"{cid}/abandonment_rate_30d"] = round(abandoned / answered, 4) if answered else 0.0
+    return meta
+
+
+@dg.asset(group_name=GROUP, kinds={"python"}, tags=DOMAIN_TAGS, deps=[dialable_contacts])
+def dial_ledger(
+    context: dg.AssetExecutionContext,
+    config: TickConfig,
+    dial_ledger_store: DialLedgerStore,
+    campaign_catalog: CampaignCatalog,
+    call_capacity: CallCapacity,
+    livekit: LiveKitResource,
+    recordings_bucket: RecordingsBucket,
+) -> dg.MaterializeResult:
+    """Every dial attempt with its outcome. Materialising it runs one dialing tick: close
+    finished calls from their session reports, reconcile crashed attempts, dial up to capacity."""
+    livekit.require_configured()  # fail fast, naming the settings, before touching the ledger
+    catalog = campaign_catalog.load()
+    clock = utc_clock()
+    with dial_ledger_store.open() as store:
+
+        async def run():
+            async with livekit.client() as lk:
+                tick = _tick(store, catalog, lk, bucket_reader(recordings_bucket), call_capacity, clock, holder=context.run_id)
+                return await tick.run(config.campaign_ids)
+
+        try:
+            result = asyncio.run(run())
+        except DialingError as e:
+            raise dg.Failure(description=str(e)) from e
+        meta = ledger_metadata(store, sorted(result.plans), clock())
+    for cid, plan in result.plans.items():
+        meta[f"{cid}/dialed_this_tick"] = result.dialed[cid]
+        meta[f"{cid}/skipped_this_tick"] = dg.MetadataValue.json(plan.skip_counts)
+    meta["closed_this_tick"] = dg.MetadataValue.json(dict(result.sweep.closed))
+    meta["do_not_call_requests"] = len(result.sweep.do_not_call)
+    meta["recovered_attempts"] = len(result.recovered) + len(result.redialed)
+    meta["live_calls_before_tick"] = result.global_live
+    meta["global_call_limit"] = call_capacity.global_limit
+    if result.sweep.unreadable:
+        context.log.warning(f"unreadable session reports: {result.sweep.unreadable[:5]}")
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset_check(asset=dial_ledger, blocking=False, description="answered calls with no agent speech within 2 s stay under 3% per campaign over 30 days")
+def abandonment_rate_under_limit(dial_ledger_store: DialLedgerStore, campaign_catalog: CampaignCatalog) -> dg.AssetCheckResult:
+    now = datetime.now(UTC)
+    rates: dict[str, float] = {}
+    with dial_ledger_store.open() as store:
+        for cid in sorted(campaign_catalog.load()):
+            abandoned, answered = store.abandonment(cid, now - ABANDONMENT_WINDOW)
+            rates[cid] = abandoned / answered if answered else 0.0
+    over = {cid: r for cid, r in rates.items() if r >= ABANDONMENT_LIMIT}
+    return dg.AssetCheckResult(
+        passed=not over,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"rates": dg.MetadataValue.json({k: round(v, 4) for k, v in rates.items()}), "over_limit": list(over)},
+    )

@@ -1,0 +1,39 @@
+"""Operator controls: pause, resume, stop. They take effect before the next dial, even
+inside a running tick (the dialer re-reads the campaign state before every dispatch)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from livekit import api
+
+from orchestration.defs.dialing.store import AttemptStatus, CampaignState, DialStore
+
+
+class ControlAction(StrEnum):
+    PAUSE = "pause"  # no new dials; calls in progress finish
+    RESUME = "resume"
+    STOP = "stop"  # no new dials, unconfirmed reservations cancelled; optionally hang up live calls
+
+
+def apply_control(store: DialStore, campaign_id: str, action: ControlAction, reason: str, now: datetime) -> list[str]:
+    """Record the new state; returns the call ids still live in the campaign (for stop)."""
+    state = {
+        ControlAction.PAUSE: CampaignState.PAUSED,
+        ControlAction.RESUME: CampaignState.ACTIVE,
+        ControlAction.STOP: CampaignState.STOPPED,
+    }[action]
+    store.set_campaign_state(campaign_id, state, reason, now)
+    if action is not ControlAction.STOP:
+        return []
+    for attempt in store.attempts([AttemptStatus.RESERVED], campaign_id=campaign_id):
+        store.cancel(attempt.attempt_id, "campaign stopped before dispatch was confirmed", now)
+    return [a.call_id for a in store.attempts([AttemptStatus.DISPATCHED], campaign_id=campaign_id)]
+
+
+async def hang_up(lk: api.LiveKitAPI, call_ids: list[str]) -> int:
+    """Delete the rooms of live calls: LiveKit disconnects the callee and the agent at once."""
+    for call_id in call_ids:
+        await lk.room.delete_room(api.DeleteRoomRequest(room=call_id))
+    return len(call_ids)

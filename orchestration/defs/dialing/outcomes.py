@@ -1,0 +1,108 @@
+"""Close dial attempts from the agent's session reports in the recordings bucket.
+
+The agent writes ``recordings/YYYY/MM/DD/<call_id>/session.json`` last, for every call it
+was dispatched to (answered or not). Its outcome closes the attempt; a do-not-call request
+made during the call goes straight into suppression, before the next tick plans.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from pydantic import ValidationError
+
+from callcenter.ids import call_id_time
+from callcenter.outcomes import CallOutcome
+from callcenter.paths import report_path
+from callcenter.report import SessionReport, Speaker, parse_report
+from orchestration.defs.dialing.store import AttemptStatus, DialStore
+
+# Answered calls where the agent says nothing for this long count as abandoned (FTC/Ofcom
+# style rule: abandoned calls must stay under 3% per campaign over 30 days).
+ABANDON_AFTER_S = 2.0
+
+ReadReport = Callable[[str], bytes | None]  # object name -> bytes, None when absent
+
+
+@dataclass
+class OutcomeSweep:
+    closed: Counter[str] = field(default_factory=Counter)
+    do_not_call: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)
+
+
+def is_abandoned(report: SessionReport) -> bool | None:
+    """None when no person answered; else whether the agent stayed silent > 2 s after answer.
+
+    Turn times are seconds from the start of the recording, which starts with the call
+    (``started_at``); the answer happens ``answered_at - started_at`` into it.
+    """
+    if report.answered_at is None or report.outcome is CallOutcome.VOICEMAIL:
+        return None
+    answered_offset = max(0.0, (report.answered_at - report.started_at).total_seconds())
+    agent_starts = [t.start for t in report.turns if t.speaker is Speaker.AGENT]
+    if not agent_starts:
+        return True
+    return min(agent_starts) - answered_offset > ABANDON_AFTER_S
+
+
+def report_candidates(call_id: str) -> list[str]:
+    """Where a call's report can be: the call id's day and the next (calls crossing midnight UTC)."""
+    created = call_id_time(call_id)
+    return [report_path(call_id, created), report_path(call_id, created + timedelta(days=1))]
+
+
+def find_report(read: ReadReport, call_id: str) -> SessionReport | None:
+    for name in report_candidates(call_id):
+        raw = read(name)
+        if raw is not None:
+            return parse_report(raw)
+    return None
+
+
+def sweep_outcomes(store: DialStore, read: ReadReport, now: datetime, max_call_duration: timedelta) -> OutcomeSweep:
+    """Close every dispatched attempt whose report has landed; time out the ones that never report."""
+    sweep = OutcomeSweep()
+    for attempt in store.attempts([AttemptStatus.DISPATCHED]):
+        try:
+            report = find_report(read, attempt.call_id)
+        except (ValidationError, ValueError) as e:
+            sweep.unreadable.append(f"{attempt.call_id}: {e}")
+            continue
+        if report is None:
+            started = attempt.dispatched_at or attempt.reserved_at
+            if started + max_call_duration < now:
+                # Frees the call slot; counted as failed so the contact is retried after backoff.
+                store.close_attempt(attempt.call_id, CallOutcome.FAILED, now, note=f"no session report within {max_call_duration}")
+                sweep.timed_out.append(attempt.call_id)
+            continue
+        apply_report(store, report, now, sweep)
+    return sweep
+
+
+def apply_report(store: DialStore, report: SessionReport, now: datetime, sweep: OutcomeSweep | None = None) -> bool:
+    """Close the attempt a report belongs to and feed a DNC request into suppression."""
+    attempt = store.attempt_by_call(report.call_id)
+    if attempt is None:
+        return False
+    dnc = report.do_not_call_requested or report.outcome is CallOutcome.DO_NOT_CALL
+    if dnc:
+        store.add_do_not_call([attempt.phone_number], "call", now, campaign_id=attempt.campaign_id, call_id=report.call_id)
+    closed = store.close_attempt(
+        report.call_id,
+        report.outcome,
+        report.ended_at,
+        sip_status_code=report.sip_status_code,
+        abandoned=is_abandoned(report),
+        note="do-not-call requested during the call" if dnc else None,
+    )
+    if sweep is not None:
+        if closed:
+            sweep.closed[report.outcome.value] += 1
+        if dnc:
+            sweep.do_not_call.append(attempt.phone_number)
+    return closed
