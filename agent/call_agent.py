@@ -24,18 +24,17 @@ log = logging.getLogger("agent.call_agent")
 class CallCenterAgent(Agent):
     """Inbound calls, and the base of outbound ones: transfer, end call, do-not-call."""
 
-    def __init__(self, call: CallState, *, greet_on_enter: bool = True) -> None:
+    def __init__(self, call: CallState) -> None:
         super().__init__(instructions=call.persona.system_prompt())
         self.call = call
-        self._greet_on_enter = greet_on_enter
         self._after_speech: set[asyncio.Task] = set()
 
-    async def on_enter(self) -> None:
-        if self._greet_on_enter:
-            self.greet()
-
     def greet(self) -> SpeechHandle:
-        """The opening line: who is calling, that it is automated, and the recording notice."""
+        """The opening line: who is calling, that it is automated, and the recording notice.
+
+        Called by the call flow once the caller is on the line (inbound: at once; outbound:
+        when the callee answered), so the recording can start after the notice.
+        """
         persona = self.call.persona
         text = persona.opening_line() if self.call.speaks_recording_notice else persona.opening_line_without_notice()
         handle = self.session.say(text, allow_interruptions=False)
@@ -79,7 +78,12 @@ class CallCenterAgent(Agent):
         target = call.transfer_to
 
         async def transfer() -> None:
-            await call.control.transfer(target)
+            try:
+                await call.control.transfer(target)
+            except Exception as exc:  # the caller is still on the line: tell them
+                log.warning("transfer to %s failed: %s", target, exc, extra={"call_id": call.call_id})
+                ctx.session.say(call.persona.no_transfer_message)
+                return
             call.transferred_to = target
             call.outcome = CallOutcome.TRANSFERRED
 
@@ -107,9 +111,6 @@ class CallCenterAgent(Agent):
 
 class OutboundCallAgent(CallCenterAgent):
     """Outbound calls: greets once the callee answers; can tell a machine from a person."""
-
-    def __init__(self, call: CallState) -> None:
-        super().__init__(call, greet_on_enter=False)
 
     @function_tool
     async def answering_machine_detected(self, ctx: RunContext[CallState]) -> ToolResult:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 
 from livekit import api, rtc
+from livekit.protocol import sip
 
 log = logging.getLogger("agent.call_control")
 
@@ -47,7 +48,7 @@ class CallControl:
         """Cold transfer (SIP REFER) of the caller; the agent leaves the call afterwards."""
         if not self.caller_identity:
             raise RuntimeError("no SIP participant in the room to transfer")
-        await self._api.sip.transfer_sip_participant(
+        resp = await self._api.sip.transfer_sip_participant(
             api.TransferSIPParticipantRequest(
                 room_name=self.room_name,
                 participant_identity=self.caller_identity,
@@ -55,6 +56,9 @@ class CallControl:
                 play_dialtone=False,
             )
         )
+        # no error can still mean a failed REFER (e.g. the queue did not pick up)
+        if getattr(resp, "status", None) == sip.SIPTransferStatus.STS_TRANSFER_FAILED:
+            raise RuntimeError(f"transfer to {transfer_to} failed: {sip.SIPTransferReason.Name(resp.reason)}")
         self._finish()
 
     async def send_dtmf(self, digits: str) -> None:

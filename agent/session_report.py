@@ -1,0 +1,125 @@
+"""The per-call session report (``callcenter.report.SessionReport``) and its upload to the bucket.
+
+Turns and per-turn latency come from the session history: LiveKit stamps each
+``ChatMessage.metrics`` with speaking times, ``transcription_delay`` (end of user speech →
+final transcript), ``llm_node_ttft``, ``tts_node_ttfb`` and ``e2e_latency`` (end of user
+speech → agent audio out). Written at shutdown, after the recording is finalised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from google.api_core.retry import Retry
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+from livekit.agents import llm
+
+from agent.call_state import CallState
+from agent.settings import AgentSettings
+from callcenter.paths import report_path
+from callcenter.report import SessionReport, Speaker, Turn, TurnLatency
+
+log = logging.getLogger("agent.session_report")
+
+_SPEAKERS = {"user": Speaker.CALLER, "assistant": Speaker.AGENT}
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000.0, 1)
+
+
+def build_report(call: CallState, history: llm.ChatContext, *, ended_at: datetime, agent_name: str) -> SessionReport:
+    # turn times are seconds from the start of the recording (the report's contract);
+    # without a recording, from the start of the call
+    origin = (call.recording_started_at or call.answered_at or call.started_at).timestamp()
+    turns: list[Turn] = []
+    latency: list[TurnLatency] = []
+    last_user: llm.ChatMessage | None = None
+    for item in history.items:
+        if item.type != "message" or item.role not in _SPEAKERS:
+            continue
+        text = (item.text_content or "").strip()
+        if not text:
+            continue
+        metrics = item.metrics
+        begin = metrics.get("started_speaking_at") or item.created_at
+        end = max(metrics.get("stopped_speaking_at") or begin, begin)
+        turns.append(
+            Turn(
+                speaker=_SPEAKERS[item.role],
+                text=text,
+                start=round(max(0.0, begin - origin), 3),
+                end=round(max(0.0, end - origin), 3),
+            )
+        )
+        if item.role == "user":
+            last_user = item
+            continue
+        # an LLM reply to the caller (not a scripted say()) carries the stage timings
+        if "llm_node_ttft" in metrics or "e2e_latency" in metrics:
+            latency.append(
+                TurnLatency(
+                    turn_index=len(turns) - 1,
+                    eou_to_stt_final_ms=_ms(last_user.metrics.get("transcription_delay")) if last_user else None,
+                    llm_ttft_ms=_ms(metrics.get("llm_node_ttft")),
+                    tts_ttfb_ms=_ms(metrics.get("tts_node_ttfb")),
+                    voice_to_voice_ms=_ms(metrics.get("e2e_latency")),
+                )
+            )
+        last_user = None
+    request = call.request
+    return SessionReport(
+        call_id=call.call_id,
+        room=call.control.room_name,
+        direction=call.direction,
+        campaign_id=request.campaign_id if request else None,
+        contact_id=request.contact_id if request else None,
+        attempt_id=request.attempt_id if request else None,
+        from_number=call.from_number,
+        to_number=call.to_number,
+        sip_status_code=call.sip_status_code,
+        started_at=call.started_at,
+        answered_at=call.answered_at,
+        ended_at=ended_at,
+        outcome=call.final_outcome(),
+        agent_name=agent_name,
+        persona=call.persona.name,
+        recording_disclosed=call.recording_disclosed,
+        automated_agent_disclosed=call.automated_agent_disclosed,
+        do_not_call_requested=call.do_not_call_requested,
+        transferred_to=call.transferred_to,
+        recording_path=call.recording_path,
+        turns=turns,
+        latency=latency,
+    )
+
+
+def recordings_client(settings: AgentSettings) -> storage.Client:
+    """GCS via Workload Identity on GKE; the gcp-storage-emulator (no credentials) locally."""
+    if settings.storage_emulator_host:
+        return storage.Client(
+            project=settings.gcp_project or "local",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": settings.storage_emulator_host},
+        )
+    return storage.Client(project=settings.gcp_project)
+
+
+async def upload_report(settings: AgentSettings, report: SessionReport) -> str:
+    """Write ``session.json`` next to the recording; returns the object name."""
+    if not settings.recordings_bucket:
+        raise RuntimeError("RECORDINGS_BUCKET is not set: the session report has nowhere to go")
+    name = report_path(report.call_id, report.started_at)
+    body = report.model_dump_json(indent=2)
+
+    def put() -> None:
+        blob = recordings_client(settings).bucket(settings.recordings_bucket).blob(name)
+        # same bytes on every try, so retrying an unconditional upload is safe
+        blob.upload_from_string(body, content_type="application/json", retry=Retry(deadline=60.0), timeout=30)
+
+    await asyncio.to_thread(put)
+    log.info("session report written", extra={"call_id": report.call_id, "object": name})
+    return name

@@ -1,0 +1,161 @@
+"""The LiveKit Agents worker: one job per call, inbound or outbound.
+
+    python -m agent.worker start        # production (Procfile)
+    python -m agent.worker dev          # local, with reload
+
+Dispatch is explicit by ``agent_name``: the SIP dispatch rule names it for inbound calls;
+dialing creates an agent dispatch with ``OutboundCallRequest`` JSON metadata for outbound
+ones. Job metadata present = outbound.
+
+SIGTERM drains: the worker stops taking jobs and lets running calls finish for up to
+``DRAIN_TIMEOUT_S`` (1800 s); the pod's terminationGracePeriodSeconds must be at least that.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from livekit.agents import NOT_GIVEN, AgentServer, JobContext, JobProcess, cli, room_io
+from pydantic import ValidationError
+
+from agent.call_agent import CallCenterAgent, OutboundCallAgent, mark_answered
+from agent.call_control import CallControl
+from agent.call_state import CallState, utcnow
+from agent.dialing import callee_identity, place_call
+from agent.personas import load_persona
+from agent.pipeline import build_session, load_vad
+from agent.recording import finish_recording, start_recording
+from agent.session_report import build_report, upload_report
+from agent.settings import AgentSettings, load_settings
+from callcenter.dispatch import OutboundCallRequest, parse_dispatch
+from callcenter.ids import is_call_id
+from callcenter.outcomes import CallDirection
+
+log = logging.getLogger("agent.worker")
+
+# SIP participant attributes LiveKit sets on inbound calls
+_ATTR_CALLER_NUMBER = "sip.phoneNumber"
+_ATTR_TRUNK_NUMBER = "sip.trunkPhoneNumber"
+
+
+def prewarm(proc: JobProcess) -> None:
+    """Once per worker process, before it takes calls: settings and the VAD model."""
+    proc.userdata["settings"] = load_settings()
+    proc.userdata["vad"] = load_vad()
+
+
+def outbound_request(ctx: JobContext) -> OutboundCallRequest | None:
+    metadata = ctx.job.metadata or ""
+    if not metadata.strip():
+        return None
+    request = parse_dispatch(metadata)
+    if request.call_id != ctx.room.name:
+        raise ValueError(f"dispatch call_id {request.call_id} does not match the room {ctx.room.name}")
+    return request
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    settings: AgentSettings = ctx.proc.userdata.get("settings") or load_settings()
+    call_id = ctx.room.name
+    if not is_call_id(call_id):
+        log.warning("room %s is not named call-<uuid7>; reports are keyed by it anyway", call_id)
+    try:
+        request = outbound_request(ctx)
+    except (ValidationError, ValueError) as exc:
+        # nothing was dialed: the dial ledger sees no report and retries per its policy
+        log.error("rejecting outbound job with invalid metadata: %s", exc, extra={"call_id": call_id})
+        ctx.shutdown(reason="invalid dispatch metadata")
+        return
+    direction = CallDirection.OUTBOUND if request else CallDirection.INBOUND
+    persona = load_persona(request.persona if request else settings.inbound_persona, settings.personas_dir)
+
+    control = CallControl(ctx.api, call_id, on_finished=lambda: ctx.shutdown(reason="call ended"))
+    call = CallState(call_id=call_id, direction=direction, persona=persona, control=control, request=request)
+    if request is not None:
+        call.to_number = request.phone_number
+        call.from_number = request.caller_id
+        call.transfer_to = request.sip_transfer_to
+    else:
+        call.transfer_to = _as_uri(settings.inbound_transfer_number)
+
+    session = build_session(settings, userdata=call, vad_model=ctx.proc.userdata.get("vad") or load_vad())
+    agent = OutboundCallAgent(call) if request else CallCenterAgent(call)
+
+    async def write_report(reason: str) -> None:
+        recorded = await finish_recording(ctx.api, call)
+        if not recorded:
+            call.recording_path = None  # do not point readers at a file that is not there
+        report = build_report(call, session.history, ended_at=utcnow(), agent_name=settings.agent_name)
+        await upload_report(settings, report)
+        log.info("call finished: %s (%s)", report.outcome, reason, extra={"call_id": call_id})
+
+    ctx.add_shutdown_callback(write_report)
+    # the caller hung up (or the room went away): end the job, which writes the report
+    session.on("close", lambda _ev: ctx.shutdown(reason="session closed"))
+
+    room_options = room_io.RoomOptions(
+        participant_identity=callee_identity(request) if request else NOT_GIVEN,
+        close_on_disconnect=True,
+    )
+    # start before dialing so the callee's first words ("Hello?") reach the STT
+    await session.start(agent=agent, room=ctx.room, room_options=room_options)
+    control._local = ctx.room.local_participant
+
+    if request is not None:
+        result = await place_call(
+            ctx.api,
+            request,
+            room_name=call_id,
+            trunk_id=settings.sip_outbound_trunk_id,
+            max_call_duration_s=settings.max_call_duration_s,
+        )
+        call.sip_status_code = result.sip_status_code
+        if not result.answered:
+            call.outcome = result.outcome
+            ctx.shutdown(reason=f"dial failed: {result.outcome}")
+            return
+        control.caller_identity = result.participant_identity
+    else:
+        caller = await ctx.wait_for_participant()
+        control.caller_identity = caller.identity
+        call.from_number = caller.attributes.get(_ATTR_CALLER_NUMBER) or None
+        call.to_number = caller.attributes.get(_ATTR_TRUNK_NUMBER) or None
+        call.sip_status_code = 200
+    mark_answered(call)
+
+    greeting = agent.greet()
+    if call.recording_disclosed:
+        # the notice is heard before anything is recorded
+        await greeting.wait_for_playout()
+    try:
+        await start_recording(ctx.api, settings, call)
+    except Exception:
+        # a call without a recording is still a call: keep talking, report says no recording
+        log.exception("could not start the recording", extra={"call_id": call_id})
+
+
+def _as_uri(number: str | None) -> str | None:
+    if not number:
+        return None
+    return number if number.startswith(("sip:", "tel:")) else f"tel:{number}"
+
+
+def build_server(settings: AgentSettings) -> AgentServer:
+    server = AgentServer(
+        setup_fnc=prewarm,
+        drain_timeout=settings.drain_timeout_s,
+        port=settings.worker_port,
+        # shutdown callbacks wait for Egress to finalise and upload the report
+        shutdown_process_timeout=120.0,
+        initialize_process_timeout=60.0,
+    )
+    server.rtc_session(entrypoint, agent_name=settings.agent_name)
+    return server
+
+
+def main() -> None:
+    cli.run_app(build_server(load_settings()))
+
+
+if __name__ == "__main__":
+    main()
