@@ -81,7 +81,10 @@ GATEWAY_CLASS = _resource(
     "GatewayClass",
     _obj(
         {
-            "controllerName": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9.]*)?/[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$"},
+            "controllerName": {
+                "type": "string",
+                "pattern": r"^[a-z0-9]([-a-z0-9.]*)?/[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$",
+            },
             "parametersRef": _obj(
                 {
                     "group": {"type": "string"},
@@ -121,7 +124,10 @@ GATEWAY = _resource(
             "addresses": {
                 "type": "array",
                 "items": _obj(
-                    {"type": {"enum": ["IPAddress", "NamedAddress", "Hostname"]}, "value": {"type": "string", "minLength": 1}},
+                    {
+                        "type": {"enum": ["IPAddress", "NamedAddress", "Hostname"]},
+                        "value": {"type": "string", "minLength": 1},
+                    },
                     ("value",),
                 ),
                 "maxItems": 16,
@@ -180,7 +186,11 @@ HEALTH_CHECK_POLICY = _resource(
                         {
                             "type": {"enum": ["TCP", "HTTP", "HTTPS", "HTTP2", "GRPC"]},
                             "httpConfig": _obj(
-                                {"port": _PORT, "requestPath": {"type": "string", "pattern": "^/"}, "host": {"type": "string"}}
+                                {
+                                    "port": _PORT,
+                                    "requestPath": {"type": "string", "pattern": "^/"},
+                                    "host": {"type": "string"},
+                                }
                             ),
                         },
                         ("type",),
@@ -201,7 +211,9 @@ GCP_BACKEND_POLICY = _resource(
             "default": _obj(
                 {
                     "timeoutSec": {"type": "integer", "minimum": 1, "maximum": 2147483647},
-                    "connectionDraining": _obj({"drainingTimeoutSec": {"type": "integer", "minimum": 0, "maximum": 3600}}),
+                    "connectionDraining": _obj(
+                        {"drainingTimeoutSec": {"type": "integer", "minimum": 0, "maximum": 3600}}
+                    ),
                 }
             ),
             "targetRef": _POLICY_TARGET_REF,
@@ -234,7 +246,9 @@ STUNNER_UDP_ROUTE = _resource(
             "parentRefs": {"type": "array", "items": _PARENT_REF, "minItems": 1},
             "rules": {
                 "type": "array",
-                "items": _obj({"backendRefs": {"type": "array", "items": _BACKEND_REF, "minItems": 1}}, ("backendRefs",)),
+                "items": _obj(
+                    {"backendRefs": {"type": "array", "items": _BACKEND_REF, "minItems": 1}}, ("backendRefs",)
+                ),
                 "minItems": 1,
             },
         },

@@ -32,14 +32,12 @@ class RenderError(RuntimeError):
     """An overlay does not build."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _render_text(overlay_dir: str) -> str:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         raise RenderError("kubectl is not on PATH: install kubectl (it carries kustomize) to render manifests/")
-    proc = subprocess.run(
-        [kubectl, "kustomize", overlay_dir], capture_output=True, text=True, timeout=120, check=False
-    )
+    proc = subprocess.run([kubectl, "kustomize", overlay_dir], capture_output=True, text=True, timeout=120, check=False)
     if proc.returncode != 0:
         raise RenderError(f"kubectl kustomize {overlay_dir} failed:\n{proc.stderr.strip()}")
     return proc.stdout

@@ -8,7 +8,15 @@ import kubernetes_validate
 import pytest
 
 from tests.manifests.crd_schemas import CRD_SCHEMAS
-from tests.manifests.render import NAME_LABEL, NAMESPACE, OVERLAYS, PART_OF_LABEL, KubeObject, RenderError, render_overlay
+from tests.manifests.render import (
+    NAME_LABEL,
+    NAMESPACE,
+    OVERLAYS,
+    PART_OF_LABEL,
+    KubeObject,
+    RenderError,
+    render_overlay,
+)
 
 # GKE's regular channel runs 1.33 (late 2026); kubernetes-validate ships its schemas
 KUBERNETES_VERSION = "1.33.0"
@@ -20,7 +28,9 @@ def _ref(obj: KubeObject) -> str:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_overlay_builds_objects_in_the_call_center_namespace(rendered: dict[str, list[KubeObject]], overlay: str) -> None:
+def test_overlay_builds_objects_in_the_call_center_namespace(
+    rendered: dict[str, list[KubeObject]], overlay: str
+) -> None:
     objects = rendered[overlay]
     assert len(objects) > 40
     for obj in objects:
@@ -58,17 +68,27 @@ def test_builtin_objects_validate_strictly(rendered: dict[str, list[KubeObject]]
         try:
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.SchemaNotFoundError:
-            errors.append(f"{obj['apiVersion']} {_ref(obj)}: no such built-in kind in {KUBERNETES_VERSION} and no CRD schema")
+            errors.append(
+                f"{obj['apiVersion']} {_ref(obj)}: no such built-in kind in {KUBERNETES_VERSION} and no CRD schema"
+            )
         except kubernetes_validate.ValidationError as exc:
             errors.append(f"{_ref(obj)}: {exc.message} at {list(exc.path)}")
     assert not errors, "\n".join(errors)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_custom_resources_validate_against_their_crd_schema(rendered: dict[str, list[KubeObject]], overlay: str) -> None:
+def test_custom_resources_validate_against_their_crd_schema(
+    rendered: dict[str, list[KubeObject]], overlay: str
+) -> None:
     custom = [o for o in rendered[overlay] if (o["apiVersion"], o["kind"]) in CRD_SCHEMAS]
     assert {o["kind"] for o in custom} == {
-        "GatewayClass", "Gateway", "HTTPRoute", "HealthCheckPolicy", "GCPBackendPolicy", "GatewayConfig", "UDPRoute"
+        "GatewayClass",
+        "Gateway",
+        "HTTPRoute",
+        "HealthCheckPolicy",
+        "GCPBackendPolicy",
+        "GatewayConfig",
+        "UDPRoute",
     }
     errors = []
     for obj in custom:
