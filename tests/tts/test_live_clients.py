@@ -11,7 +11,7 @@ import pytest
 from livekit.agents import tts as agents_tts
 from livekit.plugins import openai as lk_openai
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tts-live-server")]  # one server, one worker
 
 TEXT = "Hello, this is the call center. Your order has shipped. Is there anything else I can help with?"
 

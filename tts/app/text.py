@@ -10,7 +10,7 @@ import re
 
 # A sentence ends at . ! ? … (optionally followed by closing quotes/brackets) then whitespace.
 # Abbreviations like "Dr." or "e.g." are not split: the next word must start upper-case or a digit.
-_SENTENCE_END = re.compile(r"""(?<=[.!?…])["')\]]*\s+(?=["'(\[]?[A-Z0-9])""")
+_SENTENCE_END = re.compile(r"""(?<=[.!?…])(["')\]]*)\s+(?=["'(\[]?[A-Z0-9])""")
 _CLAUSE_END = re.compile(r"(?<=[,;:—–])\s+")
 _ABBREVIATIONS = frozenset({"mr.", "mrs.", "ms.", "dr.", "st.", "no.", "vs.", "etc.", "e.g.", "i.e.", "jr.", "sr."})
 
@@ -19,7 +19,7 @@ def split_sentences(text: str) -> list[str]:
     parts: list[str] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
-        candidate = text[start : match.start()].strip()
+        candidate = text[start : match.end(1)].strip()  # keep closing quotes with their sentence
         last_word = candidate.rsplit(None, 1)[-1].lower() if candidate else ""
         if last_word in _ABBREVIATIONS:
             continue

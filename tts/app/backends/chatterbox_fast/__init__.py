@@ -1,0 +1,16 @@
+"""Fast Chatterbox engine (TTS_CHATTERBOX_ENGINE=fast): continuous batching of T3 decoding
+across requests, CUDA-graph decode steps, bf16 T3, chunked and batched S3Gen vocoding, and a
+start-up capacity measurement that sets the server's admission limit.
+
+Imports of torch/chatterbox are deferred so the server module loads without them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def build_engine(model: Any, config: Any = None) -> Any:
+    from tts.app.backends.chatterbox_fast.engine import build_engine as _build
+
+    return _build(model, config)

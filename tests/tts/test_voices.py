@@ -1,0 +1,119 @@
+"""The voice library: upload validation, listing, deletion, persistence (volume and bucket)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.tts.conftest import RecordingBackend, make_clip, speak
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, bytes]:
+    folder = tmp_path_factory.mktemp("clips")
+    clips = {
+        "good": make_clip(5.0, folder / "good.wav"),
+        "short": make_clip(1.0, folder / "short.wav"),
+    }
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-i", str(folder / "good.wav"), str(folder / "good.mp3")],
+        check=True,
+        timeout=30,
+    )
+    clips["mp3"] = (folder / "good.mp3").read_bytes()
+    return clips
+
+
+def upload(client, name: str, data: bytes, filename: str = "clip.wav", **fields):
+    return client.post("/v1/audio/voices", data={"name": name, **fields}, files={"file": (filename, data, "audio/wav")})
+
+
+def test_upload_list_use_and_delete(client, clips):
+    created = upload(client, "agent-anna", clips["good"], language="en", description="warm, friendly")
+    assert created.status_code == 201, created.text
+    assert created.json()["id"] == "agent-anna" and created.json()["type"] == "cloned"
+    listed = {v["id"]: v for v in client.get("/v1/audio/voices").json()["data"]}
+    assert listed["joe"]["type"] == "builtin"
+    assert listed["agent-anna"]["description"] == "warm, friendly"
+    # Piper cannot clone: naming the clone is refused, not silently spoken in another voice.
+    refused = client.post("/v1/audio/speech", json=speak("Hello.", voice="agent-anna"))
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "voice"
+    assert "cannot clone" in refused.json()["error"]["message"]
+    assert upload(client, "agent-anna", clips["good"]).status_code == 409
+    deleted = client.delete("/v1/audio/voices/agent-anna")
+    assert deleted.status_code == 200 and deleted.json()["deleted"] is True
+    assert "agent-anna" not in {v["id"] for v in client.get("/v1/audio/voices").json()["data"]}
+    assert client.delete("/v1/audio/voices/agent-anna").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("name", "clip", "status", "param"),
+    [
+        ("too-short", "short", 400, "file"),
+        ("not-audio", b"this is not audio at all" * 100, 400, "file"),
+        ("Bad Name!", "good", 400, "name"),
+        ("joe", "good", 409, "name"),
+        ("empty", b"", 400, "file"),
+    ],
+)
+def test_upload_validation(client, clips, name, clip, status, param):
+    data = clips[clip] if isinstance(clip, str) else clip
+    response = upload(client, name, data)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["param"] == param
+
+
+def test_oversize_upload_is_413(make_client, piper_backend, clips):
+    client = make_client(RecordingBackend(piper_backend), max_upload_bytes=50_000)
+    big = clips["good"] * 4  # well over the limit plus form overhead
+    response = upload(client, "big", big)
+    assert response.status_code == 413
+    assert response.json()["error"]["param"] == "file"
+
+
+def test_missing_fields_and_wrong_content_type(client, clips):
+    no_file = client.post("/v1/audio/voices", data={"name": "x"})
+    assert no_file.status_code == 400 and no_file.json()["error"]["param"] == "file"
+    no_name = client.post("/v1/audio/voices", files={"file": ("c.wav", clips["good"], "audio/wav")})
+    assert no_name.status_code == 400 and no_name.json()["error"]["param"] == "name"
+    as_json = client.post("/v1/audio/voices", json={"name": "x"})
+    assert as_json.status_code == 400
+
+
+def test_mp3_clip_is_accepted_and_stored_as_24k_wav(client, clips, tmp_path):
+    assert upload(client, "from-mp3", clips["mp3"], filename="clip.mp3").status_code == 201
+    stored = (tmp_path / "voices" / "from-mp3.wav").read_bytes()
+    assert stored[:4] == b"RIFF" and int.from_bytes(stored[24:28], "little") == 24_000
+
+
+def test_builtin_voice_cannot_be_deleted(client):
+    response = client.delete("/v1/audio/voices/joe")
+    assert response.status_code == 400 and response.json()["error"]["param"] == "voice_id"
+
+
+def test_voices_persist_on_the_volume(make_client, piper_backend, clips, tmp_path):
+    first = make_client(RecordingBackend(piper_backend))
+    assert upload(first, "kept", clips["good"]).status_code == 201
+    assert (tmp_path / "voices" / "kept.wav").is_file()
+    second = make_client(RecordingBackend(piper_backend))  # same TTS_VOICES_DIR, new process state
+    assert "kept" in {v["id"] for v in second.get("/v1/audio/voices").json()["data"]}
+
+
+def test_voices_mirror_to_a_bucket(make_client, piper_backend, clips, tmp_path, gcs_emulator, monkeypatch):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
+    gcs = storage.Client(
+        project="local", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_emulator}
+    )
+    bucket = gcs.create_bucket("tts-voices-test")
+    first = make_client(RecordingBackend(piper_backend), voices_bucket=bucket.name)
+    assert upload(first, "mirrored", clips["good"]).status_code == 201
+    assert {b.name for b in bucket.list_blobs()} == {"tts-voices/mirrored.wav", "tts-voices/mirrored.json"}
+    # A fresh pod with an empty volume gets the voice back from the bucket.
+    fresh = make_client(RecordingBackend(piper_backend), voices_bucket=bucket.name, voices_dir=tmp_path / "fresh")
+    assert "mirrored" in {v["id"] for v in fresh.get("/v1/audio/voices").json()["data"]}
+    assert fresh.delete("/v1/audio/voices/mirrored").status_code == 200
+    assert list(bucket.list_blobs()) == []

@@ -1,0 +1,83 @@
+"""Admission from measured capacity: how many streams this GPU keeps in real time.
+
+Timed at start-up on the loaded model (seconds, before /ready): decode steps at several batch
+sizes and S3Gen windows at several batch sizes. A stream of audio needs, per second, 25 decode
+steps (shared with the batch) and the vocoding of 25 tokens (batched across streams). The
+capacity is the largest n whose combined GPU time per second stays under 1/headroom.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+TOKENS_PER_SECOND = 25
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_decode_step(engine, n_slots: int, cache_pos: int, reps: int = 20) -> float:
+    d = engine.decoder
+    rows = 2 * d.buckets_for(n_slots, cache_pos)[0]
+    d.cache_pos[:rows].fill_(cache_pos)
+    d.speech_pos[:rows].fill_(min(cache_pos, d.t3.speech_pos_emb.emb.num_embeddings - 1) // 2)
+    d.tok[:rows].fill_(d.t3.hp.start_speech_token)
+    d.decode(n_slots, cache_pos)
+    _sync(d.device)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        d.decode(n_slots, cache_pos)
+    _sync(d.device)
+    return (time.perf_counter() - t0) / reps
+
+
+def time_vocoder(engine, n: int, window_tokens: int, reps: int = 2) -> float | None:
+    voice = engine._default_conds
+    if voice is None:
+        return None
+    g = torch.Generator().manual_seed(0)
+    windows = [torch.randint(0, 6561, (window_tokens,), generator=g).tolist() for _ in range(n)]
+    engine.vocoder.render(voice.gen, windows, [False] * n)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        engine.vocoder.render(voice.gen, windows, [False] * n)
+    return (time.perf_counter() - t0) / reps
+
+
+def measure(engine, *, headroom: float, prompt_len: int, audio_s: float) -> dict:
+    plan = engine.config.plan
+    mid_pos = prompt_len + int(audio_s * TOKENS_PER_SECOND / 2)
+    window = plan.max_tokens + plan.context_tokens
+    new_per_window = plan.max_tokens
+    points = []
+    for n in [
+        b
+        for b in engine.decoder.slot_buckets
+        if b in (1, 8, 16, 24, 32, 48, 64, 96, 128) or b == max(engine.decoder.slot_buckets)
+    ]:
+        step = time_decode_step(engine, n, mid_pos)
+        voc = time_vocoder(engine, n, window)
+        load = TOKENS_PER_SECOND * step + (voc or 0.0) * TOKENS_PER_SECOND / new_per_window
+        points.append(
+            {
+                "streams": n,
+                "decode_step_s": round(step, 5),
+                "vocode_window_s": voc and round(voc, 4),
+                "gpu_load": round(load, 3),
+            }
+        )
+    budget = 1.0 / headroom
+    capacity = 0
+    for p in points:
+        if p["gpu_load"] <= budget:
+            capacity = p["streams"]
+    return {
+        "capacity_streams": capacity,
+        "headroom": headroom,
+        "points": points,
+        "vocoder_measured": points[0]["vocode_window_s"] is not None,
+    }

@@ -1,0 +1,285 @@
+"""The fast Chatterbox engine: batched T3 decoding + chunked, batched S3Gen vocoding.
+
+Implements ``tts.app.backends.chatterbox.ChatterboxEngine``: ``stream(call, cancelled)`` is
+called from many server threads at once; each call becomes a decode job that shares the GPU
+with every other call, and yields audio window by window while its tokens are still coming.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tts.app.backends.chatterbox_fast.decoder import DecoderShape, T3BatchDecoder
+from tts.app.backends.chatterbox_fast.scheduler import FINISHED, DecodeJob, DecodeScheduler
+from tts.app.backends.chatterbox_fast.vocoder import BatchedVocoder, ChunkPlan, StreamStitcher
+
+log = logging.getLogger(__name__)
+
+SPEECH_VOCAB = 6561  # S3 tokens below this are speech; the rest are T3's control tokens
+TOKEN_TIMEOUT_S = 60.0  # a stalled decoder must not hang a caller forever
+
+
+@dataclass(frozen=True)
+class FastEngineConfig:
+    """Knobs, each with an environment variable (read when the engine is built, not at import)."""
+
+    max_slots: int = 64  # concurrent requests the KV cache holds
+    max_len: int = 1024  # prompt + speech tokens per request (upstream allows 1000 speech tokens)
+    t3_dtype: str = "bfloat16"  # bfloat16 | float16 | float32
+    cuda_graphs: bool = True
+    capacity: int = 0  # 0: measure at start-up; >0: trust this many streams
+    watermark: bool = True  # upstream watermarks every output (Perth); per window here
+    plan: ChunkPlan = ChunkPlan()
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> FastEngineConfig:
+        e = os.environ if env is None else env
+        p = ChunkPlan()
+        return cls(
+            max_slots=int(e.get("TTS_CHATTERBOX_FAST_MAX_SLOTS", cls.max_slots)),
+            max_len=int(e.get("TTS_CHATTERBOX_FAST_MAX_LEN", cls.max_len)),
+            t3_dtype=e.get("TTS_CHATTERBOX_FAST_T3_DTYPE", cls.t3_dtype),
+            cuda_graphs=e.get("TTS_CHATTERBOX_FAST_CUDA_GRAPHS", "1") not in ("0", "false", "no"),
+            capacity=int(e.get("TTS_CHATTERBOX_FAST_CAPACITY", cls.capacity)),
+            watermark=e.get("TTS_CHATTERBOX_FAST_WATERMARK", "1") not in ("0", "false", "no"),
+            plan=ChunkPlan(
+                first_tokens=int(e.get("TTS_CHATTERBOX_FAST_FIRST_CHUNK_TOKENS", p.first_tokens)),
+                max_tokens=int(e.get("TTS_CHATTERBOX_FAST_MAX_CHUNK_TOKENS", p.max_tokens)),
+            ),
+        )
+
+
+def _kv_buckets(max_len: int) -> tuple[int, ...]:
+    out, b = [], 128
+    while b < max_len:
+        out.append(b)
+        b *= 2
+    out.append(max_len)
+    return tuple(out)
+
+
+@dataclass
+class _Voice:
+    key: str
+    t3_cond: Any  # chatterbox T3Cond (speaker embedding, prompt tokens)
+    ref_dict: dict  # S3Gen reference (prompt tokens/mels, x-vector)
+
+
+class FastChatterboxEngine:
+    def __init__(self, model: Any, config: FastEngineConfig | None = None, *, generator_seed: int | None = None):
+        self.config = config or FastEngineConfig.from_env()
+        self.model = model
+        hp = model.t3.hp
+        if getattr(model.t3, "is_gpt", False) or hp.is_multilingual:
+            raise ValueError(
+                "TTS_CHATTERBOX_ENGINE=fast supports the English Chatterbox model only; "
+                "use TTS_CHATTERBOX_ENGINE=reference for the multilingual and turbo variants"
+            )
+        self.sample_rate = int(model.sr)
+        self.device = model.t3.device
+        dtype = getattr(torch, self.config.t3_dtype)
+        if self.device.type == "cpu":
+            dtype = torch.float32  # half matmuls on CPU are slow and not what tests compare
+        self.t3_dtype = dtype
+        model.t3.to(dtype=dtype).eval()
+        shape = DecoderShape(self.config.max_slots, self.config.max_len, _kv_buckets(self.config.max_len))
+        self.decoder = T3BatchDecoder(model.t3, shape, dtype=dtype, device=self.device)
+        self.graphs = self.decoder.capture_graphs() if self.config.cuda_graphs else 0
+        self.scheduler = DecodeScheduler(self.decoder, generator_seed=generator_seed)
+        self.vocoder = BatchedVocoder(model.s3gen, max_batch=self.config.max_slots)
+        self._voice_lock = threading.Lock()
+        self._voices: dict[str, _Voice] = {}
+        self._default_conds = getattr(model, "conds", None)
+        self.scheduler.start()
+        self.vocoder.start()
+        self.capacity = self.config.capacity or self.config.max_slots
+        self.capacity_report: dict | None = None
+        self._streams = 0
+        self._streams_lock = threading.Lock()
+
+    # Read by the server: how many segments to let in at once (the rest queue, then 429).
+    @property
+    def max_parallel(self) -> int:
+        return self.capacity
+
+    @property
+    def active_streams(self) -> int:
+        return self._streams
+
+    def close(self) -> None:
+        self.scheduler.stop()
+        self.vocoder.stop()
+
+    # ---- voices ----
+
+    def _voice(self, clip: str | None) -> _Voice:
+        key = clip or "<builtin>"
+        with self._voice_lock:
+            voice = self._voices.get(key)
+            if voice is not None:
+                return voice
+            if clip is None:
+                if self._default_conds is None:
+                    from tts.app.backends.base import BackendNotReady
+
+                    raise BackendNotReady(
+                        "the Chatterbox checkpoint has no built-in voice (conds.pt); use a cloned voice"
+                    )
+                conds = self._default_conds
+            else:
+                # prepare_conditionals writes model.conds: serialised by the lock, restored after.
+                saved = self.model.conds
+                self.model.prepare_conditionals(clip)
+                conds, self.model.conds = self.model.conds, saved
+            voice = _Voice(key=key, t3_cond=conds.t3, ref_dict=conds.gen)
+            self._voices[key] = voice
+            return voice
+
+    def forget_clip(self, path: str) -> None:
+        with self._voice_lock:
+            self._voices.pop(path, None)
+
+    # ---- one segment ----
+
+    def make_job(self, text: str, voice: _Voice, kwargs: dict) -> DecodeJob:
+        from chatterbox.models.t3.modules.cond_enc import T3Cond
+        from chatterbox.tts import punc_norm
+
+        t3 = self.model.t3
+        tokens = self.model.tokenizer.text_to_tokens(punc_norm(text))
+        tokens = torch.cat([tokens, tokens], dim=0)  # the CFG pair
+        tokens = F.pad(tokens, (1, 0), value=t3.hp.start_text_token)
+        tokens = F.pad(tokens, (0, 1), value=t3.hp.stop_text_token)
+        base = voice.t3_cond
+        cond = T3Cond(
+            speaker_emb=base.speaker_emb,
+            cond_prompt_speech_tokens=base.cond_prompt_speech_tokens,
+            emotion_adv=float(kwargs.get("exaggeration", 0.5)) * torch.ones(1, 1, 1),
+        ).to(device=self.device, dtype=self.t3_dtype)
+        return DecodeJob(
+            text_tokens=tokens,
+            t3_cond=cond,
+            cfg_weight=float(kwargs.get("cfg_weight", 0.5)),
+            temperature=float(kwargs.get("temperature", 0.8)),
+            repetition_penalty=float(kwargs.get("repetition_penalty", 1.2)),
+            min_p=float(kwargs.get("min_p", 0.05)),
+            top_p=float(kwargs.get("top_p", 1.0)),
+            greedy=bool(kwargs.get("greedy", False)),
+            max_new_tokens=int(kwargs.get("max_new_tokens", 1000)),
+            stop_on_eos=bool(kwargs.get("stop_on_eos", True)),
+        )
+
+    def stream(self, call: Any, cancelled: threading.Event) -> Iterator[np.ndarray]:
+        voice = self._voice(call.audio_prompt_path)
+        job = self.make_job(call.text, voice, call.kwargs)
+        with self._streams_lock:
+            self._streams += 1
+        try:
+            yield from self._stream_job(job, voice, cancelled)
+        finally:
+            job.cancelled.set()  # frees the decode slot if the caller left early
+            with self._streams_lock:
+                self._streams -= 1
+
+    def _stream_job(self, job: DecodeJob, voice: _Voice, cancelled: threading.Event) -> Iterator[np.ndarray]:
+        plan = self.config.plan
+        stitcher = StreamStitcher(plan)
+        self.scheduler.submit(job)
+        tokens: list[int] = []
+        chunks = 0
+        done = False
+        while not done:
+            want = stitcher.emitted_tokens + plan.next_size(chunks)
+            while len(tokens) < want:
+                try:
+                    tok = job.tokens.get(timeout=TOKEN_TIMEOUT_S)
+                except queue.Empty as exc:
+                    raise RuntimeError("Chatterbox decoder produced no token for 60 s") from exc
+                if tok is FINISHED:
+                    done = True
+                    break
+                if tok < SPEECH_VOCAB:  # upstream drops control tokens before S3Gen
+                    tokens.append(tok)
+                if cancelled.is_set():
+                    return
+            if job.error is not None:
+                raise RuntimeError("Chatterbox decoding failed") from job.error
+            if cancelled.is_set():
+                return
+            if len(tokens) <= stitcher.emitted_tokens and not (done and stitcher.tail is not None):
+                continue
+            start, end = stitcher.window(len(tokens), done)
+            audio = self.vocoder.submit(voice.key, voice.ref_dict, tokens[start:end], first=start == 0).result()
+            out = stitcher.stitch(audio, start, end, final=done)
+            chunks += 1
+            if len(out):
+                yield self._watermark(out)
+
+    def _watermark(self, audio: np.ndarray) -> np.ndarray:
+        marker = getattr(self.model, "watermarker", None)
+        if not self.config.watermark or marker is None:
+            return audio
+        return np.asarray(marker.apply_watermark(audio, sample_rate=self.sample_rate), dtype=np.float32)
+
+    # ---- capacity ----
+
+    def measure_capacity(self, *, headroom: float = 1.25, prompt_len: int = 120, audio_s: float = 4.0) -> dict:
+        """Streams the GPU sustains in real time, from timed decode steps and vocoder batches.
+
+        Per second of audio a stream needs 25 decode steps (shared by the whole batch) and
+        vocoding of 25 tokens (batched per voice); n streams fit while both together take
+        under 1/headroom of each wall-clock second.
+        """
+        from tts.app.backends.chatterbox_fast.capacity import measure
+
+        report = measure(self, headroom=headroom, prompt_len=prompt_len, audio_s=audio_s)
+        self.capacity = max(1, report["capacity_streams"])
+        self.capacity_report = report
+        return report
+
+    def register_metrics(self, registry) -> None:
+        """Expose capacity and load on the server's Prometheus registry (for dialing)."""
+        from prometheus_client import Gauge
+
+        Gauge(
+            "tts_chatterbox_capacity_streams",
+            "Concurrent streams this GPU sustains at RTF < 1 (measured at start-up)",
+            registry=registry,
+        ).set_function(lambda: self.capacity)
+        Gauge("tts_chatterbox_active_streams", "Segments streaming now", registry=registry).set_function(
+            lambda: self._streams
+        )
+        Gauge("tts_chatterbox_decode_batch", "Requests in the T3 decode batch", registry=registry).set_function(
+            lambda: self.scheduler.active
+        )
+        Gauge(
+            "tts_chatterbox_decode_step_seconds", "Wall time of the last T3 decode step", registry=registry
+        ).set_function(lambda: self.scheduler.last_step_s)
+
+
+def build_engine(model: Any, config: FastEngineConfig | None = None) -> FastChatterboxEngine:
+    t0 = time.perf_counter()
+    engine = FastChatterboxEngine(model, config)
+    if engine.config.capacity == 0 and engine.device.type == "cuda":
+        report = engine.measure_capacity()
+        log.info("Chatterbox fast engine capacity: %s", report)
+    log.info(
+        "Chatterbox fast engine ready in %.1fs (%d CUDA graphs, T3 %s, %d slots, capacity %d)",
+        time.perf_counter() - t0,
+        engine.graphs,
+        engine.t3_dtype,
+        engine.config.max_slots,
+        engine.capacity,
+    )
+    return engine
