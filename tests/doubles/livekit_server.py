@@ -28,7 +28,7 @@ import jwt
 from aiohttp import web
 from google.protobuf import message_factory
 from google.protobuf.message import DecodeError, Message
-from livekit.protocol import agent_dispatch, egress, room, sip
+from livekit.protocol import agent_dispatch, egress, models, room, sip
 
 _PROTO_MODULES = (sip, agent_dispatch, room, egress)
 
@@ -112,7 +112,7 @@ class LiveKitDouble:
     inbound_trunks: dict[str, sip.SIPInboundTrunkInfo] = field(default_factory=dict)
     outbound_trunks: dict[str, sip.SIPOutboundTrunkInfo] = field(default_factory=dict)
     dispatch_rules: dict[str, sip.SIPDispatchRuleInfo] = field(default_factory=dict)
-    rooms: dict[str, room.Room] = field(default_factory=dict)
+    rooms: dict[str, models.Room] = field(default_factory=dict)
     dispatches: dict[str, list[agent_dispatch.AgentDispatch]] = field(default_factory=dict)
     sip_participants: list[sip.CreateSIPParticipantRequest] = field(default_factory=list)
     egresses: dict[str, egress.EgressInfo] = field(default_factory=dict)
@@ -333,7 +333,7 @@ class LiveKitDouble:
             id=self.new_id("AD"), agent_name=req.agent_name, room=req.room, metadata=req.metadata
         )
         self.dispatches.setdefault(req.room, []).append(d)
-        self.rooms.setdefault(req.room, room.Room(sid=self.new_id("RM"), name=req.room, creation_time=int(time.time())))
+        self.rooms.setdefault(req.room, models.Room(sid=self.new_id("RM"), name=req.room, creation_time=int(time.time())))
         return d
 
     def _h_AgentDispatchService_ListDispatch(
@@ -350,9 +350,9 @@ class LiveKitDouble:
                 return d
         raise TwirpFailure("not_found", f"dispatch {req.dispatch_id} not found", 404)
 
-    def _h_RoomService_CreateRoom(self, req: room.CreateRoomRequest, _: dict) -> room.Room:
+    def _h_RoomService_CreateRoom(self, req: room.CreateRoomRequest, _: dict) -> models.Room:
         return self.rooms.setdefault(
-            req.name, room.Room(sid=self.new_id("RM"), name=req.name, metadata=req.metadata, creation_time=int(time.time()))
+            req.name, models.Room(sid=self.new_id("RM"), name=req.name, metadata=req.metadata, creation_time=int(time.time()))
         )
 
     def _h_RoomService_ListRooms(self, req: room.ListRoomsRequest, _: dict) -> room.ListRoomsResponse:
