@@ -1,0 +1,76 @@
+"""A run killed between recording an attempt and dialling, then retried, never dials twice."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from callcenter.dispatch import parse_dispatch
+from orchestration.defs.dialing.store import AttemptStatus, DialStore
+from tests.conftest import REPO_ROOT
+from tests.dialing.conftest import FakeClock, campaign, lk_client, make_tick, ny_contacts, write_catalog
+from tests.doubles.livekit_server import LiveKitDouble
+
+
+def killed_tick(target: dict[str, str], campaigns_dir: Path, double: LiveKitDouble, when: str, clock: FakeClock) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.dialing.crash_tick", json.dumps(target), str(campaigns_dir), double.url,
+         double.api_key, double.api_secret, when, clock.now.isoformat()],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_killed_run_then_retry_dials_each_attempt_once(
+    store: DialStore, ledger_target: dict[str, str], livekit_double: LiveKitDouble, bucket, clock: FakeClock, tmp_path: Path, when: str
+) -> None:
+    camp = campaign(max_concurrent_calls=1)
+    cat = write_catalog(tmp_path / "campaigns", camp)
+    store.replace_contacts(camp.id, ny_contacts(2))
+
+    killed_tick(ledger_target, tmp_path / "campaigns", livekit_double, when, clock)
+    (reserved,) = store.attempts()
+    assert reserved.status is AttemptStatus.RESERVED  # recorded before the dispatch was attempted
+    creates = livekit_double.calls("AgentDispatchService", "CreateDispatch")
+    assert len(creates) == (0 if when == "before" else 1)
+
+    clock.advance(timedelta(minutes=3))  # the dead run's lease has expired; Dagster retries
+    async with lk_client(livekit_double) as lk:
+        tick = make_tick(store, cat, lk, bucket, clock)
+        retry = await tick.run()
+        clock.advance(timedelta(minutes=1))
+        again = await tick.run()
+
+    creates = livekit_double.calls("AgentDispatchService", "CreateDispatch")
+    assert len(creates) == 1, "the attempt was dispatched exactly once"
+    assert creates[0].message.room == reserved.call_id
+    assert parse_dispatch(creates[0].message.metadata).attempt_id == reserved.attempt_id
+    assert (retry.redialed, retry.recovered) == (([reserved.call_id], []) if when == "before" else ([], [reserved.call_id]))
+    # The retry holds the campaign's only slot, so c-0002 waits; nothing else was dialled.
+    assert retry.plans[camp.id].skip_counts == {"in_flight": 1, "capacity": 1}
+    assert again.dialed[camp.id] == 0
+    (only,) = store.attempts()
+    assert only.status is AttemptStatus.DISPATCHED and only.attempt_id == reserved.attempt_id
+
+
+async def test_a_stale_reservation_with_no_trace_is_closed_not_redialled(
+    sqlite_store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock, tmp_path: Path
+) -> None:
+    camp = campaign(max_concurrent_calls=1)
+    cat = write_catalog(tmp_path / "campaigns", camp)
+    sqlite_store.replace_contacts(camp.id, ny_contacts(1))
+    killed_tick({"sqlite_path": str(sqlite_store.path)}, tmp_path / "campaigns", livekit_double, "before", clock)
+    clock.advance(timedelta(hours=1))  # beyond the recovery window: we cannot know if it rang
+    async with lk_client(livekit_double) as lk:
+        result = await make_tick(sqlite_store, cat, lk, bucket, clock).run()
+    (a,) = sqlite_store.attempts()
+    assert result.expired == [a.call_id] and a.status is AttemptStatus.CLOSED and a.outcome == "failed"
+    assert livekit_double.calls("AgentDispatchService", "CreateDispatch") == []
+    assert result.plans[camp.id].skip_counts == {"backoff": 1}
