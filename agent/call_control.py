@@ -35,6 +35,10 @@ class CallControl:
         self._on_finished = on_finished
         self.finished = asyncio.Event()
 
+    def attach(self, local_participant: rtc.LocalParticipant) -> None:
+        """The agent's participant, once the session joined the room (needed for DTMF)."""
+        self._local = local_participant
+
     async def hang_up(self) -> None:
         """End the call for everyone: deleting the room disconnects the SIP leg (BYE)."""
         try:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 
-from livekit.agents import NOT_GIVEN, AgentServer, JobContext, JobProcess, cli, room_io
+from livekit import api
+from livekit.agents import NOT_GIVEN, AgentServer, JobContext, JobProcess, cli, llm, room_io
 from pydantic import ValidationError
 
 from agent.call_agent import CallCenterAgent, OutboundCallAgent, mark_answered
@@ -30,6 +31,7 @@ from agent.settings import AgentSettings, load_settings
 from callcenter.dispatch import OutboundCallRequest, parse_dispatch
 from callcenter.ids import is_call_id
 from callcenter.outcomes import CallDirection
+from callcenter.report import SessionReport
 
 log = logging.getLogger("agent.worker")
 
@@ -66,27 +68,14 @@ async def entrypoint(ctx: JobContext) -> None:
         log.error("rejecting outbound job with invalid metadata: %s", exc, extra={"call_id": call_id})
         ctx.shutdown(reason="invalid dispatch metadata")
         return
-    direction = CallDirection.OUTBOUND if request else CallDirection.INBOUND
-    persona = load_persona(request.persona if request else settings.inbound_persona, settings.personas_dir)
-
     control = CallControl(ctx.api, call_id, on_finished=lambda: ctx.shutdown(reason="call ended"))
-    call = CallState(call_id=call_id, direction=direction, persona=persona, control=control, request=request)
-    if request is not None:
-        call.to_number = request.phone_number
-        call.from_number = request.caller_id
-        call.transfer_to = request.sip_transfer_to
-    else:
-        call.transfer_to = _as_uri(settings.inbound_transfer_number)
+    call = new_call(control, request, settings)
 
     session = build_session(settings, userdata=call, vad_model=ctx.proc.userdata.get("vad") or load_vad())
     agent = OutboundCallAgent(call) if request else CallCenterAgent(call)
 
     async def write_report(reason: str) -> None:
-        recorded = await finish_recording(ctx.api, call)
-        if not recorded:
-            call.recording_path = None  # do not point readers at a file that is not there
-        report = build_report(call, session.history, ended_at=utcnow(), agent_name=settings.agent_name)
-        await upload_report(settings, report)
+        report = await finish_call(call, session.history, ctx.api, settings)
         log.info("call finished: %s (%s)", report.outcome, reason, extra={"call_id": call_id})
 
     ctx.add_shutdown_callback(write_report)
@@ -99,28 +88,38 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     # start before dialing so the callee's first words ("Hello?") reach the STT
     await session.start(agent=agent, room=ctx.room, room_options=room_options)
-    control._local = ctx.room.local_participant
+    control.attach(ctx.room.local_participant)
 
+    if request is None:
+        caller = await ctx.wait_for_participant()
+        control.caller_identity = caller.identity
+        call.from_number = caller.attributes.get(_ATTR_CALLER_NUMBER) or None
+        call.to_number = caller.attributes.get(_ATTR_TRUNK_NUMBER) or None
+    if not await connect_call(call, agent, ctx.api, settings):
+        ctx.shutdown(reason=f"dial failed: {call.outcome}")
+
+
+async def connect_call(call: CallState, agent: CallCenterAgent, lkapi: api.LiveKitAPI, settings: AgentSettings) -> bool:
+    """With the session running: dial (outbound), greet, then start the recording.
+
+    Returns False when an outbound call did not connect (outcome and SIP status are set).
+    """
+    request = call.request
     if request is not None:
         result = await place_call(
-            ctx.api,
+            lkapi,
             request,
-            room_name=call_id,
+            room_name=call.control.room_name,
             trunk_id=settings.sip_outbound_trunk_id,
             max_call_duration_s=settings.max_call_duration_s,
         )
         call.sip_status_code = result.sip_status_code
         if not result.answered:
             call.outcome = result.outcome
-            ctx.shutdown(reason=f"dial failed: {result.outcome}")
-            return
-        control.caller_identity = result.participant_identity
+            return False
+        call.control.caller_identity = result.participant_identity
     else:
-        caller = await ctx.wait_for_participant()
-        control.caller_identity = caller.identity
-        call.from_number = caller.attributes.get(_ATTR_CALLER_NUMBER) or None
-        call.to_number = caller.attributes.get(_ATTR_TRUNK_NUMBER) or None
-        call.sip_status_code = 200
+        call.sip_status_code = 200  # the SIP bridge answered before dispatching us
     mark_answered(call)
 
     greeting = agent.greet()
@@ -128,10 +127,45 @@ async def entrypoint(ctx: JobContext) -> None:
         # the notice is heard before anything is recorded
         await greeting.wait_for_playout()
     try:
-        await start_recording(ctx.api, settings, call)
+        await start_recording(lkapi, settings, call)
     except Exception:
-        # a call without a recording is still a call: keep talking, report says no recording
-        log.exception("could not start the recording", extra={"call_id": call_id})
+        # a call without a recording is still a call: keep talking, the report says so
+        log.exception("could not start the recording", extra={"call_id": call.call_id})
+    return True
+
+
+async def finish_call(
+    call: CallState, history: llm.ChatContext, lkapi: api.LiveKitAPI, settings: AgentSettings
+) -> SessionReport:
+    """At shutdown: let Egress finalise the audio, then write the session report (last)."""
+    if not await finish_recording(lkapi, call):
+        call.recording_path = None  # do not point readers at a file that is not there
+    report = build_report(call, history, ended_at=utcnow(), agent_name=settings.agent_name)
+    await upload_report(settings, report)
+    return report
+
+
+def new_call(control: CallControl, request: OutboundCallRequest | None, settings: AgentSettings) -> CallState:
+    """The call's state from the dispatch (outbound) or the inbound line's settings."""
+    persona = load_persona(request.persona if request else settings.inbound_persona, settings.personas_dir)
+    if request is not None:
+        return CallState(
+            call_id=control.room_name,
+            direction=CallDirection.OUTBOUND,
+            persona=persona,
+            control=control,
+            request=request,
+            to_number=request.phone_number,
+            from_number=request.caller_id,
+            transfer_to=request.sip_transfer_to,
+        )
+    return CallState(
+        call_id=control.room_name,
+        direction=CallDirection.INBOUND,
+        persona=persona,
+        control=control,
+        transfer_to=_as_uri(settings.inbound_transfer_number),
+    )
 
 
 def _as_uri(number: str | None) -> str | None:
