@@ -63,6 +63,7 @@ def build_report(call: CallState, history: llm.ChatContext, *, ended_at: datetim
             latency.append(
                 TurnLatency(
                     turn_index=len(turns) - 1,
+                    end_of_turn_ms=_ms(last_user.metrics.get("end_of_turn_delay")) if last_user else None,
                     eou_to_stt_final_ms=_ms(last_user.metrics.get("transcription_delay")) if last_user else None,
                     llm_ttft_ms=_ms(metrics.get("llm_node_ttft")),
                     tts_ttfb_ms=_ms(metrics.get("tts_node_ttfb")),

@@ -40,6 +40,9 @@ class TurnLatency(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     turn_index: int = Field(ge=0, description="index into turns of the agent reply measured")
+    end_of_turn_ms: float | None = Field(
+        None, description="end of user speech -> the agent decided the turn was over (VAD silence + turn model)"
+    )
     eou_to_stt_final_ms: float | None = None
     llm_ttft_ms: float | None = None
     tts_ttfb_ms: float | None = None
