@@ -202,7 +202,7 @@ def create_app(settings: BrowserSettings | None = None, queries: CallBrowserQuer
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if getattr(app.state, "queries", None) is None:
-            app.state.queries = CallBrowserQueries.open(settings.index_url)
+            app.state.queries = CallBrowserQueries.open(settings.call_index_url())
         try:
             yield
         finally:

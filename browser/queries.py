@@ -338,6 +338,8 @@ def build_dashboard(records, q: CallListQuery) -> Dashboard:
     all_handle = [h for day_h in handle for h in day_h]
     all_v2v = [v for day_v in v2v for v in day_v]
     return Dashboard(
+        date_from=q.date_from,
+        date_to=q.date_to,
         total_calls=total,
         answer_rate=sum(answered) / total if total else None,
         avg_handle_s=sum(all_handle) / len(all_handle) if all_handle else None,

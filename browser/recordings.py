@@ -103,7 +103,9 @@ class RecordingLinks:
             return None
         bucket, name = where
         try:
-            raw = self._client.bucket(bucket).blob(name).download_as_bytes(timeout=REPORT_READ_TIMEOUT_S)
+            raw = (
+                self._client.bucket(bucket).blob(name).download_as_bytes(timeout=REPORT_READ_TIMEOUT_S, retry=None)
+            )  # a page view does not wait on retries
             return _LATENCIES.validate_python(json.loads(raw).get("latency", []))
         except (ValidationError, ValueError, AttributeError) as exc:
             log.warning("session report gs://%s/%s has no readable latency: %s", bucket, name, exc)

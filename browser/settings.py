@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+EMBEDDED_INDEX_FILENAME = "callindex.db"
+
 
 class BrowserMode(StrEnum):
     LOCAL = "local"
@@ -20,17 +22,18 @@ class BrowserMode(StrEnum):
 
 
 class BrowserSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CALLCENTER_BROWSER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CALLCENTER_BROWSER_", extra="ignore", populate_by_name=True)
 
     mode: BrowserMode = BrowserMode.LOCAL
     host: str = "127.0.0.1"
     port: int = Field(3001, ge=1, le=65535)
 
-    # Where the call index lives: a file path for the embedded engine, a postgresql:// URL in production.
-    index_url: str = Field(
-        ".local/callindex.duckdb",
-        validation_alias=AliasChoices("CALLCENTER_BROWSER_INDEX_URL", "CALLCENTER_CALL_INDEX_URL"),
+    # Where the call index lives: a file path (or sqlite:///path) for the embedded engine, a
+    # postgresql:// URL in production; unset, the embedded index under CALLCENTER_DATA_DIR.
+    index_url: str | None = Field(
+        None, validation_alias=AliasChoices("CALLCENTER_BROWSER_INDEX_URL", "CALLCENTER_CALL_INDEX_URL")
     )
+    data_dir: Path = Field(Path(".local/data"), validation_alias="CALLCENTER_DATA_DIR")
 
     # The recordings bucket (same env vars as the Dagster resource `recordings_bucket`).
     recordings_bucket: str | None = Field(None, validation_alias="CALLCENTER_RECORDINGS_BUCKET")
@@ -58,6 +61,9 @@ class BrowserSettings(BaseSettings):
                 "or CALLCENTER_BROWSER_TRUST_IAP_HEADER=true (behind IAP)"
             )
         return self
+
+    def call_index_url(self) -> str:
+        return self.index_url or str(self.data_dir / EMBEDDED_INDEX_FILENAME)
 
     def tokens(self) -> list[str]:
         if self.api_tokens is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 from markupsafe import Markup
 
@@ -128,6 +129,8 @@ class Dashboard:
     avg_handle_s: float | None
     v2v_p50_ms: float | None
     v2v_p95_ms: float | None
+    date_from: date | None = None
+    date_to: date | None = None
     days: list[str] = field(default_factory=list)
     outcomes_per_day: dict[str, list[float]] = field(default_factory=dict)
     answer_rate_per_day: list[float | None] = field(default_factory=list)

@@ -58,12 +58,8 @@ def recordings_bucket(gcs_emulator, calls) -> str:
 
 
 def local_settings(index_path: Path, emulator: str | None, **kw) -> BrowserSettings:
-    return BrowserSettings(
-        index_url=str(index_path),
-        recordings_bucket=BUCKET,
-        storage_emulator_host=emulator,
-        **kw,
-    )
+    values = {"index_url": str(index_path), "recordings_bucket": BUCKET, "storage_emulator_host": emulator}
+    return BrowserSettings(**(values | kw))
 
 
 @pytest.fixture

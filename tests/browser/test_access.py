@@ -1,0 +1,78 @@
+"""Sign-in outside local mode: IAP identity or a bearer token from the settings; nothing else gets in."""
+
+from __future__ import annotations
+
+import html
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from browser.settings import BrowserSettings
+
+TOKEN = "s3cret-analyst-token"
+
+
+@pytest.fixture
+def production(make_client, tmp_path):
+    audit = tmp_path / "audit.jsonl"
+    return make_client(mode="production", api_tokens=f"other-token, {TOKEN}", audit_log_path=audit), audit
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/calls", "/calls.csv", "/search?q=appointment", "/dashboard", "/calls/call-01a1f82f-1e80-73a0-bd96-3de95ed34fe5"],
+)
+def test_production_refuses_anonymous_requests(production, path):
+    client, _ = production
+    r = client.get(path)
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
+    assert "sign in" in r.text.lower()
+
+
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        ({"Authorization": "Bearer wrong"}, "not one this browser accepts"),
+        ({"Authorization": f"Basic {TOKEN}"}, "must be 'Bearer <token>'"),
+        ({"X-Goog-Authenticated-User-Email": "accounts.google.com:no-at-sign"}, "does not hold an email address"),
+    ],
+)
+def test_production_refuses_bad_credentials(production, headers, why):
+    client, _ = production
+    r = client.get("/calls", headers=headers)
+    assert r.status_code == 401 and why in html.unescape(r.text)
+
+
+def test_iap_identity_is_shown_and_audited(production, calls):
+    client, audit = production
+    record, _ = calls[0]
+    r = client.get(
+        f"/calls/{record.call_id}", headers={"X-Goog-Authenticated-User-Email": "accounts.google.com:ana@example.com"}
+    )
+    assert r.status_code == 200 and "ana@example.com" in r.text
+    entry = json.loads(audit.read_text().splitlines()[-1])
+    assert (entry["analyst"], entry["via"], entry["call_id"]) == ("ana@example.com", "iap", record.call_id)
+
+
+def test_bearer_token_from_settings_gets_in(production):
+    client, _ = production
+    assert client.get("/calls", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert client.get("/calls.csv", headers={"Authorization": "Bearer other-token"}).status_code == 200
+
+
+def test_iap_header_is_ignored_when_not_behind_iap(make_client):
+    client = make_client(mode="production", api_tokens=TOKEN, trust_iap_header=False)
+    r = client.get("/calls", headers={"X-Goog-Authenticated-User-Email": "accounts.google.com:ana@example.com"})
+    assert r.status_code == 401
+
+
+def test_health_probe_needs_no_sign_in(production):
+    client, _ = production
+    assert client.get("/healthz").text == "ok"
+
+
+def test_production_without_any_sign_in_method_refuses_to_start():
+    with pytest.raises(ValidationError, match="CALLCENTER_BROWSER_API_TOKENS"):
+        BrowserSettings(mode="production", trust_iap_header=False)

@@ -1,0 +1,119 @@
+"""One call's page: analysis, redacted transcript, recording link, latency chart, SIP status and dial attempts."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+from tests.browser.calls import BUCKET, RAW_CARD
+
+
+def by_attempt(calls, attempt_id):
+    return next((r, lat) for r, lat in calls if r.attempt_id == attempt_id)
+
+
+def test_call_page_shows_analysis_and_extracted_fields(client, calls):
+    record, _ = calls[0]
+    r = client.get(f"/calls/{record.call_id}")
+    assert r.status_code == 200
+    text = html.unescape(r.text)
+    assert record.analysis.summary in text
+    assert "appointment_booked" in text and "book a cleaning appointment" in text
+    assert "send a reminder text on Wednesday" in text
+    assert re.search(r"<dt>appointment_time</dt><dd>14:00</dd>", text)
+
+
+def test_transcript_is_the_redacted_one_in_order_with_timestamps(client, calls):
+    record, _ = by_attempt(calls, "attempt-42-2")
+    text = html.unescape(client.get(f"/calls/{record.call_id}").text)
+    lines = re.findall(r'<li class="(agent|caller)" data-start="([\d.]+)" data-end="([\d.]+)"', text)
+    assert [(s.speaker.value, s.start, s.end) for s in record.transcript] == [
+        (sp, float(a), float(b)) for sp, a, b in lines
+    ]
+    assert "it is [CARD], expiry next May" in text
+    # The session report in the bucket holds the raw number; the page never shows it.
+    assert RAW_CARD not in text and RAW_CARD.replace(" ", "") not in text
+    # Timestamps as m:ss next to each line.
+    assert '<span class="ts">0:00</span>' in text
+
+
+def test_latency_chart_has_a_bar_per_agent_turn_from_the_session_report(client, calls):
+    record, latency = by_attempt(calls, "attempt-42-2")
+    text = client.get(f"/calls/{record.call_id}").text
+    chart = re.search(r'<svg[^>]*class="chart latency-chart".*?</svg>', text, re.S).group(0)
+    parts = re.findall(r'class="latency-part"><title>turn (\d+) · ([^:]+): ([\d,.]+) ms', chart)
+    assert len(parts) == 3 * len(latency)
+    expected = {(str(n), "LLM first token", f"{t.llm_ttft_ms:,.0f}") for n, t in enumerate(latency, start=1)}
+    assert expected <= {(n, name, v) for n, name, v in parts}
+    assert chart.count("voice to voice:") == len(latency)
+
+
+def test_latency_chart_falls_back_to_medians_when_the_bucket_is_unreachable(make_client, calls):
+    from tests.conftest import free_port
+
+    client = make_client(storage_emulator_host=f"http://127.0.0.1:{free_port()}")
+    record, _ = by_attempt(calls, "attempt-42-2")
+    r = client.get(f"/calls/{record.call_id}")
+    assert r.status_code == 200
+    assert "median · LLM first token" in r.text
+
+
+def test_audio_is_linked_from_the_emulator(client, calls, gcs_emulator):
+    record, _ = calls[0]
+    text = html.unescape(client.get(f"/calls/{record.call_id}").text)
+    src = re.search(r'<audio id="recording"[^>]*src="([^"]+)"', text).group(1)
+    object_name = record.recording_path.replace("/", "%2F")
+    assert src == f"{gcs_emulator}/download/storage/v1/b/{BUCKET}/o/{object_name}?alt=media"
+
+
+def test_call_without_recording_says_so(client, calls):
+    record, _ = by_attempt(calls, "attempt-42-1")
+    text = client.get(f"/calls/{record.call_id}").text
+    assert 'id="recording"' not in text and "No recording is stored for this call." in text
+
+
+def test_sip_status_and_every_dial_attempt_of_the_contact(client, calls):
+    record, _ = by_attempt(calls, "attempt-42-2")
+    first, _ = by_attempt(calls, "attempt-42-1")
+    text = client.get(f"/calls/{record.call_id}").text
+    attempts = re.search(r'<table class="calls" id="dial-attempts">.*?</table>', text, re.S).group(0)
+    assert "480 Temporarily Unavailable" in attempts and "200 OK" in attempts
+    assert f'/calls/{first.call_id}"' in attempts and "this call" in attempts
+    assert "attempt-7-1" not in attempts  # another contact of the same campaign
+    busy, _ = by_attempt(calls, "attempt-7-1")
+    assert "486 Busy Here" in client.get(f"/calls/{busy.call_id}").text
+
+
+def test_unknown_call_is_a_404_page(client):
+    missing = "call-01a1f82f-1e80-73a0-bd96-000000000000"
+    r = client.get(f"/calls/{missing}")
+    assert r.status_code == 404
+    assert f"no call {missing} in the call index" in r.text
+    bad = client.get("/calls/not-a-call")
+    assert bad.status_code == 404 and "is not a call id" in html.unescape(bad.text)
+    page = client.get("/no/such/page")
+    assert page.status_code == 404 and "there is no page at /no/such/page" in page.text
+
+
+def test_every_call_page_view_is_audited(make_client, calls, tmp_path, caplog):
+    audit = tmp_path / "audit.jsonl"
+    client = make_client(audit_log_path=audit)
+    record, _ = calls[0]
+    with caplog.at_level("INFO", logger="browser.audit"):
+        assert client.get(f"/calls/{record.call_id}").status_code == 200
+        assert client.get(f"/calls/{record.call_id}").status_code == 200
+        client.get("/calls/call-01a1f82f-1e80-73a0-bd96-000000000000")  # not found: nothing viewed
+    entries = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [(e["event"], e["call_id"], e["analyst"]) for e in entries] == [
+        ("call_viewed", record.call_id, "local-analyst")
+    ] * 2
+    assert sum(record.call_id in m for m in caplog.messages) == 2
+
+
+def test_an_index_failure_is_a_500_page_without_a_stack_trace(make_client):
+    client = make_client()
+    client.app.state.queries.index.close()  # the store goes away under the app
+    r = client.get("/calls")
+    assert r.status_code == 500
+    assert "logged with reference" in r.text and "Traceback" not in r.text and "apsw" not in r.text
