@@ -64,6 +64,7 @@ def client(make_client, piper_backend):
 def test_malformed_json_is_400(client, body):
     response = client.post("/v1/audio/speech", content=body, headers={"content-type": "application/json"})
     assert_envelope(response, 400, "body")
+    assert 'tts_errors_total{type="400"} 1.0' in client.get("/metrics").text
 
 
 def test_backend_failure_is_500_without_internals(make_client, piper_backend):

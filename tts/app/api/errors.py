@@ -76,9 +76,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         param, message = _validation_message(errors[0]) if errors else ("body", "Invalid request.")
+        runtime = getattr(request.app.state, "runtime", None)
+        if runtime is not None:  # malformed bodies count as errors too
+            runtime.metrics.errors.labels(type="400").inc()
         return JSONResponse(error_body(400, message, param, "invalid_value"), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
