@@ -121,6 +121,9 @@ class CallRecord(BaseModel):
 
     transcript: list[TranscriptSegment] = Field(default_factory=list)
     transcript_source: TranscriptSource | None = None
+    alternate_transcript: list[TranscriptSegment] = Field(
+        default_factory=list, description="the other transcript (live vs recording), kept for comparison"
+    )
 
     analysis: CallAnalysis | None = None
     analysis_status: AnalysisStatus = AnalysisStatus.SKIPPED

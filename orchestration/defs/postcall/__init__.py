@@ -1,5 +1,8 @@
-"""The postcall domain. Exposes `defs` (assets, checks, jobs, schedules, sensors) and
-`resources(deployment)`: the domain's own resources for that deployment."""
+"""The postcall domain: bucket sensor -> transcripts -> redaction -> analyses -> call index (+ checks, views).
+
+Exposes ``defs`` and ``resources(deployment)``. Local resources run everything on this
+machine (faster-whisper, llama.cpp's server, SQLite); gke uses Riva, vLLM and PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,59 @@ from typing import Any
 
 import dagster as dg
 
+from orchestration.defs.postcall.analysis import CallLLM, StructuredOutput
+from orchestration.defs.postcall.assets import call_analyses, call_index, call_transcripts
+from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
+from orchestration.defs.postcall.sensors import (
+    call_recordings_sensor,
+    postcall_job,
+    postcall_views_job,
+    postcall_views_schedule,
+)
+from orchestration.defs.postcall.speech import RivaSpeechToText, WhisperSpeechToText
+from orchestration.defs.postcall.views import VIEW_ASSETS
 from orchestration.deployment import Deployment
 
-defs = dg.Definitions()
+# Campaign goals and extracted fields the analysis asks for (the demo campaign's).
+CAMPAIGN_GOALS = {"recall-2026-q4": "the patient books a checkup appointment"}
+CAMPAIGN_FIELDS = {"recall-2026-q4": ["appointment_time", "callback_time"]}
+
+defs = dg.Definitions(
+    assets=[call_transcripts, call_analyses, call_index, *VIEW_ASSETS],
+    jobs=[postcall_job, postcall_views_job],
+    sensors=[call_recordings_sensor],
+    schedules=[postcall_views_schedule],
+)
 
 
 def resources(deployment: Deployment) -> dict[str, Any]:
-    return {}
+    match deployment:
+        case Deployment.LOCAL:
+            return {
+                "speech_to_text": WhisperSpeechToText(),
+                "call_llm": CallLLM(
+                    base_url=dg.EnvVar("CALLCENTER_LLM_BASE_URL"),
+                    model="smollm2-135m",
+                    structured_output=StructuredOutput.JSON_OBJECT_SCHEMA,
+                    campaign_goals=CAMPAIGN_GOALS,
+                    campaign_fields=CAMPAIGN_FIELDS,
+                ),
+                "call_embeddings": CallEmbeddings(),
+                "call_index_store": CallIndexResource(data_dir=dg.EnvVar("CALLCENTER_DATA_DIR")),
+                "redaction": RedactionSettings(),
+            }
+        case Deployment.GKE:
+            return {
+                "speech_to_text": RivaSpeechToText(uri=dg.EnvVar("RIVA_URI")),
+                "call_llm": CallLLM(
+                    base_url=dg.EnvVar("CALLCENTER_LLM_BASE_URL"),
+                    model=dg.EnvVar("CALLCENTER_LLM_MODEL"),
+                    structured_output=StructuredOutput.JSON_SCHEMA,
+                    campaign_goals=CAMPAIGN_GOALS,
+                    campaign_fields=CAMPAIGN_FIELDS,
+                ),
+                "call_embeddings": CallEmbeddings(),
+                "call_index_store": CallIndexResource(url=dg.EnvVar("CALLCENTER_CALL_INDEX_DSN")),
+                "redaction": RedactionSettings(),
+            }
+    raise ValueError(f"unknown deployment {deployment!r}")

@@ -1,0 +1,174 @@
+"""LLM analysis of one redacted transcript, as structured output validated by pydantic.
+
+The model is asked for JSON matching ``CallAnalysis``'s schema (with the campaign's own
+fields spelled out), constrained by the server: vLLM takes OpenAI's ``json_schema``
+response format, llama.cpp's server takes ``json_object`` with a ``schema``. Output that
+still fails validation is retried, then reported as a failed analysis with the reason:
+never a made-up record.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import dagster as dg
+from openai import APIConnectionError, APIStatusError, APITimeoutError, OpenAI
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from callcenter.record import CallAnalysis, Sentiment
+
+
+class StructuredOutput(StrEnum):
+    JSON_SCHEMA = "json_schema"  # OpenAI/vLLM: response_format={"type": "json_schema", ...}
+    JSON_OBJECT_SCHEMA = "json_object_schema"  # llama.cpp server: {"type": "json_object", "schema": ...}
+
+
+class AnalysisFailed(Exception):
+    """The model's output never validated; ``reason`` is stored on the call record."""
+
+    def __init__(self, reason: str, attempts: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.attempts = attempts
+
+
+@dataclass
+class AnalysisResult:
+    analysis: CallAnalysis
+    attempts: int
+    seconds: float
+
+
+SYSTEM_PROMPT = (
+    "You analyse phone calls between an automated call-center agent and a caller. "
+    "Answer only with JSON matching the schema. Base every field on the transcript; "
+    "redacted values appear as [REDACTED ...] and must stay redacted."
+)
+
+
+def _output_model(field_names: tuple[str, ...]) -> type[BaseModel]:
+    """CallAnalysis with the campaign's extracted fields as explicit nullable strings.
+
+    Spelling the fields out (rather than a free-form object) lets the server constrain the
+    model to exactly these keys.
+    """
+    fields_model = create_model(  # type: ignore[call-overload]
+        "ExtractedFields",
+        __config__=ConfigDict(extra="forbid"),
+        **{name: (str | None, Field(...)) for name in field_names},
+    )
+    return create_model(  # type: ignore[call-overload]
+        "CallAnalysisOutput",
+        __config__=ConfigDict(extra="forbid"),
+        summary=(str, Field(min_length=1, max_length=600)),
+        disposition=(str, Field(min_length=1, max_length=40, pattern=r"^[a-z_]+$")),
+        sentiment=(Sentiment, ...),
+        customer_intent=(str, Field(min_length=1, max_length=120)),
+        action_items=(list[str], Field(max_length=5)),
+        follow_up_needed=(bool, ...),
+        goal_achieved=(bool | None, ...),
+        extracted_fields=(fields_model, ...),
+    )
+
+
+def output_schema(field_names: tuple[str, ...] = ()) -> dict[str, Any]:
+    return _output_model(field_names).model_json_schema()
+
+
+def parse_analysis(raw: str | None, field_names: tuple[str, ...] = ()) -> CallAnalysis:
+    """Validate the model's raw output; raises ValueError saying what was wrong."""
+    if not raw or not raw.strip():
+        raise ValueError("model returned no content")
+    try:
+        parsed = _output_model(field_names).model_validate_json(raw)
+    except ValidationError as exc:
+        errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in exc.errors()[:5])
+        raise ValueError(f"model output is not a valid CallAnalysis: {errors}") from None
+    return CallAnalysis.model_validate(parsed.model_dump(mode="json"))
+
+
+def build_messages(transcript_text: str, goal: str | None, field_names: tuple[str, ...]) -> list[dict[str, str]]:
+    lines = [f"Campaign goal: {goal}" if goal else "Campaign goal: none (set goal_achieved to null)."]
+    if field_names:
+        lines.append("Extract these fields (null when not mentioned): " + ", ".join(field_names) + ".")
+    lines.append("Transcript:")
+    lines.append(transcript_text)
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
+
+
+class CallLLM(dg.ConfigurableResource):
+    """An OpenAI-compatible chat endpoint: vLLM on the cluster, llama.cpp's server locally."""
+
+    base_url: str = Field(description="e.g. http://vllm:8000/v1 or http://127.0.0.1:8081/v1")
+    model: str = Field(description="served model name")
+    api_key: str = "not-needed"
+    structured_output: StructuredOutput = StructuredOutput.JSON_SCHEMA
+    max_attempts: int = Field(3, ge=1, description="tries per call before the analysis is recorded as failed")
+    backoff_s: float = Field(0.5, ge=0, description="first retry delay after a transient error; doubles")
+    timeout_s: float = 120.0
+    max_tokens: int = 700
+    temperature: float = 0.0
+    campaign_goals: dict[str, str] = Field(default_factory=dict, description="campaign_id -> goal, for goal_achieved")
+    campaign_fields: dict[str, list[str]] = Field(
+        default_factory=dict, description="campaign_id -> extracted field names"
+    )
+
+    def client(self) -> OpenAI:
+        # Retries are ours (validation failures must be retried too), so the client's are off.
+        return OpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s, max_retries=0)
+
+    def _response_format(self, schema: dict[str, Any]) -> dict[str, Any]:
+        if self.structured_output is StructuredOutput.JSON_OBJECT_SCHEMA:
+            return {"type": "json_object", "schema": schema}
+        return {"type": "json_schema", "json_schema": {"name": "call_analysis", "schema": schema, "strict": True}}
+
+    def analyze(self, transcript_text: str, campaign_id: str | None, client: OpenAI | None = None) -> AnalysisResult:
+        """Analyse one redacted transcript. Raises AnalysisFailed after ``max_attempts``."""
+        fields = tuple(self.campaign_fields.get(campaign_id or "", ()))
+        goal = self.campaign_goals.get(campaign_id or "")
+        schema = output_schema(fields)
+        messages = build_messages(transcript_text, goal, fields)
+        client = client or self.client()
+        started = time.perf_counter()
+        last_reason = "not attempted"
+        delay = self.backoff_s
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = client.chat.completions.create(
+                    model=self.model,
+                    messages=messages,  # type: ignore[arg-type]
+                    response_format=self._response_format(schema),  # type: ignore[arg-type]
+                    max_tokens=self.max_tokens,
+                    temperature=self.temperature,
+                )
+            except (APIConnectionError, APITimeoutError) as exc:
+                last_reason = f"LLM endpoint unreachable at {self.base_url}: {type(exc).__name__}"
+            except APIStatusError as exc:
+                if exc.status_code < 500 and exc.status_code != 429:
+                    # A request the server rejects will be rejected again: no point retrying.
+                    raise AnalysisFailed(
+                        f"LLM rejected the request ({exc.status_code}): {exc.message}", attempt
+                    ) from None
+                last_reason = f"LLM server error {exc.status_code}"
+            else:
+                choice = response.choices[0]
+                try:
+                    analysis = parse_analysis(choice.message.content, fields)
+                except ValueError as exc:
+                    finish = choice.finish_reason
+                    last_reason = f"{exc}" + (" (output cut off at max_tokens)" if finish == "length" else "")
+                    continue  # invalid output: ask again straight away
+                return AnalysisResult(analysis, attempt, time.perf_counter() - started)
+            if attempt < self.max_attempts:
+                time.sleep(delay)
+                delay *= 2
+        raise AnalysisFailed(f"{last_reason} (after {self.max_attempts} attempts)", self.max_attempts)
+
+
+def describe_schema() -> str:
+    """The analysis schema as pretty JSON (docs, debugging)."""
+    return json.dumps(output_schema(), indent=2)

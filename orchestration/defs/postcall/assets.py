@@ -1,0 +1,300 @@
+"""Post-call assets, one day partition at a time: transcripts -> analyses -> index.
+
+A run processes a batch of calls of one day (the sensor's batch, or every call of the day
+for a backfill). Within a partition processing is idempotent: a call already indexed from
+the same session-report generation is skipped unless ``reprocess`` is set, and indexing
+replaces a call's row rather than adding one.
+"""
+
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+from google.api_core.exceptions import NotFound
+from pydantic import Field
+
+from callcenter.paths import REPORT_FILENAME, day_prefix, parse_object_name
+from callcenter.record import AnalysisStatus
+from callindex import CallFilter
+from orchestration.defs.postcall.analysis import AnalysisFailed, CallLLM
+from orchestration.defs.postcall.calls import CallRef
+from orchestration.defs.postcall.partitions import daily_calls
+from orchestration.defs.postcall.records import AnalyzedCall, build_record
+from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
+from orchestration.defs.postcall.speech import SpeechToText
+from orchestration.defs.postcall.transcription import TranscribedCall, transcribe_call
+from orchestration.resources.storage import RecordingsBucket
+
+GROUP = "postcall"
+DOMAIN_TAGS = {"callcenter/domain": "postcall"}
+# Transient trouble with the bucket, the STT or the index: retry the step with backoff.
+STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+ONE_DAY_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+SPEECH_MIN_FRACTION = 0.005  # share of 30 ms frames with speech below which a channel counts as dead
+
+
+class CallSelection(dg.Config):
+    calls: list[str] = Field(
+        default_factory=list,
+        description="'<session.json object>#<generation>' keys (the sensor fills this); empty = every call of the day",
+    )
+    reprocess: bool = Field(False, description="process calls again even if already indexed from the same report")
+
+
+def _partition_day(context: dg.AssetExecutionContext) -> date:
+    return date.fromisoformat(context.partition_key)
+
+
+def _calls_of_day(bucket: RecordingsBucket, day: date) -> list[CallRef]:
+    refs = []
+    for blob in bucket.list_prefix(day_prefix(day)):
+        parsed = parse_object_name(blob.name)
+        if parsed is not None and parsed.name == REPORT_FILENAME:
+            refs.append(CallRef(blob.name, int(blob.generation)))
+    return refs
+
+
+def _reader(bucket: RecordingsBucket):
+    def read(name: str) -> bytes | None:
+        try:
+            return bucket.read_bytes(name)
+        except NotFound:
+            return None
+
+    return read
+
+
+def _check(name: str, failing: dict[str, str], severity=dg.AssetCheckSeverity.ERROR, **extra) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=not failing,
+        severity=severity,
+        metadata={
+            "failing_calls": len(failing),
+            "details": dg.MetadataValue.json(dict(list(failing.items())[:50])),
+            **extra,
+        },
+    )
+
+
+@dg.asset(
+    partitions_def=daily_calls,
+    group_name=GROUP,
+    kinds={"python", "gcs"},
+    retry_policy=STEP_RETRY,
+    backfill_policy=ONE_DAY_PER_RUN,
+    tags={"callcenter/domain": "postcall"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "recording_present", asset="call_transcripts", description="answered calls have a non-empty recording"
+        ),
+        dg.AssetCheckSpec(
+            "recording_duration_matches_sip",
+            asset="call_transcripts",
+            description="recording length matches answer-to-hang-up (catches truncated Egress files)",
+        ),
+        dg.AssetCheckSpec(
+            "both_channels_speech", asset="call_transcripts", description="agent and caller channels carry speech"
+        ),
+        dg.AssetCheckSpec(
+            "transcript_non_empty", asset="call_transcripts", description="answered calls have a transcript"
+        ),
+    ],
+)
+def call_transcripts(
+    context: dg.AssetExecutionContext,
+    config: CallSelection,
+    recordings_bucket: RecordingsBucket,
+    speech_to_text: SpeechToText,
+    redaction: RedactionSettings,
+    call_index_store: CallIndexResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Per-channel transcripts with speaker labels and segment times, redacted; keyed by call id."""
+    day = _partition_day(context)
+    refs = [CallRef.parse(k) for k in config.calls] if config.calls else _calls_of_day(recordings_bucket, day)
+    stray = [r.key for r in refs if r.day != day]
+    if stray:
+        raise dg.Failure(
+            description=f"calls outside partition {day}: {stray[:5]}; run them in their own day's partition"
+        )
+    refs = sorted(set(refs))
+    if not config.reprocess:
+        index = call_index_store.open()
+        try:
+            done = {
+                r for r in refs if (rec := index.get(r.call_id)) is not None and rec.source_generation == r.generation
+            }
+        finally:
+            index.close()
+        if done:
+            context.log.info("skipping %d call(s) already indexed from the same report generation", len(done))
+        refs = [r for r in refs if r not in done]
+
+    read = _reader(recordings_bucket)
+    policy = redaction.policy()
+    write_raw = None
+    if redaction.keep_raw_transcript:
+
+        def write_raw(name: str, data: bytes) -> None:
+            recordings_bucket.write_bytes(name, data, "application/json")
+
+    results: dict[str, TranscribedCall] = {}
+    for ref in refs:
+        try:
+            results[ref.call_id] = transcribe_call(ref, read, speech_to_text, policy, write_raw)
+        except Exception as exc:  # one bad call must not block the batch; the reason is kept
+            context.log.warning("call %s failed in transcription: %s", ref.call_id, type(exc).__name__)
+            results[ref.call_id] = TranscribedCall(ref=ref, failure=f"transcription error: {type(exc).__name__}: {exc}")
+
+    failed = {cid: c.failure for cid, c in results.items() if c.failure}
+    yield dg.Output(
+        results,
+        metadata={
+            "calls": len(results),
+            "failed_calls": len(failed),
+            "stt_seconds": round(sum(c.stt_seconds for c in results.values()), 2),
+            "redactions": sum(c.redactions for c in results.values()),
+            "transcript_sources": dg.MetadataValue.json(dict(Counter(str(c.chosen) for c in results.values()))),
+            "failures": dg.MetadataValue.json(failed),
+        },
+    )
+    answered = {cid: c for cid, c in results.items() if c.expects_recording}
+    yield _check(
+        "recording_present",
+        {
+            cid: c.recording_problem or "recording missing"
+            for cid, c in answered.items()
+            if not c.recording_bytes or (c.recording_problem and c.recording_duration_s is None)
+        },
+    )
+    yield _check(
+        "recording_duration_matches_sip",
+        {cid: m for cid, c in answered.items() if (m := c.duration_mismatch) or (m := c.recording_problem)},
+    )
+    yield _check(
+        "both_channels_speech",
+        {
+            cid: f"speech share per channel: {c.channel_speech}"
+            for cid, c in answered.items()
+            if c.channel_speech and min(c.channel_speech.values(), default=0.0) < SPEECH_MIN_FRACTION
+        },
+        severity=dg.AssetCheckSeverity.WARN,
+    )
+    yield _check(
+        "transcript_non_empty",
+        {cid: c.failure or "no words transcribed" for cid, c in answered.items() if not c.transcript},
+    )
+
+
+@dg.asset(
+    partitions_def=daily_calls,
+    group_name=GROUP,
+    kinds={"python", "openai"},
+    retry_policy=STEP_RETRY,
+    backfill_policy=ONE_DAY_PER_RUN,
+    tags={"callcenter/domain": "postcall"},
+    check_specs=[dg.AssetCheckSpec("analysis_valid", asset="call_analyses", description="every analysis validated")],
+)
+def call_analyses(
+    context: dg.AssetExecutionContext, call_transcripts: dict[str, TranscribedCall], call_llm: CallLLM
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """LLM analysis per call (summary, disposition, sentiment, intent, actions, goal), validated by pydantic."""
+    client = call_llm.client()
+    results: dict[str, AnalyzedCall] = {}
+    for call_id, call in call_transcripts.items():
+        if not call.transcript or call.report is None:
+            results[call_id] = AnalyzedCall(call_id, AnalysisStatus.SKIPPED, error=call.failure or "no transcript")
+            continue
+        text = "\n".join(f"{s.speaker.value}: {s.text}" for s in call.transcript)
+        try:
+            result = call_llm.analyze(text, call.report.campaign_id, client=client)
+        except AnalysisFailed as exc:
+            context.log.warning("analysis of %s failed: %s", call_id, exc.reason)
+            results[call_id] = AnalyzedCall(call_id, AnalysisStatus.FAILED, error=exc.reason, attempts=exc.attempts)
+            continue
+        results[call_id] = AnalyzedCall(
+            call_id, AnalysisStatus.OK, analysis=result.analysis, attempts=result.attempts, seconds=result.seconds
+        )
+    statuses = Counter(a.status.value for a in results.values())
+    yield dg.Output(
+        results,
+        metadata={
+            "calls": len(results),
+            "statuses": dg.MetadataValue.json(dict(statuses)),
+            "llm_seconds": round(sum(a.seconds for a in results.values()), 2),
+            "model": call_llm.model,
+        },
+    )
+    yield _check(
+        "analysis_valid",
+        {cid: a.error or "" for cid, a in results.items() if a.status is AnalysisStatus.FAILED},
+        severity=dg.AssetCheckSeverity.WARN,
+    )
+
+
+@dg.asset(
+    partitions_def=daily_calls,
+    group_name=GROUP,
+    kinds={"python", "sql"},
+    retry_policy=STEP_RETRY,
+    backfill_policy=ONE_DAY_PER_RUN,
+    tags={"callcenter/domain": "postcall"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "index_rows_match_processed_calls",
+            asset="call_index",
+            description="every processed call has exactly one index row, from this run's report generation",
+        )
+    ],
+)
+def call_index(
+    context: dg.AssetExecutionContext,
+    call_transcripts: dict[str, TranscribedCall],
+    call_analyses: dict[str, AnalyzedCall],
+    call_embeddings: CallEmbeddings,
+    call_index_store: CallIndexResource,
+    recordings_bucket: RecordingsBucket,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """The searchable call index: metadata, redacted transcript, analysis, latency, recording URI, embedding."""
+    now = datetime.now(UTC)
+    records = []
+    unindexable = {}
+    for call_id, call in call_transcripts.items():
+        if call.report is None:
+            unindexable[call_id] = call.failure or "no session report"
+            continue
+        uri = recordings_bucket.uri(call.recording_object) if call.recording_object else None
+        records.append(build_record(call, call_analyses.get(call_id), uri, now))
+    started = time.perf_counter()
+    vectors = call_embeddings.embedder().embed([r.embedding_text() for r in records])
+    embed_s = time.perf_counter() - started
+    index = call_index_store.open()
+    try:
+        started = time.perf_counter()
+        index.upsert_many(zip(records, vectors, strict=True))  # one transaction for the batch
+        index_s = time.perf_counter() - started
+        mismatched = {}
+        for record in records:
+            stored = index.get(record.call_id)
+            if stored is None or stored.source_generation != record.source_generation:
+                mismatched[record.call_id] = "missing from the index" if stored is None else "stale generation"
+        day = _partition_day(context)
+        day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        day_rows = index.count(CallFilter(started_from=day_start, started_to=day_start + timedelta(days=1)))
+    finally:
+        index.close()
+    yield dg.Output(
+        {"indexed": [r.call_id for r in records], "unindexable": unindexable},
+        metadata={
+            "indexed_calls": len(records),
+            "unindexable_calls": len(unindexable),
+            "rows_for_day": day_rows,
+            "embedding_seconds": round(embed_s, 3),
+            "index_seconds": round(index_s, 3),
+            "index": call_index_store.resolved_url().split("@")[-1],  # never the DSN's credentials
+        },
+    )
+    yield _check("index_rows_match_processed_calls", mismatched, processed_calls=len(records), rows_for_day=day_rows)

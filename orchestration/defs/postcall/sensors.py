@@ -1,0 +1,85 @@
+"""The recordings-bucket sensor and the views schedule."""
+
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from orchestration.defs.postcall.assets import DOMAIN_TAGS, call_analyses, call_index, call_transcripts
+from orchestration.defs.postcall.discovery import DiscoveryCursor, ListedObject, discover
+from orchestration.defs.postcall.partitions import daily_calls
+from orchestration.defs.postcall.views import VIEW_ASSETS
+from orchestration.resources.storage import RecordingsBucket
+
+# Longest a call (plus Egress upload) may take: reports of calls started this long before the
+# watermark can still appear, so listing starts there.
+MAX_CALL_DURATION = timedelta(hours=6)
+INITIAL_LOOKBACK = timedelta(days=2)
+MAX_RUNTIME_S = 3 * 3600
+
+postcall_job = dg.define_asset_job(
+    "postcall_calls",
+    selection=[call_transcripts, call_analyses, call_index],
+    partitions_def=daily_calls,
+    tags={**DOMAIN_TAGS, "dagster/max_runtime": str(MAX_RUNTIME_S)},
+    description="Transcribe, redact, analyse and index a batch of completed calls of one day.",
+)
+
+postcall_views_job = dg.define_asset_job(
+    "postcall_views",
+    selection=VIEW_ASSETS,
+    partitions_def=daily_calls,
+    tags={**DOMAIN_TAGS, "dagster/max_runtime": "1800"},
+    description="Refresh the day's pandas views (outcomes, sentiment, latency) from the call index.",
+)
+
+
+def _lister(bucket: RecordingsBucket):
+    def list_objects(prefix: str, offset: str):
+        for blob in bucket.list_prefix(prefix, start_offset=offset if offset != prefix else None):
+            yield ListedObject(blob.name, int(blob.generation), blob.updated)
+
+    return list_objects
+
+
+@dg.sensor(
+    job=postcall_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="New session reports in the recordings bucket -> one postcall run per day batch.",
+)
+def call_recordings_sensor(context: dg.SensorEvaluationContext, recordings_bucket: RecordingsBucket):
+    now = datetime.now(UTC)
+    cursor = DiscoveryCursor.parse(context.cursor, now, INITIAL_LOOKBACK)
+    batches, new_cursor = discover(_lister(recordings_bucket), cursor, now, MAX_CALL_DURATION)
+    requests = [
+        dg.RunRequest(
+            run_key=batch.run_key,
+            partition_key=batch.partition_key,
+            run_config={"ops": {"call_transcripts": {"config": {"calls": [r.key for r in batch.refs]}}}},
+            tags={**DOMAIN_TAGS, "callcenter/calls": str(len(batch.refs))},
+        )
+        for batch in batches
+    ]
+    if not requests:
+        return dg.SkipReason(f"no new session reports since {cursor.since.isoformat()}")
+    context.update_cursor(new_cursor.serialize())
+    return requests
+
+
+@dg.schedule(
+    job=postcall_views_job,
+    cron_schedule="*/30 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Today's views every 30 minutes (yesterday's too, shortly after midnight).",
+)
+def postcall_views_schedule(context: dg.ScheduleEvaluationContext):
+    at = context.scheduled_execution_time.astimezone(UTC)
+    days = {at.date()}
+    if at.hour == 0 and at.minute < 30:
+        days.add((at - timedelta(days=1)).date())
+    return [
+        dg.RunRequest(run_key=f"views:{day}:{at:%H%M}", partition_key=day.isoformat(), tags=DOMAIN_TAGS)
+        for day in sorted(days)
+    ]

