@@ -544,3 +544,16 @@ def test_documented_kubectl_kustomize_is_the_source_of_truth() -> None:
     readme = (MANIFESTS_DIR / "README.md").read_text()
     assert "kubectl kustomize manifests/overlays/" in readme
     assert Path(MANIFESTS_DIR / "overlays" / "gke" / "kustomization.yaml").is_file()
+
+
+def test_egress_admits_the_launch_floor_of_recorded_calls(gke: list[KubeObject]) -> None:
+    """Egress's admission control prices an audio-only room composite at a whole core by
+    default: two 2-CPU pods would record 2 calls. The design's launch floor is 25."""
+    deployment = find(gke, "Deployment", "livekit-egress")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    config = _config_body(container, "EGRESS_CONFIG_BODY", {"RECORDINGS_BUCKET": "b"})
+    costs = config["cpu_cost"]
+    cores = _quantity(container["resources"]["requests"]["cpu"])
+    per_pod = int(cores * costs["max_cpu_utilization"] / costs["sdk_audio_room_composite_cpu_cost"])
+    assert costs["audio_room_composite_cpu_cost"] == costs["sdk_audio_room_composite_cpu_cost"]
+    assert deployment["spec"]["replicas"] * per_pod >= 25
