@@ -67,6 +67,11 @@ def test_malformed_json_is_400(client, body):
     assert 'tts_errors_total{type="400"} 1.0' in client.get("/metrics").text
 
 
+def test_oversize_speech_body_is_413(client):
+    response = client.post("/v1/audio/speech", json=speak("Hello. " * 20_000))
+    assert_envelope(response, 413, "input")
+
+
 def test_backend_failure_is_500_without_internals(make_client, piper_backend):
     backend = RecordingBackend(piper_backend)
     backend.fail_on = "explode"

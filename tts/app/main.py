@@ -7,10 +7,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from tts.app.api.deps import Runtime
-from tts.app.api.errors import install_error_handlers
+from tts.app.api.errors import APIError, error_response, install_error_handlers
 from tts.app.api.routes import health, speech, voices
 from tts.app.backends.base import BackendNotReady, SpeechBackend
 from tts.app.core.config import Settings
@@ -96,6 +96,17 @@ def create_app(settings: Settings | None = None, backend: SpeechBackend | None =
 
     app = FastAPI(title="Call-center speech server", version="1.0", lifespan=lifespan)
     app.state.runtime = runtime
+    # A speech body is a few KiB of JSON; refuse megabytes before parsing them.
+    speech_body_limit = max(64 * 1024, settings.max_input_chars * 8)
+
+    @app.middleware("http")
+    async def refuse_oversize_speech_bodies(request: Request, call_next):
+        declared = request.headers.get("content-length", "")
+        if request.url.path == "/v1/audio/speech" and declared.isdigit() and int(declared) > speech_body_limit:
+            return error_response(
+                APIError(413, f"The request body is larger than {speech_body_limit} bytes.", param="input", code="body_too_large")
+            )
+        return await call_next(request)
     install_error_handlers(app)
     app.include_router(speech.router)
     app.include_router(voices.router)
