@@ -65,16 +65,10 @@ def decode_audio(data: bytes) -> np.ndarray:
                 frames = w.readframes(w.getnframes())
         except (wave.Error, EOFError) as exc:
             raise TranscriptionError(f"unreadable WAV file: {exc}", param="file", code="invalid_audio") from exc
-        if width != 2:
-            raise TranscriptionError("WAV must be 16-bit PCM", param="file", code="invalid_audio")
-        pcm = np.frombuffer(frames, dtype=np.int16).astype(np.float32) / 32768.0
-        if channels > 1:
-            pcm = pcm.reshape(-1, channels).mean(axis=1)
-        if rate != WHISPER_RATE and pcm.size:
-            # linear resampling is enough for ASR of telephony-band speech
-            n_out = int(round(pcm.size * WHISPER_RATE / rate))
-            pcm = np.interp(np.linspace(0, pcm.size - 1, n_out), np.arange(pcm.size), pcm).astype(np.float32)
-        return pcm
+        if rate == WHISPER_RATE and width == 2:
+            pcm = np.frombuffer(frames, dtype=np.int16).astype(np.float32) / 32768.0
+            return pcm.reshape(-1, channels).mean(axis=1) if channels > 1 else pcm
+        # other rates (8 kHz telephony) need a proper anti-aliased resampler: PyAV's below
     from faster_whisper.audio import decode_audio as av_decode
 
     try:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
 import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
@@ -138,9 +140,24 @@ def stt_server() -> Iterator[str]:
     proc = _spawn([sys.executable, "-m", "devstack.stt_server", "--port", str(port), "--threads", "2"])
     try:
         wait_for_port(port, proc, timeout=90)
+        wait_until_ready(f"http://127.0.0.1:{port}/health", proc, timeout=90)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         _stop(proc)
+
+
+def wait_until_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before {url} was ready")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
 
 
 @pytest.fixture(scope="session")
@@ -153,6 +170,7 @@ def tts_server() -> Iterator[str]:
     )
     try:
         wait_for_port(port, proc, timeout=90)
+        wait_until_ready(f"http://127.0.0.1:{port}/ready", proc, timeout=90)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         _stop(proc)
