@@ -75,6 +75,7 @@ def _now() -> str:
 @attrs.define(kw_only=True)
 class ApiServerDouble(kmock.KubernetesEmulator):
     _versions: itertools.count = attrs.field(factory=lambda: itertools.count(1), init=False)
+    pod_logs: dict[str, str] = attrs.field(factory=dict, init=False)  # pod name -> its log text
 
     def serve_kind(self, api_version: str, kind: str, namespaced: bool = True, plural: str | None = None) -> None:
         group, _, version = api_version.rpartition("/")
@@ -93,6 +94,8 @@ class ApiServerDouble(kmock.KubernetesEmulator):
         content_type = request.headers.get("Content-Type", "")
         if request.method == enums.method.PATCH and content_type.startswith(APPLY_CONTENT_TYPE):
             return await self._apply(request)
+        if request.resource is not None and request.resource.plural == "pods" and request.subresource == "log":
+            return aiohttp.web.Response(text=self.pod_logs.get(request.name or "", ""), content_type="text/plain")
         if request.resource is not None and request.resource.plural == "namespaces" and request.method == enums.method.GET:
             return await self._read_namespaces(request)
         return await super()._handle(request)
@@ -180,6 +183,7 @@ class ClusterDouble:
             self.api.serve_kind(api_version, kind, namespaced, plural)
         self.never_ready: dict[str, str] = {}  # workload name -> waiting reason
         self.pod_events: dict[str, list[str]] = {}  # workload name -> event messages
+        self.logs: dict[str, str] = {}  # workload name -> what its pods log once running
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="kube-double", daemon=True)
         self._server: kmock.Server | None = None
@@ -313,6 +317,7 @@ class ClusterDouble:
             {
                 "name": c["name"],
                 "image": c.get("image"),
+                "imageID": f"{c.get('image')}@sha256:{'0' * 64}",
                 "ready": ready,
                 "restartCount": 0 if ready else 4,
                 "state": {"running": {"startedAt": _now()}}
@@ -349,6 +354,7 @@ class ClusterDouble:
             self.api.objects[self.api._key(live["apiVersion"], live["kind"], namespace, name)].patch({"status": status})
             pod = self._pod(live, namespace, name, ready=True)
             self.api.objects[self.api._key("v1", "Pod", namespace, pod["metadata"]["name"])] = pod
+            self.api.pod_logs[pod["metadata"]["name"]] = self.logs.get(name, "")
 
     def _stuck(self, live: dict[str, Any], namespace: str, name: str) -> None:
         replicas = live["spec"].get("replicas", 1)

@@ -1,5 +1,9 @@
-"""The rollout domain. Exposes `defs` (assets, checks, jobs, schedules, sensors) and
-`resources(deployment)`: the domain's own resources for that deployment."""
+"""The rollout domain. Exposes `defs` (assets, checks, jobs) and `resources(deployment)`:
+the domain's own resources for that deployment.
+
+Operators materialize the ``rollout`` job from the Dagster UI; ``rollout_drift`` runs the
+drift checks alone (nothing applied) to compare the live cluster with the manifests.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,51 @@ from typing import Any
 
 import dagster as dg
 
+from orchestration.defs.rollout.assets import ALL_ASSETS, GROUP
+from orchestration.defs.rollout.checks import ALL_CHECKS, DRIFT_CHECKS
+from orchestration.defs.rollout.kube import CONTEXT_ENV, KubernetesResource
+from orchestration.defs.rollout.probes import InferenceEndpoints
+from orchestration.defs.rollout.settings import RolloutSettings
+from orchestration.defs.rollout.trunks import SipTrunkSettings
 from orchestration.deployment import Deployment
 
-defs = dg.Definitions()
+RUN_TAGS = {"callcenter/domain": "rollout"}
+
+rollout_job = dg.define_asset_job(
+    "rollout",
+    selection=dg.AssetSelection.groups(GROUP),
+    tags=RUN_TAGS,
+    description="Apply the rendered manifests tier by tier; each tier's health gate must pass before the next.",
+)
+rollout_drift_job = dg.define_asset_job(
+    "rollout_drift",
+    selection=dg.AssetSelection.checks(*DRIFT_CHECKS),
+    tags=RUN_TAGS,
+    description="Compare the live cluster with the rendered manifests; applies nothing.",
+)
+
+defs = dg.Definitions(assets=ALL_ASSETS, asset_checks=ALL_CHECKS, jobs=[rollout_job, rollout_drift_job])
 
 
 def resources(deployment: Deployment) -> dict[str, Any]:
-    return {}
+    match deployment:
+        case Deployment.LOCAL:
+            return {
+                # No cluster locally: the assets fail fast naming CALLCENTER_KUBE_CONTEXT;
+                # rendering and validating the dev overlay still work.
+                "kubernetes": KubernetesResource(),
+                "rollout_settings": RolloutSettings(overlay="dev"),
+                "inference_endpoints": InferenceEndpoints(),
+                "sip_trunks": SipTrunkSettings(),
+            }
+        case Deployment.GKE:
+            return {
+                "kubernetes": KubernetesResource(context=dg.EnvVar(CONTEXT_ENV)),
+                "rollout_settings": RolloutSettings(overlay="gke"),
+                "inference_endpoints": InferenceEndpoints(),
+                "sip_trunks": SipTrunkSettings(
+                    phone_numbers=dg.EnvVar("CALLCENTER_SIP_NUMBERS"),
+                    termination_uri=dg.EnvVar("CALLCENTER_TWILIO_TERMINATION_URI"),
+                ),
+            }
+    raise ValueError(f"unknown deployment {deployment!r}")
