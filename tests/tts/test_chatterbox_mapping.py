@@ -27,12 +27,15 @@ class ModelDouble:
         self.t3 = torch.nn.Linear(2, 2)
         self.generate_calls: list[tuple[str, dict, object]] = []
         self.prepared: list[tuple[str, float]] = []
+        self.autocast: list[object] = []
+        self.device = "cpu"
 
     def prepare_conditionals(self, wav_fpath, exaggeration=0.5):
         self.prepared.append((wav_fpath, exaggeration))
         self.conds = ("clip", wav_fpath)
 
     def generate(self, text, **kwargs):
+        self.autocast.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu"))
         self.generate_calls.append((text, kwargs, self.conds))
         seconds = 0.05 * len(text.split())
         t = torch.arange(int(self.sr * seconds)) / self.sr
@@ -177,10 +180,13 @@ def test_variants_load_from_pretrained_or_local(fake_chatterbox, tmp_path, varia
     assert fake_chatterbox == [(cls, "from_pretrained", "cpu"), (cls, "from_local", (str(tmp_path), "cpu"))]
 
 
-def test_half_precision_casts_only_t3(fake_chatterbox):
-    backend = ChatterboxBackend(device="cpu", dtype="bfloat16")
+@pytest.mark.parametrize(("dtype", "expected"), [("bfloat16", torch.bfloat16), ("float32", False)])
+async def test_half_precision_runs_generate_under_autocast(fake_chatterbox, dtype, expected):
+    backend = ChatterboxBackend(device="cpu", dtype=dtype)
     backend.load()
-    assert backend.model.t3.weight.dtype == torch.bfloat16
+    await backend.warmup()
+    assert backend.model.autocast == [expected]
+    assert backend.model.t3.weight.dtype == torch.float32  # weights untouched (see ReferenceEngine)
     assert backend.sample_rate == 24_000
 
 

@@ -17,6 +17,7 @@ reference ``model.generate`` without touching request mapping or the server.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import threading
@@ -134,9 +135,12 @@ class ReferenceEngine:
 
     max_parallel = 1
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, dtype: str = "float32") -> None:
         self.model = model
         self.sample_rate = int(model.sr)
+        # Half precision by autocast, not by casting weights: upstream builds its conditioning
+        # tensors in float32, and a bf16/fp16 T3 then fails with a dtype mismatch in T3CondEnc.
+        self.dtype = dtype
         self._lock = threading.Lock()
         self._default_conds = getattr(model, "conds", None)
         self._conds_by_clip: dict[str, Any] = {}
@@ -163,8 +167,17 @@ class ReferenceEngine:
             if cancelled.is_set():
                 return
             self._select_voice(call)
-            wav = self.model.generate(call.text, **call.kwargs)
+            with self._precision():
+                wav = self.model.generate(call.text, **call.kwargs)
         yield _to_mono_float32(wav)
+
+    def _precision(self):
+        if self.dtype == "float32":
+            return contextlib.nullcontext()
+        import torch
+
+        device_type = str(getattr(self.model, "device", "cuda")).split(":")[0]
+        return torch.autocast(device_type=device_type, dtype=getattr(torch, self.dtype))
 
 
 def _to_mono_float32(wav: Any) -> np.ndarray:
@@ -191,12 +204,8 @@ def resolve_device(device: str) -> str:
     return "cpu"
 
 
-def load_model(variant: Variant, device: str, checkpoint_dir: Path | None, dtype: str = "float32") -> Any:
-    """Load a Chatterbox model the way upstream does, then cast the T3 LM if asked.
-
-    Only T3 (the Llama/GPT-2 token LM, where the time goes) is cast to fp16/bf16: S3Gen's
-    speaker encoder casts its inputs to float32 and breaks with half weights.
-    """
+def load_model(variant: Variant, device: str, checkpoint_dir: Path | None) -> Any:
+    """Load a Chatterbox model the way upstream does (weights stay float32; see ReferenceEngine)."""
     module_name, class_name = MODEL_CLASSES[variant]
     try:
         module = importlib.import_module(module_name)
@@ -209,20 +218,14 @@ def load_model(variant: Variant, device: str, checkpoint_dir: Path | None, dtype
     if checkpoint_dir is not None:
         if not Path(checkpoint_dir).is_dir():
             raise BackendNotReady(f"TTS_CHATTERBOX_CHECKPOINT_DIR={checkpoint_dir} is not a directory")
-        model = model_cls.from_local(str(checkpoint_dir), device=device)
-    else:
-        model = model_cls.from_pretrained(device=device)
-    if dtype in ("float16", "bfloat16"):
-        import torch
-
-        model.t3.to(dtype=getattr(torch, dtype))
-    return model
+        return model_cls.from_local(str(checkpoint_dir), device=device)
+    return model_cls.from_pretrained(device=device)
 
 
-def load_engine(model: Any, engine: str) -> ChatterboxEngine:
+def load_engine(model: Any, engine: str, dtype: str = "float32") -> ChatterboxEngine:
     """`reference` (upstream generate) or `fast` (the batched/CUDA-graph decoder)."""
     if engine == "reference":
-        return ReferenceEngine(model)
+        return ReferenceEngine(model, dtype=dtype)
     if engine == "fast":
         fast = importlib.import_module("tts.app.backends.chatterbox_fast")
         return fast.build_engine(model)
@@ -260,8 +263,8 @@ class ChatterboxBackend(SpeechBackend):
         if self.model is None:
             device = resolve_device(self.device)
             log.info("loading Chatterbox %s on %s (%s)", self.variant, device, self.dtype)
-            self.model = load_model(self.variant, device, self.checkpoint_dir, self.dtype)
-        self.engine = load_engine(self.model, self.engine_name)
+            self.model = load_model(self.variant, device, self.checkpoint_dir)
+        self.engine = load_engine(self.model, self.engine_name, self.dtype)
         self.sample_rate = self.engine.sample_rate
         self.max_parallel_segments = max(1, int(getattr(self.engine, "max_parallel", 1)))
 
