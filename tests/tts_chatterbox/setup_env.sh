@@ -19,7 +19,7 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install \
   "transformers==5.24.0" "tokenizers==0.23.3" "huggingface_hub==2.4.0" "safetensors==0.8.0" \
   "numpy==2.4.6" "scipy==1.17.1" "soundfile==0.14.0" "librosa==0.11.0" \
-  "diffusers==0.29.0" "conformer==0.3.2" "einops" "omegaconf" "tqdm" "pytest" "onnx"
+  "diffusers==0.29.0" "conformer==0.3.2" "einops" "omegaconf" "tqdm" "pytest" "onnx" "setuptools<81"
 # torchaudio: PyPI's newest is built for another torch; chatterbox only needs its pure-Python
 # parts (kaldi fbank in s3gen.xvector, resample), so it goes in without deps.
 "${PIP[@]}" install --no-deps "torchaudio==2.11.0" "s3tokenizer==0.3.0" "resemble-perth==1.0.1" "pyloudnorm" "future"

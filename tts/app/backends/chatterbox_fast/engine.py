@@ -12,6 +12,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -97,7 +98,12 @@ class FastChatterboxEngine:
         self.decoder = T3BatchDecoder(model.t3, shape, dtype=dtype, device=self.device)
         self.graphs = self.decoder.capture_graphs() if self.config.cuda_graphs else 0
         self.scheduler = DecodeScheduler(self.decoder, generator_seed=generator_seed)
-        self.vocoder = BatchedVocoder(model.s3gen, max_batch=self.config.max_slots)
+        self.vocoder = BatchedVocoder(
+            model.s3gen, max_batch=min(32, self.config.max_slots), cuda_graphs=self.config.cuda_graphs
+        )
+        self.vocoder_graphs = 0
+        if self._default_conds_for_warmup(model) is not None:
+            self.vocoder_graphs = self.vocoder.warm_up(model.conds.gen, self.config.plan)
         self._voice_lock = threading.Lock()
         self._voices: dict[str, _Voice] = {}
         self._default_conds = getattr(model, "conds", None)
@@ -107,6 +113,10 @@ class FastChatterboxEngine:
         self.capacity_report: dict | None = None
         self._streams = 0
         self._streams_lock = threading.Lock()
+
+    @staticmethod
+    def _default_conds_for_warmup(model: Any) -> Any:
+        return getattr(model, "conds", None)
 
     # Read by the server: how many segments to let in at once (the rest queue, then 429).
     @property
@@ -193,38 +203,53 @@ class FastChatterboxEngine:
                 self._streams -= 1
 
     def _stream_job(self, job: DecodeJob, voice: _Voice, cancelled: threading.Event) -> Iterator[np.ndarray]:
+        """Plan windows as tokens arrive, render them ahead (pipelined), emit in order."""
         plan = self.config.plan
         stitcher = StreamStitcher(plan)
         self.scheduler.submit(job)
         tokens: list[int] = []
-        chunks = 0
+        rendering: deque = deque()  # (future, start, end, final), in plan order
+        planned = 0
         done = False
-        while not done:
-            want = stitcher.emitted_tokens + plan.next_size(chunks)
-            while len(tokens) < want:
-                try:
-                    tok = job.tokens.get(timeout=TOKEN_TIMEOUT_S)
-                except queue.Empty as exc:
-                    raise RuntimeError("Chatterbox decoder produced no token for 60 s") from exc
-                if tok is FINISHED:
-                    done = True
-                    break
-                if tok < SPEECH_VOCAB:  # upstream drops control tokens before S3Gen
-                    tokens.append(tok)
-                if cancelled.is_set():
-                    return
-            if job.error is not None:
-                raise RuntimeError("Chatterbox decoding failed") from job.error
+        last_progress = time.monotonic()
+        while True:
+            while rendering and rendering[0][0].done():
+                fut, start, end, final = rendering.popleft()
+                out = stitcher.stitch(fut.result(), start, end, final)
+                if len(out):
+                    yield self._watermark(out)
             if cancelled.is_set():
                 return
-            if len(tokens) <= stitcher.emitted_tokens and not (done and stitcher.tail is not None):
+            if done:
+                if not rendering:
+                    return
+                rendering[0][0].result(timeout=TOKEN_TIMEOUT_S)
                 continue
-            start, end = stitcher.window(len(tokens), done)
-            audio = self.vocoder.submit(voice.key, voice.ref_dict, tokens[start:end], first=start == 0).result()
-            out = stitcher.stitch(audio, start, end, final=done)
-            chunks += 1
-            if len(out):
-                yield self._watermark(out)
+            if len(tokens) >= stitcher.planned_tokens + plan.next_size(planned):
+                self._render(rendering, stitcher, voice, tokens, final=False)
+                planned += 1
+                continue
+            try:
+                tok = job.tokens.get(timeout=0.005 if rendering else 0.1)
+            except queue.Empty:
+                if time.monotonic() - last_progress > TOKEN_TIMEOUT_S:
+                    raise RuntimeError("Chatterbox decoder produced no token for 60 s") from None
+                continue
+            last_progress = time.monotonic()
+            if tok is FINISHED:
+                if job.error is not None:
+                    raise RuntimeError("Chatterbox decoding failed") from job.error
+                done = True
+                if len(tokens) > stitcher.planned_tokens:
+                    self._render(rendering, stitcher, voice, tokens, final=True)
+                continue
+            if tok < SPEECH_VOCAB:  # upstream drops control tokens before S3Gen
+                tokens.append(tok)
+
+    def _render(self, rendering: deque, stitcher: StreamStitcher, voice: _Voice, tokens: list[int], *, final: bool):
+        start, end = stitcher.plan_window(len(tokens), final)
+        fut = self.vocoder.submit(voice.key, voice.ref_dict, tokens[start:end], first=start == 0)
+        rendering.append((fut, start, end, final))
 
     def _watermark(self, audio: np.ndarray) -> np.ndarray:
         marker = getattr(self.model, "watermarker", None)

@@ -39,20 +39,24 @@ class ChunkPlan:
 
 
 class StreamStitcher:
-    """Turns rendered windows into gapless output: emits, holds back, crossfades.
+    """Turns rendered windows into gapless output: plans windows, emits, holds back, crossfades.
 
-    Pure numpy: one per stream, called in order with each window's audio.
+    Pure numpy, one per stream. Windows are planned ahead (several may be rendering at once)
+    and must be stitched in the order they were planned.
     """
 
     def __init__(self, plan: ChunkPlan, samples_per_token: int = SAMPLES_PER_TOKEN) -> None:
         self.plan = plan
         self.spt = samples_per_token
+        self.planned_tokens = 0  # tokens covered by planned windows, minus the last hold-back
         self.emitted_tokens = 0  # tokens whose audio has been emitted (final)
         self.tail: np.ndarray | None = None  # audio of the held-back tokens, from the previous window
 
-    def window(self, n_tokens_total: int, final: bool) -> tuple[int, int]:
-        """Token range [start, end) to render now, given tokens produced so far."""
-        start = max(0, self.emitted_tokens - self.plan.context_tokens)
+    def plan_window(self, n_tokens_total: int, final: bool) -> tuple[int, int]:
+        """Token range [start, end) to render next, given tokens produced so far."""
+        start = max(0, self.planned_tokens - self.plan.context_tokens)
+        hold = 0 if final else min(self.plan.overlap_tokens, n_tokens_total - self.planned_tokens)
+        self.planned_tokens = n_tokens_total - hold
         return start, n_tokens_total
 
     def stitch(self, audio: np.ndarray, start: int, end: int, final: bool) -> np.ndarray:
@@ -85,7 +89,9 @@ class RenderJob:
 class BatchedVocoder:
     """A worker thread rendering windows for all streams; same-voice windows share a batch."""
 
-    def __init__(self, s3gen, *, max_batch: int = 32, n_cfm_timesteps: int | None = None) -> None:
+    def __init__(
+        self, s3gen, *, max_batch: int = 32, n_cfm_timesteps: int | None = None, cuda_graphs: bool = True
+    ) -> None:
         self.s3gen = s3gen
         self.max_batch = max_batch
         self.n_cfm_timesteps = n_cfm_timesteps
@@ -93,6 +99,11 @@ class BatchedVocoder:
         self._jobs: queue.Queue[RenderJob | None] = queue.Queue()
         self._stream = torch.cuda.Stream(device=self.device) if self.device.type == "cuda" else None
         self._thread = threading.Thread(target=self._run, name="s3gen-vocoder", daemon=True)
+        self.graphed = None
+        if cuda_graphs and self.device.type == "cuda":
+            from tts.app.backends.chatterbox_fast.s3gen_graphs import install
+
+            self.graphed = install(s3gen, max_rows=2 * max_batch)
         self.batches = 0
         self.windows = 0
 
@@ -102,6 +113,19 @@ class BatchedVocoder:
     def stop(self) -> None:
         self._jobs.put(None)
         self._thread.join(timeout=10)
+
+    def warm_up(self, ref_dict: dict, plan: ChunkPlan) -> int:
+        """Render every (batch, length) bucket once so graphs are captured before serving."""
+        if self.graphed is None:
+            return 0
+        longest = plan.max_tokens + plan.context_tokens + plan.overlap_tokens
+        lengths = sorted({*range(plan.overlap_tokens + plan.context_tokens, longest, 32), longest})
+        n = 1
+        while n <= self.max_batch:
+            for length in lengths:
+                self.render(ref_dict, [[0] * length] * n, [False] * n)
+            n *= 2
+        return self.graphed.captured
 
     def submit(self, voice_key: str, ref_dict: dict, tokens: list[int], first: bool) -> Future:
         job = RenderJob(voice_key, ref_dict, tokens, first)

@@ -1,0 +1,266 @@
+"""Chatterbox on one GPU: stock chatterbox-tts 0.1.7 vs the fast engine, side by side.
+
+RANDOM WEIGHTS: the real architecture (T3 Llama 520M, S3Gen, voice encoder) randomly
+initialised, as ../shared/tools/chatterbox-gpu-baseline does (no weights can be downloaded
+here). Random weights never emit the stop token, so every request is forced to a fixed
+number of speech tokens (25 tokens = 1 s of audio). Figures are speed, not quality.
+
+Run with the `device` tool (see docs/benchmarks.md, "Chatterbox on GPU"):
+  python3 bench/tts_chatterbox_gpu.py [--out results.json]
+Prints one JSON line per measurement and a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SENTENCE = "Hi, this is Ava from Riverside Dental, calling about your appointment tomorrow."
+TOKENS = 75  # 3.0 s of audio: one sentence
+SAMPLES_PER_TOKEN = 960
+
+
+def emit(results: dict, key: str, value) -> None:
+    results[key] = value
+    print(json.dumps({key: value}), flush=True)
+
+
+def build_model(dev: str):
+    import numpy as np
+    import soundfile as sf
+    import torch
+    from chatterbox.models.s3gen import S3GEN_SR, S3Gen
+    from chatterbox.models.t3 import T3
+    from chatterbox.models.tokenizers import EnTokenizer
+    from chatterbox.models.voice_encoder import VoiceEncoder
+    from chatterbox.tts import ChatterboxTTS
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+
+    torch.manual_seed(0)
+    tmp = tempfile.mkdtemp()
+    specials = ["[START]", "[STOP]", "[UNK]", "[SPACE]", "[PAD]", "[SEP]", "[CLS]", "[MASK]"]
+    vocab = {t: i for i, t in enumerate(specials + [chr(c) for c in range(33, 127)])}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tk.add_special_tokens(specials)
+    tk.save(f"{tmp}/tokenizer.json")
+    model = ChatterboxTTS(T3(), S3Gen(), VoiceEncoder(), EnTokenizer(f"{tmp}/tokenizer.json"), dev)
+    model.t3.to(dev).eval()
+    model.s3gen.to(dev).eval()
+    model.ve.to(dev).eval()
+    sf.write(f"{tmp}/ref.wav", (0.1 * np.random.randn(S3GEN_SR * 8)).astype(np.float32), S3GEN_SR)
+    model.prepare_conditionals(f"{tmp}/ref.wav", exaggeration=0.5)
+    return model
+
+
+def sync():
+    import torch
+
+    torch.cuda.synchronize()
+
+
+def bench_stock(model, results: dict) -> None:
+    """Upstream path as the baseline tool times it: T3.inference (HF, CFG) then S3Gen.inference."""
+    import torch
+    import torch.nn.functional as F
+    from chatterbox.tts import punc_norm
+
+    def once(n: int):
+        tt = model.tokenizer.text_to_tokens(punc_norm(SENTENCE)).to(model.device)
+        tt = torch.cat([tt, tt], dim=0)
+        tt = F.pad(F.pad(tt, (1, 0), value=model.t3.hp.start_text_token), (0, 1), value=model.t3.hp.stop_text_token)
+        sync()
+        a = time.perf_counter()
+        with torch.inference_mode():
+            toks = model.t3.inference(
+                t3_cond=model.conds.t3, text_tokens=tt, max_new_tokens=n, stop_on_eos=False, cfg_weight=0.5
+            )[0]
+            sync()
+            b = time.perf_counter()
+            toks = toks[toks < 6561]
+            wav, _ = model.s3gen.inference(speech_tokens=toks, ref_dict=model.conds.gen)
+        sync()
+        c = time.perf_counter()
+        return b - a, c - b, wav.shape[-1] / model.sr
+
+    once(25)  # warm-up
+    runs = [once(TOKENS) for _ in range(2)]
+    t3_s = min(r[0] for r in runs)
+    s3_s = min(r[1] for r in runs)
+    audio_s = runs[0][2]
+    total = t3_s + s3_s
+    emit(
+        results,
+        "stock_one_sentence",
+        {
+            "speech_tokens": TOKENS,
+            "t3_s": round(t3_s, 3),
+            "s3gen_s": round(s3_s, 3),
+            "audio_s": round(audio_s, 2),
+            "time_to_first_audio_s": round(total, 3),  # non-streaming: first audio = whole clip
+            "rtf": round(total / audio_s, 3),
+            "t3_tokens_per_s": round(TOKENS / t3_s, 1),
+            # One model instance serves one request at a time (generate mutates model.conds).
+            "concurrent_streams_rtf_below_1": int(audio_s // total),
+        },
+    )
+
+
+def stream_once(engine, tokens: int, start_evt: threading.Event | None = None) -> dict:
+    from tts.app.backends.chatterbox import ChatterboxCall
+
+    call = ChatterboxCall(
+        text=SENTENCE, audio_prompt_path=None, kwargs={"max_new_tokens": tokens, "stop_on_eos": False}
+    )
+    if start_evt is not None:
+        start_evt.wait()
+    t0 = time.perf_counter()
+    arrivals, samples = [], 0
+    for chunk in engine.stream(call, threading.Event()):
+        arrivals.append((time.perf_counter() - t0, len(chunk)))
+        samples += len(chunk)
+    wall = time.perf_counter() - t0
+    audio_s = samples / engine.sample_rate
+    # Playback starts when the first chunk lands; every later chunk must land before the
+    # audio before it has finished playing (else the caller hears a gap).
+    underrun_s, played_until = 0.0, None
+    for t, n in arrivals:
+        if played_until is None:
+            played_until = t
+        elif t > played_until:
+            underrun_s += t - played_until
+            played_until = t
+        played_until += n / engine.sample_rate
+    return {
+        "ttfa_s": arrivals[0][0] if arrivals else None,
+        "wall_s": wall,
+        "audio_s": audio_s,
+        "rtf": wall / audio_s if audio_s else None,
+        "underrun_s": underrun_s,
+        "chunks": len(arrivals),
+    }
+
+
+def bench_fast(model, results: dict, stream_counts: list[int]) -> None:
+    import torch
+
+    from tts.app.backends.chatterbox_fast.capacity import time_decode_step
+    from tts.app.backends.chatterbox_fast.engine import FastChatterboxEngine, FastEngineConfig
+
+    t0 = time.perf_counter()
+    cfg = FastEngineConfig(max_slots=max(64, max(stream_counts)), watermark=False)
+    engine = FastChatterboxEngine(model, cfg, generator_seed=0)
+    emit(results, "fast_engine_build_s", {"seconds": round(time.perf_counter() - t0, 2), "t3_cuda_graphs": engine.graphs, "s3gen_cuda_graphs": engine.vocoder_graphs, "t3_dtype": str(engine.t3_dtype)})
+
+    for _ in range(2):  # warm-up (allocator, cuDNN algorithms of S3Gen shapes)
+        stream_once(engine, TOKENS)
+    single = [stream_once(engine, TOKENS) for _ in range(3)]
+    emit(
+        results,
+        "fast_one_sentence",
+        {
+            "speech_tokens": TOKENS,
+            "time_to_first_audio_s": round(statistics.median(r["ttfa_s"] for r in single), 3),
+            "wall_s": round(statistics.median(r["wall_s"] for r in single), 3),
+            "audio_s": round(single[0]["audio_s"], 2),
+            "rtf": round(statistics.median(r["rtf"] for r in single), 3),
+            "chunks": single[0]["chunks"],
+        },
+    )
+
+    # Per-stream decode rate vs batch size (T3 only, graph replay; eager for contrast).
+    rows = []
+    prompt = 120
+    for n in [b for b in engine.decoder.slot_buckets if b in (1, 2, 4, 8, 16, 32, 48, 64, 96, 128)]:
+        step = time_decode_step(engine, n, prompt + 100)
+        rows.append({"batch": n, "step_ms": round(step * 1e3, 2), "tokens_per_s_per_stream": round(1 / step, 1), "tokens_per_s_total": round(n / step, 0)})
+    emit(results, "fast_t3_decode_vs_batch", rows)
+    saved = engine.decoder._graphs
+    engine.decoder._graphs = {}
+    eager = [{"batch": n, "eager_step_ms": round(time_decode_step(engine, n, prompt + 100, reps=5) * 1e3, 2)} for n in (1, 32)]
+    engine.decoder._graphs = saved
+    emit(results, "fast_t3_eager_step", eager)
+
+    # S3Gen window time vs batch (what chunked vocoding costs, batched across streams).
+    voc = []
+    for n in (1, 8, 32):
+        g = torch.Generator().manual_seed(0)
+        wins = [torch.randint(0, 6561, (50,), generator=g).tolist() for _ in range(n)]
+        engine.vocoder.render(model.conds.gen, wins, [False] * n)
+        sync()
+        a = time.perf_counter()
+        engine.vocoder.render(model.conds.gen, wins, [False] * n)
+        sync()
+        voc.append({"batch": n, "window_tokens": 50, "s": round(time.perf_counter() - a, 3)})
+    emit(results, "fast_s3gen_window_vs_batch", voc)
+
+    # Concurrent streams: N callers start together, each speaks two sentences back to back.
+    best = 0
+    for n in stream_counts:
+        start = threading.Event()
+        out: list[list[dict]] = [[] for _ in range(n)]
+
+        def caller(i: int, out=out, start=start) -> None:
+            out[i].append(stream_once(engine, TOKENS, start))
+            out[i].append(stream_once(engine, TOKENS))
+
+        threads = [threading.Thread(target=caller, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        start.set()
+        for t in threads:
+            t.join(timeout=300)
+        flat = [r for rs in out for r in rs]
+        rtfs = [r["rtf"] for r in flat]
+        ttfa = sorted(r["ttfa_s"] for r in flat)
+        ok = sum(1 for rs in out if all(r["rtf"] < 1 for r in rs))
+        no_gap = sum(1 for rs in out if all(r["underrun_s"] < 0.05 for r in rs))
+        row = {
+            "streams": n,
+            "streams_rtf_below_1": ok,
+            "streams_without_gaps": no_gap,
+            "rtf_median": round(statistics.median(rtfs), 3),
+            "rtf_max": round(max(rtfs), 3),
+            "ttfa_median_s": round(statistics.median(ttfa), 3),
+            "ttfa_p95_s": round(ttfa[int(0.95 * (len(ttfa) - 1))], 3),
+            "underrun_s_max": round(max(r["underrun_s"] for r in flat), 3),
+        }
+        emit(results, f"fast_concurrent_{n}", row)
+        if ok == n:
+            best = n
+    emit(results, "fast_max_concurrent_streams_rtf_below_1", best)
+    emit(results, "fast_capacity_measured", engine.measure_capacity())
+    emit(results, "gpu_peak_mem_gib", round(torch.cuda.max_memory_allocated() / 2**30, 2))
+    engine.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.environ.get("OUT", "") and os.path.join(os.environ["OUT"], "chatterbox_gpu.json"))
+    ap.add_argument("--streams", default="8,16,24,32,48,64")
+    ap.add_argument("--skip-stock", action="store_true")
+    args = ap.parse_args()
+    import torch
+
+    results: dict = {"weights": "random (real architecture); speed only", "device": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    t0 = time.perf_counter()
+    model = build_model("cuda")
+    emit(results, "setup_s", round(time.perf_counter() - t0, 1))
+    if not args.skip_stock:
+        bench_stock(model, results)
+    bench_fast(model, results, [int(x) for x in args.streams.split(",")])
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
