@@ -294,7 +294,7 @@ class ClusterDouble:
     # --- the controllers' part: readiness ----------------------------------------------
     async def _reconcile_forever(self) -> None:
         while True:
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.05)
             if self.controller_enabled:
                 async with self.api._lock:
                     self._reconcile()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,10 +67,20 @@ class KubernetesResource(dg.ConfigurableResource):
     @contextmanager
     def connect(self) -> Iterator[tuple[client.ApiClient, DynamicClient]]:
         api = self.api_client()
-        # Discovery caches per API server URL; a private file keeps runs (and tests) from
-        # reading another server's cached resource list.
-        with tempfile.TemporaryDirectory(prefix="callcenter-kube-discovery-") as cache_dir:
-            try:
-                yield api, DynamicClient(api, cache_file=str(Path(cache_dir) / "discovery.json"))
-            finally:
-                api.close()
+        try:
+            yield api, DynamicClient(api, cache_file=_discovery_cache(api.configuration.host))
+        finally:
+            api.close()
+
+
+_CACHE_DIR: Path | None = None
+
+
+def _discovery_cache(host: str) -> str:
+    """One discovery cache per API server and process: every step of a run reuses it (a
+    resource missing from it makes the client discover again), and no process reads
+    another's stale file, as the library's shared default in /tmp would allow."""
+    global _CACHE_DIR
+    if _CACHE_DIR is None:
+        _CACHE_DIR = Path(tempfile.mkdtemp(prefix=f"callcenter-kube-discovery-{os.getpid()}-"))
+    return str(_CACHE_DIR / f"{hashlib.sha256(host.encode()).hexdigest()[:16]}.json")
