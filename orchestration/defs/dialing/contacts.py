@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import phonenumbers
 import pyarrow as pa
@@ -29,14 +31,15 @@ _UNDIALLABLE_TYPES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Contact:
+class Contact(NamedTuple):
+    """A tuple, not a dataclass: a tick builds 100k of these and tuples are ~5x cheaper."""
+
     contact_id: str
     phone_number: str  # E.164
     name: str | None
     time_zones: tuple[str, ...]  # candidate IANA zones; one when given in the list
     zone_source: str  # "list" | "number"
-    fields: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    fields: Mapping[str, Any] = MappingProxyType({})  # custom columns for the script
 
 
 @dataclass(frozen=True, slots=True)

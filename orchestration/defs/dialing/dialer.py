@@ -25,7 +25,7 @@ from callcenter.ids import is_call_id, new_call_id
 from callcenter.outcomes import CallOutcome
 from orchestration.defs.dialing.campaigns import Campaign, CampaignFile
 from orchestration.defs.dialing.outcomes import OutcomeSweep, ReadReport, find_report, sweep_outcomes
-from orchestration.defs.dialing.planner import Capacity, Plan, Selection, plan_tick
+from orchestration.defs.dialing.planner import Capacity, Plan, Selection, gc_paused, plan_tick
 from orchestration.defs.dialing.store import Attempt, AttemptStatus, CampaignState, DialStore, attempt_key
 from orchestration.defs.dialing.windows import window_verdict
 
@@ -107,13 +107,17 @@ class DialingTick:
             global_limit=self.settings.global_limit,
             global_live=global_live + global_used,
         )
+        with gc_paused():  # the ledger reads build ~3 objects per contact
+            contacts = self.store.load_contacts(campaign.id)
+            do_not_call = self.store.do_not_call_numbers()
+            history = self.store.history(campaign.id)
         return plan_tick(
             campaign,
-            self.store.load_contacts(campaign.id),
+            contacts,
             now=now,
             state=state,
-            do_not_call=self.store.do_not_call_numbers(),
-            history=self.store.history(campaign.id),
+            do_not_call=do_not_call,
+            history=history,
             capacity=capacity,
             abandonment=self.store.abandonment(campaign.id, now - ABANDONMENT_WINDOW),
         )

@@ -3,7 +3,10 @@ is not. Pure and fast (no I/O): the same function drives the dialing job and the
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -85,6 +88,19 @@ class Plan:
         return "\n".join(lines)
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Planning allocates ~one object per contact; with 100k live contacts in the heap the
+    cyclic GC's full passes cost more than the planning itself. Nothing here makes cycles."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def plan_tick(
     campaign: Campaign,
     contacts: list[Contact],
@@ -95,6 +111,20 @@ def plan_tick(
     history: dict[str, ContactHistory],
     capacity: Capacity,
     abandonment: tuple[int, int] = (0, 0),
+) -> Plan:
+    with gc_paused():
+        return _plan(campaign, contacts, now, state, do_not_call, history, capacity, abandonment)
+
+
+def _plan(
+    campaign: Campaign,
+    contacts: list[Contact],
+    now: datetime,
+    state: CampaignState,
+    do_not_call: set[str] | frozenset[str],
+    history: dict[str, ContactHistory],
+    capacity: Capacity,
+    abandonment: tuple[int, int],
 ) -> Plan:
     plan = Plan(campaign.id, now, capacity)
     blocked = _campaign_block(state, abandonment)

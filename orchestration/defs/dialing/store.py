@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from callcenter.outcomes import CallOutcome
 from orchestration.defs.dialing.contacts import Contact
@@ -57,8 +57,7 @@ class Attempt:
     note: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ContactHistory:
+class ContactHistory(NamedTuple):
     attempts: int  # reserved, dispatched or closed (cancelled ones never rang)
     open: bool
     last_outcome: CallOutcome | None
@@ -81,6 +80,7 @@ SCHEMA = [
         phone_number TEXT NOT NULL, call_id TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
         reserved_at DOUBLE PRECISION NOT NULL, dispatched_at DOUBLE PRECISION, closed_at DOUBLE PRECISION,
         outcome TEXT, sip_status_code INTEGER, dispatch_id TEXT, abandoned BOOLEAN, note TEXT)""",
+    "CREATE INDEX IF NOT EXISTS campaign_contacts_order ON campaign_contacts (campaign_id, position)",
     "CREATE INDEX IF NOT EXISTS dial_attempts_campaign ON dial_attempts (campaign_id, contact_id)",
     "CREATE INDEX IF NOT EXISTS dial_attempts_status ON dial_attempts (status)",
     """CREATE TABLE IF NOT EXISTS dialing_leases (
@@ -103,6 +103,9 @@ def _ts(dt: datetime | None) -> float | None:
 
 def _dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+
+
+_OUTCOMES = {o.value: o for o in CallOutcome}
 
 
 def attempt_key(campaign_id: str, contact_id: str, attempt_number: int) -> str:
@@ -175,14 +178,11 @@ class DialStore:
             rows = self._exec(
                 cur, f"SELECT {cols} FROM campaign_contacts WHERE campaign_id = ? ORDER BY position", (campaign_id,)
             ).fetchall()
-        zones_cache: dict[str, tuple[str, ...]] = {}
-        out = []
-        for r in rows:
-            zones = zones_cache.get(r[3])
-            if zones is None:
-                zones = zones_cache[r[3]] = tuple(z for z in r[3].split(",") if z)
-            out.append(Contact(r[0], r[1], r[2], zones, r[4], json.loads(r[5]) if with_fields else {}))
-        return out
+        # Few distinct zone lists: parse each once and share the tuple.
+        zones = {z: tuple(x for x in z.split(",") if x) for z in {r[3] for r in rows}}
+        if with_fields:
+            return [Contact(r[0], r[1], r[2], zones[r[3]], r[4], json.loads(r[5])) for r in rows]
+        return [Contact(r[0], r[1], r[2], zones[r[3]], r[4]) for r in rows]
 
     def contact_fields(self, campaign_id: str, contact_id: str) -> dict[str, Any]:
         with self.transaction() as cur:
@@ -234,20 +234,26 @@ class DialStore:
         with self.transaction() as cur:
             rows = self._exec(
                 cur,
-                "SELECT contact_id, status, outcome, closed_at FROM dial_attempts "
-                "WHERE campaign_id = ? AND status != ? ORDER BY contact_id, attempt_number",
+                "SELECT contact_id, attempt_number, status, outcome, closed_at FROM dial_attempts "
+                "WHERE campaign_id = ? AND status != ?",
                 (campaign_id, AttemptStatus.CANCELLED.value),
             ).fetchall()
-        out: dict[str, ContactHistory] = {}
-        for contact_id, status, outcome, closed_at in rows:
-            prev = out.get(contact_id)
-            out[contact_id] = ContactHistory(
-                attempts=(prev.attempts if prev else 0) + 1,
-                open=(prev.open if prev else False) or status != AttemptStatus.CLOSED.value,
-                last_outcome=CallOutcome(outcome) if outcome else (prev.last_outcome if prev else None),
-                last_closed_at=_dt(closed_at) if closed_at is not None else (prev.last_closed_at if prev else None),
-            )
-        return out
+        # Unordered (no sort in the database): keep each contact's count, any open attempt,
+        # and the outcome of its highest-numbered closed attempt.
+        folded: dict[str, list[Any]] = {}
+        closed = AttemptStatus.CLOSED.value
+        for contact_id, number, status, outcome, closed_at in rows:
+            f = folded.get(contact_id)
+            if f is None:
+                f = folded[contact_id] = [0, False, -1, None, None]
+            f[0] += 1
+            if status != closed:
+                f[1] = True
+            elif number > f[2]:
+                f[2], f[3], f[4] = number, outcome, closed_at
+        return {
+            cid: ContactHistory(n, is_open, _OUTCOMES[o] if o else None, _dt(t)) for cid, (n, is_open, _, o, t) in folded.items()
+        }
 
     def reserve(self, attempt: Attempt) -> bool:
         """Record the attempt before dialling. False when another run already owns this key."""
