@@ -35,7 +35,7 @@ def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
     magnitude = 10 ** (len(str(int(value))) - 1)
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 2, 4, 5, 8, 10):
         if value <= step * magnitude:
             return step * magnitude
     return 10 * magnitude
@@ -82,7 +82,7 @@ def _x_labels(labels: Sequence[str], xs: Sequence[float], y: float) -> list[str]
 def _svg(width: int, height: int, title: str, body: list[str], css_class: str) -> Markup:
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {css_class}" viewBox="0 0 {width} {height}" '
-        f'width="100%" role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>'
+        f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>'
     )
     return Markup(head + "".join(body) + "</svg>")
 
@@ -146,7 +146,7 @@ def line_chart(
     if not labels or not values:
         return empty_chart(title, width=width)
     left, top, bottom = 56, 28, 28
-    plot_w, plot_h = width - left - 10, height - top - bottom
+    plot_w, plot_h = width - left - 28, height - top - bottom
     y_top = y_max if y_max is not None else _nice_max(max(values))
     step = plot_w / max(1, len(labels) - 1) if len(labels) > 1 else 0
     xs = [left + (step * i if len(labels) > 1 else plot_w / 2) for i in range(len(labels))]
@@ -173,7 +173,7 @@ def line_chart(
     return _svg(width, height, title, body, "line-chart")
 
 
-def latency_breakdown(title: str, turns: Sequence[tuple[str, dict[str, float | None]]], width: int = 640) -> Markup:
+def latency_breakdown(title: str, turns: Sequence[tuple[str, dict[str, float | None]]], width: int = 900) -> Markup:
     """Per agent turn, a horizontal bar split into STT, LLM and TTS time, with the voice-to-voice total."""
     if not turns:
         return empty_chart(title, "no latency measured for this call", width=width)
