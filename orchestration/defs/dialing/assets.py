@@ -53,7 +53,7 @@ def bucket_reader(bucket: RecordingsBucket) -> ReadReport:
     return read
 
 
-def _fetch_list(cf: CampaignFile) -> ContactList:
+def fetch_contact_list(cf: CampaignFile) -> ContactList:
     location = cf.resolve(cf.campaign.contacts)
     data = None
     if location.startswith("gs://"):
@@ -83,7 +83,7 @@ def campaign_contacts(
     rejected: list[str] = []
     with dial_ledger_store.open() as store:
         for cid, cf in sorted(catalog.items()):
-            lst = _fetch_list(cf)
+            lst = fetch_contact_list(cf)
             store.replace_contacts(cid, lst.contacts)
             meta[f"{cid}/rows"] = lst.rows
             meta[f"{cid}/valid"] = len(lst.contacts)
