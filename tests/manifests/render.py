@@ -20,6 +20,9 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS_DIR = REPO_ROOT / "manifests"
 OVERLAYS = ("gke", "dev")
+# applied once before Dagster (namespace, PostgreSQL, the rollout's RBAC); not a site overlay
+BOOTSTRAP = "bootstrap"
+RENDERS = (*OVERLAYS, BOOTSTRAP)
 NAMESPACE = "call-center"
 NAME_LABEL = "app.kubernetes.io/name"
 PART_OF_LABEL = "app.kubernetes.io/part-of"
@@ -56,6 +59,17 @@ def render_overlay(name: str) -> list[KubeObject]:
     if not (overlay / "kustomization.yaml").is_file():
         raise RenderError(f"no overlay {name!r}: expected {overlay}/kustomization.yaml")
     return copy.deepcopy(render_path(overlay))
+
+
+def render_bootstrap() -> list[KubeObject]:
+    """Every object ``manifests/bootstrap`` renders (a deep copy)."""
+    return copy.deepcopy(render_path(MANIFESTS_DIR / BOOTSTRAP))
+
+
+def site_values(overlay: str) -> dict[str, str]:
+    """A site's values (``overlays/<name>/site.yaml``, read by components/site, never applied)."""
+    site = yaml.safe_load((MANIFESTS_DIR / "overlays" / overlay / "site.yaml").read_text())
+    return site["data"]
 
 
 def find(objects: list[KubeObject], kind: str, name: str) -> KubeObject:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -197,10 +198,47 @@ def test_code_location_and_credentials(values: dict[str, Any]) -> None:
 
 
 def test_gke_repeats_the_code_location_but_for_its_image() -> None:
-    """Helm replaces lists, so the site file repeats the deployment entry: it may differ only in the image."""
+    """Helm replaces lists, so the site file repeats the deployment entry: it may differ only in
+    the image and the site's bucket and project."""
     (neutral,) = load_values(VALUES)["dagster-user-deployments"]["deployments"]
     (site,) = load_values(VALUES, GKE_VALUES)["dagster-user-deployments"]["deployments"]
-    assert {k: v for k, v in site.items() if k != "image"} == {k: v for k, v in neutral.items() if k != "image"}
+    per_site = {"CALLCENTER_RECORDINGS_BUCKET", "GOOGLE_CLOUD_PROJECT"}
+
+    def shared(entry: dict[str, Any]) -> dict[str, Any]:
+        env = [e for e in entry["env"] if e["name"] not in per_site]
+        return {**{k: v for k, v in entry.items() if k != "image"}, "env": env}
+
+    assert shared(site) == shared(neutral)
+    assert [e["name"] for e in site["env"]] == [e["name"] for e in neutral["env"]]
+    site_env = {e["name"]: e.get("value") for e in site["env"]}
+    assert site_env["CALLCENTER_RECORDINGS_BUCKET"] == "call-center-recordings-hellojade"
+    assert site_env["GOOGLE_CLOUD_PROJECT"] == "hello-jade"
     assert site["image"]["repository"] == "us-central1-docker.pkg.dev/hello-jade/call-center/orchestration"
     account = load_values(VALUES, GKE_VALUES)["serviceAccount"]["annotations"]["iam.gke.io/gcp-service-account"]
     assert account.endswith("@hello-jade.iam.gserviceaccount.com")
+
+
+def test_dsn_passwords_expand_from_an_earlier_secret(values: dict[str, Any]) -> None:
+    """$(VAR) expands only from variables defined earlier in the list."""
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    defined: set[str] = set()
+    for item in deployment["env"]:
+        for ref in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", item.get("value", "")):
+            assert ref in defined, f"{item['name']} uses $({ref}) before it is defined"
+        defined.add(item["name"])
+    env = {e["name"]: e for e in deployment["env"]}
+    for name in ("CALLCENTER_CALL_INDEX_DSN", "CALLCENTER_DIALING_DSN"):
+        assert env[name]["value"].startswith("postgresql://dagster:$(DAGSTER_DB_PASSWORD)@postgres:5432/")
+
+
+def test_the_databases_dagster_uses_are_created_by_the_bootstrap(values: dict[str, Any]) -> None:
+    from tests.manifests.render import render_bootstrap
+
+    init = next(o for o in render_bootstrap() if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "postgres-init")
+    script = "\n".join(init["data"].values())
+    created = set(re.findall(r"CREATE DATABASE (\w+) OWNER (\w+);", script))
+    owner = values["postgresql"]["postgresqlUsername"]
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    dsn_databases = {e["value"].rsplit("/", 1)[1] for e in deployment["env"] if e["name"].endswith("_DSN")}
+    assert {(db, owner) for db in {values["postgresql"]["postgresqlDatabase"], *dsn_databases}} <= created
+    assert f"CREATE ROLE {owner} LOGIN" in script

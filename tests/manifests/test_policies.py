@@ -14,10 +14,12 @@ from tests.manifests.render import (
     MANIFESTS_DIR,
     NAME_LABEL,
     OVERLAYS,
+    RENDERS,
     KubeObject,
     containers,
     find,
     pod_templates,
+    site_values,
 )
 
 GPU = "nvidia.com/gpu"
@@ -61,7 +63,7 @@ def _config_body(container: KubeObject, name: str, substitutes: dict[str, str] |
 # --- every pod ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_every_container_has_equal_requests_and_limits(rendered: dict[str, list[KubeObject]], overlay: str) -> None:
     """Autopilot bills and schedules by requests and forces limits to them: say both, equal."""
     for workload, template in _pods(rendered[overlay]):
@@ -76,14 +78,14 @@ def test_every_container_has_equal_requests_and_limits(rendered: dict[str, list[
                 )
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_every_container_has_readiness_and_liveness_probes(rendered: dict[str, list[KubeObject]], overlay: str) -> None:
     for workload, template in _pods(rendered[overlay]):
         for c in template["spec"]["containers"]:
             assert "readinessProbe" in c and "livenessProbe" in c, f"{_name(workload)}/{c['name']} lacks a probe"
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_every_container_runs_without_privileges(rendered: dict[str, list[KubeObject]], overlay: str) -> None:
     for workload, template in _pods(rendered[overlay]):
         pod_security = template["spec"].get("securityContext", {})
@@ -161,7 +163,7 @@ def test_riva_and_tts_probes(gke: list[KubeObject]) -> None:
 # --- images -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_every_image_is_pinned(rendered: dict[str, list[KubeObject]], overlay: str) -> None:
     for workload, template in _pods(rendered[overlay]):
         for c in containers(template["spec"]):
@@ -187,7 +189,7 @@ def test_gke_pins_livekit_by_version_and_uses_the_site_registry(gke: list[KubeOb
 # --- credentials ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_no_credentials_in_the_rendered_manifests(rendered: dict[str, list[KubeObject]], overlay: str) -> None:
     objects = rendered[overlay]
     assert not [o for o in objects if o["kind"] == "Secret"], (
@@ -224,7 +226,7 @@ def test_config_bodies_take_credentials_only_from_secrets(rendered: dict[str, li
     assert stunner["spec"]["authRef"]["name"] == env["TURN_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_env_expansions_refer_to_earlier_variables(rendered: dict[str, list[KubeObject]], overlay: str) -> None:
     """The kubelet expands $(VAR) only from variables defined earlier in the same list (or by
     envFrom); anything else stays literal, e.g. a TURN password of "$(TURN_PASSWORD)"."""
@@ -247,7 +249,7 @@ def _env_from_keys(objects: list[KubeObject], container: KubeObject) -> set[str]
     return keys
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_config_references_resolve(rendered: dict[str, list[KubeObject]], overlay: str) -> None:
     objects = rendered[overlay]
     for workload, template in _pods(objects):
@@ -287,7 +289,7 @@ def test_call_carrying_pods_drain_for_five_hours(gke: list[KubeObject]) -> None:
         assert spec["terminationGracePeriodSeconds"] >= 18000, name
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_every_workload_has_a_pod_disruption_budget(rendered: dict[str, list[KubeObject]], overlay: str) -> None:
     budgets = [o for o in rendered[overlay] if o["kind"] == "PodDisruptionBudget"]
     for workload, template in _pods(rendered[overlay]):
@@ -328,7 +330,7 @@ def test_each_sip_instance_advertises_its_own_load_balancer(
     rendered: dict[str, list[KubeObject]], overlay: str
 ) -> None:
     objects = rendered[overlay]
-    site = find(objects, "ConfigMap", "call-center-site")["data"]
+    site = site_values(overlay)
     instances = [w for w, _ in _pods(objects) if _name(w) == "livekit-sip"]
     assert instances
     for deployment in instances:
@@ -339,8 +341,8 @@ def test_each_sip_instance_advertises_its_own_load_balancer(
         assert service["spec"]["selector"].items() <= pod_labels.items()
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         env = {e["name"]: e for e in container["env"]}
-        site_key = env["SIP_PUBLIC_IP"]["valueFrom"]["configMapKeyRef"]["key"]
-        assert site_key == f"{name.removeprefix('livekit-')}-public-ip"
+        site_key = f"{name.removeprefix('livekit-')}-public-ip"
+        assert env["SIP_PUBLIC_IP"]["value"] == site[site_key], f"{name} does not advertise its site IP"
         config = _config_body(container, "SIP_CONFIG_BODY", {"SIP_PUBLIC_IP": "203.0.113.7"})
         assert config["nat_1_to_1_ip"] == "203.0.113.7"
         if site[site_key]:
@@ -408,7 +410,7 @@ def test_dev_is_the_small_footprint_on_spot(rendered: dict[str, list[KubeObject]
 # --- wiring between objects -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", RENDERS)
 def test_services_select_pods_and_name_their_ports(rendered: dict[str, list[KubeObject]], overlay: str) -> None:
     objects = rendered[overlay]
     for service in (o for o in objects if o["kind"] == "Service"):
@@ -437,8 +439,7 @@ def test_routes_and_policies_point_at_real_services(rendered: dict[str, list[Kub
     route = find(objects, "HTTPRoute", "livekit-signalling")
     assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "livekit-server", "port": 7880}]
     assert route["spec"]["parentRefs"][0]["name"] == find(objects, "Gateway", "call-center")["metadata"]["name"]
-    site = find(objects, "ConfigMap", "call-center-site")["data"]
-    assert route["spec"]["hostnames"] == [site["domain"]]
+    assert route["spec"]["hostnames"] == [site_values(overlay)["domain"]]
     udp_route = find(objects, "UDPRoute", "livekit-media")
     backend = udp_route["spec"]["rules"][0]["backendRefs"][0]
     assert backend["name"] == "livekit-server" and backend["port"] in ports
@@ -472,7 +473,9 @@ def test_workload_identity_instead_of_key_files(gke: list[KubeObject]) -> None:
     egress = find(gke, "Deployment", "livekit-egress")["spec"]["template"]["spec"]["containers"][0]
     config = _config_body(egress, "EGRESS_CONFIG_BODY", {"RECORDINGS_BUCKET": "call-center-recordings-hellojade"})
     assert config["gcp"] == {"bucket": "call-center-recordings-hellojade"}, "Egress must not carry credentials_json"
-    assert find(gke, "ConfigMap", "call-center-site")["data"]["recordings-bucket"] == "call-center-recordings-hellojade"
+    assert {e["name"]: e.get("value") for e in egress["env"]}["RECORDINGS_BUCKET"] == site_values("gke")[
+        "recordings-bucket"
+    ]
 
 
 def test_agent_reaches_the_inference_services_by_their_service_names(gke: list[KubeObject]) -> None:
