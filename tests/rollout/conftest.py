@@ -90,11 +90,13 @@ def make_resources(
 ) -> Callable[..., dict[str, Any]]:
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
 
-    def make(overlay: str = "test", rollout_timeout_s: float = 3.0, **settings: Any) -> dict[str, Any]:
+    def make(
+        overlay: str = "test", rollout_timeout_s: float = 3.0, manifests_dir: Path | None = None, **settings: Any
+    ) -> dict[str, Any]:
         return {
             "kubernetes": KubernetesResource(context="kube-double", kubeconfig=str(kubeconfig)),
             "rollout_settings": RolloutSettings(
-                manifests_dir=str(manifests),
+                manifests_dir=str(manifests_dir or manifests),
                 overlay=overlay,
                 rollout_timeout_s=rollout_timeout_s,
                 poll_interval_s=0.02,

@@ -20,6 +20,7 @@ from orchestration.defs.rollout.workloads import (
     APPLIED_ASSETS,
     FOUNDATION,
     FOUNDATION_KINDS,
+    FOUNDATION_LABELS,
     NAME_LABEL,
     asset_for_label,
 )
@@ -54,9 +55,9 @@ def object_ref(obj: KubeObject) -> str:
 
 
 def owning_asset(obj: KubeObject) -> str | None:
-    if obj.get("kind") in FOUNDATION_KINDS:
-        return FOUNDATION
     label = obj.get("metadata", {}).get("labels", {}).get(NAME_LABEL)
+    if obj.get("kind") in FOUNDATION_KINDS or label in FOUNDATION_LABELS:
+        return FOUNDATION
     return asset_for_label(label)
 
 

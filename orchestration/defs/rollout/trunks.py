@@ -13,6 +13,8 @@ import dagster as dg
 from google.protobuf.message import Message
 from livekit import api
 
+from callcenter.dispatch import AGENT_NAME
+
 # Twilio's Elastic SIP Trunking signalling ranges (all edges); only these may send INVITEs.
 TWILIO_SIGNALLING_RANGES = (
     "54.172.60.0/30",
@@ -39,7 +41,7 @@ class SipTrunkSettings(dg.ConfigurableResource):
     credentials_secret: str = "twilio-sip"  # keys: username, password
     dispatch_rule_name: str = "inbound-calls"
     room_prefix: str = "call-"
-    agent_name: str = "call-center-agent"
+    agent_name: str = AGENT_NAME  # the worker's explicit-dispatch name
 
     def numbers(self) -> list[str]:
         return [n.strip() for n in self.phone_numbers.split(",") if n.strip()]

@@ -16,6 +16,8 @@ NAME_LABEL = "app.kubernetes.io/name"
 FOUNDATION_KINDS = frozenset(
     {"Namespace", "ServiceAccount", "Secret", "Role", "RoleBinding", "ResourceQuota", "LimitRange"}
 )
+# Configuration every workload reads (the site's domain, bucket, SIP addresses).
+FOUNDATION_LABELS = frozenset({"call-center-site"})
 
 
 class Probe(StrEnum):
