@@ -560,3 +560,27 @@ def test_egress_admits_the_launch_floor_of_recorded_calls(gke: list[KubeObject])
     per_pod = int(cores * costs["max_cpu_utilization"] / costs["sdk_audio_room_composite_cpu_cost"])
     assert costs["audio_room_composite_cpu_cost"] == costs["sdk_audio_room_composite_cpu_cost"]
     assert deployment["spec"]["replicas"] * per_pod >= 25
+
+
+@pytest.mark.parametrize("overlay", RENDERS)
+def test_scratch_volumes_fit_the_ephemeral_storage_request(rendered: dict[str, list[KubeObject]], overlay: str) -> None:
+    """Disk-backed emptyDirs count against ephemeral storage, which Autopilot enforces (evicting
+    the pod); memory-backed ones count against the memory limit."""
+    for workload, template in _pods(rendered[overlay]):
+        spec = template["spec"]
+        disk = sum(
+            _quantity(v["emptyDir"].get("sizeLimit", "0"))
+            for v in spec.get("volumes", [])
+            if "emptyDir" in v and v["emptyDir"].get("medium") != "Memory"
+        )
+        memory = sum(
+            _quantity(v["emptyDir"]["sizeLimit"])
+            for v in spec.get("volumes", [])
+            if "emptyDir" in v and v["emptyDir"].get("medium") == "Memory"
+        )
+        requests = {k: _quantity(v) for k, v in spec["containers"][0]["resources"]["requests"].items() if k != GPU}
+        # Autopilot's default ephemeral storage is 1 GiB when none is requested
+        assert disk <= requests.get("ephemeral-storage", 2**30), (
+            f"{_name(workload)}: emptyDirs exceed ephemeral storage"
+        )
+        assert memory < requests["memory"] / 2, f"{_name(workload)}: /dev/shm takes most of the memory limit"
