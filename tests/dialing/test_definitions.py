@@ -51,7 +51,7 @@ def local_resources(tmp_path: Path, campaigns_dir: Path, **extra) -> dict:
     return {
         "dial_ledger_store": DialLedgerStore(data_dir=str(tmp_path / "data")),
         "campaign_catalog": CampaignCatalog(directory=str(campaigns_dir)),
-        "call_capacity": CallCapacity(stt_sessions=4, llm_sessions=4, tts_streams=4, headroom=1.0),
+        "call_capacity": CallCapacity(stt_calls=4, llm_calls=4, tts_calls=4, recorder_calls=4),
         **extra,
     }
 
@@ -115,3 +115,9 @@ def test_a_real_tick_through_dagster_and_a_pause_job(tmp_path: Path, livekit_dou
         assert store.campaign_state("live")[0] is CampaignState.PAUSED
     finally:
         store.close()
+
+
+def test_gke_call_limit_follows_the_capacity_estimate() -> None:
+    capacity = dialing.resources(Deployment.GKE)["call_capacity"]
+    assert capacity.global_limit == 25  # docs/capacity.md: cap dialing at 25 until measured
+    assert CallCapacity(stt_calls=50, llm_calls=40, tts_calls=30, recorder_calls=32, headroom=0.5).global_limit == 15

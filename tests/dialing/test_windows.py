@@ -91,3 +91,14 @@ def test_a_window_outside_the_legal_hours_is_rejected() -> None:
 def test_phonenumbers_zone_table_is_what_we_expect() -> None:
     # Guards the assumption the defaults rely on: 212 is New York only.
     assert phonenumbers.timezone.time_zones_for_number(phonenumbers.parse("+12125550101")) == ("America/New_York",)
+
+
+def test_a_campaign_the_agent_would_reject_fails_at_load() -> None:
+    from orchestration.defs.dialing.campaigns import Campaign
+
+    base = {"id": "x", "persona": "renewals", "contacts": "x.csv"}
+    with pytest.raises(ValueError, match="transfer_number"):
+        Campaign.model_validate({**base, "transfer_number": "555-0199"})
+    with pytest.raises(ValueError, match="voicemail_message"):
+        Campaign.model_validate({**base, "voicemail_message": "  "})
+    assert Campaign.model_validate({**base, "transfer_number": "sip:queue@pbx.example"}).transfer_number

@@ -46,14 +46,15 @@ def resources(deployment: Deployment) -> dict[str, Any]:
             return {
                 "dial_ledger_store": DialLedgerStore(data_dir=dg.EnvVar("CALLCENTER_DATA_DIR")),
                 "campaign_catalog": CampaignCatalog(directory=str(LOCAL_CAMPAIGNS_DIR)),
-                # llama.cpp + Piper on a laptop: one call at a time.
-                "call_capacity": CallCapacity(stt_sessions=2, llm_sessions=1, tts_streams=2, headroom=1.0),
+                # faster-whisper, llama.cpp and Piper on one CPU box: one call at a time.
+                "call_capacity": CallCapacity(stt_calls=1, llm_calls=1, tts_calls=1, recorder_calls=1),
             }
         case Deployment.GKE:
             return {
                 "dial_ledger_store": DialLedgerStore(postgres_dsn=dg.EnvVar("CALLCENTER_DIALING_DSN")),
                 "campaign_catalog": CampaignCatalog(directory=dg.EnvVar("CALLCENTER_CAMPAIGNS_DIR")),
-                # One L4 each for Riva, vLLM (Llama 3.1 8B) and Chatterbox: TTS is the scarcest.
-                "call_capacity": CallCapacity(stt_sessions=50, llm_sessions=25, tts_streams=10, headroom=0.8),
+                # One L4 each for Riva, vLLM and Chatterbox, two Egress pods: 25 calls until
+                # measured (docs/capacity.md); raise these with the measured figures.
+                "call_capacity": CallCapacity(stt_calls=50, llm_calls=25, tts_calls=25, recorder_calls=32),
             }
     raise ValueError(f"unknown deployment {deployment!r}")

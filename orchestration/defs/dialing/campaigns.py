@@ -116,6 +116,25 @@ class Campaign(BaseModel):
             raise ValueError(f"retry_backoff names final outcomes {terminal}: those contacts are never redialled")
         return v
 
+    @model_validator(mode="after")
+    def _dispatchable(self) -> Campaign:
+        """Every field the agent receives must pass its contract now, not at the first dial."""
+        from callcenter.dispatch import OutboundCallRequest
+        from callcenter.ids import new_call_id
+
+        try:
+            OutboundCallRequest(
+                call_id=new_call_id(), phone_number="+12125550100", campaign_id=self.id, contact_id="probe",
+                attempt_id="probe", persona=self.persona, sip_trunk_id=self.outbound_trunk, caller_id=self.caller_id,
+                transfer_number=self.transfer_number, voicemail_policy=self.voicemail_policy,
+                voicemail_message=self.voicemail_message, recording_disclosure=self.recording_disclosure,
+                ring_timeout_s=self.ring_timeout_s,
+            )
+        except ValidationError as e:
+            problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            raise ValueError(f"the agent would reject this campaign's dispatch metadata: {problems}") from None
+        return self
+
     def backoff_for(self, outcome: CallOutcome) -> timedelta | None:
         """Wait before the next attempt after ``outcome``; None: never retry."""
         if outcome in TERMINAL_OUTCOMES:

@@ -41,6 +41,10 @@ class DialingError(RuntimeError):
     pass
 
 
+class TickBusy(DialingError):
+    """Another tick holds the ledger lease (a slow tick overlapping the next schedule)."""
+
+
 @dataclass(frozen=True)
 class TickSettings:
     global_limit: int  # concurrent calls the inference fleet can carry
@@ -136,7 +140,7 @@ class DialingTick:
             raise DialingError("the dialing tick needs LiveKit; use the dry run to plan without it")
         ttl = self.settings.lease_ttl.total_seconds()
         if not self.store.acquire_lease(LEASE_NAME, self.holder, self.clock(), ttl):
-            raise DialingError("another dialing tick holds the ledger lease; this tick dials nothing (it expires by itself)")
+            raise TickBusy("another dialing tick holds the ledger lease; this tick dials nothing (the lease expires by itself)")
         result = TickResult()
         try:
             result.sweep = sweep_outcomes(self.store, self.read_report, self.clock(), self.settings.max_call_duration)

@@ -50,19 +50,22 @@ class CampaignCatalog(dg.ConfigurableResource):
 
 
 class CallCapacity(dg.ConfigurableResource):
-    """Concurrent calls the inference fleet carries: the scarcest GPU service, with headroom.
+    """Concurrent calls the fleet carries: the scarcest service decides (docs/capacity.md).
 
-    Every call holds one streaming STT session, one LLM chat and one TTS stream for its
-    whole length; inbound calls count too (the tick subtracts LiveKit's live rooms).
+    Each figure is *calls*, not streams: TTS and the LLM are busy only part of a call, so
+    their call counts already include that duty cycle. Inbound calls share the same
+    capacity: the tick subtracts every live LiveKit room, not only outbound ones.
     """
 
-    stt_sessions: int = Field(ge=1, description="Riva streaming sessions (about 50 per L4)")
-    llm_sessions: int = Field(ge=1, description="concurrent chats vLLM sustains at voice latency (about 25 per L4)")
-    tts_streams: int = Field(ge=1, description="concurrent TTS streams (about 10 per L4 for Chatterbox)")
-    headroom: float = Field(0.8, gt=0, le=1, description="fraction of the scarcest capacity outbound may use")
+    stt_calls: int = Field(ge=1, description="calls Riva streams at once (about 50-100 per L4)")
+    llm_calls: int = Field(ge=1, description="calls whose context vLLM keeps resident (about 25 per L4)")
+    tts_calls: int = Field(ge=1, description="calls Chatterbox voices at a 0.4 speaking duty (about 25 per L4)")
+    recorder_calls: int = Field(ge=1, description="calls Egress records at once (16 per pod)")
+    headroom: float = Field(1.0, gt=0, le=1, description="fraction of the scarcest capacity dialing may fill")
     max_call_minutes: int = Field(120, ge=1, description="an attempt with no session report after this is closed as failed")
     parallel_dispatches: int = Field(8, ge=1)
 
     @property
     def global_limit(self) -> int:
-        return max(1, math.floor(min(self.stt_sessions, self.llm_sessions, self.tts_streams) * self.headroom))
+        scarcest = min(self.stt_calls, self.llm_calls, self.tts_calls, self.recorder_calls)
+        return max(1, math.floor(scarcest * self.headroom))
