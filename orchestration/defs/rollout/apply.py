@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+from kubernetes.dynamic.exceptions import ForbiddenError, NotFoundError, ResourceNotFoundError
 from kubernetes.utils.quantity import parse_quantity
 
 from orchestration.defs.rollout.manifests import KubeObject, ManifestError, object_ref
@@ -64,6 +64,17 @@ def resource_for(dyn: DynamicClient, obj: KubeObject) -> Any:
         ) from e
 
 
+class RolloutForbidden(ManifestError):
+    """The rollout's identity may not read or apply an object."""
+
+
+def _forbidden(verb: str, obj: KubeObject, e: ForbiddenError) -> RolloutForbidden:
+    return RolloutForbidden(
+        f"the rollout's service account may not {verb} {object_ref(obj)} ({e.summary()}): grant it in "
+        "manifests/bootstrap/rollout-rbac.yaml (cluster-scoped kinds need a ClusterRole)"
+    )
+
+
 def read_live(dyn: DynamicClient, obj: KubeObject, timeout_s: float) -> KubeObject | None:
     meta = obj["metadata"]
     try:
@@ -72,6 +83,8 @@ def read_live(dyn: DynamicClient, obj: KubeObject, timeout_s: float) -> KubeObje
         )
     except NotFoundError:
         return None
+    except ForbiddenError as e:
+        raise _forbidden("get", obj, e) from e
     return live.to_dict()
 
 
@@ -154,13 +167,16 @@ def apply_objects(
             report.outcomes.append(ApplyOutcome(ref, "unchanged"))
             continue
         meta = obj["metadata"]
-        resource_for(dyn, obj).server_side_apply(
-            body=obj,
-            name=meta["name"],
-            namespace=meta.get("namespace"),
-            field_manager=field_manager,
-            force_conflicts=True,
-            _request_timeout=timeout_s,
-        )
+        try:
+            resource_for(dyn, obj).server_side_apply(
+                body=obj,
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                field_manager=field_manager,
+                force_conflicts=True,
+                _request_timeout=timeout_s,
+            )
+        except ForbiddenError as e:
+            raise _forbidden("patch", obj, e) from e
         report.outcomes.append(ApplyOutcome(ref, "created" if live is None else "configured", diff=diff))
     return report
