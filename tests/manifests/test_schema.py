@@ -19,8 +19,10 @@ from tests.manifests.render import (
     render_overlay,
 )
 
-# GKE's regular channel runs 1.33 (late 2026); kubernetes-validate ships its schemas
-KUBERNETES_VERSION = "1.33.0"
+# The versions GKE's stable and regular channels run; kubernetes-validate ships both schemas.
+# Objects must be valid on each, so a channel upgrade never meets an unknown field.
+KUBERNETES_VERSIONS = ("1.33.0", "1.34.0")
+KUBERNETES_VERSION = KUBERNETES_VERSIONS[0]
 CLUSTER_SCOPED = {"Namespace", "GatewayClass", "ClusterRole", "ClusterRoleBinding"}
 
 

@@ -32,6 +32,10 @@ def documented_secrets() -> dict[str, set[str]]:
     return secrets
 
 
+def documented_pull_secrets() -> set[str]:
+    return set(re.findall(r"create secret docker-registry ([a-z0-9-]+)", SECRETS_DOC.read_text()))
+
+
 def _secret_refs(node: Any) -> set[tuple[str, str]]:
     refs: set[tuple[str, str]] = set()
     if isinstance(node, dict):
@@ -93,3 +97,11 @@ def test_no_secret_value_is_committed_under_manifests() -> None:
         for doc in yaml.safe_load_all(path.read_text()):
             if isinstance(doc, dict):
                 assert doc.get("kind") != "Secret", f"{path} holds a Secret"
+
+
+@pytest.mark.parametrize("overlay", RENDERS)
+def test_every_image_pull_secret_is_documented(rendered: dict[str, list[KubeObject]], overlay: str) -> None:
+    pulls = {ref["name"] for _, t in pod_templates(rendered[overlay]) for ref in t["spec"].get("imagePullSecrets", [])}
+    assert pulls <= documented_pull_secrets(), f"undocumented image pull secrets: {pulls - documented_pull_secrets()}"
+    if overlay != "bootstrap":
+        assert "ngc-registry" in pulls, "Riva's image needs an NGC login"
