@@ -55,9 +55,10 @@ def build_tts(settings: AgentSettings) -> tts.TTS:
     )
 
 
-def load_vad() -> vad.VAD:
+def load_vad(settings: AgentSettings | None = None) -> vad.VAD:
     """Silero VAD; load once per worker process (prewarm) and share across calls."""
-    return silero.VAD.load()
+    min_silence = settings.vad_min_silence_s if settings is not None else 0.4
+    return silero.VAD.load(min_silence_duration=min_silence)
 
 
 def turn_detector() -> Any:
@@ -74,6 +75,7 @@ def build_session(
     vad_model: vad.VAD | None,
     with_audio: bool = True,
     semantic_turn_detection: bool = True,
+    preemptive_generation: bool = True,
 ) -> AgentSession:
     """One AgentSession per call. ``with_audio=False`` gives a text-only session (tests)."""
     kwargs: dict[str, Any] = {"llm": build_llm(settings), "userdata": userdata, "max_tool_steps": 3}
@@ -85,6 +87,8 @@ def build_session(
             "endpointing": {"min_delay": 0.3, "max_delay": 2.0},
             # "adaptive" interruption detection is a hosted model; VAD-based needs no network
             "interruption": {"mode": "vad"},
+            # start the LLM on the final transcript, before the turn is confirmed
+            "preemptive_generation": {"enabled": preemptive_generation},
         }
         kwargs["turn_handling"] = turn
     else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callcenter.dispatch import AGENT_NAME
@@ -44,18 +44,22 @@ class AgentSettings(BaseSettings):
     riva_language: str = "en-US"
     # telephony audio is 8 kHz narrowband; upsampling it gains nothing and costs bandwidth
     stt_sample_rate: int = 8000
-    stt_base_url: str = "http://127.0.0.1:8090/v1"
+    stt_base_url: str = Field("http://127.0.0.1:8090/v1", validation_alias=AliasChoices("STT_BASE_URL", "CALLCENTER_STT_BASE_URL", "stt_base_url"))
     stt_model: str = "tiny.en"
     stt_api_key: SecretStr = SecretStr("unused")
 
+    # VAD silence that ends an utterance (silero default 0.55 s); with the turn model guarding
+    # against mid-sentence pauses, a shorter wait gets the transcript to the LLM sooner
+    vad_min_silence_s: float = Field(0.4, gt=0.05, le=2.0)
+
     # --- language model -------------------------------------------------------------------
-    llm_base_url: str = "http://vllm:8000/v1"
-    llm_model: str = "meta-llama/Llama-3.1-8B-Instruct"
+    llm_base_url: str = Field("http://vllm:8000/v1", validation_alias=AliasChoices("LLM_BASE_URL", "CALLCENTER_LLM_BASE_URL", "llm_base_url"))
+    llm_model: str = Field("meta-llama/Llama-3.1-8B-Instruct", validation_alias=AliasChoices("LLM_MODEL", "CALLCENTER_LLM_MODEL", "llm_model"))
     llm_api_key: SecretStr = SecretStr("unused")  # vLLM without --api-key ignores it
     llm_temperature: float = Field(0.3, ge=0, le=2)
 
     # --- text to speech -------------------------------------------------------------------
-    tts_base_url: str = "http://tts:8880/v1"
+    tts_base_url: str = Field("http://tts:8880/v1", validation_alias=AliasChoices("TTS_BASE_URL", "CALLCENTER_TTS_BASE_URL", "tts_base_url"))
     tts_model: str = "chatterbox"
     tts_voice: str = "default"
     tts_response_format: str = "wav"

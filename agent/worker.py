@@ -42,8 +42,9 @@ _ATTR_TRUNK_NUMBER = "sip.trunkPhoneNumber"
 
 def prewarm(proc: JobProcess) -> None:
     """Once per worker process, before it takes calls: settings and the VAD model."""
-    proc.userdata["settings"] = load_settings()
-    proc.userdata["vad"] = load_vad()
+    settings = load_settings()
+    proc.userdata["settings"] = settings
+    proc.userdata["vad"] = load_vad(settings)
 
 
 def outbound_request(ctx: JobContext) -> OutboundCallRequest | None:
@@ -71,7 +72,7 @@ async def entrypoint(ctx: JobContext) -> None:
     control = CallControl(ctx.api, call_id, on_finished=lambda: ctx.shutdown(reason="call ended"))
     call = new_call(control, request, settings)
 
-    session = build_session(settings, userdata=call, vad_model=ctx.proc.userdata.get("vad") or load_vad())
+    session = build_session(settings, userdata=call, vad_model=ctx.proc.userdata.get("vad") or load_vad(settings))
     agent = OutboundCallAgent(call) if request else CallCenterAgent(call)
 
     async def write_report(reason: str) -> None:

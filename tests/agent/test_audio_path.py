@@ -77,7 +77,7 @@ async def test_one_spoken_turn_is_answered_aloud_and_measured(
     lkapi = api.LiveKitAPI("http://127.0.0.1:9", "unused", "unused-secret-unused-secret-unused")
     call = new_call(CallControl(lkapi, new_call_id()), None, settings)
     mark_answered(call)
-    session = build_session(settings, userdata=call, vad_model=load_vad())
+    session = build_session(settings, userdata=call, vad_model=load_vad(settings))
     line, earpiece = LineAudioInput(sample_rate=8000), CapturedAudioOutput()
     session.input.audio, session.output.audio = line, earpiece
     try:
