@@ -150,21 +150,26 @@ def stream_once(engine, tokens: int, start_evt: threading.Event | None = None) -
     }
 
 
-def bench_fast(model, results: dict, stream_counts: list[int]) -> None:
+def bench_fast(model, results: dict, stream_counts: list[int], prompt_tokens: int, full: bool) -> None:
     import torch
 
     from tts.app.backends.chatterbox_fast.capacity import time_decode_step
     from tts.app.backends.chatterbox_fast.engine import FastChatterboxEngine, FastEngineConfig
 
     t0 = time.perf_counter()
-    cfg = FastEngineConfig(max_slots=max(64, max(stream_counts)), watermark=False)
+    cfg = FastEngineConfig(max_slots=max(64, max(stream_counts)), watermark=False, s3gen_prompt_tokens=prompt_tokens)
     engine = FastChatterboxEngine(model, cfg, generator_seed=0)
-    emit(results, "fast_engine_build_s", {"seconds": round(time.perf_counter() - t0, 2), "t3_cuda_graphs": engine.graphs, "s3gen_cuda_graphs": engine.vocoder_graphs, "t3_dtype": str(engine.t3_dtype)})
+    tag = "fast" if prompt_tokens == 0 else f"fast_prompt{prompt_tokens}"
+
+    def emit_tagged(results: dict, key: str, value) -> None:  # keys tagged per configuration
+        emit(results, key.replace("fast", tag, 1), value)
+
+    emit_tagged(results, "fast_engine_build_s", {"seconds": round(time.perf_counter() - t0, 2), "t3_cuda_graphs": engine.graphs, "s3gen_cuda_graphs": engine.vocoder_graphs, "t3_dtype": str(engine.t3_dtype)})
 
     for _ in range(2):  # warm-up (allocator, cuDNN algorithms of S3Gen shapes)
         stream_once(engine, TOKENS)
     single = [stream_once(engine, TOKENS) for _ in range(3)]
-    emit(
+    emit_tagged(
         results,
         "fast_one_sentence",
         {
@@ -177,31 +182,35 @@ def bench_fast(model, results: dict, stream_counts: list[int]) -> None:
         },
     )
 
-    # Per-stream decode rate vs batch size (T3 only, graph replay; eager for contrast).
     rows = []
+    # Per-stream decode rate vs batch size (T3 only, graph replay; eager for contrast).
     prompt = 120
-    for n in [b for b in engine.decoder.slot_buckets if b in (1, 2, 4, 8, 16, 32, 48, 64, 96, 128)]:
+    for n in [] if not full else [b for b in engine.decoder.slot_buckets if b in (1, 2, 4, 8, 16, 32, 48, 64, 96, 128)]:
         step = time_decode_step(engine, n, prompt + 100)
         rows.append({"batch": n, "step_ms": round(step * 1e3, 2), "tokens_per_s_per_stream": round(1 / step, 1), "tokens_per_s_total": round(n / step, 0)})
-    emit(results, "fast_t3_decode_vs_batch", rows)
-    saved = engine.decoder._graphs
-    engine.decoder._graphs = {}
-    eager = [{"batch": n, "eager_step_ms": round(time_decode_step(engine, n, prompt + 100, reps=5) * 1e3, 2)} for n in (1, 32)]
-    engine.decoder._graphs = saved
-    emit(results, "fast_t3_eager_step", eager)
+    if full:
+        emit_tagged(results, "fast_t3_decode_vs_batch", rows)
+        saved = engine.decoder._graphs
+        engine.decoder._graphs = {}
+        eager = [{"batch": n, "eager_step_ms": round(time_decode_step(engine, n, prompt + 100, reps=5) * 1e3, 2)} for n in (1, 32)]
+        engine.decoder._graphs = saved
+        emit_tagged(results, "fast_t3_eager_step", eager)
 
     # S3Gen window time vs batch (what chunked vocoding costs, batched across streams).
     voc = []
+    from tts.app.backends.chatterbox_fast.vocoder import trim_reference
+
+    ref = trim_reference(model.conds.gen, prompt_tokens)
     for n in (1, 8, 32):
         g = torch.Generator().manual_seed(0)
         wins = [torch.randint(0, 6561, (50,), generator=g).tolist() for _ in range(n)]
-        engine.vocoder.render(model.conds.gen, wins, [False] * n)
+        engine.vocoder.render(ref, wins, [False] * n)
         sync()
         a = time.perf_counter()
-        engine.vocoder.render(model.conds.gen, wins, [False] * n)
+        engine.vocoder.render(ref, wins, [False] * n)
         sync()
         voc.append({"batch": n, "window_tokens": 50, "s": round(time.perf_counter() - a, 3)})
-    emit(results, "fast_s3gen_window_vs_batch", voc)
+    emit_tagged(results, "fast_s3gen_window_vs_batch", voc)
 
     # Concurrent streams: N callers start together, each speaks two sentences back to back.
     best = 0
@@ -234,12 +243,12 @@ def bench_fast(model, results: dict, stream_counts: list[int]) -> None:
             "ttfa_p95_s": round(ttfa[int(0.95 * (len(ttfa) - 1))], 3),
             "underrun_s_max": round(max(r["underrun_s"] for r in flat), 3),
         }
-        emit(results, f"fast_concurrent_{n}", row)
+        emit_tagged(results, f"fast_concurrent_{n}", row)
         if ok == n:
             best = n
-    emit(results, "fast_max_concurrent_streams_rtf_below_1", best)
-    emit(results, "fast_capacity_measured", engine.measure_capacity())
-    emit(results, "gpu_peak_mem_gib", round(torch.cuda.max_memory_allocated() / 2**30, 2))
+    emit_tagged(results, "fast_max_concurrent_streams_rtf_below_1", best)
+    emit_tagged(results, "fast_capacity_measured", engine.measure_capacity())
+    emit_tagged(results, "gpu_peak_mem_gib", round(torch.cuda.max_memory_allocated() / 2**30, 2))
     engine.close()
 
 
@@ -248,6 +257,7 @@ def main() -> None:
     ap.add_argument("--out", default=os.environ.get("OUT", "") and os.path.join(os.environ["OUT"], "chatterbox_gpu.json"))
     ap.add_argument("--streams", default="8,16,24,32,48,64")
     ap.add_argument("--skip-stock", action="store_true")
+    ap.add_argument("--prompt-tokens", default="0,75", help="S3Gen reference prompt trims to compare (0: full)")
     args = ap.parse_args()
     import torch
 
@@ -257,7 +267,8 @@ def main() -> None:
     emit(results, "setup_s", round(time.perf_counter() - t0, 1))
     if not args.skip_stock:
         bench_stock(model, results)
-    bench_fast(model, results, [int(x) for x in args.streams.split(",")])
+    for i, pt in enumerate(int(x) for x in args.prompt_tokens.split(",")):
+        bench_fast(model, results, [int(x) for x in args.streams.split(",")], pt, full=i == 0)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
 

@@ -39,36 +39,50 @@ def time_vocoder(engine, n: int, window_tokens: int, reps: int = 2) -> float | N
     voice = engine._default_conds
     if voice is None:
         return None
+    from tts.app.backends.chatterbox_fast.vocoder import trim_reference
+
+    ref = trim_reference(voice.gen, engine.config.s3gen_prompt_tokens)
     g = torch.Generator().manual_seed(0)
     windows = [torch.randint(0, 6561, (window_tokens,), generator=g).tolist() for _ in range(n)]
-    engine.vocoder.render(voice.gen, windows, [False] * n)
+    engine.vocoder.render(ref, windows, [False] * n)
+    _sync(engine.device)
     t0 = time.perf_counter()
     for _ in range(reps):
-        engine.vocoder.render(voice.gen, windows, [False] * n)
+        engine.vocoder.render(ref, windows, [False] * n)
+    _sync(engine.device)
     return (time.perf_counter() - t0) / reps
 
 
+def sentence_windows(plan, tokens: int) -> list[int]:
+    """Window lengths the stitcher plans for one sentence of ``tokens`` speech tokens."""
+    from tts.app.backends.chatterbox_fast.vocoder import StreamStitcher
+
+    st, out, planned = StreamStitcher(plan), [], 0
+    while st.planned_tokens + plan.next_size(planned) < tokens:
+        start, end = st.plan_window(st.planned_tokens + plan.next_size(planned), final=False)
+        out.append(end - start)
+        planned += 1
+    start, end = st.plan_window(tokens, final=True)
+    out.append(end - start)
+    return out
+
+
 def measure(engine, *, headroom: float, prompt_len: int, audio_s: float) -> dict:
-    plan = engine.config.plan
-    mid_pos = prompt_len + int(audio_s * TOKENS_PER_SECOND / 2)
-    window = plan.max_tokens + plan.context_tokens
-    new_per_window = plan.max_tokens
+    """GPU seconds per wall second for n streams speaking sentences of ``audio_s`` back to back."""
+    sentence = int(audio_s * TOKENS_PER_SECOND)
+    windows = sentence_windows(engine.config.plan, sentence)
+    mean_window = round(sum(windows) / len(windows))
+    mid_pos = prompt_len + sentence // 2
     points = []
-    for n in [
-        b
-        for b in engine.decoder.slot_buckets
-        if b in (1, 8, 16, 24, 32, 48, 64, 96, 128) or b == max(engine.decoder.slot_buckets)
-    ]:
+    wanted = (1, 8, 16, 24, 32, 48, 64, 96, 128)
+    for n in [b for b in engine.decoder.slot_buckets if b in wanted or b == max(engine.decoder.slot_buckets)]:
         step = time_decode_step(engine, n, mid_pos)
-        voc = time_vocoder(engine, n, window)
-        load = TOKENS_PER_SECOND * step + (voc or 0.0) * TOKENS_PER_SECOND / new_per_window
+        voc = time_vocoder(engine, min(n, engine.vocoder.max_batch), mean_window)
+        # Windows of n streams batch together (up to the vocoder's batch limit).
+        batches_per_s = len(windows) / audio_s * max(1.0, n / engine.vocoder.max_batch)
+        load = TOKENS_PER_SECOND * step + (voc or 0.0) * batches_per_s
         points.append(
-            {
-                "streams": n,
-                "decode_step_s": round(step, 5),
-                "vocode_window_s": voc and round(voc, 4),
-                "gpu_load": round(load, 3),
-            }
+            {"streams": n, "decode_step_s": round(step, 5), "vocode_batch_s": voc and round(voc, 4), "gpu_load": round(load, 3)}
         )
     budget = 1.0 / headroom
     capacity = 0
@@ -78,6 +92,7 @@ def measure(engine, *, headroom: float, prompt_len: int, audio_s: float) -> dict
     return {
         "capacity_streams": capacity,
         "headroom": headroom,
+        "sentence_windows": windows,
         "points": points,
-        "vocoder_measured": points[0]["vocode_window_s"] is not None,
+        "vocoder_measured": points[0]["vocode_batch_s"] is not None,
     }

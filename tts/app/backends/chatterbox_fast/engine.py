@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from tts.app.backends.chatterbox_fast.decoder import DecoderShape, T3BatchDecoder
 from tts.app.backends.chatterbox_fast.scheduler import FINISHED, DecodeJob, DecodeScheduler
-from tts.app.backends.chatterbox_fast.vocoder import BatchedVocoder, ChunkPlan, StreamStitcher
+from tts.app.backends.chatterbox_fast.vocoder import BatchedVocoder, ChunkPlan, StreamStitcher, trim_reference
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ class FastEngineConfig:
     cuda_graphs: bool = True
     capacity: int = 0  # 0: measure at start-up; >0: trust this many streams
     watermark: bool = True  # upstream watermarks every output (Perth); per window here
+    s3gen_dtype: str = "float16"  # the flow-matching estimator's dtype on CUDA
+    s3gen_prompt_tokens: int = 0  # >0: trim S3Gen's reference prompt to this many tokens (25/s)
     plan: ChunkPlan = ChunkPlan()
 
     @classmethod
@@ -54,6 +56,8 @@ class FastEngineConfig:
             cuda_graphs=e.get("TTS_CHATTERBOX_FAST_CUDA_GRAPHS", "1") not in ("0", "false", "no"),
             capacity=int(e.get("TTS_CHATTERBOX_FAST_CAPACITY", cls.capacity)),
             watermark=e.get("TTS_CHATTERBOX_FAST_WATERMARK", "1") not in ("0", "false", "no"),
+            s3gen_dtype=e.get("TTS_CHATTERBOX_FAST_S3GEN_DTYPE", cls.s3gen_dtype),
+            s3gen_prompt_tokens=int(e.get("TTS_CHATTERBOX_FAST_S3GEN_PROMPT_TOKENS", cls.s3gen_prompt_tokens)),
             plan=ChunkPlan(
                 first_tokens=int(e.get("TTS_CHATTERBOX_FAST_FIRST_CHUNK_TOKENS", p.first_tokens)),
                 max_tokens=int(e.get("TTS_CHATTERBOX_FAST_MAX_CHUNK_TOKENS", p.max_tokens)),
@@ -99,11 +103,15 @@ class FastChatterboxEngine:
         self.graphs = self.decoder.capture_graphs() if self.config.cuda_graphs else 0
         self.scheduler = DecodeScheduler(self.decoder, generator_seed=generator_seed)
         self.vocoder = BatchedVocoder(
-            model.s3gen, max_batch=min(32, self.config.max_slots), cuda_graphs=self.config.cuda_graphs
+            model.s3gen,
+            max_batch=min(32, self.config.max_slots),
+            cuda_graphs=self.config.cuda_graphs,
+            estimator_dtype=self.config.s3gen_dtype,
         )
         self.vocoder_graphs = 0
         if self._default_conds_for_warmup(model) is not None:
-            self.vocoder_graphs = self.vocoder.warm_up(model.conds.gen, self.config.plan)
+            ref = trim_reference(model.conds.gen, self.config.s3gen_prompt_tokens)
+            self.vocoder_graphs = self.vocoder.warm_up(ref, self.config.plan)
         self._voice_lock = threading.Lock()
         self._voices: dict[str, _Voice] = {}
         self._default_conds = getattr(model, "conds", None)
@@ -152,7 +160,8 @@ class FastChatterboxEngine:
                 saved = self.model.conds
                 self.model.prepare_conditionals(clip)
                 conds, self.model.conds = self.model.conds, saved
-            voice = _Voice(key=key, t3_cond=conds.t3, ref_dict=conds.gen)
+            ref = trim_reference(conds.gen, self.config.s3gen_prompt_tokens)
+            voice = _Voice(key=key, t3_cond=conds.t3, ref_dict=ref)
             self._voices[key] = voice
             return voice
 
@@ -259,7 +268,7 @@ class FastChatterboxEngine:
 
     # ---- capacity ----
 
-    def measure_capacity(self, *, headroom: float = 1.25, prompt_len: int = 120, audio_s: float = 4.0) -> dict:
+    def measure_capacity(self, *, headroom: float = 1.5, prompt_len: int = 120, audio_s: float = 3.0) -> dict:
         """Streams the GPU sustains in real time, from timed decode steps and vocoder batches.
 
         Per second of audio a stream needs 25 decode steps (shared by the whole batch) and

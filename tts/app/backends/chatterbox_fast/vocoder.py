@@ -28,8 +28,8 @@ SAMPLES_PER_TOKEN = 960  # 25 speech tokens/s -> 50 mel frames/s -> 24 kHz: 2 * 
 class ChunkPlan:
     """When to vocode: the first window small (first audio soon), later ones larger (fewer calls)."""
 
-    first_tokens: int = 20
-    growth: float = 2.0
+    first_tokens: int = 16
+    growth: float = 4.0
     max_tokens: int = 100
     context_tokens: int = 6
     overlap_tokens: int = 3  # = S3Gen's pre-lookahead: the tokens a window renders without right context
@@ -90,7 +90,13 @@ class BatchedVocoder:
     """A worker thread rendering windows for all streams; same-voice windows share a batch."""
 
     def __init__(
-        self, s3gen, *, max_batch: int = 32, n_cfm_timesteps: int | None = None, cuda_graphs: bool = True
+        self,
+        s3gen,
+        *,
+        max_batch: int = 32,
+        n_cfm_timesteps: int | None = None,
+        cuda_graphs: bool = True,
+        estimator_dtype: str = "float32",
     ) -> None:
         self.s3gen = s3gen
         self.max_batch = max_batch
@@ -100,6 +106,12 @@ class BatchedVocoder:
         self._stream = torch.cuda.Stream(device=self.device) if self.device.type == "cuda" else None
         self._thread = threading.Thread(target=self._run, name="s3gen-vocoder", daemon=True)
         self.graphed = None
+        if self.device.type == "cuda" and estimator_dtype != "float32":
+            # The flow-matching U-Net casts its inputs to its own dtype (upstream's fp16 hook);
+            # CosyVoice serves this estimator in fp16 as well.
+            cfm = s3gen.flow.decoder
+            inner = getattr(cfm.estimator, "inner", cfm.estimator)
+            inner.to(dtype=getattr(torch, estimator_dtype))
         if cuda_graphs and self.device.type == "cuda":
             from tts.app.backends.chatterbox_fast.s3gen_graphs import install
 
