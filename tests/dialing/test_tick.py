@@ -222,3 +222,15 @@ async def test_dialing_outside_the_window_dials_nobody(
     assert result.dialed[camp.id] == 0
     assert result.plans[camp.id].skip_counts == {SkipReason.OUTSIDE_CALLING_WINDOW.value: 2}
     assert livekit_double.calls("AgentDispatchService", "CreateDispatch") == []
+
+
+async def test_overlapping_ticks_dial_once(store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock) -> None:
+    camp = campaign(max_concurrent_calls=2)
+    store.replace_contacts(camp.id, ny_contacts(4))
+    assert store.acquire_lease("dialing-tick", "slow-run", clock.now, 120)  # a tick still running
+    async with lk_client(livekit_double) as lk:
+        with pytest.raises(DialingError, match="holds the ledger lease"):
+            await make_tick(store, catalog(camp), lk, bucket, clock).run()
+        assert livekit_double.calls("AgentDispatchService", "CreateDispatch") == []
+        clock.advance(timedelta(minutes=3))  # the slow run died; its lease expired
+        assert (await make_tick(store, catalog(camp), lk, bucket, clock).run()).dialed[camp.id] == 2

@@ -190,6 +190,9 @@ class DialingTick:
             raise DialingError(f"LiveKit refused to dispatch the outbound agent for campaign {campaign.id}: {refused[0]}")
 
     async def _dial(self, campaign: Campaign, sel: Selection) -> str:
+        # Renew the lease per dial: a slow tick must not let the next one start and overfill capacity.
+        if not self.store.acquire_lease(LEASE_NAME, self.holder, self.clock(), self.settings.lease_ttl.total_seconds()):
+            return "refused: lost the ledger lease to another tick"
         # A pause, stop or DNC request may land while this tick runs: re-read right before.
         state, _ = self.store.campaign_state(campaign.id)
         if state is not CampaignState.ACTIVE:
