@@ -47,7 +47,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(backend: str, concurrency: int) -> tuple[subprocess.Popen, str]:
+def start_server(backend: str, concurrency: int, piper_threads: int = 0) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {
         **os.environ,
@@ -57,6 +57,7 @@ def start_server(backend: str, concurrency: int) -> tuple[subprocess.Popen, str]
         "TTS_LOG_LEVEL": "warning",
         "TTS_MAX_CONCURRENCY": str(concurrency),
         "TTS_MAX_QUEUE": "64",
+        "TTS_PIPER_THREADS": str(piper_threads),
         "TTS_VOICES_DIR": tempfile.mkdtemp(prefix="tts-bench-voices-"),
     }
     proc = subprocess.Popen([sys.executable, "-m", "tts.app"], cwd=REPO_ROOT, env=env)
@@ -101,7 +102,13 @@ async def one_request(client: httpx.AsyncClient, base: str, voice: str, text: st
             received += len(chunk)
     total = time.perf_counter() - started
     audio = received / BYTES_PER_SECOND
-    return {"ttfb": (first or started) - started, "total": total, "audio": audio, "rtf": total / audio, "underruns": underruns}
+    return {
+        "ttfb": (first or started) - started,
+        "total": total,
+        "audio": audio,
+        "rtf": total / audio,
+        "underruns": underruns,
+    }
 
 
 def ms(seconds: float) -> str:
@@ -155,11 +162,16 @@ def main() -> None:
     parser.add_argument("--backend", default="piper", choices=["piper", "espeak"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-streams", type=int, default=12)
+    parser.add_argument("--piper-threads", type=int, default=0, help="TTS_PIPER_THREADS (0: onnxruntime default)")
     args = parser.parse_args()
     voice = "joe" if args.backend == "piper" else "en-us"
-    proc, base = start_server(args.backend, concurrency=args.max_streams)
+    proc, base = start_server(args.backend, concurrency=args.max_streams, piper_threads=args.piper_threads)
     try:
-        print(f"## {args.backend} on {os.cpu_count()} CPU cores, pcm 24 kHz, loopback HTTP\n")
+        load = os.getloadavg()[0]
+        print(
+            f"## {args.backend} on {os.cpu_count()} CPU cores (load average {load:.1f} at start), piper threads "
+            f"{args.piper_threads or 'default'}, pcm 24 kHz, loopback HTTP\n"
+        )
         print("### Time to first byte and real-time factor vs text length (median of", args.repeats, "runs)\n")
         print("\n".join(asyncio.run(length_sweep(base, voice, args.repeats))))
         print("\n### Concurrent streams (4 sentences each, all admitted at once)\n")

@@ -112,3 +112,11 @@ def test_metrics_record_ttfb_rtf_and_outcomes(client):
     assert "tts_time_to_first_byte_seconds_count 1.0" in text
     assert "tts_real_time_factor_count 1.0" in text
     assert "tts_queue_depth 0.0" in text
+
+
+def test_piper_thread_setting_reaches_onnxruntime():
+    from tts.app.backends.piper import PiperBackend
+
+    backend = PiperBackend(threads=1)
+    backend.load()
+    assert backend._voice.session.get_session_options().intra_op_num_threads == 1

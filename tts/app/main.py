@@ -25,7 +25,9 @@ def build_backend(settings: Settings) -> SpeechBackend:
     if settings.backend == "piper":
         from tts.app.backends.piper import PiperBackend
 
-        return PiperBackend(model_path=settings.piper_model, voice_name=settings.piper_voice_name)
+        return PiperBackend(
+            model_path=settings.piper_model, voice_name=settings.piper_voice_name, threads=settings.piper_threads
+        )
     if settings.backend == "espeak":
         from tts.app.backends.espeak import EspeakBackend
 
@@ -104,9 +106,15 @@ def create_app(settings: Settings | None = None, backend: SpeechBackend | None =
         declared = request.headers.get("content-length", "")
         if request.url.path == "/v1/audio/speech" and declared.isdigit() and int(declared) > speech_body_limit:
             return error_response(
-                APIError(413, f"The request body is larger than {speech_body_limit} bytes.", param="input", code="body_too_large")
+                APIError(
+                    413,
+                    f"The request body is larger than {speech_body_limit} bytes.",
+                    param="input",
+                    code="body_too_large",
+                )
             )
         return await call_next(request)
+
     install_error_handlers(app)
     app.include_router(speech.router)
     app.include_router(voices.router)

