@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
@@ -89,12 +90,21 @@ def call_list(request: Request) -> HTMLResponse:
     )
 
 
+def csv_cell(value: object) -> object:
+    """A spreadsheet must not run a summary as a formula: text starting =, +, - or @ is quoted."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def _csv_lines(rows: Iterator[CallRow]) -> Iterator[str]:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        writer.writerow(["" if getattr(row, c) is None else getattr(row, c) for c in CSV_COLUMNS])
+        writer.writerow([csv_cell(getattr(row, c)) for c in CSV_COLUMNS])
         if buf.tell() > 64 * 1024:
             yield buf.getvalue()
             buf.seek(0)
@@ -195,6 +205,24 @@ def dashboard(request: Request) -> HTMLResponse:
     return _page(request, "dashboard.html", nav="dashboard", q=q, d=d, charts=charts_)
 
 
+def _security_headers(settings: BrowserSettings) -> dict[str, str]:
+    # Only this app's own scripts and styles; audio from the bucket (signed URL) or the emulator.
+    media = (
+        settings.storage_emulator_host.rstrip("/")
+        if settings.storage_emulator_host
+        else "https://storage.googleapis.com"
+    )
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'self'; media-src 'self' {media}; img-src 'self' data:; "
+            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+        ),
+        # Signed recording URLs must not leak through Referer.
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+    }
+
+
 def create_app(settings: BrowserSettings | None = None, queries: CallBrowserQueries | None = None) -> FastAPI:
     """The app; ``queries`` is opened from ``settings.index_url`` at startup unless given."""
     settings = settings or BrowserSettings()
@@ -214,6 +242,16 @@ def create_app(settings: BrowserSettings | None = None, queries: CallBrowserQuer
     app.state.audit = CallViewAudit(settings.audit_log_path)
     app.state.recording_links = RecordingLinks(settings)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    security_headers = _security_headers(settings)
+
+    @app.middleware("http")
+    async def server_timing(request: Request, call_next):
+        # Server time per response (bench/browser_pages.py reads it; so do browser dev tools).
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+        response.headers.update(security_headers)
+        return response
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> PlainTextResponse:

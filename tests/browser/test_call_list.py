@@ -128,3 +128,29 @@ def test_malformed_filters_are_a_400_with_a_message(client, path, query, message
     assert r.status_code == 400
     assert message in html.unescape(r.text)
     assert "Traceback" not in r.text
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+1 555", "'+1 555"),
+        ("@sum", "'@sum"),
+        ("plain", "plain"),
+        (12.5, 12.5),
+        (None, ""),
+    ],
+)
+def test_csv_cells_never_start_a_formula(value, cell):
+    from browser.app import csv_cell
+
+    assert csv_cell(value) == cell
+
+
+def test_pages_carry_a_strict_content_security_policy(client, gcs_emulator):
+    r = client.get("/calls")
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and f"media-src 'self' {gcs_emulator}" in csp
+    assert r.headers["referrer-policy"] == "no-referrer"
+    assert float(r.headers["server-timing"].split("dur=")[1]) > 0
+    assert "style=" not in r.text and "<script>" not in r.text  # nothing inline for the CSP to block

@@ -120,6 +120,8 @@ def page(browser_url):
             context = browser.new_context(viewport={"width": 1366, "height": 900}, base_url=browser_url)
             page = context.new_page()
             page.set_default_timeout(TIMEOUT_MS)
+            page.console_errors = []
+            page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
             yield page
         finally:
             browser.close()
@@ -131,6 +133,8 @@ def test_analyst_walkthrough(page, calls):
     search_finds_calls(page)
     call_page_plays_audio_from_a_transcript_line(page, calls)
     dashboard_draws_charts(page)
+    # Nothing blocked by the Content-Security-Policy, no script error, no missing asset.
+    assert page.console_errors == []
     unknown_call_shows_the_404_page(page)
 
 
