@@ -88,7 +88,7 @@ def chart_instance_config(values: dict[str, Any]) -> dict[str, Any]:
     queued = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
     monitoring = daemon["runMonitoring"]
     retries = daemon["runRetries"]
-    return {
+    instance = {
         "scheduler": {"module": "dagster._core.scheduler", "class": "DagsterDaemonScheduler"},
         "schedule_storage": {
             "module": "dagster_postgres.schedule_storage",
@@ -120,6 +120,15 @@ def chart_instance_config(values: dict[str, Any]) -> dict[str, Any]:
         "run_retries": {"enabled": retries["enabled"], "max_retries": retries["maxRetries"]},
         "telemetry": {"enabled": values["telemetry"]["enabled"]},
     }
+    logs = values.get("computeLogManager", {"type": "LocalComputeLogManager"})
+    if logs["type"] == "GCSComputeLogManager":
+        gcs = logs["config"]["gcsComputeLogManager"]
+        instance["compute_logs"] = {
+            "module": "dagster_gcp.gcs.compute_log_manager",
+            "class": "GCSComputeLogManager",
+            "config": {"bucket": gcs["bucket"], "prefix": gcs["prefix"]},
+        }
+    return instance
 
 
 @pytest.fixture(params=["site-neutral", "gke"])
@@ -134,7 +143,8 @@ def test_values_make_a_valid_production_instance(
     instance = chart_instance_config(values)
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(instance))
     validated, _ = dagster_instance_config(str(tmp_path))
-    for key in ("run_storage", "event_log_storage", "schedule_storage", "run_launcher", "run_coordinator"):
+    sections = ["run_storage", "event_log_storage", "schedule_storage", "run_launcher", "run_coordinator"]
+    for key in [*sections, *(["compute_logs"] if "compute_logs" in validated else [])]:
         section = validated[key]
         klass = getattr(importlib.import_module(section["module"]), section["class"])
         result = process_config(resolve_to_config_type(klass.config_type()), section["config"])
@@ -214,7 +224,9 @@ def test_gke_repeats_the_code_location_but_for_its_image() -> None:
     assert site_env["CALLCENTER_RECORDINGS_BUCKET"] == "call-center-recordings-hellojade"
     assert site_env["GOOGLE_CLOUD_PROJECT"] == "hello-jade"
     assert site["image"]["repository"] == "us-central1-docker.pkg.dev/hello-jade/call-center/orchestration"
-    account = load_values(VALUES, GKE_VALUES)["serviceAccount"]["annotations"]["iam.gke.io/gcp-service-account"]
+    merged = load_values(VALUES, GKE_VALUES)
+    assert merged["computeLogManager"]["config"]["gcsComputeLogManager"]["bucket"] == "call-center-recordings-hellojade"
+    account = merged["serviceAccount"]["annotations"]["iam.gke.io/gcp-service-account"]
     assert account.endswith("@hello-jade.iam.gserviceaccount.com")
 
 
