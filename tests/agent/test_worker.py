@@ -1,0 +1,46 @@
+"""Worker wiring: explicit dispatch name, drain timeout, settings errors, job metadata checks."""
+
+from __future__ import annotations
+
+import pytest
+from livekit import rtc
+from livekit.agents.testing import fake_job_context
+
+from agent.settings import AgentSettings, load_settings
+from agent.worker import build_server, outbound_request
+from callcenter.dispatch import AGENT_NAME
+from tests.agent.conftest import outbound_request as make_request
+
+
+def test_worker_registers_for_explicit_dispatch_and_drains_calls_for_the_grace_period() -> None:
+    server = build_server(load_settings())
+    assert server._agent_name == AGENT_NAME  # SIP dispatch rules and agent dispatches name it
+    assert server._drain_timeout == 1800  # manifests: terminationGracePeriodSeconds >= this
+
+
+def test_settings_errors_name_the_variable_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_BASE_URL", "vllm:8000")
+    with pytest.raises(SystemExit, match="LLM_BASE_URL"):
+        load_settings()
+
+
+def test_local_stack_variables_are_understood(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLCENTER_LLM_BASE_URL", "http://127.0.0.1:8081/v1")
+    monkeypatch.setenv("CALLCENTER_STT_BASE_URL", "http://127.0.0.1:8082/v1")
+    monkeypatch.setenv("STT_PROVIDER", "openai")
+    settings = AgentSettings()
+    assert settings.llm_base_url == "http://127.0.0.1:8081/v1"
+    assert settings.stt_base_url == "http://127.0.0.1:8082/v1"
+
+
+async def test_job_metadata_decides_the_direction_and_must_match_the_room() -> None:
+    request = make_request()
+    room = rtc.Room()
+    with fake_job_context(room=room, job_metadata="") as ctx:
+        assert outbound_request(ctx) is None  # inbound: the SIP dispatch rule sends no metadata
+    # the fake room is unnamed: a dispatch for another room is refused before dialing
+    with (
+        fake_job_context(room=room, job_metadata=request.model_dump_json()) as ctx,
+        pytest.raises(ValueError, match="does not match the room"),
+    ):
+        outbound_request(ctx)
