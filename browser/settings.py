@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-EMBEDDED_INDEX_FILENAME = "callindex.db"
+EMBEDDED_INDEX_FILENAME = "call_index.db"  # the postcall pipeline writes it there (CallIndexResource)
 
 
 class BrowserMode(StrEnum):
@@ -29,9 +29,10 @@ class BrowserSettings(BaseSettings):
     port: int = Field(3001, ge=1, le=65535)
 
     # Where the call index lives: a file path (or sqlite:///path) for the embedded engine, a
-    # postgresql:// URL in production; unset, the embedded index under CALLCENTER_DATA_DIR.
+    # postgresql:// URL in production (the pipeline's CALLCENTER_CALL_INDEX_DSN); unset, the
+    # embedded index the pipeline writes under CALLCENTER_DATA_DIR.
     index_url: str | None = Field(
-        None, validation_alias=AliasChoices("CALLCENTER_BROWSER_INDEX_URL", "CALLCENTER_CALL_INDEX_URL")
+        None, validation_alias=AliasChoices("CALLCENTER_BROWSER_INDEX_URL", "CALLCENTER_CALL_INDEX_DSN")
     )
     data_dir: Path = Field(Path(".local/data"), validation_alias="CALLCENTER_DATA_DIR")
 
