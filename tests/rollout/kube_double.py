@@ -76,6 +76,7 @@ def _now() -> str:
 class ApiServerDouble(kmock.KubernetesEmulator):
     _versions: itertools.count = attrs.field(factory=lambda: itertools.count(1), init=False)
     pod_logs: dict[str, str] = attrs.field(factory=dict, init=False)  # pod name -> its log text
+    forbidden: set[str] = attrs.field(factory=set, init=False)  # plurals our identity may not touch (RBAC)
 
     def serve_kind(self, api_version: str, kind: str, namespaced: bool = True, plural: str | None = None) -> None:
         group, _, version = api_version.rpartition("/")
@@ -91,6 +92,14 @@ class ApiServerDouble(kmock.KubernetesEmulator):
     # --- protocol additions ------------------------------------------------------------
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         request = self._namespaces_path(request)
+        if request.resource is not None and request.resource.plural in self.forbidden:
+            raise kmock.KubernetesError(
+                status=403,
+                reason="Forbidden",
+                message=f'{request.resource.plural} "{request.name}" is forbidden: User '
+                '"system:serviceaccount:call-center:dagster" cannot get resource '
+                f'"{request.resource.plural}" in API group "{request.resource.group}" at the cluster scope',
+            )
         content_type = request.headers.get("Content-Type", "")
         if request.method == enums.method.PATCH and content_type.startswith(APPLY_CONTENT_TYPE):
             return await self._apply(request)

@@ -273,3 +273,30 @@ def test_grouping_partitions_the_render(manifests, overlay):
     assert sum(len(g) for g in groups.values()) == len(objects)
     assert {o["kind"] for o in groups["namespace_and_secrets"]} == {"Namespace", "ServiceAccount"}
     assert {o["kind"] for o in groups["agent_workers"]} == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+
+
+def test_missing_rbac_fails_naming_the_object_and_the_rbac_file(cluster, seed_secrets, make_resources):
+    seed_secrets()
+    cluster.api.forbidden.add("namespaces")  # a namespaced Role cannot grant the cluster-scoped Namespace
+
+    result = run_rollout(make_resources())
+
+    assert not result.success
+    assert materialized(result) == set()
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.message
+    assert "may not get Namespace/call-center" in message
+    assert "manifests/bootstrap/rollout-rbac.yaml" in message
+
+
+def test_agent_gate_fails_when_no_worker_registered(cluster, seed_secrets, make_resources):
+    seed_secrets()
+    cluster.logs["agent"] = "starting worker\nfailed to connect to livekit: 401 unauthorized\n"
+
+    result = run_rollout(make_resources())
+
+    assert not result.success
+    gate = check_evaluations(result)["agent_workers:rolled_out_and_answering"]
+    assert not gate.passed
+    assert "no agent worker has registered with LiveKit" in gate.description
+    assert "agent-7d9f8-0" in gate.description
