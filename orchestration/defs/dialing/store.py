@@ -173,16 +173,17 @@ class DialStore:
             )
 
     def load_contacts(self, campaign_id: str, with_fields: bool = False) -> list[Contact]:
-        cols = "contact_id, phone_number, name, time_zones, zone_source" + (", fields" if with_fields else "")
+        """In list order. Without ``with_fields`` only what planning needs is read (no name, no fields)."""
+        cols = "contact_id, phone_number, time_zones" + (", name, zone_source, fields" if with_fields else "")
         with self.transaction() as cur:
             rows = self._exec(
                 cur, f"SELECT {cols} FROM campaign_contacts WHERE campaign_id = ? ORDER BY position", (campaign_id,)
             ).fetchall()
         # Few distinct zone lists: parse each once and share the tuple.
-        zones = {z: tuple(x for x in z.split(",") if x) for z in {r[3] for r in rows}}
+        zones = {z: tuple(x for x in z.split(",") if x) for z in {r[2] for r in rows}}
         if with_fields:
-            return [Contact(r[0], r[1], r[2], zones[r[3]], r[4], json.loads(r[5])) for r in rows]
-        return [Contact(r[0], r[1], r[2], zones[r[3]], r[4]) for r in rows]
+            return [Contact(r[0], r[1], r[3], zones[r[2]], r[4], json.loads(r[5])) for r in rows]
+        return [Contact(r[0], r[1], None, zones[r[2]], "") for r in rows]
 
     def contact_fields(self, campaign_id: str, contact_id: str) -> dict[str, Any]:
         with self.transaction() as cur:
