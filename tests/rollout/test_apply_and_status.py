@@ -126,3 +126,31 @@ def test_code_location_shape(monkeypatch: pytest.MonkeyPatch) -> None:
     assert job.tags["callcenter/domain"] == "rollout"
     assert {"kubernetes", "rollout_settings", "inference_endpoints", "sip_trunks", "livekit"} <= set(defs.resources)
     assert isinstance(defs.resolve_job_def("rollout_drift"), dg.JobDefinition)
+
+
+def test_a_field_we_applied_before_and_the_manifests_dropped_is_a_change() -> None:
+    live = live_copy(args=["--max-model-len=8192"])
+    live["metadata"]["managedFields"] = [
+        {
+            "manager": "callcenter-rollout",
+            "operation": "Apply",
+            "fieldsV1": {
+                "f:spec": {
+                    "f:replicas": {},
+                    "f:template": {
+                        "f:spec": {
+                            "f:containers": {
+                                'k:{"name":"vllm"}': {".": {}, "f:image": {}, "f:args": {}, "f:name": {}}
+                            }
+                        }
+                    },
+                }
+            },
+        },
+        # Another manager's fields (kubectl scale, the HPA) are not ours to remove.
+        {"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {"f:spec": {"f:paused": {}}}},
+    ]
+    diff = drift(DEPLOYMENT, live, "callcenter-rollout")
+    assert '- spec.template.spec.containers[{"name":"vllm"}].args   (applied before, no longer in the manifests)' in diff
+    assert "paused" not in diff
+    assert drift(DEPLOYMENT, live, "someone-else") == ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import difflib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,16 +139,65 @@ def comparable(obj: KubeObject) -> KubeObject:
     return out
 
 
-def drift(desired: KubeObject, live: KubeObject | None) -> str:
+def _list_item(items: list[Any], key: str) -> Any:
+    """The element of ``items`` a managedFields list key (``k:{"name":"vllm"}``, ``v:"x"``) names."""
+    kind, _, raw = key.partition(":")
+    try:
+        wanted = json.loads(raw)
+    except ValueError:
+        return None
+    for item in items:
+        if kind == "k" and isinstance(item, dict) and all(item.get(k) == v for k, v in wanted.items()):
+            return item
+        if kind == "v" and item == wanted:
+            return item
+    return None
+
+
+def owned_but_unset(desired: Any, fields: dict[str, Any], path: str = "") -> list[str]:
+    """Fields our field manager applied before (its ``fieldsV1``) that the manifests no longer
+    set: server-side apply removes them on the next apply, so they are a change too."""
+    gone: list[str] = []
+    for key, child in fields.items():
+        if key == ".":
+            continue
+        if key.startswith("f:"):
+            name = key[2:]
+            if not isinstance(desired, dict) or name not in desired:
+                gone.append(f"{path}.{name}".lstrip("."))
+            elif child:
+                gone.extend(owned_but_unset(desired[name], child, f"{path}.{name}"))
+        elif key.startswith(("k:", "v:")) and isinstance(desired, list):
+            item = _list_item(desired, key)
+            if item is None:
+                gone.append(f"{path}[{key[2:]}]")
+            elif child:
+                gone.extend(owned_but_unset(item, child, f"{path}[{key[2:]}]"))
+    return gone
+
+
+def _our_fields(live: KubeObject, field_manager: str) -> dict[str, Any]:
+    for entry in (live.get("metadata") or {}).get("managedFields") or []:
+        if entry.get("manager") == field_manager and entry.get("operation") == "Apply":
+            return entry.get("fieldsV1") or {}
+    return {}
+
+
+def drift(desired: KubeObject, live: KubeObject | None, field_manager: str = "") -> str:
     """A unified diff from the live object to the rendered one; empty when they match."""
     want = comparable(desired)
     have = project(want, comparable(live)) if live is not None else {}
-    if have == want:
+    removed = owned_but_unset(desired, _our_fields(live, field_manager)) if live is not None and field_manager else []
+    if have == want and not removed:
         return ""
     ref = object_ref(desired)
     before = yaml.safe_dump(have, sort_keys=True).splitlines(keepends=True) if have else []
     after = yaml.safe_dump(want, sort_keys=True).splitlines(keepends=True)
-    return "".join(difflib.unified_diff(before, after, fromfile=f"live/{ref}", tofile=f"rendered/{ref}"))
+    diff = "".join(difflib.unified_diff(before, after, fromfile=f"live/{ref}", tofile=f"rendered/{ref}"))
+    if removed:
+        header = "" if diff else f"--- live/{ref}\n+++ rendered/{ref}\n"
+        diff += header + "".join(f"- {path}   (applied before, no longer in the manifests)\n" for path in removed)
+    return diff
 
 
 def apply_objects(
@@ -162,7 +212,7 @@ def apply_objects(
             report.outcomes.append(ApplyOutcome(ref, "skipped", reason="secrets are created by operators"))
             continue
         live = read_live(dyn, obj, timeout_s)
-        diff = drift(obj, live)
+        diff = drift(obj, live, field_manager)
         if not diff:
             report.outcomes.append(ApplyOutcome(ref, "unchanged"))
             continue

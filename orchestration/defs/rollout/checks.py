@@ -258,7 +258,7 @@ def _drift_check(asset: str) -> dg.AssetChecksDefinition:
         with kubernetes.connect() as (_, dyn):
             for obj in objects:
                 live = read_live(dyn, obj, rollout_settings.request_timeout_s)
-                diff = drift(obj, live)
+                diff = drift(obj, live, rollout_settings.field_manager)
                 if diff:
                     state = "missing" if live is None else "differs"
                     drifted[f"{obj['kind']}/{obj['metadata']['name']} ({state})"] = diff

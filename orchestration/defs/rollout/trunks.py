@@ -85,7 +85,6 @@ def desired_inbound(settings: SipTrunkSettings) -> api.SIPInboundTrunkInfo:
         name=settings.inbound_trunk_name,
         numbers=settings.numbers(),
         allowed_addresses=settings.addresses(),
-        krisp_enabled=True,
     )
 
 
