@@ -13,6 +13,7 @@ Prints one JSON line per measurement and a summary.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import statistics
@@ -219,20 +220,26 @@ def bench_fast(model, results: dict, stream_counts: list[int], prompt_tokens: in
         out: list[list[dict]] = [[] for _ in range(n)]
 
         def caller(i: int, out=out, start=start) -> None:
-            out[i].append(stream_once(engine, TOKENS, start))
-            out[i].append(stream_once(engine, TOKENS))
+            try:
+                out[i].append(stream_once(engine, TOKENS, start))
+                out[i].append(stream_once(engine, TOKENS))
+            except Exception as exc:  # recorded: a stalled or failed stream counts as not real-time
+                out[i].append({"error": repr(exc)[:200]})
 
+        faulthandler.dump_traceback_later(50, exit=False)  # a stall shows every thread's stack
         threads = [threading.Thread(target=caller, args=(i,)) for i in range(n)]
         for t in threads:
             t.start()
         start.set()
         for t in threads:
             t.join(timeout=300)
-        flat = [r for rs in out for r in rs]
+        faulthandler.cancel_dump_traceback_later()
+        errors = [r["error"] for rs in out for r in rs if "error" in r]
+        flat = [r for rs in out for r in rs if "error" not in r] or [{"rtf": 99.0, "ttfa_s": 99.0, "underrun_s": 99.0}]
         rtfs = [r["rtf"] for r in flat]
         ttfa = sorted(r["ttfa_s"] for r in flat)
-        ok = sum(1 for rs in out if all(r["rtf"] < 1 for r in rs))
-        no_gap = sum(1 for rs in out if all(r["underrun_s"] < 0.05 for r in rs))
+        ok = sum(1 for rs in out if all(r.get("rtf", 99) < 1 for r in rs))
+        no_gap = sum(1 for rs in out if all(r.get("underrun_s", 99) < 0.05 for r in rs))
         row = {
             "streams": n,
             "streams_rtf_below_1": ok,
@@ -242,6 +249,8 @@ def bench_fast(model, results: dict, stream_counts: list[int], prompt_tokens: in
             "ttfa_median_s": round(statistics.median(ttfa), 3),
             "ttfa_p95_s": round(ttfa[int(0.95 * (len(ttfa) - 1))], 3),
             "underrun_s_max": round(max(r["underrun_s"] for r in flat), 3),
+            "errors": len(errors),
+            "first_error": errors[0] if errors else None,
         }
         emit_tagged(results, f"fast_concurrent_{n}", row)
         if ok == n:

@@ -82,7 +82,12 @@ def measure(engine, *, headroom: float, prompt_len: int, audio_s: float) -> dict
         batches_per_s = len(windows) / audio_s * max(1.0, n / engine.vocoder.max_batch)
         load = TOKENS_PER_SECOND * step + (voc or 0.0) * batches_per_s
         points.append(
-            {"streams": n, "decode_step_s": round(step, 5), "vocode_batch_s": voc and round(voc, 4), "gpu_load": round(load, 3)}
+            {
+                "streams": n,
+                "decode_step_s": round(step, 5),
+                "vocode_batch_s": voc and round(voc, 4),
+                "gpu_load": round(load, 3),
+            }
         )
     budget = 1.0 / headroom
     capacity = 0

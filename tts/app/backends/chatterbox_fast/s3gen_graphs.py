@@ -24,9 +24,27 @@ FRAME_BUCKET = 64
 def _sync_free_chunk_mask(original):
     """``add_optional_chunk_mask`` without its host round trip (same result)."""
 
-    def chunk_mask(xs, masks, use_dynamic_chunk, use_dynamic_left_chunk, decoding_chunk_size, static_chunk_size, num_decoding_left_chunks, enable_full_context=True):
+    def chunk_mask(
+        xs,
+        masks,
+        use_dynamic_chunk,
+        use_dynamic_left_chunk,
+        decoding_chunk_size,
+        static_chunk_size,
+        num_decoding_left_chunks,
+        enable_full_context=True,
+    ):
         if use_dynamic_chunk or static_chunk_size > 0:
-            return original(xs, masks, use_dynamic_chunk, use_dynamic_left_chunk, decoding_chunk_size, static_chunk_size, num_decoding_left_chunks, enable_full_context)
+            return original(
+                xs,
+                masks,
+                use_dynamic_chunk,
+                use_dynamic_left_chunk,
+                decoding_chunk_size,
+                static_chunk_size,
+                num_decoding_left_chunks,
+                enable_full_context,
+            )
         # Rows with no valid frame attend to everything instead of nothing (upstream does
         # this after a .item() check; the outputs of such rows are masked anyway).
         return masks | (masks.sum(dim=-1, keepdim=True) == 0)

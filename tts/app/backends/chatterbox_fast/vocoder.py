@@ -29,7 +29,7 @@ class ChunkPlan:
     """When to vocode: the first window small (first audio soon), later ones larger (fewer calls)."""
 
     first_tokens: int = 16
-    growth: float = 4.0
+    growth: float = 2.5
     max_tokens: int = 100
     context_tokens: int = 6
     overlap_tokens: int = 3  # = S3Gen's pre-lookahead: the tokens a window renders without right context
@@ -203,6 +203,23 @@ class BatchedVocoder:
         self.batches += 1
         self.windows += len(windows)
         return [out[i, : n * SAMPLES_PER_TOKEN].numpy().copy() for i, n in enumerate(lens)]
+
+
+def trim_reference(ref_dict: dict, max_tokens: int) -> dict:
+    """Keep the last ``max_tokens`` of S3Gen's reference prompt (2 mel frames per token).
+
+    Every window re-encodes the whole prompt (10 s by default), so a shorter prompt makes
+    streaming vocoding several times cheaper, as a shorter reference clip would.
+    """
+    if max_tokens <= 0 or ref_dict["prompt_token"].shape[-1] <= max_tokens:
+        return ref_dict
+    out = dict(ref_dict)
+    out["prompt_token"] = ref_dict["prompt_token"][..., -max_tokens:]
+    out["prompt_token_len"] = torch.full_like(ref_dict["prompt_token_len"], max_tokens)
+    out["prompt_feat"] = ref_dict["prompt_feat"][:, -2 * max_tokens :]
+    if out.get("prompt_feat_len") is not None:
+        out["prompt_feat_len"] = torch.full_like(ref_dict["prompt_feat_len"], 2 * max_tokens)
+    return out
 
 
 class _nullcontext:
