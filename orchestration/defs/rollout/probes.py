@@ -75,12 +75,14 @@ class InferenceEndpoints(dg.ConfigurableResource):
                 language_code=self.riva_language,
                 max_alternatives=1,
             )
-            asr = riva.client.ASRService(riva.client.Auth(uri=self.riva_uri))
+            auth = riva.client.Auth(uri=self.riva_uri)
             start = time.perf_counter()
             try:
-                response = asr.offline_recognize(audio, config)
+                response = riva.client.ASRService(auth).offline_recognize(audio, config)
             except grpc.RpcError as e:
                 return ProbeResult(False, f"Riva recognition failed: {e.code().name} {e.details()}", meta)
+            finally:
+                auth.channel.close()
             meta["recognition_ms"] = _ms(start)
             transcript = " ".join(
                 r.alternatives[0].transcript.strip() for r in response.results if r.alternatives
