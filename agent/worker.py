@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from livekit import api
+from livekit import api, rtc
 from livekit.agents import NOT_GIVEN, AgentServer, JobContext, JobProcess, cli, llm, room_io
 from pydantic import ValidationError
 
@@ -92,7 +92,7 @@ async def entrypoint(ctx: JobContext) -> None:
     control.attach(ctx.room.local_participant)
 
     if request is None:
-        caller = await ctx.wait_for_participant()
+        caller = await ctx.wait_for_participant(kind=rtc.ParticipantKind.PARTICIPANT_KIND_SIP)
         control.caller_identity = caller.identity
         call.from_number = caller.attributes.get(_ATTR_CALLER_NUMBER) or None
         call.to_number = caller.attributes.get(_ATTR_TRUNK_NUMBER) or None
