@@ -13,7 +13,7 @@ from livekit import api as livekit_api
 
 from orchestration.defs.rollout.apply import drift, read_live
 from orchestration.defs.rollout.kube import KubernetesResource
-from orchestration.defs.rollout.manifests import ManifestError, secret_references
+from orchestration.defs.rollout.manifests import ManifestError, group_by_asset, secret_references
 from orchestration.defs.rollout.probes import InferenceEndpoints, ProbeResult
 from orchestration.defs.rollout.rollout_status import wait_rolled_out
 from orchestration.defs.rollout.settings import RolloutSettings
@@ -30,8 +30,6 @@ def _failed(description: str, metadata: dict[str, Any] | None = None) -> dg.Asse
 
 
 def _render(settings: RolloutSettings) -> dict[str, list[dict[str, Any]]]:
-    from orchestration.defs.rollout.manifests import group_by_asset
-
     try:
         return group_by_asset(settings.render())
     except ManifestError as e:
