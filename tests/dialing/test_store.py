@@ -83,3 +83,14 @@ def test_contacts_dnc_and_controls_survive_a_reopen(store: DialStore, ledger_tar
         assert reopened.campaign_state("renewals") == (CampaignState.PAUSED, "operator")
     finally:
         reopened.close()
+
+
+def test_a_bad_dsn_names_the_setting_and_hides_the_password(postgres_uri: str) -> None:
+    import pytest
+
+    from orchestration.defs.dialing.store import PostgresDialStore
+
+    dsn = postgres_uri.replace("postgres:@", "nobody:s3cret-pw@").replace("/postgres?", "/no_such_db?")
+    with pytest.raises(ConnectionError, match="CALLCENTER_DIALING_DSN") as err:
+        PostgresDialStore(dsn)
+    assert "s3cret-pw" not in str(err.value)

@@ -434,8 +434,8 @@ class PostgresDialStore(DialStore):
         try:
             self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as e:
-            # The DSN holds a password: name the setting, never echo its value.
-            raise ConnectionError(f"cannot connect to the dialing ledger database (CALLCENTER_DIALING_DSN): {e.sqlstate or 'connection failed'}") from None
+            # The DSN holds a password: name the setting, never echo its value (libpq's message does not).
+            raise ConnectionError(f"cannot connect to the dialing ledger database set in CALLCENTER_DIALING_DSN: {e}") from None
         self._lock = threading.RLock()
         self.migrate()
 

@@ -1,0 +1,95 @@
+"""Closing attempts from session reports: abandonment, missing reports, gs:// contact lists."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from callcenter.ids import new_call_id
+from callcenter.outcomes import CallDirection, CallOutcome
+from callcenter.report import SessionReport, Turn
+from orchestration.defs.dialing.assets import fetch_contact_list
+from orchestration.defs.dialing.campaigns import CampaignFile
+from orchestration.defs.dialing.outcomes import is_abandoned, sweep_outcomes
+from orchestration.defs.dialing.store import AttemptStatus, DialStore
+from tests.dialing.conftest import (
+    WEDNESDAY_15Z,
+    FakeClock,
+    campaign,
+    catalog,
+    lk_client,
+    make_tick,
+    ny_contacts,
+    write_report,
+)
+from tests.doubles.livekit_server import LiveKitDouble
+
+
+def report(outcome: CallOutcome, answered_after_s: float | None, agent_first_s: float | None) -> SessionReport:
+    started = WEDNESDAY_15Z
+    turns = [Turn(speaker="caller", text="Hello?", start=0.5 + (answered_after_s or 0), end=1.0 + (answered_after_s or 0))]
+    if agent_first_s is not None:
+        turns.append(Turn(speaker="agent", text="Hi, this is Jade.", start=agent_first_s, end=agent_first_s + 2))
+    return SessionReport(
+        call_id=new_call_id(), room="r", direction=CallDirection.OUTBOUND, started_at=started,
+        answered_at=None if answered_after_s is None else started + timedelta(seconds=answered_after_s),
+        ended_at=started + timedelta(minutes=1), outcome=outcome, turns=turns,
+    )
+
+
+@pytest.mark.parametrize(
+    ("outcome", "answered_after", "agent_first", "abandoned"),
+    [
+        (CallOutcome.ANSWERED, 6.0, 7.5, False),  # agent speaks 1.5 s after the answer
+        (CallOutcome.ANSWERED, 6.0, 8.5, True),  # 2.5 s of silence: abandoned
+        (CallOutcome.ANSWERED, 6.0, None, True),  # the agent never spoke
+        (CallOutcome.TRANSFERRED, 0.0, 1.9, False),
+        (CallOutcome.VOICEMAIL, 6.0, 9.0, None),  # a machine answered: not an abandonment
+        (CallOutcome.NO_ANSWER, None, None, None),
+    ],
+)
+def test_abandonment_is_agent_silence_over_two_seconds_after_answer(outcome, answered_after, agent_first, abandoned) -> None:
+    assert is_abandoned(report(outcome, answered_after, agent_first)) is abandoned
+
+
+async def test_abandonment_rate_reaches_the_ledger(store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock) -> None:
+    camp = campaign(max_concurrent_calls=4)
+    store.replace_contacts(camp.id, ny_contacts(4))
+    async with lk_client(livekit_double) as lk:
+        await make_tick(store, catalog(camp), lk, bucket, clock).run()
+    a, b, c, d = store.attempts()
+    write_report(bucket, a.call_id, CallOutcome.ANSWERED, clock.now, first_agent_turn_s=0.5)
+    write_report(bucket, b.call_id, CallOutcome.ANSWERED, clock.now, first_agent_turn_s=3.0)
+    write_report(bucket, c.call_id, CallOutcome.VOICEMAIL, clock.now, answered=True)
+    write_report(bucket, d.call_id, CallOutcome.NO_ANSWER, clock.now, sip_status_code=480)
+    from orchestration.defs.dialing.assets import bucket_reader
+
+    sweep = sweep_outcomes(store, bucket_reader(bucket), clock.now, timedelta(hours=2))
+    assert sweep.closed == {"answered": 2, "voicemail": 1, "no_answer": 1}
+    assert store.abandonment(camp.id, clock.now - timedelta(days=30)) == (1, 2)
+
+
+def test_an_attempt_whose_report_never_comes_is_closed_after_max_call_duration(store: DialStore, clock: FakeClock) -> None:
+    from orchestration.defs.dialing.store import Attempt, attempt_key
+
+    call_id = new_call_id()
+    store.reserve(Attempt(f"att-{call_id[5:]}", attempt_key("renewals", "c-0001", 1), "renewals", "c-0001", 1,
+                          "+12125550001", call_id, AttemptStatus.RESERVED, clock.now))
+    store.mark_dispatched(f"att-{call_id[5:]}", "AD_1", clock.now)
+    assert sweep_outcomes(store, lambda _n: None, clock.now + timedelta(minutes=119), timedelta(hours=2)).timed_out == []
+    late = sweep_outcomes(store, lambda _n: None, clock.now + timedelta(minutes=121), timedelta(hours=2))
+    assert late.timed_out == [call_id]
+    row = store.attempt_by_call(call_id)
+    assert row.outcome is CallOutcome.FAILED and "no session report" in row.note
+    assert store.live_counts() == {}
+
+
+def test_contact_lists_are_read_from_a_bucket(bucket, monkeypatch: pytest.MonkeyPatch, gcs_emulator: str) -> None:
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
+    bucket.write_bytes("lists/renewals.csv", b"contact_id,phone_number\ng1,+12125550161\ng2,nonsense\n", "text/csv")
+    camp = campaign(contacts=f"gs://{bucket.bucket_name}/lists/renewals.csv")
+    lst = fetch_contact_list(CampaignFile(campaign=camp, path=Path("/campaigns/renewals.yaml")))
+    assert [c.phone_number for c in lst.contacts] == ["+12125550161"]
+    assert [r.contact_id for r in lst.invalid] == ["g2"]
