@@ -29,5 +29,5 @@ def fts5_match(query: str) -> str:
 
 
 def pg_tsquery_text(query: str) -> str:
-    """Text for ``websearch_to_tsquery``: the same terms, phrases quoted, ANDed."""
-    return " ".join(f'"{t}"' if " " in t else t for t in query_terms(query))
+    """Text for ``websearch_to_tsquery``: every term quoted, so words like "or" are never operators."""
+    return " ".join(f'"{t}"' for t in query_terms(query))

@@ -26,9 +26,10 @@ from callindex.api import (
     check_page,
 )
 from callindex.query import fts5_match
+from callindex.tags import filter_tags, tag_match
 
 # Candidates fetched by the binary (Hamming) scan per requested hit, then re-ranked exactly.
-RERANK_FACTOR = 20
+RERANK_FACTOR = 4  # sqlite-vec's top-k cost grows with k: keep the candidate list short
 _VEC_MAX_K = 4096  # sqlite-vec's ceiling for k
 
 _SCHEMA = """
@@ -51,13 +52,15 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE INDEX IF NOT EXISTS calls_started ON calls(started_at);
 CREATE INDEX IF NOT EXISTS calls_campaign_started ON calls(campaign_id, started_at);
 CREATE INDEX IF NOT EXISTS calls_outcome_started ON calls(outcome, started_at);
+-- ``tags`` holds one token per filter value (campaign, outcome, day, month, ...), so a filtered
+-- search intersects posting lists inside FTS5 instead of ranking every match of a common word.
 CREATE VIRTUAL TABLE IF NOT EXISTS calls_fts USING fts5(
-    transcript, summary, intent, tokenize = 'porter unicode61'
+    transcript, summary, intent, tags, tokenize = 'porter unicode61'
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS calls_vec USING vec0(
     id INTEGER PRIMARY KEY,
+    campaign_id TEXT PARTITION KEY,   -- a campaign-filtered search scans only that campaign's vectors
     embedding bit[384],
-    campaign_id TEXT,
     direction TEXT,
     outcome TEXT,
     started_at INTEGER,
@@ -156,6 +159,8 @@ class SqliteCallIndex:
         self._conn.execute("PRAGMA mmap_size=4294967296")
         with self._conn:
             self._conn.execute(_SCHEMA)
+            # bm25 weights: transcript, summary, intent, tags (tags never score).
+            self._conn.execute("INSERT INTO calls_fts (calls_fts, rank) VALUES ('rank', 'bm25(1.0, 2.0, 1.5, 0.0)')")
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -197,12 +202,13 @@ class SqliteCallIndex:
             self._conn.execute("DELETE FROM calls_vec WHERE id = ?", (rowid,))
         analysis = record.analysis
         self._conn.execute(
-            "INSERT INTO calls_fts (rowid, transcript, summary, intent) VALUES (?, ?, ?, ?)",
+            "INSERT INTO calls_fts (rowid, transcript, summary, intent, tags) VALUES (?, ?, ?, ?, ?)",
             (
                 rowid,
                 record.transcript_text,
                 analysis.summary if analysis else "",
                 analysis.customer_intent if analysis else "",
+                " ".join(filter_tags(cols)),
             ),
         )
         self._conn.execute(
@@ -262,16 +268,44 @@ class SqliteCallIndex:
     def search_text(self, query: str, filters: CallFilter | None = None, *, limit: int = 20) -> list[SearchHit]:
         check_page(limit, 0)
         match = fts5_match(query)
-        clauses, params = _where(filters, alias="c")
+        if filters is not None and (tag_query := tag_match(filters)):
+            match = f"({match}) AND tags : ({tag_query})"
+        clauses, params = _where(filters)
         extra = "".join(f" AND {c}" for c in clauses)
-        sql = (
-            "SELECT c.record, -f.rank, snippet(calls_fts, -1, '[', ']', '…', 16) "
-            "FROM calls_fts f JOIN calls c ON c.id = f.rowid "
-            f"WHERE calls_fts MATCH ?{extra} ORDER BY f.rank LIMIT ?"
-        )
+        # FTS5 ranks first (its own query, so the planner never probes MATCH row by row), then
+        # the exact filters run on the candidates. Tags make the candidates nearly exact; if the
+        # filters still drop enough to starve the page, rank every match instead.
+        cap = max(limit * 5, 100)
         with self._lock:
-            rows = self._conn.execute(sql, (match, *params, limit)).fetchall()
-        return [SearchHit(record=CallRecord.model_validate_json(r), score=s, snippet=snip) for r, s, snip in rows]
+            for fts_limit in (cap, -1):
+                candidates = self._conn.execute(
+                    "SELECT rowid, rank FROM calls_fts WHERE calls_fts MATCH ? ORDER BY rank LIMIT ?",
+                    (match, fts_limit),
+                ).fetchall()
+                if not candidates:
+                    return []
+                ranks = dict(candidates)
+                marks = ", ".join("?" for _ in ranks)
+                rows = self._conn.execute(
+                    f"SELECT id, record FROM calls WHERE id IN ({marks}){extra}", (*ranks, *params)
+                ).fetchall()
+                if len(rows) >= limit or len(candidates) < cap:
+                    break
+            top = sorted(rows, key=lambda r: ranks[r[0]])[:limit]
+            if not top:
+                return []
+            top_ids = [r[0] for r in top]
+            snippets = dict(
+                self._conn.execute(
+                    "SELECT rowid, snippet(calls_fts, 0, '[', ']', '…', 16) FROM calls_fts "
+                    f"WHERE calls_fts MATCH ? AND rowid IN ({', '.join('?' for _ in top_ids)})",
+                    (match, *top_ids),
+                ).fetchall()
+            )
+        return [
+            SearchHit(record=CallRecord.model_validate_json(rec), score=-ranks[rid], snippet=snippets.get(rid))
+            for rid, rec in top
+        ]
 
     def search_vector(
         self, embedding: Sequence[float], filters: CallFilter | None = None, *, limit: int = 20

@@ -44,6 +44,7 @@ def resources(deployment: Deployment) -> dict[str, Any]:
                     base_url=dg.EnvVar("CALLCENTER_LLM_BASE_URL"),
                     model="smollm2-135m",
                     structured_output=StructuredOutput.JSON_OBJECT_SCHEMA,
+                    max_tokens=400,  # SmolLM2 on CPU: bound the time a rambling answer can take
                     campaign_goals=CAMPAIGN_GOALS,
                     campaign_fields=CAMPAIGN_FIELDS,
                 ),

@@ -84,7 +84,12 @@ def parse_analysis(raw: str | None, field_names: tuple[str, ...] = ()) -> CallAn
     if not raw or not raw.strip():
         raise ValueError("model returned no content")
     try:
-        parsed = _output_model(field_names).model_validate_json(raw)
+        # strict=False: a raw newline inside a string is harmless (small models emit them).
+        data = json.loads(raw, strict=False)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"model output is not a valid CallAnalysis: output: invalid JSON: {exc}") from None
+    try:
+        parsed = _output_model(field_names).model_validate(data)
     except ValidationError as exc:
         errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in exc.errors()[:5])
         raise ValueError(f"model output is not a valid CallAnalysis: {errors}") from None

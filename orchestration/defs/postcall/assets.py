@@ -6,7 +6,6 @@ the same session-report generation is skipped unless ``reprocess`` is set, and i
 replaces a call's row rather than adding one.
 """
 
-
 import time
 from collections import Counter
 from collections.abc import Iterator

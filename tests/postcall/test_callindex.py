@@ -1,0 +1,150 @@
+"""The call index contract, run against both engines: embedded SQLite and PostgreSQL+pgvector."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import psycopg
+import pytest
+
+from callcenter.outcomes import CallOutcome
+from callcenter.record import Sentiment
+from callindex import CallFilter, CallIndex, SortField, open_call_index
+from callindex.query import fts5_match, query_terms
+
+pytestmark = pytest.mark.xdist_group("postcall")
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def unit(seed: int) -> list[float]:
+    v = np.random.default_rng(seed).normal(size=384).astype(np.float32)
+    return (v / np.linalg.norm(v)).tolist()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def index(request: pytest.FixtureRequest, tmp_path) -> CallIndex:
+    if request.param == "sqlite":
+        idx = open_call_index(f"sqlite://{tmp_path / 'calls.db'}")
+    else:
+        dsn = request.getfixturevalue("postgres_dsn")
+        idx = open_call_index(dsn)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("TRUNCATE calls")
+    yield idx
+    idx.close()
+
+
+def test_upsert_replaces_rather_than_duplicates(index: CallIndex, record_factory) -> None:
+    rec = record_factory(T0, text="first version of the call")
+    index.upsert(rec, unit(1))
+    index.upsert(rec.model_copy(update={"source_generation": 2, "transcript": rec.transcript[:1]}), unit(2))
+    assert index.count() == 1
+    stored = index.get(rec.call_id)
+    assert stored is not None and stored.source_generation == 2 and len(stored.transcript) == 1
+    # The replaced text is gone from full-text search, and the old vector from vector search.
+    assert index.search_text("first version") == []
+    assert index.search_vector(unit(2), limit=1)[0].record.call_id == rec.call_id
+
+
+def test_failed_batch_leaves_nothing_behind(index: CallIndex, record_factory) -> None:
+    good = record_factory(T0)
+    with pytest.raises(ValueError, match="384 dimensions"):
+        index.upsert_many([(good, unit(1)), (record_factory(T0 + timedelta(minutes=1)), [0.0] * 3)])
+    assert index.count() == 0 and index.get(good.call_id) is None
+
+
+def test_filters_sort_and_pagination(index: CallIndex, record_factory) -> None:
+    recs = []
+    for i in range(12):
+        rec = record_factory(
+            T0 + timedelta(minutes=i),
+            campaign_id="recall" if i % 2 else "winback",
+            outcome=CallOutcome.VOICEMAIL if i % 3 == 0 else CallOutcome.ANSWERED,
+            sentiment=Sentiment.NEGATIVE if i % 4 == 0 else Sentiment.POSITIVE,
+            follow_up=i % 5 == 0,
+        )
+        recs.append(rec)
+    index.upsert_many((r, unit(i)) for i, r in enumerate(recs))
+    assert index.count(CallFilter(campaign_id="recall")) == 6
+    assert index.count(CallFilter(outcomes=(CallOutcome.VOICEMAIL,))) == 4
+    assert index.count(CallFilter(campaign_id="recall", outcomes=(CallOutcome.VOICEMAIL,))) == 2
+    assert index.count(CallFilter(sentiment=Sentiment.NEGATIVE)) == 3
+    assert index.count(CallFilter(follow_up_needed=True)) == 3
+    window = CallFilter(started_from=T0 + timedelta(minutes=3), started_to=T0 + timedelta(minutes=7))
+    assert index.count(window) == 4  # [from, to)
+
+    page1 = index.list_calls(sort=SortField.STARTED_AT, descending=True, limit=5, offset=0)
+    page3 = index.list_calls(sort=SortField.STARTED_AT, descending=True, limit=5, offset=10)
+    assert page1.total == 12 and [r.call_id for r in page1.items] == [r.call_id for r in recs[::-1][:5]]
+    assert [r.call_id for r in page3.items] == [recs[1].call_id, recs[0].call_id]
+    oldest_first = index.list_calls(CallFilter(campaign_id="winback"), descending=False, limit=2)
+    assert [r.call_id for r in oldest_first.items] == [recs[0].call_id, recs[2].call_id]
+    with pytest.raises(ValueError, match="limit"):
+        index.list_calls(limit=0)
+
+
+def test_filtered_full_text_search(index: CallIndex, record_factory) -> None:
+    refund = record_factory(T0, campaign_id="billing", text="I was charged twice and I want a refund")
+    refund_other = record_factory(T0 + timedelta(minutes=1), campaign_id="recall", text="refund my deposit please")
+    other = record_factory(T0 + timedelta(minutes=2), campaign_id="billing", text="book a cleaning for Thursday")
+    index.upsert_many([(refund, unit(1)), (refund_other, unit(2)), (other, unit(3))])
+    hits = index.search_text("refund", CallFilter(campaign_id="billing"))
+    assert [h.record.call_id for h in hits] == [refund.call_id]
+    assert "[refund]" in (hits[0].snippet or "")
+    assert {h.record.call_id for h in index.search_text("refunds")} == {refund.call_id, refund_other.call_id}
+    assert [h.record.call_id for h in index.search_text('"charged twice"')] == [refund.call_id]
+    assert index.search_text("refund thursday") == []  # words are ANDed
+    # Search syntax in user input is treated as words, never as an FTS/tsquery expression.
+    assert [h.record.call_id for h in index.search_text("cleaning) OR (NEAR*")] == []
+    with pytest.raises(ValueError, match="no words"):
+        index.search_text("  ?! ")
+
+
+def test_filtered_vector_search_ranks_by_cosine(index: CallIndex, record_factory) -> None:
+    recs = [record_factory(T0 + timedelta(minutes=i), campaign_id="a" if i < 20 else "b") for i in range(40)]
+    vectors = [unit(i) for i in range(40)]
+    index.upsert_many(zip(recs, vectors, strict=True))
+    query = np.asarray(vectors[25]) + 0.3 * np.asarray(vectors[30])
+    hits = index.search_vector(query.tolist(), limit=3)
+    assert [h.record.call_id for h in hits[:2]] == [recs[25].call_id, recs[30].call_id]
+    assert hits[0].score > hits[1].score > hits[2].score
+    filtered = index.search_vector(query.tolist(), CallFilter(campaign_id="a"), limit=5)
+    assert len(filtered) == 5 and all(h.record.campaign_id == "a" for h in filtered)
+
+
+def test_delete(index: CallIndex, record_factory) -> None:
+    rec = record_factory(T0, text="delete me please")
+    index.upsert(rec, unit(1))
+    assert index.delete(rec.call_id) is True
+    assert index.get(rec.call_id) is None and index.search_text("delete") == [] and index.search_vector(unit(1)) == []
+    assert index.delete(rec.call_id) is False
+
+
+@pytest.mark.parametrize(
+    ("query", "terms"),
+    [
+        ("refund", ["refund"]),
+        ('"charged twice" card', ["charged twice", "card"]),
+        ("NEAR(a b)", ["NEAR a", "b"]),
+        ("e-mail", ["e mail"]),
+    ],
+)
+def test_query_terms(query: str, terms: list[str]) -> None:
+    assert query_terms(query) == terms
+    assert fts5_match(query).count('"') == 2 * len(terms)
+
+
+def test_sqlite_index_is_readable_while_another_connection_writes(tmp_path, record_factory) -> None:
+    """The browser reads from its own process while a Dagster run writes: WAL keeps both going."""
+    path = f"sqlite://{tmp_path / 'calls.db'}"
+    writer, reader = open_call_index(path), open_call_index(path)
+    try:
+        writer.upsert(record_factory(T0), unit(1))
+        assert reader.count() == 1
+        writer.upsert(record_factory(T0 + timedelta(minutes=1)), unit(2))
+        assert reader.count() == 2
+    finally:
+        writer.close()
+        reader.close()
