@@ -93,3 +93,19 @@ def test_contact_lists_are_read_from_a_bucket(bucket, monkeypatch: pytest.Monkey
     lst = fetch_contact_list(CampaignFile(campaign=camp, path=Path("/campaigns/renewals.yaml")))
     assert [c.phone_number for c in lst.contacts] == ["+12125550161"]
     assert [r.contact_id for r in lst.invalid] == ["g2"]
+
+
+@pytest.mark.parametrize(("sip", "closed_as"), [(486, CallOutcome.BUSY), (480, CallOutcome.NO_ANSWER), (404, CallOutcome.WRONG_NUMBER), (503, CallOutcome.FAILED)])
+async def test_a_generic_failure_takes_its_sip_status_outcome(
+    sqlite_store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock, sip: int, closed_as: CallOutcome
+) -> None:
+    camp = campaign()
+    sqlite_store.replace_contacts(camp.id, ny_contacts(1))
+    async with lk_client(livekit_double) as lk:
+        await make_tick(sqlite_store, catalog(camp), lk, bucket, clock).run()
+    (a,) = sqlite_store.attempts()
+    write_report(bucket, a.call_id, CallOutcome.FAILED, clock.now, sip_status_code=sip)
+    from orchestration.defs.dialing.assets import bucket_reader
+
+    sweep_outcomes(sqlite_store, bucket_reader(bucket), clock.now, timedelta(hours=2))
+    assert sqlite_store.attempt_by_call(a.call_id).outcome is closed_as

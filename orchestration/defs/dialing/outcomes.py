@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pydantic import ValidationError
 
 from callcenter.ids import call_id_time
-from callcenter.outcomes import CallOutcome
+from callcenter.outcomes import CallOutcome, outcome_for_sip_status
 from callcenter.paths import report_path
 from callcenter.report import SessionReport, Speaker, parse_report
 from orchestration.defs.dialing.store import AttemptStatus, DialStore
@@ -89,12 +89,19 @@ def apply_report(store: DialStore, report: SessionReport, now: datetime, sweep: 
     attempt = store.attempt_by_call(report.call_id)
     if attempt is None:
         return False
-    dnc = report.do_not_call_requested or report.outcome is CallOutcome.DO_NOT_CALL
+    outcome = report.outcome
+    if outcome is CallOutcome.FAILED and report.sip_status_code is not None:
+        # A generic failure with a telling SIP status (486 busy, 480 no answer, 404 wrong number)
+        # gets that status's outcome, and so its own retry policy.
+        specific = outcome_for_sip_status(report.sip_status_code)
+        if specific is not CallOutcome.ANSWERED:
+            outcome = specific
+    dnc = report.do_not_call_requested or outcome is CallOutcome.DO_NOT_CALL
     if dnc:
         store.add_do_not_call([attempt.phone_number], "call", now, campaign_id=attempt.campaign_id, call_id=report.call_id)
     closed = store.close_attempt(
         report.call_id,
-        report.outcome,
+        outcome,
         report.ended_at,
         sip_status_code=report.sip_status_code,
         abandoned=is_abandoned(report),
@@ -102,7 +109,7 @@ def apply_report(store: DialStore, report: SessionReport, now: datetime, sweep: 
     )
     if sweep is not None:
         if closed:
-            sweep.closed[report.outcome.value] += 1
+            sweep.closed[outcome.value] += 1
         if dnc:
             sweep.do_not_call.append(attempt.phone_number)
     return closed
