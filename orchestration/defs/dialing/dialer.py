@@ -151,8 +151,9 @@ class DialingTick:
                 campaign = self._campaign(cid)
                 plan = self.plan(campaign, result.global_live, used)
                 result.plans[cid] = plan
+                before = result.dialed[cid]  # recovered attempts are already in global_live
                 await self._dial_all(campaign, plan.selected, result)
-                used += result.dialed[cid]
+                used += result.dialed[cid] - before
         finally:
             self.store.release_lease(LEASE_NAME, self.holder)
         return result
