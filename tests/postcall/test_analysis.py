@@ -50,6 +50,7 @@ def test_invalid_output_is_retried_then_recorded_as_failed(llm_base_url: str) ->
         llm(llm_base_url, max_tokens=8).analyze(TRANSCRIPT, "recall")
     assert failed.value.attempts == 2
     assert "not a valid CallAnalysis" in failed.value.reason and "max_tokens" in failed.value.reason
+    assert not failed.value.transient
 
 
 def test_unreachable_endpoint_fails_with_the_url() -> None:
@@ -57,6 +58,7 @@ def test_unreachable_endpoint_fails_with_the_url() -> None:
     with pytest.raises(AnalysisFailed, match="unreachable") as failed:
         llm(url).analyze(TRANSCRIPT, None)
     assert url in failed.value.reason and failed.value.attempts == 2
+    assert failed.value.transient  # the step fails and is retried; calls are not indexed as failed
 
 
 @pytest.mark.parametrize(

@@ -148,3 +148,39 @@ def test_sqlite_index_is_readable_while_another_connection_writes(tmp_path, reco
     finally:
         writer.close()
         reader.close()
+
+
+def test_filtered_search_matches_the_filters_exactly(index: CallIndex, record_factory) -> None:
+    """Filters pushed into the full-text match (SQLite's tags) agree with plain filtering."""
+    campaigns = ["recall", "winback", None]
+    outcomes = [CallOutcome.ANSWERED, CallOutcome.VOICEMAIL, CallOutcome.NO_ANSWER]
+    recs = [
+        record_factory(
+            datetime(2026, 10, 28, tzinfo=UTC) + timedelta(hours=9 * i),
+            campaign_id=campaigns[i % 3],
+            outcome=outcomes[(i // 3) % 3],
+            text="please send me the invoice" if i % 2 else "invoice question",
+        )
+        for i in range(30)
+    ]
+    index.upsert_many((r, unit(i)) for i, r in enumerate(recs))
+    cases = [
+        CallFilter(campaign_id="recall"),
+        CallFilter(outcomes=(CallOutcome.VOICEMAIL, CallOutcome.NO_ANSWER)),
+        # Across a month boundary, with time-of-day bounds the day tokens alone would not honour.
+        CallFilter(started_from=datetime(2026, 10, 30, 12, tzinfo=UTC), started_to=datetime(2026, 11, 2, 6, tzinfo=UTC)),
+        CallFilter(campaign_id="winback", started_from=datetime(2026, 10, 29, tzinfo=UTC)),
+    ]
+    for filters in cases:
+        expected = {
+            r.call_id
+            for r in recs
+            if (filters.campaign_id is None or r.campaign_id == filters.campaign_id)
+            and (not filters.outcomes or r.outcome in filters.outcomes)
+            and (filters.started_from is None or r.started_at >= filters.started_from)
+            and (filters.started_to is None or r.started_at < filters.started_to)
+        }
+        assert expected, filters
+        assert {h.record.call_id for h in index.search_text("invoice", filters, limit=100)} == expected, filters
+        assert {h.record.call_id for h in index.search_vector(unit(0), filters, limit=100)} == expected, filters
+        assert index.count(filters) == len(expected)

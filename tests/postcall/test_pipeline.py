@@ -134,9 +134,10 @@ def test_bucket_to_searchable_record(bucket, tmp_path, llm_base_url, render_demo
     assert checks["index_rows_match_processed_calls"].passed
     assert checks["transcript_non_empty"].passed
 
-    # The same calls again: nothing is redone (same report generations) ...
+    # The same calls again: nothing indexed is redone (same report generations); only the call
+    # whose report could not be read is tried again ...
     again = _run(resources)
-    assert again.output_for_node("call_transcripts") == {}
+    assert list(again.output_for_node("call_transcripts")) == [corrupt.report.call_id]
     # ... and an explicit re-run replaces the row rather than adding one.
     key = CallRef(wrong.report_object, int(bucket.bucket.get_blob(wrong.report_object).generation)).key
     before = _index_record(tmp_path, wrong.report.call_id)

@@ -30,10 +30,12 @@ class StructuredOutput(StrEnum):
 class AnalysisFailed(Exception):
     """The model's output never validated; ``reason`` is stored on the call record."""
 
-    def __init__(self, reason: str, attempts: int) -> None:
+    def __init__(self, reason: str, attempts: int, transient: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.attempts = attempts
+        # The endpoint was down or overloaded (not the model's output): worth retrying the whole step later.
+        self.transient = transient
 
 
 @dataclass
@@ -140,6 +142,7 @@ class CallLLM(dg.ConfigurableResource):
         client = client or self.client()
         started = time.perf_counter()
         last_reason = "not attempted"
+        transient = False
         delay = self.backoff_s
         for attempt in range(1, self.max_attempts + 1):
             try:
@@ -152,6 +155,7 @@ class CallLLM(dg.ConfigurableResource):
                 )
             except (APIConnectionError, APITimeoutError) as exc:
                 last_reason = f"LLM endpoint unreachable at {self.base_url}: {type(exc).__name__}"
+                transient = True
             except APIStatusError as exc:
                 if exc.status_code < 500 and exc.status_code != 429:
                     # A request the server rejects will be rejected again: no point retrying.
@@ -159,6 +163,7 @@ class CallLLM(dg.ConfigurableResource):
                         f"LLM rejected the request ({exc.status_code}): {exc.message}", attempt
                     ) from None
                 last_reason = f"LLM server error {exc.status_code}"
+                transient = True
             else:
                 choice = response.choices[0]
                 try:
@@ -166,12 +171,13 @@ class CallLLM(dg.ConfigurableResource):
                 except ValueError as exc:
                     finish = choice.finish_reason
                     last_reason = f"{exc}" + (" (output cut off at max_tokens)" if finish == "length" else "")
+                    transient = False
                     continue  # invalid output: ask again straight away
                 return AnalysisResult(analysis, attempt, time.perf_counter() - started)
             if attempt < self.max_attempts:
                 time.sleep(delay)
                 delay *= 2
-        raise AnalysisFailed(f"{last_reason} (after {self.max_attempts} attempts)", self.max_attempts)
+        raise AnalysisFailed(f"{last_reason} (after {self.max_attempts} attempts)", self.max_attempts, transient)
 
 
 def describe_schema() -> str:

@@ -43,6 +43,23 @@ class CallSelection(dg.Config):
     reprocess: bool = Field(False, description="process calls again even if already indexed from the same report")
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Infrastructure trouble worth a step retry, as opposed to a problem with one call's files."""
+    import grpc
+    from google.api_core import exceptions as gexc
+
+    if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
+        return exc.code() in (
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        )
+    return isinstance(
+        exc,
+        ConnectionError | TimeoutError | gexc.ServiceUnavailable | gexc.TooManyRequests | gexc.InternalServerError,
+    )
+
+
 def _partition_day(context: dg.AssetExecutionContext) -> date:
     return date.fromisoformat(context.partition_key)
 
@@ -145,6 +162,8 @@ def call_transcripts(
         try:
             results[ref.call_id] = transcribe_call(ref, read, speech_to_text, policy, write_raw)
         except Exception as exc:  # one bad call must not block the batch; the reason is kept
+            if is_transient(exc):
+                raise  # the bucket or the STT service is down: retry the step (RetryPolicy)
             context.log.warning("call %s failed in transcription: %s", ref.call_id, type(exc).__name__)
             results[ref.call_id] = TranscribedCall(ref=ref, failure=f"transcription error: {type(exc).__name__}: {exc}")
 
@@ -155,6 +174,7 @@ def call_transcripts(
             "calls": len(results),
             "failed_calls": len(failed),
             "stt_seconds": round(sum(c.stt_seconds for c in results.values()), 2),
+            "transcription_seconds": round(sum(c.seconds for c in results.values()), 2),
             "redactions": sum(c.redactions for c in results.values()),
             "transcript_sources": dg.MetadataValue.json(dict(Counter(str(c.chosen) for c in results.values()))),
             "failures": dg.MetadataValue.json(failed),
@@ -211,6 +231,10 @@ def call_analyses(
         try:
             result = call_llm.analyze(text, call.report.campaign_id, client=client)
         except AnalysisFailed as exc:
+            if exc.transient:
+                # The LLM service is down, not the call's fault: fail the step so it is retried
+                # later, instead of indexing every call of the batch as "analysis failed".
+                raise
             context.log.warning("analysis of %s failed: %s", call_id, exc.reason)
             results[call_id] = AnalyzedCall(call_id, AnalysisStatus.FAILED, error=exc.reason, attempts=exc.attempts)
             continue

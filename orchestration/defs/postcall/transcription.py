@@ -44,6 +44,7 @@ class TranscribedCall:
     chosen: TranscriptSource | None = None
     redactions: int = 0
     stt_seconds: float = 0.0
+    seconds: float = 0.0  # the whole stage for this call: reads, decoding, STT, redaction
 
     @property
     def call_id(self) -> str:
@@ -114,6 +115,19 @@ def transcribe_call(
     write_raw: Callable[[str, bytes], None] | None = None,
 ) -> TranscribedCall:
     """``read_object`` returns an object's bytes, or None when it does not exist."""
+    started = time.perf_counter()
+    call = _transcribe_call(ref, read_object, stt, policy, write_raw)
+    call.seconds = time.perf_counter() - started
+    return call
+
+
+def _transcribe_call(
+    ref: CallRef,
+    read_object: Callable[[str], bytes | None],
+    stt: SpeechToText,
+    policy: RedactionPolicy,
+    write_raw: Callable[[str, bytes], None] | None,
+) -> TranscribedCall:
     call = TranscribedCall(ref=ref)
     try:
         raw_report = read_object(ref.report_object)
