@@ -19,8 +19,17 @@ pytestmark = [pytest.mark.xdist_group("agent_audio"), pytest.mark.timeout(120)]
 SENTENCE = "Hello, I would like to check the status of my order."
 
 
+KEY_WORDS = {"hello", "would", "like", "check", "status", "order"}
+
+
 def words(text: str) -> set[str]:
     return set(re.findall(r"[a-z]+", text.lower()))
+
+
+def recognised(text: str) -> int:
+    """How many of the sentence's key words came back (tiny.en on robotic espeak speech
+    is not word-perfect, and int8 CPU decoding varies a little between runs)."""
+    return len(KEY_WORDS & words(text))
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +57,8 @@ def test_transcribes_speech_at_wideband_and_telephony_rates(stt_server: str, spo
         )
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    # 8 kHz narrowband costs tiny.en some accuracy; the key words must survive both
-    assert {"check", "status"} <= words(body["text"])
+    # 8 kHz narrowband costs tiny.en some accuracy; most key words must survive both
+    assert recognised(body["text"]) >= 4, body["text"]
     assert body["duration"] == pytest.approx(len(read_wav(spoken_wavs[rate])[0]) / rate, abs=0.05)
     assert body["segments"] and body["segments"][0]["start"] >= 0
 
@@ -59,7 +68,7 @@ async def test_the_agents_stt_plugin_reads_it(stt_server: str, spoken_wavs: dict
     frame = rtc.AudioFrame(data=pcm.tobytes(), sample_rate=rate, num_channels=1, samples_per_channel=len(pcm))
     stt = lk_openai.STT(base_url=stt_server, api_key="unused", model="tiny.en", language="en", use_realtime=False)
     event = await stt.recognize([frame])
-    assert {"status", "order"} <= words(event.alternatives[0].text)
+    assert recognised(event.alternatives[0].text) >= 4, event.alternatives[0].text
 
 
 def test_text_format_is_plain_text(stt_server: str, spoken_wavs: dict[int, Path]) -> None:
@@ -71,7 +80,7 @@ def test_text_format_is_plain_text(stt_server: str, spoken_wavs: dict[int, Path]
             timeout=60,
         )
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
-    assert "order" in words(resp.text)
+    assert recognised(resp.text) >= 4, resp.text
 
 
 @pytest.mark.parametrize(
