@@ -158,10 +158,16 @@ def write_report(
 ) -> SessionReport:
     """The agent's session report for a call, where the agent writes it."""
     started = ended_at - timedelta(seconds=60)
-    answered = outcome in (CallOutcome.ANSWERED, CallOutcome.TRANSFERRED, CallOutcome.DO_NOT_CALL) if answered is None else answered
+    answered = (
+        outcome in (CallOutcome.ANSWERED, CallOutcome.TRANSFERRED, CallOutcome.DO_NOT_CALL)
+        if answered is None
+        else answered
+    )
     turns = []
     if answered and first_agent_turn_s is not None:
-        turns.append(Turn(speaker="agent", text="Hello, this is Jade.", start=5 + first_agent_turn_s, end=8 + first_agent_turn_s))
+        turns.append(
+            Turn(speaker="agent", text="Hello, this is Jade.", start=5 + first_agent_turn_s, end=8 + first_agent_turn_s)
+        )
     report = SessionReport(
         call_id=call_id,
         room=call_id,
@@ -174,7 +180,9 @@ def write_report(
         do_not_call_requested=do_not_call,
         turns=turns,
     )
-    bucket.write_bytes(report_path(call_id, call_id_time(call_id)), report.model_dump_json().encode(), "application/json")
+    bucket.write_bytes(
+        report_path(call_id, call_id_time(call_id)), report.model_dump_json().encode(), "application/json"
+    )
     return report
 
 

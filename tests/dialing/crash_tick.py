@@ -38,7 +38,14 @@ async def main() -> None:
             return result
 
         lk.agent_dispatch.create_dispatch = create_then_maybe_die
-        tick = DialingTick(store, load_catalog(Path(campaigns_dir)), lk, lambda _n: None, TickSettings(global_limit=10), lambda: clock_now)
+        tick = DialingTick(
+            store,
+            load_catalog(Path(campaigns_dir)),
+            lk,
+            lambda _n: None,
+            TickSettings(global_limit=10),
+            lambda: clock_now,
+        )
         await tick.run()
 
 

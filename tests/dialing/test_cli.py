@@ -10,7 +10,9 @@ import pytest
 from orchestration.defs.dialing.cli import main
 
 
-def test_load_dry_run_and_pause(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_load_dry_run_and_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("CALLCENTER_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("CALLCENTER_DIALING_DSN", raising=False)
     monkeypatch.delenv("CALLCENTER_CAMPAIGNS_DIR", raising=False)

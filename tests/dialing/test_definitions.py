@@ -33,7 +33,10 @@ def test_asset_graph_jobs_and_tags(monkeypatch: pytest.MonkeyPatch) -> None:
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert {"campaign_contacts", "do_not_call_list", "dialable_contacts", "dial_ledger"} <= keys
-    assert {d.to_user_string() for d in graph.get(dg.AssetKey("dialable_contacts")).parent_keys} == {"campaign_contacts", "do_not_call_list"}
+    assert {d.to_user_string() for d in graph.get(dg.AssetKey("dialable_contacts")).parent_keys} == {
+        "campaign_contacts",
+        "do_not_call_list",
+    }
     repo = defs.get_repository_def()
     for name in ("load_campaigns", "dialing_dry_run", "dialing_tick", "campaign_control"):
         assert repo.get_job(name).tags["callcenter/domain"] == "dialing"
@@ -62,7 +65,11 @@ def test_demo_campaign_loads_and_dry_runs_locally(tmp_path: Path) -> None:
     res = local_resources(tmp_path, campaigns_dir)
     loaded = dg.materialize([campaign_contacts, do_not_call_list], resources=res)
     meta = loaded.asset_materializations_for_node("campaign_contacts")[0].metadata
-    assert (meta["demo-renewals/valid"].value, meta["demo-renewals/invalid"].value, meta["demo-renewals/duplicates"].value) == (9, 3, 1)
+    assert (
+        meta["demo-renewals/valid"].value,
+        meta["demo-renewals/invalid"].value,
+        meta["demo-renewals/duplicates"].value,
+    ) == (9, 3, 1)
     assert "c-0010" in meta["rejected_rows"].value
 
     # Wednesday 15:00 UTC: 10:00 in New York, 07:00 in Los Angeles and 05:00 in Honolulu.
@@ -79,7 +86,9 @@ def test_demo_campaign_loads_and_dry_runs_locally(tmp_path: Path) -> None:
 
 
 def test_dialing_fails_fast_locally_naming_the_settings(tmp_path: Path) -> None:
-    res = local_resources(tmp_path, REPO_CAMPAIGNS, livekit=LiveKitResource(), recordings_bucket=dg.ResourceDefinition.none_resource())
+    res = local_resources(
+        tmp_path, REPO_CAMPAIGNS, livekit=LiveKitResource(), recordings_bucket=dg.ResourceDefinition.none_resource()
+    )
     result = dg.materialize([dial_ledger], resources=res, raise_on_error=False)
     assert not result.success
     failure = result.get_step_failure_events()[0].event_specific_data.error.message
@@ -107,7 +116,8 @@ def test_a_real_tick_through_dagster_and_a_pause_job(tmp_path: Path, livekit_dou
     assert sorted(parse_dispatch(c.message.metadata).contact_id for c in creates) == ["l1", "l2"]
 
     paused = campaign_control.execute_in_process(
-        resources=res, run_config={"ops": {"change_campaign_state": {"config": {"campaign_id": "live", "action": "PAUSE"}}}}
+        resources=res,
+        run_config={"ops": {"change_campaign_state": {"config": {"campaign_id": "live", "action": "PAUSE"}}}},
     )
     assert paused.success
     store = SqliteDialStore(tmp_path / "data" / "dialing" / "ledger.sqlite3")

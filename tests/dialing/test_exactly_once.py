@@ -18,18 +18,39 @@ from tests.dialing.conftest import FakeClock, campaign, lk_client, make_tick, ny
 from tests.doubles.livekit_server import LiveKitDouble
 
 
-def killed_tick(target: dict[str, str], campaigns_dir: Path, double: LiveKitDouble, when: str, clock: FakeClock) -> None:
+def killed_tick(
+    target: dict[str, str], campaigns_dir: Path, double: LiveKitDouble, when: str, clock: FakeClock
+) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.dialing.crash_tick", json.dumps(target), str(campaigns_dir), double.url,
-         double.api_key, double.api_secret, when, clock.now.isoformat()],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "tests.dialing.crash_tick",
+            json.dumps(target),
+            str(campaigns_dir),
+            double.url,
+            double.api_key,
+            double.api_secret,
+            when,
+            clock.now.isoformat(),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
 
 
 @pytest.mark.parametrize("when", ["before", "after"])
 async def test_killed_run_then_retry_dials_each_attempt_once(
-    store: DialStore, ledger_target: dict[str, str], livekit_double: LiveKitDouble, bucket, clock: FakeClock, tmp_path: Path, when: str
+    store: DialStore,
+    ledger_target: dict[str, str],
+    livekit_double: LiveKitDouble,
+    bucket,
+    clock: FakeClock,
+    tmp_path: Path,
+    when: str,
 ) -> None:
     camp = campaign(max_concurrent_calls=1)
     cat = write_catalog(tmp_path / "campaigns", camp)
@@ -52,7 +73,9 @@ async def test_killed_run_then_retry_dials_each_attempt_once(
     assert len(creates) == 1, "the attempt was dispatched exactly once"
     assert creates[0].message.room == reserved.call_id
     assert parse_dispatch(creates[0].message.metadata).attempt_id == reserved.attempt_id
-    assert (retry.redialed, retry.recovered) == (([reserved.call_id], []) if when == "before" else ([], [reserved.call_id]))
+    assert (retry.redialed, retry.recovered) == (
+        ([reserved.call_id], []) if when == "before" else ([], [reserved.call_id])
+    )
     # The retry holds the campaign's only slot, so c-0002 waits; nothing else was dialled.
     assert retry.plans[camp.id].skip_counts == {"in_flight": 1, "capacity": 1}
     assert again.dialed[camp.id] == 0

@@ -29,13 +29,20 @@ from tests.doubles.livekit_server import LiveKitDouble
 
 def report(outcome: CallOutcome, answered_after_s: float | None, agent_first_s: float | None) -> SessionReport:
     started = WEDNESDAY_15Z
-    turns = [Turn(speaker="caller", text="Hello?", start=0.5 + (answered_after_s or 0), end=1.0 + (answered_after_s or 0))]
+    turns = [
+        Turn(speaker="caller", text="Hello?", start=0.5 + (answered_after_s or 0), end=1.0 + (answered_after_s or 0))
+    ]
     if agent_first_s is not None:
         turns.append(Turn(speaker="agent", text="Hi, this is Jade.", start=agent_first_s, end=agent_first_s + 2))
     return SessionReport(
-        call_id=new_call_id(), room="r", direction=CallDirection.OUTBOUND, started_at=started,
+        call_id=new_call_id(),
+        room="r",
+        direction=CallDirection.OUTBOUND,
+        started_at=started,
         answered_at=None if answered_after_s is None else started + timedelta(seconds=answered_after_s),
-        ended_at=started + timedelta(minutes=1), outcome=outcome, turns=turns,
+        ended_at=started + timedelta(minutes=1),
+        outcome=outcome,
+        turns=turns,
     )
 
 
@@ -50,11 +57,15 @@ def report(outcome: CallOutcome, answered_after_s: float | None, agent_first_s: 
         (CallOutcome.NO_ANSWER, None, None, None),
     ],
 )
-def test_abandonment_is_agent_silence_over_two_seconds_after_answer(outcome, answered_after, agent_first, abandoned) -> None:
+def test_abandonment_is_agent_silence_over_two_seconds_after_answer(
+    outcome, answered_after, agent_first, abandoned
+) -> None:
     assert is_abandoned(report(outcome, answered_after, agent_first)) is abandoned
 
 
-async def test_abandonment_rate_reaches_the_ledger(store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock) -> None:
+async def test_abandonment_rate_reaches_the_ledger(
+    store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock
+) -> None:
     camp = campaign(max_concurrent_calls=4)
     store.replace_contacts(camp.id, ny_contacts(4))
     async with lk_client(livekit_double) as lk:
@@ -71,14 +82,29 @@ async def test_abandonment_rate_reaches_the_ledger(store: DialStore, livekit_dou
     assert store.abandonment(camp.id, clock.now - timedelta(days=30)) == (1, 2)
 
 
-def test_an_attempt_whose_report_never_comes_is_closed_after_max_call_duration(store: DialStore, clock: FakeClock) -> None:
+def test_an_attempt_whose_report_never_comes_is_closed_after_max_call_duration(
+    store: DialStore, clock: FakeClock
+) -> None:
     from orchestration.defs.dialing.store import Attempt, attempt_key
 
     call_id = new_call_id()
-    store.reserve(Attempt(f"att-{call_id[5:]}", attempt_key("renewals", "c-0001", 1), "renewals", "c-0001", 1,
-                          "+12125550001", call_id, AttemptStatus.RESERVED, clock.now))
+    store.reserve(
+        Attempt(
+            f"att-{call_id[5:]}",
+            attempt_key("renewals", "c-0001", 1),
+            "renewals",
+            "c-0001",
+            1,
+            "+12125550001",
+            call_id,
+            AttemptStatus.RESERVED,
+            clock.now,
+        )
+    )
     store.mark_dispatched(f"att-{call_id[5:]}", "AD_1", clock.now)
-    assert sweep_outcomes(store, lambda _n: None, clock.now + timedelta(minutes=119), timedelta(hours=2)).timed_out == []
+    assert (
+        sweep_outcomes(store, lambda _n: None, clock.now + timedelta(minutes=119), timedelta(hours=2)).timed_out == []
+    )
     late = sweep_outcomes(store, lambda _n: None, clock.now + timedelta(minutes=121), timedelta(hours=2))
     assert late.timed_out == [call_id]
     row = store.attempt_by_call(call_id)
@@ -95,7 +121,10 @@ def test_contact_lists_are_read_from_a_bucket(bucket, monkeypatch: pytest.Monkey
     assert [r.contact_id for r in lst.invalid] == ["g2"]
 
 
-@pytest.mark.parametrize(("sip", "closed_as"), [(486, CallOutcome.BUSY), (480, CallOutcome.NO_ANSWER), (404, CallOutcome.WRONG_NUMBER), (503, CallOutcome.FAILED)])
+@pytest.mark.parametrize(
+    ("sip", "closed_as"),
+    [(486, CallOutcome.BUSY), (480, CallOutcome.NO_ANSWER), (404, CallOutcome.WRONG_NUMBER), (503, CallOutcome.FAILED)],
+)
 async def test_a_generic_failure_takes_its_sip_status_outcome(
     sqlite_store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock, sip: int, closed_as: CallOutcome
 ) -> None:

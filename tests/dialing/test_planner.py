@@ -14,9 +14,26 @@ from tests.dialing.conftest import WEDNESDAY_15Z, campaign, ny_contacts
 ROOMY = Capacity(campaign_limit=100, campaign_live=0, global_limit=100, global_live=0)
 
 
-def plan(contacts, *, history=None, dnc=frozenset(), state=CampaignState.ACTIVE, capacity=ROOMY, now=WEDNESDAY_15Z, abandonment=(0, 0), **camp):
+def plan(
+    contacts,
+    *,
+    history=None,
+    dnc=frozenset(),
+    state=CampaignState.ACTIVE,
+    capacity=ROOMY,
+    now=WEDNESDAY_15Z,
+    abandonment=(0, 0),
+    **camp,
+):
     return plan_tick(
-        campaign(**camp), contacts, now=now, state=state, do_not_call=dnc, history=history or {}, capacity=capacity, abandonment=abandonment
+        campaign(**camp),
+        contacts,
+        now=now,
+        state=state,
+        do_not_call=dnc,
+        history=history or {},
+        capacity=capacity,
+        abandonment=abandonment,
     )
 
 
@@ -54,10 +71,21 @@ def test_backoff_comes_from_the_campaign() -> None:
     history = {"c-0001": ContactHistory(1, False, CallOutcome.BUSY, WEDNESDAY_15Z - timedelta(minutes=3))}
     assert plan(ny_contacts(1), history=history, retry_backoff={"busy": "PT2M"}).selected
     # An outcome left out of retry_backoff is final for that campaign.
-    assert reasons(plan(ny_contacts(1), history=history, retry_backoff={"no_answer": "PT1H"})) == {"c-0001": SkipReason.COMPLETED}
+    assert reasons(plan(ny_contacts(1), history=history, retry_backoff={"no_answer": "PT1H"})) == {
+        "c-0001": SkipReason.COMPLETED
+    }
 
 
-@pytest.mark.parametrize("outcome", [CallOutcome.ANSWERED, CallOutcome.DECLINED, CallOutcome.WRONG_NUMBER, CallOutcome.DO_NOT_CALL, CallOutcome.TRANSFERRED])
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        CallOutcome.ANSWERED,
+        CallOutcome.DECLINED,
+        CallOutcome.WRONG_NUMBER,
+        CallOutcome.DO_NOT_CALL,
+        CallOutcome.TRANSFERRED,
+    ],
+)
 def test_final_outcomes_are_never_redialled(outcome: CallOutcome) -> None:
     history = {"c-0001": ContactHistory(1, False, outcome, WEDNESDAY_15Z - timedelta(days=3))}
     assert reasons(plan(ny_contacts(1), history=history)) == {"c-0001": SkipReason.COMPLETED}
@@ -97,7 +125,10 @@ def test_first_attempts_go_before_retries() -> None:
     assert [s.contact.contact_id for s in p.selected] == ["c-0002", "c-0003"]
 
 
-@pytest.mark.parametrize(("state", "reason"), [(CampaignState.PAUSED, SkipReason.CAMPAIGN_PAUSED), (CampaignState.STOPPED, SkipReason.CAMPAIGN_STOPPED)])
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [(CampaignState.PAUSED, SkipReason.CAMPAIGN_PAUSED), (CampaignState.STOPPED, SkipReason.CAMPAIGN_STOPPED)],
+)
 def test_paused_or_stopped_campaigns_dial_nobody(state: CampaignState, reason: SkipReason) -> None:
     p = plan(ny_contacts(4), state=state)
     assert p.selected == [] and set(reasons(p).values()) == {reason}

@@ -46,7 +46,12 @@ async def test_dials_up_to_campaign_concurrency_with_validated_metadata(
     for call, req in zip(calls, requests, strict=True):
         a = ledger[call.message.room]  # room name = call id = ledger key
         assert (req.call_id, req.attempt_id, req.phone_number) == (a.call_id, a.attempt_id, a.phone_number)
-        assert (req.persona, req.sip_trunk_id, req.caller_id, req.transfer_number) == ("renewals", "ST_out", "+12125550100", "+12125550199")
+        assert (req.persona, req.sip_trunk_id, req.caller_id, req.transfer_number) == (
+            "renewals",
+            "ST_out",
+            "+12125550100",
+            "+12125550199",
+        )
         assert a.status is AttemptStatus.DISPATCHED and a.dispatch_id.startswith("AD_")
     assert result.plans[camp.id].skip_counts == {"capacity": 2}
 
@@ -224,7 +229,9 @@ async def test_dialing_outside_the_window_dials_nobody(
     assert livekit_double.calls("AgentDispatchService", "CreateDispatch") == []
 
 
-async def test_overlapping_ticks_dial_once(store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock) -> None:
+async def test_overlapping_ticks_dial_once(
+    store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock
+) -> None:
     camp = campaign(max_concurrent_calls=2)
     store.replace_contacts(camp.id, ny_contacts(4))
     assert store.acquire_lease("dialing-tick", "slow-run", clock.now, 120)  # a tick still running

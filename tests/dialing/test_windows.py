@@ -20,7 +20,10 @@ def utc_for_local(zone: str, y: int, mo: int, d: int, h: int, mi: int) -> dateti
     return datetime(y, mo, d, h, mi, tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
-@pytest.mark.parametrize("zone", ["America/New_York", "America/Chicago", "America/Los_Angeles", "Pacific/Honolulu", "Europe/London", "Asia/Kolkata"])
+@pytest.mark.parametrize(
+    "zone",
+    ["America/New_York", "America/Chicago", "America/Los_Angeles", "Pacific/Honolulu", "Europe/London", "Asia/Kolkata"],
+)
 @pytest.mark.parametrize(("hh", "mm", "allowed"), [(7, 59, False), (8, 0, True), (20, 59, True), (21, 0, False)])
 def test_legal_edges_in_local_time(zone: str, hh: int, mm: int, allowed: bool) -> None:
     now = utc_for_local(zone, 2026, 11, 25, hh, mm)

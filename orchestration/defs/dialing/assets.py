@@ -1,6 +1,5 @@
 """Dialing assets: campaign_contacts -> dialable_contacts -> dial_ledger, and the DNC list."""
 
-
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,17 @@ from orchestration.resources.storage import RecordingsBucket
 
 GROUP = "dialing"
 DOMAIN_TAGS = {"callcenter/domain": "dialing"}
-REPORTED_OUTCOMES = ("answered", "voicemail", "no_answer", "busy", "failed", "declined", "wrong_number", "do_not_call", "transferred")
+REPORTED_OUTCOMES = (
+    "answered",
+    "voicemail",
+    "no_answer",
+    "busy",
+    "failed",
+    "declined",
+    "wrong_number",
+    "do_not_call",
+    "transferred",
+)
 
 
 class DryRunConfig(dg.Config):
@@ -99,7 +108,9 @@ def campaign_contacts(
             meta[f"{cid}/time_zone_from_number"] = sum(1 for c in lst.contacts if c.zone_source == "number")
             if lst.invalid or lst.duplicates:
                 rejected.append(_rejected_table(cid, lst.invalid + lst.duplicates))
-                context.log.warning(f"campaign {cid}: {len(lst.invalid)} invalid and {len(lst.duplicates)} duplicate rows")
+                context.log.warning(
+                    f"campaign {cid}: {len(lst.invalid)} invalid and {len(lst.duplicates)} duplicate rows"
+                )
     meta["rejected_rows"] = dg.MetadataValue.md("\n\n".join(rejected) or "none")
     return dg.MaterializeResult(metadata=meta)
 
@@ -136,7 +147,10 @@ def plan_metadata(plans: dict[str, Plan]) -> dict[str, object]:
         meta[f"{cid}/would_dial"] = len(plan.selected)
         meta[f"{cid}/free_capacity"] = plan.capacity.free
         meta[f"{cid}/skipped"] = dg.MetadataValue.json(plan.skip_counts)
-        lines += [f"| {cid} | {s.contact.contact_id} | {s.contact.phone_number} | dial | {s.why} |" for s in plan.selected[:25]]
+        lines += [
+            f"| {cid} | {s.contact.contact_id} | {s.contact.phone_number} | dial | {s.why} |"
+            for s in plan.selected[:25]
+        ]
         shown: Counter[str] = Counter()
         for s in plan.skipped:
             if shown[s.reason] < 3:
@@ -165,7 +179,13 @@ def dialable_contacts(
 
 
 def _tick(
-    store: DialStore, catalog: dict[str, CampaignFile], lk, read: ReadReport, capacity: CallCapacity, clock: Clock, holder: str | None = None
+    store: DialStore,
+    catalog: dict[str, CampaignFile],
+    lk,
+    read: ReadReport,
+    capacity: CallCapacity,
+    clock: Clock,
+    holder: str | None = None,
 ) -> DialingTick:
     settings = TickSettings(
         global_limit=capacity.global_limit,
@@ -207,7 +227,9 @@ def dial_ledger(
 
         async def run():
             async with livekit.client() as lk:
-                tick = _tick(store, catalog, lk, bucket_reader(recordings_bucket), call_capacity, clock, holder=context.run_id)
+                tick = _tick(
+                    store, catalog, lk, bucket_reader(recordings_bucket), call_capacity, clock, holder=context.run_id
+                )
                 return await tick.run(config.campaign_ids)
 
         try:
@@ -232,8 +254,14 @@ def dial_ledger(
     return dg.MaterializeResult(metadata=meta)
 
 
-@dg.asset_check(asset=dial_ledger, blocking=False, description="answered calls with no agent speech within 2 s stay under 3% per campaign over 30 days")
-def abandonment_rate_under_limit(dial_ledger_store: DialLedgerStore, campaign_catalog: CampaignCatalog) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=dial_ledger,
+    blocking=False,
+    description="answered calls with no agent speech within 2 s stay under 3% per campaign over 30 days",
+)
+def abandonment_rate_under_limit(
+    dial_ledger_store: DialLedgerStore, campaign_catalog: CampaignCatalog
+) -> dg.AssetCheckResult:
     now = datetime.now(UTC)
     rates: dict[str, float] = {}
     with dial_ledger_store.open() as store:

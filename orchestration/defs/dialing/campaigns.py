@@ -124,10 +124,18 @@ class Campaign(BaseModel):
 
         try:
             OutboundCallRequest(
-                call_id=new_call_id(), phone_number="+12125550100", campaign_id=self.id, contact_id="probe",
-                attempt_id="probe", persona=self.persona, sip_trunk_id=self.outbound_trunk, caller_id=self.caller_id,
-                transfer_number=self.transfer_number, voicemail_policy=self.voicemail_policy,
-                voicemail_message=self.voicemail_message, recording_disclosure=self.recording_disclosure,
+                call_id=new_call_id(),
+                phone_number="+12125550100",
+                campaign_id=self.id,
+                contact_id="probe",
+                attempt_id="probe",
+                persona=self.persona,
+                sip_trunk_id=self.outbound_trunk,
+                caller_id=self.caller_id,
+                transfer_number=self.transfer_number,
+                voicemail_policy=self.voicemail_policy,
+                voicemail_message=self.voicemail_message,
+                recording_disclosure=self.recording_disclosure,
                 ring_timeout_s=self.ring_timeout_s,
             )
         except ValidationError as e:
@@ -178,6 +186,8 @@ def load_catalog(directory: Path) -> dict[str, CampaignFile]:
     for path in sorted(directory.glob("*.y*ml")):
         cf = load_campaign(path)
         if cf.campaign.id in found:
-            raise CampaignError(f"campaign id {cf.campaign.id!r} is defined twice: {found[cf.campaign.id].path} and {path}")
+            raise CampaignError(
+                f"campaign id {cf.campaign.id!r} is defined twice: {found[cf.campaign.id].path} and {path}"
+            )
         found[cf.campaign.id] = cf
     return found

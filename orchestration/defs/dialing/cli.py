@@ -37,14 +37,18 @@ def _store() -> DialStore:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="dialing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="dialing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("load")
     dry = sub.add_parser("dry-run")
     dry.add_argument("-c", "--campaign", action="append")
     dry.add_argument("--at", help="plan for this UTC time instead of now")
     dry.add_argument("--csv", type=Path, help="write every contact's decision and reason here")
-    dry.add_argument("--global-limit", type=int, default=8, help="fleet-wide concurrent calls (CallCapacity.global_limit)")
+    dry.add_argument(
+        "--global-limit", type=int, default=8, help="fleet-wide concurrent calls (CallCapacity.global_limit)"
+    )
     for action in ControlAction:
         p = sub.add_parser(action.value)
         p.add_argument("campaign")
@@ -61,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
             for cid, cf in sorted(catalog.items()):
                 lst = fetch_contact_list(cf)
                 store.replace_contacts(cid, lst.contacts)
-                print(f"{cid}: {lst.rows} rows, {len(lst.contacts)} loaded, {len(lst.invalid)} invalid, {len(lst.duplicates)} duplicate")
+                print(
+                    f"{cid}: {lst.rows} rows, {len(lst.contacts)} loaded, {len(lst.invalid)} invalid, {len(lst.duplicates)} duplicate"
+                )
                 for r in lst.invalid + lst.duplicates:
                     print(f"  row {r.row} {r.contact_id or '-'} {r.value or ''}: {r.reason}")
                 for path in cf.campaign.dnc_registry:
@@ -69,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
                     n = store.replace_do_not_call_source(reg.source, reg.numbers, now)
                     print(f"  {reg.source}: {n} numbers suppressed, {len(reg.bad_lines)} unreadable lines")
         elif args.cmd == "dry-run":
-            tick = DialingTick(store, catalog, None, lambda _n: None, TickSettings(global_limit=args.global_limit), utc_clock(args.at))
+            tick = DialingTick(
+                store, catalog, None, lambda _n: None, TickSettings(global_limit=args.global_limit), utc_clock(args.at)
+            )
             plans = tick.dry_run(args.campaign)
             for plan in plans.values():
                 print(plan.explain())
@@ -78,8 +86,13 @@ def main(argv: list[str] | None = None) -> int:
                     w = csv.writer(f)
                     w.writerow(["campaign_id", "contact_id", "phone_number", "decision", "reason", "detail"])
                     for cid, plan in plans.items():
-                        w.writerows([cid, s.contact.contact_id, s.contact.phone_number, "dial", "", s.why] for s in plan.selected)
-                        w.writerows([cid, s.contact_id, s.phone_number, "skip", s.reason.value, s.detail] for s in plan.skipped)
+                        w.writerows(
+                            [cid, s.contact.contact_id, s.contact.phone_number, "dial", "", s.why]
+                            for s in plan.selected
+                        )
+                        w.writerows(
+                            [cid, s.contact_id, s.phone_number, "skip", s.reason.value, s.detail] for s in plan.skipped
+                        )
                 print(f"wrote {args.csv}")
         elif args.cmd == "status":
             now = datetime.now(UTC)
@@ -88,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
                 abandoned, answered = store.abandonment(cid, now - ABANDONMENT_WINDOW)
                 rate = f"{abandoned / answered:.1%}" if answered else "n/a"
                 counts = store.outcome_counts(cid, since=now - timedelta(days=30))
-                print(f"{cid}: {state.value} ({reason or '-'}); last 30 days {dict(sorted(counts.items()))}; abandonment {rate}")
+                print(
+                    f"{cid}: {state.value} ({reason or '-'}); last 30 days {dict(sorted(counts.items()))}; abandonment {rate}"
+                )
         else:
             if args.campaign not in catalog:
                 print(f"unknown campaign {args.campaign!r}; known: {', '.join(sorted(catalog))}", file=sys.stderr)

@@ -123,7 +123,14 @@ def validate_contacts(table: pa.Table, default_region: str = "US") -> ContactLis
         given_zone = _text(row.get(zone_col)) if zone_col else None
         if given_zone:
             if not is_known_zone(given_zone):
-                invalid.append(RejectedRow(i, contact_id, given_zone, f"unknown time zone {given_zone!r} (use an IANA name such as America/Chicago)"))
+                invalid.append(
+                    RejectedRow(
+                        i,
+                        contact_id,
+                        given_zone,
+                        f"unknown time zone {given_zone!r} (use an IANA name such as America/Chicago)",
+                    )
+                )
                 continue
             zones, zone_source = (given_zone,), "list"
         if contact_id in by_id:
@@ -140,7 +147,9 @@ def validate_contacts(table: pa.Table, default_region: str = "US") -> ContactLis
         by_number[e164] = contact_id
         by_id[contact_id] = e164
         fields = {c: row.get(c) for c in custom if row.get(c) not in (None, "")}
-        contacts.append(Contact(contact_id, e164, _text(row.get(name_col)) if name_col else None, zones, zone_source, fields))
+        contacts.append(
+            Contact(contact_id, e164, _text(row.get(name_col)) if name_col else None, zones, zone_source, fields)
+        )
     return ContactList(contacts, invalid, duplicates, table.num_rows)
 
 

@@ -140,7 +140,9 @@ class DialingTick:
             raise DialingError("the dialing tick needs LiveKit; use the dry run to plan without it")
         ttl = self.settings.lease_ttl.total_seconds()
         if not self.store.acquire_lease(LEASE_NAME, self.holder, self.clock(), ttl):
-            raise TickBusy("another dialing tick holds the ledger lease; this tick dials nothing (the lease expires by itself)")
+            raise TickBusy(
+                "another dialing tick holds the ledger lease; this tick dials nothing (the lease expires by itself)"
+            )
         result = TickResult()
         try:
             result.sweep = sweep_outcomes(self.store, self.read_report, self.clock(), self.settings.max_call_duration)
@@ -162,7 +164,9 @@ class DialingTick:
         try:
             return self.campaigns[cid].campaign
         except KeyError:
-            raise DialingError(f"unknown campaign {cid!r}; known: {', '.join(sorted(self.campaigns)) or 'none'}") from None
+            raise DialingError(
+                f"unknown campaign {cid!r}; known: {', '.join(sorted(self.campaigns)) or 'none'}"
+            ) from None
 
     async def _live_rooms(self) -> int:
         """Calls LiveKit is carrying now, inbound ones included: they use the same GPUs."""
@@ -188,7 +192,9 @@ class DialingTick:
 
         await asyncio.gather(*(one(s) for s in selections))
         if refused:
-            raise DialingError(f"LiveKit refused to dispatch the outbound agent for campaign {campaign.id}: {refused[0]}")
+            raise DialingError(
+                f"LiveKit refused to dispatch the outbound agent for campaign {campaign.id}: {refused[0]}"
+            )
 
     async def _dial(self, campaign: Campaign, sel: Selection) -> str:
         # Renew the lease per dial: a slow tick must not let the next one start and overfill capacity.
@@ -222,7 +228,9 @@ class DialingTick:
         assert self.lk is not None
         try:
             dispatch = await self.lk.agent_dispatch.create_dispatch(
-                api.CreateAgentDispatchRequest(agent_name=AGENT_NAME, room=attempt.call_id, metadata=request.model_dump_json())
+                api.CreateAgentDispatchRequest(
+                    agent_name=AGENT_NAME, room=attempt.call_id, metadata=request.model_dump_json()
+                )
             )
         except api.TwirpError as e:
             # The server answered with an error: nothing was created, nobody was called.
@@ -250,7 +258,12 @@ class DialingTick:
                 continue
             if attempt.reserved_at + self.settings.recovery_window < now:
                 # Too old to tell whether it rang: count it as a failed attempt, never redial blindly.
-                self.store.close_attempt(attempt.call_id, CallOutcome.FAILED, now, note="reservation expired with no trace in LiveKit or the bucket")
+                self.store.close_attempt(
+                    attempt.call_id,
+                    CallOutcome.FAILED,
+                    now,
+                    note="reservation expired with no trace in LiveKit or the bucket",
+                )
                 result.expired.append(attempt.call_id)
                 continue
             cf = self.campaigns.get(attempt.campaign_id)
@@ -292,4 +305,3 @@ class DialingTick:
             return "contact removed from the list"
         allowed, why = window_verdict(campaign.calling_window, now, contact.time_zones)
         return None if allowed else why
-

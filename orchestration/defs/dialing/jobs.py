@@ -1,6 +1,5 @@
 """Jobs and schedules of the dialing domain; every run is tagged ``callcenter/domain: dialing``."""
 
-
 import asyncio
 from datetime import UTC, datetime
 

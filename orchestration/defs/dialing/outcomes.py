@@ -77,7 +77,9 @@ def sweep_outcomes(store: DialStore, read: ReadReport, now: datetime, max_call_d
             started = attempt.dispatched_at or attempt.reserved_at
             if started + max_call_duration < now:
                 # Frees the call slot; counted as failed so the contact is retried after backoff.
-                store.close_attempt(attempt.call_id, CallOutcome.FAILED, now, note=f"no session report within {max_call_duration}")
+                store.close_attempt(
+                    attempt.call_id, CallOutcome.FAILED, now, note=f"no session report within {max_call_duration}"
+                )
                 sweep.timed_out.append(attempt.call_id)
             continue
         apply_report(store, report, now, sweep)
@@ -98,7 +100,9 @@ def apply_report(store: DialStore, report: SessionReport, now: datetime, sweep: 
             outcome = specific
     dnc = report.do_not_call_requested or outcome is CallOutcome.DO_NOT_CALL
     if dnc:
-        store.add_do_not_call([attempt.phone_number], "call", now, campaign_id=attempt.campaign_id, call_id=report.call_id)
+        store.add_do_not_call(
+            [attempt.phone_number], "call", now, campaign_id=attempt.campaign_id, call_id=report.call_id
+        )
     closed = store.close_attempt(
         report.call_id,
         outcome,

@@ -80,10 +80,15 @@ class Plan:
             f"campaign {self.campaign_id} at {self.at:%Y-%m-%d %H:%M} UTC: dial {len(self.selected)}, "
             f"skip {len(self.skipped)} (free capacity {self.capacity.free})"
         ]
-        lines += [f"  dial {s.contact.contact_id} {s.contact.phone_number} attempt {s.attempt_number}: {s.why}" for s in self.selected[:limit]]
+        lines += [
+            f"  dial {s.contact.contact_id} {s.contact.phone_number} attempt {s.attempt_number}: {s.why}"
+            for s in self.selected[:limit]
+        ]
         for reason, n in self.skip_counts.items():
             lines.append(f"  skip {n} x {reason}")
-            lines += [f"    {s.contact_id} {s.phone_number}: {s.detail}" for s in self.skipped if s.reason == reason][:3]
+            lines += [f"    {s.contact_id} {s.phone_number}: {s.detail}" for s in self.skipped if s.reason == reason][
+                :3
+            ]
         return "\n".join(lines)
 
 
@@ -138,7 +143,9 @@ def _plan(
     skipped = plan.skipped
     for position, c in enumerate(contacts):
         if c.phone_number in do_not_call:
-            skipped.append(Skip(c.contact_id, c.phone_number, SkipReason.DO_NOT_CALL, "number is on the do-not-call list"))
+            skipped.append(
+                Skip(c.contact_id, c.phone_number, SkipReason.DO_NOT_CALL, "number is on the do-not-call list")
+            )
             continue
         h = history.get(c.contact_id)
         attempts = 0
@@ -150,17 +157,40 @@ def _plan(
             if h.last_outcome is not None:
                 wait = campaign.backoff_for(h.last_outcome)
                 if wait is None:
-                    skipped.append(Skip(c.contact_id, c.phone_number, SkipReason.COMPLETED, f"last outcome {h.last_outcome.value}"))
+                    skipped.append(
+                        Skip(c.contact_id, c.phone_number, SkipReason.COMPLETED, f"last outcome {h.last_outcome.value}")
+                    )
                     continue
                 if attempts >= campaign.max_attempts:
-                    skipped.append(Skip(c.contact_id, c.phone_number, SkipReason.MAX_ATTEMPTS, f"{attempts} of {campaign.max_attempts} attempts made"))
+                    skipped.append(
+                        Skip(
+                            c.contact_id,
+                            c.phone_number,
+                            SkipReason.MAX_ATTEMPTS,
+                            f"{attempts} of {campaign.max_attempts} attempts made",
+                        )
+                    )
                     continue
                 if h.last_closed_at is not None and h.last_closed_at + wait > now:
                     until = h.last_closed_at + wait
-                    skipped.append(Skip(c.contact_id, c.phone_number, SkipReason.BACKOFF, f"after {h.last_outcome.value}, retry from {until:%Y-%m-%d %H:%M} UTC"))
+                    skipped.append(
+                        Skip(
+                            c.contact_id,
+                            c.phone_number,
+                            SkipReason.BACKOFF,
+                            f"after {h.last_outcome.value}, retry from {until:%Y-%m-%d %H:%M} UTC",
+                        )
+                    )
                     continue
             elif attempts >= campaign.max_attempts:
-                skipped.append(Skip(c.contact_id, c.phone_number, SkipReason.MAX_ATTEMPTS, f"{attempts} of {campaign.max_attempts} attempts made"))
+                skipped.append(
+                    Skip(
+                        c.contact_id,
+                        c.phone_number,
+                        SkipReason.MAX_ATTEMPTS,
+                        f"{attempts} of {campaign.max_attempts} attempts made",
+                    )
+                )
                 continue
         verdict = verdicts.get(c.time_zones)
         if verdict is None:
@@ -176,9 +206,13 @@ def _plan(
     eligible.sort(key=lambda e: (e[0], e[1]))
     free = capacity.free
     for attempts, _pos, c, why in eligible[:free]:
-        plan.selected.append(Selection(c, attempts + 1, f"local time {why}; attempt {attempts + 1} of {campaign.max_attempts}"))
+        plan.selected.append(
+            Selection(c, attempts + 1, f"local time {why}; attempt {attempts + 1} of {campaign.max_attempts}")
+        )
     for _attempts, _pos, c, _why in eligible[free:]:
-        skipped.append(Skip(c.contact_id, c.phone_number, SkipReason.CAPACITY, f"no free call slot ({free} free this tick)"))
+        skipped.append(
+            Skip(c.contact_id, c.phone_number, SkipReason.CAPACITY, f"no free call slot ({free} free this tick)")
+        )
     return plan
 
 

@@ -62,7 +62,9 @@ class CallCapacity(dg.ConfigurableResource):
     tts_calls: int = Field(ge=1, description="calls Chatterbox voices at a 0.4 speaking duty (about 25 per L4)")
     recorder_calls: int = Field(ge=1, description="calls Egress records at once (16 per pod)")
     headroom: float = Field(1.0, gt=0, le=1, description="fraction of the scarcest capacity dialing may fill")
-    max_call_minutes: int = Field(120, ge=1, description="an attempt with no session report after this is closed as failed")
+    max_call_minutes: int = Field(
+        120, ge=1, description="an attempt with no session report after this is closed as failed"
+    )
     parallel_dispatches: int = Field(8, ge=1)
 
     @property

@@ -153,14 +153,24 @@ class DialStore:
 
     def campaign_state(self, campaign_id: str) -> tuple[CampaignState, str | None]:
         with self.transaction() as cur:
-            row = self._exec(cur, "SELECT state, reason FROM campaign_controls WHERE campaign_id = ?", (campaign_id,)).fetchone()
+            row = self._exec(
+                cur, "SELECT state, reason FROM campaign_controls WHERE campaign_id = ?", (campaign_id,)
+            ).fetchone()
         return (CampaignState(row[0]), row[1]) if row else (CampaignState.ACTIVE, None)
 
     # --- contacts -------------------------------------------------------------------
     def replace_contacts(self, campaign_id: str, contacts: list[Contact]) -> None:
         rows = [
-            (campaign_id, c.contact_id, i, c.phone_number, c.name, ",".join(c.time_zones), c.zone_source,
-             json.dumps(c.fields, sort_keys=True, default=str))
+            (
+                campaign_id,
+                c.contact_id,
+                i,
+                c.phone_number,
+                c.name,
+                ",".join(c.time_zones),
+                c.zone_source,
+                json.dumps(c.fields, sort_keys=True, default=str),
+            )
             for i, c in enumerate(contacts)
         ]
         with self.transaction() as cur:
@@ -188,13 +198,20 @@ class DialStore:
     def contact_fields(self, campaign_id: str, contact_id: str) -> dict[str, Any]:
         with self.transaction() as cur:
             row = self._exec(
-                cur, "SELECT fields FROM campaign_contacts WHERE campaign_id = ? AND contact_id = ?", (campaign_id, contact_id)
+                cur,
+                "SELECT fields FROM campaign_contacts WHERE campaign_id = ? AND contact_id = ?",
+                (campaign_id, contact_id),
             ).fetchone()
         return json.loads(row[0]) if row else {}
 
     # --- do not call ----------------------------------------------------------------
     def add_do_not_call(
-        self, numbers: Iterable[str], source: str, at: datetime, campaign_id: str | None = None, call_id: str | None = None
+        self,
+        numbers: Iterable[str],
+        source: str,
+        at: datetime,
+        campaign_id: str | None = None,
+        call_id: str | None = None,
     ) -> None:
         rows = [(n, source, campaign_id, call_id, _ts(at)) for n in numbers]
         with self.transaction() as cur:
@@ -223,7 +240,10 @@ class DialStore:
 
     def is_do_not_call(self, phone_number: str) -> bool:
         with self.transaction() as cur:
-            return self._exec(cur, "SELECT 1 FROM do_not_call WHERE phone_number = ?", (phone_number,)).fetchone() is not None
+            return (
+                self._exec(cur, "SELECT 1 FROM do_not_call WHERE phone_number = ?", (phone_number,)).fetchone()
+                is not None
+            )
 
     def do_not_call_counts(self) -> dict[str, int]:
         with self.transaction() as cur:
@@ -253,7 +273,8 @@ class DialStore:
             elif number > f[2]:
                 f[2], f[3], f[4] = number, outcome, closed_at
         return {
-            cid: ContactHistory(n, is_open, _OUTCOMES[o] if o else None, _dt(t)) for cid, (n, is_open, _, o, t) in folded.items()
+            cid: ContactHistory(n, is_open, _OUTCOMES[o] if o else None, _dt(t))
+            for cid, (n, is_open, _, o, t) in folded.items()
         }
 
     def reserve(self, attempt: Attempt) -> bool:
@@ -300,12 +321,23 @@ class DialStore:
                 cur,
                 "UPDATE dial_attempts SET status = ?, outcome = ?, closed_at = ?, sip_status_code = ?, abandoned = ?, note = ? "
                 "WHERE call_id = ? AND status IN (?, ?) RETURNING attempt_id",
-                (AttemptStatus.CLOSED.value, outcome.value, _ts(at), sip_status_code, abandoned, note, call_id,
-                 AttemptStatus.RESERVED.value, AttemptStatus.DISPATCHED.value),
+                (
+                    AttemptStatus.CLOSED.value,
+                    outcome.value,
+                    _ts(at),
+                    sip_status_code,
+                    abandoned,
+                    note,
+                    call_id,
+                    AttemptStatus.RESERVED.value,
+                    AttemptStatus.DISPATCHED.value,
+                ),
             ).fetchone()
         return row is not None
 
-    def attempts(self, statuses: Iterable[AttemptStatus] | None = None, campaign_id: str | None = None) -> list[Attempt]:
+    def attempts(
+        self, statuses: Iterable[AttemptStatus] | None = None, campaign_id: str | None = None
+    ) -> list[Attempt]:
         where, params = [], []
         if statuses is not None:
             st = [s.value for s in statuses]
@@ -321,7 +353,9 @@ class DialStore:
 
     def attempt_by_call(self, call_id: str) -> Attempt | None:
         with self.transaction() as cur:
-            row = self._exec(cur, f"SELECT {_ATTEMPT_COLUMNS} FROM dial_attempts WHERE call_id = ?", (call_id,)).fetchone()
+            row = self._exec(
+                cur, f"SELECT {_ATTEMPT_COLUMNS} FROM dial_attempts WHERE call_id = ?", (call_id,)
+            ).fetchone()
         return _attempt(row) if row else None
 
     def live_counts(self) -> dict[str, int]:
@@ -376,18 +410,43 @@ class DialStore:
 
 def _attempt_row(a: Attempt) -> tuple[Any, ...]:
     return (
-        a.attempt_id, a.idempotency_key, a.campaign_id, a.contact_id, a.attempt_number, a.phone_number, a.call_id,
-        a.status.value, _ts(a.reserved_at), _ts(a.dispatched_at), _ts(a.closed_at),
-        a.outcome.value if a.outcome else None, a.sip_status_code, a.dispatch_id, a.abandoned, a.note,
+        a.attempt_id,
+        a.idempotency_key,
+        a.campaign_id,
+        a.contact_id,
+        a.attempt_number,
+        a.phone_number,
+        a.call_id,
+        a.status.value,
+        _ts(a.reserved_at),
+        _ts(a.dispatched_at),
+        _ts(a.closed_at),
+        a.outcome.value if a.outcome else None,
+        a.sip_status_code,
+        a.dispatch_id,
+        a.abandoned,
+        a.note,
     )
 
 
 def _attempt(r: tuple[Any, ...]) -> Attempt:
     return Attempt(
-        attempt_id=r[0], idempotency_key=r[1], campaign_id=r[2], contact_id=r[3], attempt_number=int(r[4]),
-        phone_number=r[5], call_id=r[6], status=AttemptStatus(r[7]), reserved_at=_dt(r[8]),  # type: ignore[arg-type]
-        dispatched_at=_dt(r[9]), closed_at=_dt(r[10]), outcome=CallOutcome(r[11]) if r[11] else None,
-        sip_status_code=r[12], dispatch_id=r[13], abandoned=None if r[14] is None else bool(r[14]), note=r[15],
+        attempt_id=r[0],
+        idempotency_key=r[1],
+        campaign_id=r[2],
+        contact_id=r[3],
+        attempt_number=int(r[4]),
+        phone_number=r[5],
+        call_id=r[6],
+        status=AttemptStatus(r[7]),
+        reserved_at=_dt(r[8]),  # type: ignore[arg-type]
+        dispatched_at=_dt(r[9]),
+        closed_at=_dt(r[10]),
+        outcome=CallOutcome(r[11]) if r[11] else None,
+        sip_status_code=r[12],
+        dispatch_id=r[13],
+        abandoned=None if r[14] is None else bool(r[14]),
+        note=r[15],
     )
 
 
@@ -435,7 +494,9 @@ class PostgresDialStore(DialStore):
             self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as e:
             # The DSN holds a password: name the setting, never echo its value (libpq's message does not).
-            raise ConnectionError(f"cannot connect to the dialing ledger database set in CALLCENTER_DIALING_DSN: {e}") from None
+            raise ConnectionError(
+                f"cannot connect to the dialing ledger database set in CALLCENTER_DIALING_DSN: {e}"
+            ) from None
         self._lock = threading.RLock()
         self.migrate()
 
@@ -460,4 +521,6 @@ def open_store(sqlite_path: Path | str | None = None, postgres_dsn: str | None =
         return PostgresDialStore(postgres_dsn)
     if sqlite_path:
         return SqliteDialStore(sqlite_path)
-    raise ValueError("no dialing ledger configured: set CALLCENTER_DIALING_DSN (PostgreSQL) or CALLCENTER_DATA_DIR (SQLite)")
+    raise ValueError(
+        "no dialing ledger configured: set CALLCENTER_DIALING_DSN (PostgreSQL) or CALLCENTER_DATA_DIR (SQLite)"
+    )
