@@ -7,7 +7,7 @@ Stable contract: add optional parameters and fields only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -64,6 +64,10 @@ class CallIndex(Protocol):
 
     def upsert(self, record: CallRecord, embedding: Sequence[float]) -> None:
         """Insert or replace one call atomically (re-processing replaces, never duplicates)."""
+        ...
+
+    def upsert_many(self, items: Iterable[tuple[CallRecord, Sequence[float]]]) -> int:
+        """Upsert a batch in one transaction: all of it lands, or none of it does."""
         ...
 
     def get(self, call_id: str) -> CallRecord | None: ...

@@ -168,7 +168,9 @@ def test_filtered_search_matches_the_filters_exactly(index: CallIndex, record_fa
         CallFilter(campaign_id="recall"),
         CallFilter(outcomes=(CallOutcome.VOICEMAIL, CallOutcome.NO_ANSWER)),
         # Across a month boundary, with time-of-day bounds the day tokens alone would not honour.
-        CallFilter(started_from=datetime(2026, 10, 30, 12, tzinfo=UTC), started_to=datetime(2026, 11, 2, 6, tzinfo=UTC)),
+        CallFilter(
+            started_from=datetime(2026, 10, 30, 12, tzinfo=UTC), started_to=datetime(2026, 11, 2, 6, tzinfo=UTC)
+        ),
         CallFilter(campaign_id="winback", started_from=datetime(2026, 10, 29, tzinfo=UTC)),
     ]
     for filters in cases:
