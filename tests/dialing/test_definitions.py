@@ -131,3 +131,31 @@ def test_gke_call_limit_follows_the_capacity_estimate() -> None:
     capacity = dialing.resources(Deployment.GKE)["call_capacity"]
     assert capacity.global_limit == 25  # docs/capacity.md: cap dialing at 25 until measured
     assert CallCapacity(stt_calls=50, llm_calls=40, tts_calls=30, recorder_calls=32, headroom=0.5).global_limit == 15
+
+
+def test_local_code_location_dry_runs_and_refuses_to_dial(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gcs_emulator: str
+) -> None:
+    """The real local resource map: lists load, the dry run plans, the tick names LiveKit's settings."""
+    for var in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "CALLCENTER_DIALING_DSN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CALLCENTER_DEPLOYMENT", "local")
+    monkeypatch.setenv("CALLCENTER_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CALLCENTER_RECORDINGS_BUCKET", "recordings-local")
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
+    import orchestration.definitions as module
+
+    defs = importlib.reload(module).defs
+    assert defs.get_job_def("load_campaigns").execute_in_process().success
+    dry = defs.get_job_def("dialing_dry_run").execute_in_process(
+        run_config={"ops": {"dialable_contacts": {"config": {"at": "2026-11-25T15:00:00Z"}}}}
+    )
+    assert dry.success
+    meta = dry.asset_materializations_for_node("dialable_contacts")[0].metadata
+    assert meta["demo-renewals/would_dial"].value == 1  # the local fleet carries one call
+
+    tick = defs.get_job_def("dialing_tick").execute_in_process(raise_on_error=False)
+    assert not tick.success
+    message = tick.get_step_failure_events()[0].event_specific_data.error.message
+    assert "LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET" in message
+    assert tick.dagster_run.tags["callcenter/domain"] == "dialing"
