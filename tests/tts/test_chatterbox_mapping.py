@@ -10,6 +10,7 @@ import sys
 import time
 import types
 
+import numpy as np
 import pytest
 import torch
 
@@ -201,3 +202,39 @@ def test_missing_package_or_checkpoint_reports_not_ready(make_client, monkeypatc
     assert "chatterbox-tts is not installed" in ready.json()["error"]
     speech = client.post("/v1/audio/speech", json=body())
     assert speech.status_code == 503
+
+
+class EngineDouble:
+    """A batching engine as `chatterbox_fast` provides: capacity known after warm-up, own gauges."""
+
+    sample_rate = 24_000
+
+    def __init__(self) -> None:
+        self.max_parallel = 1
+        self.closed = False
+        self.calls: list = []
+
+    def stream(self, call, cancelled):
+        self.calls.append(call)
+        self.max_parallel = 6  # "measured" during the warm-up synthesis
+        yield np.zeros(2400, dtype=np.float32) + 0.1
+
+    def register_metrics(self, registry):
+        from prometheus_client import Gauge
+
+        Gauge("tts_chatterbox_capacity_streams", "test", registry=registry).set_function(lambda: self.max_parallel)
+
+    def close(self):
+        self.closed = True
+
+
+def test_engine_capacity_sizes_the_gate_and_its_metrics_are_served(make_client, monkeypatch):
+    engine = EngineDouble()
+    monkeypatch.setattr("tts.app.backends.chatterbox.load_engine", lambda model, name, dtype="float32": engine)
+    backend = ChatterboxBackend(model=ModelDouble(), engine="fast")
+    client = make_client(backend)
+    assert client.app.state.runtime.gate.concurrency == 6
+    assert "tts_chatterbox_capacity_streams 6.0" in client.get("/metrics").text
+    assert client.post("/v1/audio/speech", json=body("Hi.")).status_code == 200
+    client.__exit__(None, None, None)
+    assert engine.closed

@@ -48,6 +48,9 @@ async def load_and_warm(runtime: Runtime) -> None:
     try:
         await asyncio.to_thread(runtime.backend.load)
         await runtime.backend.warmup()
+        register_metrics = getattr(runtime.backend, "register_metrics", None)
+        if register_metrics is not None:
+            register_metrics(runtime.metrics.registry)
         concurrency = runtime.settings.max_concurrency or runtime.backend.max_parallel_segments
         runtime.gate = SynthesisGate(concurrency, runtime.settings.max_queue, runtime.metrics)
         await asyncio.to_thread(runtime.voices.open)

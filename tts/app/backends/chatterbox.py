@@ -266,7 +266,23 @@ class ChatterboxBackend(SpeechBackend):
             self.model = load_model(self.variant, device, self.checkpoint_dir)
         self.engine = load_engine(self.model, self.engine_name, self.dtype)
         self.sample_rate = self.engine.sample_rate
-        self.max_parallel_segments = max(1, int(getattr(self.engine, "max_parallel", 1)))
+
+    @property
+    def max_parallel_segments(self) -> int:  # type: ignore[override]
+        # Read when the server sizes its gate, after warm-up: a batching engine may measure
+        # its capacity only then.
+        return max(1, int(getattr(self.engine, "max_parallel", 1)))
+
+    def register_metrics(self, registry) -> None:
+        """Let the engine add its own gauges (batch size, capacity) to the server's registry."""
+        register = getattr(self.engine, "register_metrics", None)
+        if register is not None:
+            register(registry)
+
+    def close(self) -> None:
+        close = getattr(self.engine, "close", None)
+        if close is not None:
+            close()
 
     def voices(self) -> list[Voice]:
         if self.model is not None and getattr(self.model, "conds", None) is None:
