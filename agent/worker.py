@@ -77,7 +77,9 @@ async def entrypoint(ctx: JobContext) -> None:
 
     async def write_report(reason: str) -> None:
         report = await finish_call(call, session.history, ctx.api, settings)
-        log.info("call finished: %s (%s)", report.outcome, reason, extra={"call_id": call_id})
+        # tokens / audio seconds per model: capacity planning reads these from the logs
+        usage = [u.model_dump(exclude_none=True) for u in session.usage.model_usage]
+        log.info("call finished: %s (%s)", report.outcome, reason, extra={"call_id": call_id, "usage": usage})
 
     ctx.add_shutdown_callback(write_report)
     # the caller hung up (or the room went away): end the job, which writes the report
