@@ -134,7 +134,8 @@ def call_transcripts(
     stray = [r.key for r in refs if r.day != day]
     if stray:
         raise dg.Failure(
-            description=f"calls outside partition {day}: {stray[:5]}; run them in their own day's partition"
+            description=f"calls outside partition {day}: {stray[:5]}; run them in their own day's partition",
+            allow_retries=False,  # a wrong selection stays wrong: no point retrying
         )
     refs = sorted(set(refs))
     if not config.reprocess:
