@@ -104,7 +104,9 @@ class FastChatterboxEngine:
         self.scheduler = DecodeScheduler(self.decoder, generator_seed=generator_seed)
         self.vocoder = BatchedVocoder(
             model.s3gen,
-            max_batch=min(32, self.config.max_slots),
+            # 16 windows (32 estimator rows): a 64-row fp16 estimator graph stalled the GPU in
+            # the H100 bench at 24 streams (cause not yet found); 32 rows ran clean.
+            max_batch=min(16, self.config.max_slots),
             cuda_graphs=self.config.cuda_graphs,
             estimator_dtype=self.config.s3gen_dtype,
         )

@@ -4,7 +4,7 @@ Each stream renders *windows* of its tokens: a few tokens of left context (so th
 and the HiFi-GAN start mid-utterance, not from silence), the new tokens, and at the right edge
 tokens that lack S3Gen's 3-token lookahead. Those last ``overlap`` tokens are held back and
 rendered again at the start of the next window; the two renderings are crossfaded
-(equal-power), so a join falls on audio that both windows produced with full context on one
+(linearly), so a join falls on audio that both windows produced with full context on one
 side. Windows of many streams with the same voice run as one padded S3Gen batch.
 """
 
@@ -67,9 +67,10 @@ class StreamStitcher:
         body = audio[(self.emitted_tokens - start) * spt :]
         if self.tail is not None and len(self.tail):
             n = min(len(self.tail), len(body))
-            fade = np.linspace(0.0, np.pi / 2, n, dtype=np.float32)
+            # Linear (equal-gain): both renders are of the same tokens, so strongly correlated.
+            fade = np.linspace(0.0, 1.0, n, dtype=np.float32)
             body = body.copy()
-            body[:n] = self.tail[:n] * np.cos(fade) + body[:n] * np.sin(fade)
+            body[:n] = self.tail[:n] * (1.0 - fade) + body[:n] * fade
         hold = 0 if final else min(self.plan.overlap_tokens, end - self.emitted_tokens) * spt
         out = body[: len(body) - hold] if hold else body
         self.tail = body[len(body) - hold :] if hold else None
