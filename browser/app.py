@@ -27,7 +27,7 @@ from browser import charts
 from browser.audit import CallViewAudit
 from browser.auth import Analyst, NotSignedIn, current_analyst
 from browser.filters import BadFilter, parse_list_query
-from browser.queries import CallBrowserQueries, supported_sorts
+from browser.queries import DASHBOARD_SAMPLE_PER_SLOT, DASHBOARD_SLOTS_PER_DAY, CallBrowserQueries, supported_sorts
 from browser.recordings import RecordingLinks
 from browser.settings import BrowserSettings
 from browser.views import CSV_COLUMNS, CallRow
@@ -202,7 +202,15 @@ def dashboard(request: Request) -> HTMLResponse:
             ),
         ),
     ]
-    return _page(request, "dashboard.html", nav="dashboard", q=q, d=d, charts=charts_)
+    return _page(
+        request,
+        "dashboard.html",
+        nav="dashboard",
+        q=q,
+        d=d,
+        charts=charts_,
+        sample_per_day=DASHBOARD_SLOTS_PER_DAY * DASHBOARD_SAMPLE_PER_SLOT,
+    )
 
 
 def _security_headers(settings: BrowserSettings) -> dict[str, str]:

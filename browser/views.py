@@ -129,6 +129,7 @@ class Dashboard:
     avg_handle_s: float | None
     v2v_p50_ms: float | None
     v2v_p95_ms: float | None
+    sampled: bool = False  # handle time, sentiment and latency from a sample of each day's calls
     date_from: date | None = None
     date_to: date | None = None
     days: list[str] = field(default_factory=list)

@@ -65,3 +65,20 @@ def test_latency_breakdown_scales_to_the_slowest_turn():
     )
     widths = [float(w) for w in re.findall(r'width="([\d.]+)" height="\d+" fill="#7c3aed" class="latency-part"', svg)]
     assert len(widths) == 2 and abs(widths[1] - 4 * widths[0]) < 0.5
+
+
+def test_dashboard_counts_match_the_list_for_index_and_browser_side_filters(client, calls):
+    for query, pred in [
+        ("campaign=spring-recall", lambda r: r.campaign_id == "spring-recall"),
+        ("persona=recall", lambda r: r.persona == "recall"),  # not an index filter: counted here
+        ("outcome=answered", lambda r: r.outcome.value == "answered"),
+    ]:
+        r = client.get(f"/dashboard?date_from=2026-11-19&date_to=2026-11-23&{query}")
+        expected = sum(pred(rec) for rec, _ in calls)
+        assert re.search(rf'id="stat-calls">{expected}<', r.text), query
+
+
+def test_dashboard_range_must_be_whole_and_bounded(client):
+    assert "at most 92 days" in client.get("/dashboard?date_from=2026-01-01&date_to=2026-11-01").text
+    one_sided = client.get("/dashboard?date_from=2026-11-01")
+    assert one_sided.status_code == 400 and "needs both date_from and date_to" in one_sided.text
