@@ -16,6 +16,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 EMBEDDED_INDEX_FILENAME = "call_index.db"  # the postcall pipeline writes it there (CallIndexResource)
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 class BrowserMode(StrEnum):
     LOCAL = "local"
     PRODUCTION = "production"
@@ -53,6 +56,16 @@ class BrowserSettings(BaseSettings):
     csv_export_max_rows: int = Field(100_000, ge=1)
     # Every call page view is logged; also appended here as JSON lines when set.
     audit_log_path: Path | None = None
+
+    @model_validator(mode="after")
+    def _local_mode_stays_on_loopback(self) -> BrowserSettings:
+        # Local mode has no sign-in: serving it beyond this machine would publish every call.
+        if self.mode is BrowserMode.LOCAL and self.host not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"local mode has no sign-in and serves only on loopback, not {self.host!r}: "
+                "set CALLCENTER_BROWSER_HOST=127.0.0.1, or CALLCENTER_BROWSER_MODE=production"
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_needs_sign_in(self) -> BrowserSettings:

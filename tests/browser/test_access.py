@@ -76,3 +76,9 @@ def test_health_probe_needs_no_sign_in(production):
 def test_production_without_any_sign_in_method_refuses_to_start():
     with pytest.raises(ValidationError, match="CALLCENTER_BROWSER_API_TOKENS"):
         BrowserSettings(mode="production", trust_iap_header=False)
+
+
+def test_local_mode_refuses_to_serve_beyond_loopback():
+    with pytest.raises(ValidationError, match="local mode has no sign-in"):
+        BrowserSettings(mode="local", host="0.0.0.0")
+    assert BrowserSettings(mode="production", host="0.0.0.0", api_tokens=TOKEN).host == "0.0.0.0"
