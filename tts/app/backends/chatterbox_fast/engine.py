@@ -43,6 +43,9 @@ class FastEngineConfig:
     watermark: bool = True  # upstream watermarks every output (Perth); per window here
     s3gen_dtype: str = "float16"  # the flow-matching estimator's dtype on CUDA
     s3gen_prompt_tokens: int = 0  # >0: trim S3Gen's reference prompt to this many tokens (25/s)
+    # Windows per S3Gen batch. 16 (32 estimator rows): a 64-row fp16 estimator graph stalled
+    # the GPU in the H100 bench at 24 streams (cause not found); 32 rows ran clean.
+    vocoder_batch: int = 16
     plan: ChunkPlan = ChunkPlan()
 
     @classmethod
@@ -58,6 +61,7 @@ class FastEngineConfig:
             watermark=e.get("TTS_CHATTERBOX_FAST_WATERMARK", "1") not in ("0", "false", "no"),
             s3gen_dtype=e.get("TTS_CHATTERBOX_FAST_S3GEN_DTYPE", cls.s3gen_dtype),
             s3gen_prompt_tokens=int(e.get("TTS_CHATTERBOX_FAST_S3GEN_PROMPT_TOKENS", cls.s3gen_prompt_tokens)),
+            vocoder_batch=int(e.get("TTS_CHATTERBOX_FAST_VOCODER_BATCH", cls.vocoder_batch)),
             plan=ChunkPlan(
                 first_tokens=int(e.get("TTS_CHATTERBOX_FAST_FIRST_CHUNK_TOKENS", p.first_tokens)),
                 max_tokens=int(e.get("TTS_CHATTERBOX_FAST_MAX_CHUNK_TOKENS", p.max_tokens)),
@@ -77,8 +81,12 @@ def _kv_buckets(max_len: int) -> tuple[int, ...]:
 @dataclass
 class _Voice:
     key: str
-    t3_cond: Any  # chatterbox T3Cond (speaker embedding, prompt tokens)
+    speaker_emb: torch.Tensor  # T3 conditioning, on the device in T3's dtype (cast once)
+    prompt_tokens: torch.Tensor
     ref_dict: dict  # S3Gen reference (prompt tokens/mels, x-vector)
+
+
+WINDOW_DONE = object()  # wakes a stream when one of its windows has been rendered
 
 
 class FastChatterboxEngine:
@@ -104,9 +112,7 @@ class FastChatterboxEngine:
         self.scheduler = DecodeScheduler(self.decoder, generator_seed=generator_seed)
         self.vocoder = BatchedVocoder(
             model.s3gen,
-            # 16 windows (32 estimator rows): a 64-row fp16 estimator graph stalled the GPU in
-            # the H100 bench at 24 streams (cause not yet found); 32 rows ran clean.
-            max_batch=min(16, self.config.max_slots),
+            max_batch=min(self.config.vocoder_batch, self.config.max_slots),
             cuda_graphs=self.config.cuda_graphs,
             estimator_dtype=self.config.s3gen_dtype,
         )
@@ -163,7 +169,12 @@ class FastChatterboxEngine:
                 self.model.prepare_conditionals(clip)
                 conds, self.model.conds = self.model.conds, saved
             ref = trim_reference(conds.gen, self.config.s3gen_prompt_tokens)
-            voice = _Voice(key=key, t3_cond=conds.t3, ref_dict=ref)
+            voice = _Voice(
+                key=key,
+                speaker_emb=conds.t3.speaker_emb.to(device=self.device, dtype=self.t3_dtype),
+                prompt_tokens=conds.t3.cond_prompt_speech_tokens.to(device=self.device),
+                ref_dict=ref,
+            )
             self._voices[key] = voice
             return voice
 
@@ -182,12 +193,15 @@ class FastChatterboxEngine:
         tokens = torch.cat([tokens, tokens], dim=0)  # the CFG pair
         tokens = F.pad(tokens, (1, 0), value=t3.hp.start_text_token)
         tokens = F.pad(tokens, (0, 1), value=t3.hp.stop_text_token)
-        base = voice.t3_cond
+        # Built on the device without T3Cond.to(), whose .item() per field would make every
+        # new request wait for all GPU work in flight.
         cond = T3Cond(
-            speaker_emb=base.speaker_emb,
-            cond_prompt_speech_tokens=base.cond_prompt_speech_tokens,
-            emotion_adv=float(kwargs.get("exaggeration", 0.5)) * torch.ones(1, 1, 1),
-        ).to(device=self.device, dtype=self.t3_dtype)
+            speaker_emb=voice.speaker_emb,
+            cond_prompt_speech_tokens=voice.prompt_tokens,
+            emotion_adv=torch.full(
+                (1, 1, 1), float(kwargs.get("exaggeration", 0.5)), device=self.device, dtype=self.t3_dtype
+            ),
+        )
         return DecodeJob(
             text_tokens=tokens,
             t3_cond=cond,
@@ -236,15 +250,18 @@ class FastChatterboxEngine:
                     return
                 rendering[0][0].result(timeout=TOKEN_TIMEOUT_S)
                 continue
+            # Both tokens and window completions arrive on job.tokens: one blocking wait.
             if len(tokens) >= stitcher.planned_tokens + plan.next_size(planned):
-                self._render(rendering, stitcher, voice, tokens, final=False)
+                self._render(rendering, stitcher, voice, tokens, job, final=False)
                 planned += 1
                 continue
             try:
-                tok = job.tokens.get(timeout=0.005 if rendering else 0.1)
+                tok = job.tokens.get(timeout=1.0)
             except queue.Empty:
                 if time.monotonic() - last_progress > TOKEN_TIMEOUT_S:
                     raise RuntimeError("Chatterbox decoder produced no token for 60 s") from None
+                continue
+            if tok is WINDOW_DONE:
                 continue
             last_progress = time.monotonic()
             if tok is FINISHED:
@@ -252,14 +269,24 @@ class FastChatterboxEngine:
                     raise RuntimeError("Chatterbox decoding failed") from job.error
                 done = True
                 if len(tokens) > stitcher.planned_tokens:
-                    self._render(rendering, stitcher, voice, tokens, final=True)
+                    self._render(rendering, stitcher, voice, tokens, job, final=True)
                 continue
             if tok < SPEECH_VOCAB:  # upstream drops control tokens before S3Gen
                 tokens.append(tok)
 
-    def _render(self, rendering: deque, stitcher: StreamStitcher, voice: _Voice, tokens: list[int], *, final: bool):
+    def _render(
+        self,
+        rendering: deque,
+        stitcher: StreamStitcher,
+        voice: _Voice,
+        tokens: list[int],
+        job: DecodeJob,
+        *,
+        final: bool,
+    ):
         start, end = stitcher.plan_window(len(tokens), final)
         fut = self.vocoder.submit(voice.key, voice.ref_dict, tokens[start:end], first=start == 0)
+        fut.add_done_callback(lambda _f: job.tokens.put(WINDOW_DONE))
         rendering.append((fut, start, end, final))
 
     def _watermark(self, audio: np.ndarray) -> np.ndarray:
