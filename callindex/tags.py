@@ -42,10 +42,13 @@ def filter_tags(cols: dict[str, object]) -> list[str]:
         _token("st", cols["status"]),
         day_token(started),
         month_token(started),
+        # Campaign x date: the common "this campaign, this week" search reads two short lists.
+        _token("cd", f"{cols['campaign_id']}|{started:%Y%m%d}"),
+        _token("cm", f"{cols['campaign_id']}|{started:%Y%m}"),
     ]
 
 
-def _date_tokens(start: datetime, end: datetime) -> list[str] | None:
+def _date_tokens(start: datetime, end: datetime, campaign: str | None = None) -> list[str] | None:
     first = start.astimezone(UTC).date()
     last = (end.astimezone(UTC) - timedelta(microseconds=1)).date()
     if last < first:
@@ -55,10 +58,10 @@ def _date_tokens(start: datetime, end: datetime) -> list[str] | None:
     while day <= last:
         month_end = (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
         if day.day == 1 and month_end <= last:
-            tokens.append(month_token(day))
+            tokens.append(month_token(day) if campaign is None else _token("cm", f"{campaign}|{day:%Y%m}"))
             day = month_end + timedelta(days=1)
         else:
-            tokens.append(day_token(day))
+            tokens.append(day_token(day) if campaign is None else _token("cd", f"{campaign}|{day:%Y%m%d}"))
             day += timedelta(days=1)
         if len(tokens) > MAX_DATE_TOKENS:
             return None
@@ -68,7 +71,12 @@ def _date_tokens(start: datetime, end: datetime) -> list[str] | None:
 def tag_match(filters: CallFilter) -> str | None:
     """An FTS5 expression over the tags column, or None when no filter can be pushed down."""
     parts: list[str] = []
-    if filters.campaign_id is not None:
+    date_tokens = None
+    if filters.started_from is not None and filters.started_to is not None:
+        date_tokens = _date_tokens(filters.started_from, filters.started_to, filters.campaign_id)
+    if date_tokens is not None:
+        parts.append("(" + " OR ".join(date_tokens) + ")")  # campaign x date when a campaign is given
+    elif filters.campaign_id is not None:
         parts.append(_token("cmp", filters.campaign_id))
     if filters.outcomes:
         parts.append("(" + " OR ".join(_token("out", o.value) for o in filters.outcomes) + ")")
@@ -84,8 +92,4 @@ def tag_match(filters: CallFilter) -> str | None:
         parts.append(_token("an", filters.analysis_status.value))
     if filters.status is not None:
         parts.append(_token("st", filters.status.value))
-    if filters.started_from is not None and filters.started_to is not None:
-        tokens = _date_tokens(filters.started_from, filters.started_to)
-        if tokens is not None:
-            parts.append("(" + " OR ".join(tokens) + ")")
     return " AND ".join(parts) if parts else None

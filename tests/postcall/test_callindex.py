@@ -172,6 +172,11 @@ def test_filtered_search_matches_the_filters_exactly(index: CallIndex, record_fa
             started_from=datetime(2026, 10, 30, 12, tzinfo=UTC), started_to=datetime(2026, 11, 2, 6, tzinfo=UTC)
         ),
         CallFilter(campaign_id="winback", started_from=datetime(2026, 10, 29, tzinfo=UTC)),
+        CallFilter(
+            campaign_id="recall",
+            started_from=datetime(2026, 10, 29, 5, tzinfo=UTC),
+            started_to=datetime(2026, 11, 3, tzinfo=UTC),
+        ),
     ]
     for filters in cases:
         expected = {
