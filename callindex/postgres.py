@@ -53,6 +53,8 @@ CREATE INDEX IF NOT EXISTS calls_embedding ON calls USING hnsw (embedding vector
 CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at);
 CREATE INDEX IF NOT EXISTS calls_campaign_started ON calls (campaign_id, started_at);
 CREATE INDEX IF NOT EXISTS calls_outcome_started ON calls (outcome, started_at);
+CREATE INDEX IF NOT EXISTS calls_campaign_outcome_started ON calls (campaign_id, outcome, started_at);
+CREATE INDEX IF NOT EXISTS calls_duration ON calls (duration_s);
 """
 
 _UPSERT = """
