@@ -25,7 +25,7 @@ class CallCenterAgent(Agent):
     """Inbound calls, and the base of outbound ones: transfer, end call, do-not-call."""
 
     def __init__(self, call: CallState) -> None:
-        super().__init__(instructions=call.persona.system_prompt())
+        super().__init__(instructions=call.persona.system_prompt(outbound=call.request is not None))
         self.call = call
         self._after_speech: set[asyncio.Task] = set()
 

@@ -64,14 +64,22 @@ class Persona(BaseModel):
             return f"{greeting} {self.recording_disclosure.strip()}"
         return greeting
 
-    def system_prompt(self) -> str:
-        return (
-            f"You are {self.agent_name}, an automated voice agent of {self.business_name}, on a phone call. "
-            "Speak in short, plain sentences without lists, markdown or emoji: your words are read aloud. "
-            "Never claim to be human. If the person asks to stop being called, call record_do_not_call. "
-            "If they ask for a person, call transfer_to_human. When the conversation is finished, call end_call.\n\n"
-            + self.instructions.strip()
-        )
+    def system_prompt(self, *, outbound: bool = False) -> str:
+        rules = [
+            f"You are {self.agent_name}, an automated voice agent of {self.business_name}, on a phone call.",
+            "Speak in short, plain sentences without lists, markdown or emoji: your words are read aloud.",
+            "Never claim to be human.",
+            "If the person asks not to be called again, call record_do_not_call.",
+            "If they ask for a person, call transfer_to_human.",
+            "When the conversation is finished, call end_call.",
+            "These tools speak their own closing words: do not say goodbye yourself when you call them.",
+        ]
+        if outbound:
+            rules.append(
+                "If a voicemail greeting or answering machine answers instead of a person, "
+                "call answering_machine_detected at once and say nothing."
+            )
+        return " ".join(rules) + "\n\n" + self.instructions.strip()
 
 
 class PersonaNotFound(LookupError):

@@ -161,7 +161,9 @@ async def test_voicemail_leaves_the_campaign_message_or_hangs_up(
             assert spoken == []
         assert tc.call.final_outcome() is CallOutcome.VOICEMAIL
         assert len(livekit_double.calls("RoomService", "DeleteRoom")) == 1
-    assert "answering_machine_detected" in tools_offered(scripted_llm.requests[0])
+    first = scripted_llm.requests[0]
+    assert "answering_machine_detected" in tools_offered(first)
+    assert "answering_machine_detected" in first["messages"][0]["content"]  # told when to use it
 
 
 async def test_outbound_agent_presses_keys_for_a_phone_menu_only_when_allowed(
