@@ -42,7 +42,7 @@ def resources(deployment: Deployment) -> dict[str, Any]:
                 "speech_to_text": WhisperSpeechToText(),
                 "call_llm": CallLLM(
                     base_url=dg.EnvVar("CALLCENTER_LLM_BASE_URL"),
-                    model="smollm2-135m",
+                    model=dg.EnvVar("CALLCENTER_LLM_MODEL"),  # the llama.cpp server's --model_alias
                     structured_output=StructuredOutput.JSON_OBJECT_SCHEMA,
                     max_tokens=400,  # SmolLM2 on CPU: bound the time a rambling answer can take
                     campaign_goals=CAMPAIGN_GOALS,
