@@ -148,3 +148,29 @@ async def test_a_recording_that_fails_is_not_referenced_by_the_report(
         report = await asyncio.wait_for(finish_call(tc.call, tc.session.history, tc.lkapi, settings), 20)
     assert report.recording_path is None
     assert report.outcome is CallOutcome.ANSWERED
+
+
+async def test_inbound_call_records_only_after_the_recording_notice_was_spoken(
+    agent_settings: AgentSettings, scripted_llm: ScriptedLLM, livekit_double: LiveKitDouble
+) -> None:
+    from livekit.protocol import egress
+
+    scripted_llm.script([])
+    heard_before_recording: list[list[str]] = []
+    history_ref: list = []
+
+    def start_egress(req: egress.RoomCompositeEgressRequest, _claims: dict) -> egress.EgressInfo:
+        # what the caller had heard when Egress was asked to start
+        heard_before_recording.append(
+            [m.text_content for m in history_ref[0].items if m.type == "message" and m.role == "assistant"]
+        )
+        return livekit_double._start_egress(req.room_name)
+
+    livekit_double.on("Egress", "StartRoomCompositeEgress", start_egress)
+    async with text_call(agent_settings, livekit_double) as tc:
+        history_ref.append(tc.session.history)
+        assert await connect_call(tc.call, tc.agent, tc.lkapi, agent_settings) is True
+    [heard] = heard_before_recording
+    assert len(heard) == 1 and "This call is recorded" in heard[0]
+    assert tc.call.sip_status_code == 200 and tc.call.recording_path is not None
+    assert livekit_double.calls("SIP", "CreateSIPParticipant") == []  # inbound: nothing to dial
