@@ -6,6 +6,7 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from tests.tts.conftest import RecordingBackend, speak
 
@@ -73,3 +74,22 @@ def test_client_disconnect_cancels_remaining_segments(serve, piper_backend):
     # The server still serves new requests afterwards.
     backend.before_segment = None
     assert httpx.post(f"{base}/v1/audio/speech", json=speak("Still here."), timeout=30).status_code == 200
+
+
+def test_whole_file_request_stops_when_the_caller_leaves(serve, piper_backend):
+    backend = RecordingBackend(piper_backend)
+    client_gone = threading.Event()
+    backend.before_segment = lambda index: client_gone.wait(30) if index == 1 else None
+    base = serve(backend)
+    with pytest.raises(httpx.ReadTimeout):  # the caller gives up and closes the connection
+        httpx.post(
+            f"{base}/v1/audio/speech", json=speak(" ".join(SENTENCES), stream=False), timeout=httpx.Timeout(2, read=1)
+        )
+    client_gone.set()
+    deadline = time.monotonic() + 20
+    while "tts_cancelled_total 1.0" not in (metrics := httpx.get(f"{base}/metrics", timeout=5).text):
+        assert time.monotonic() < deadline, "the abandoned synthesis was not cancelled"
+        time.sleep(0.05)
+    assert 'status="cancelled"' in metrics
+    assert f"start:{len(SENTENCES) - 1}" not in backend.events
+    assert "tts_active_syntheses 0.0" in metrics

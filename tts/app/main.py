@@ -7,7 +7,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tts.app.api.deps import Runtime
 from tts.app.api.errors import APIError, error_response, install_error_handlers
@@ -66,6 +67,29 @@ async def load_and_warm(runtime: Runtime) -> None:
         log.exception("speech backend failed to load")
 
 
+class SpeechBodyLimit:
+    """413 for a declared Content-Length over the limit on POST /v1/audio/speech.
+
+    Plain ASGI rather than @app.middleware("http"): Starlette's BaseHTTPMiddleware wraps
+    `receive`, and the handler then never sees the client's disconnect.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/audio/speech":
+            declared = dict(scope["headers"]).get(b"content-length", b"")
+            if declared.isdigit() and int(declared) > self.limit:
+                error = APIError(
+                    413, f"The request body is larger than {self.limit} bytes.", param="input", code="body_too_large"
+                )
+                await error_response(error)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, backend: SpeechBackend | None = None) -> FastAPI:
     settings = settings or Settings()
     backend = backend or build_backend(settings)
@@ -102,21 +126,7 @@ def create_app(settings: Settings | None = None, backend: SpeechBackend | None =
     app = FastAPI(title="Call-center speech server", version="1.0", lifespan=lifespan)
     app.state.runtime = runtime
     # A speech body is a few KiB of JSON; refuse megabytes before parsing them.
-    speech_body_limit = max(64 * 1024, settings.max_input_chars * 8)
-
-    @app.middleware("http")
-    async def refuse_oversize_speech_bodies(request: Request, call_next):
-        declared = request.headers.get("content-length", "")
-        if request.url.path == "/v1/audio/speech" and declared.isdigit() and int(declared) > speech_body_limit:
-            return error_response(
-                APIError(
-                    413,
-                    f"The request body is larger than {speech_body_limit} bytes.",
-                    param="input",
-                    code="body_too_large",
-                )
-            )
-        return await call_next(request)
+    app.add_middleware(SpeechBodyLimit, limit=max(64 * 1024, settings.max_input_chars * 8))
 
     install_error_handlers(app)
     app.include_router(speech.router)

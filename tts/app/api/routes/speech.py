@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, Literal, TypeVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
@@ -24,6 +26,8 @@ from tts.app.voices import VoiceError
 log = logging.getLogger(__name__)
 router = APIRouter()
 
+T = TypeVar("T")
+DISCONNECT_POLL_S = 0.2
 SPEED_MIN, SPEED_MAX = 0.25, 4.0
 # Chatterbox knob ranges (its own demo's sliders).
 KNOB_RANGES = {"exaggeration": (0.0, 2.0), "cfg_weight": (0.0, 1.0), "temperature": (0.05, 5.0)}
@@ -153,8 +157,33 @@ async def _guarded(runtime: Runtime, body: SpeechRequest, job: SpeechJob, starte
         metrics.requests.labels(response_format=job.response_format, status=status).inc()
 
 
+class CallerLeft(Exception):
+    """The client hung up before the first byte (queued, or synthesizing the first segment)."""
+
+
+async def unless_caller_leaves(request: Request, awaitable: Awaitable[T]) -> T:
+    """Await `awaitable`, cancelling it if the client disconnects meanwhile.
+
+    Starlette cancels a streaming body when the caller leaves, but not the handler itself:
+    without this, a queued request or a whole-file synthesis would run on for nobody.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                raise CallerLeft
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
 @router.post("/v1/audio/speech", response_model=None)
-async def create_speech(body: SpeechRequest, runtime: RuntimeDep) -> Response:
+async def create_speech(body: SpeechRequest, runtime: RuntimeDep, request: Request) -> Response:
     started = time.perf_counter()
     request_id = f"tts-{uuid.uuid4().hex[:16]}"
     metrics = runtime.metrics
@@ -181,9 +210,17 @@ async def create_speech(body: SpeechRequest, runtime: RuntimeDep) -> Response:
 
     headers = {"x-request-id": request_id}
     if not body.stream and body.stream_format == "audio":
-        try:
+
+        async def synthesize_whole() -> bytes:
             async with runtime.gate.slot():
-                data = await whole_file(runtime.backend, job, Measured(metrics, started, job.output_rate))
+                return await whole_file(runtime.backend, job, Measured(metrics, started, job.output_rate))
+
+        try:
+            data = await unless_caller_leaves(request, synthesize_whole())
+        except CallerLeft:
+            metrics.cancelled.inc()
+            metrics.requests.labels(response_format=job.response_format, status="cancelled").inc()
+            return Response(status_code=499)  # nobody reads it; nginx's "client closed request"
         except Exception:
             metrics.errors.labels(type="synthesis").inc()
             metrics.requests.labels(response_format=job.response_format, status="error").inc()
@@ -196,9 +233,11 @@ async def create_speech(body: SpeechRequest, runtime: RuntimeDep) -> Response:
     # Produce the first chunk before answering, so a failing model gives a clean 500
     # envelope instead of a 200 whose body stops short.
     try:
-        first = await anext(body_iter)
+        first = await unless_caller_leaves(request, anext(body_iter))
     except StopAsyncIteration:
         first = b""
+    except CallerLeft:
+        return Response(status_code=499)  # _guarded counted the cancellation
     except Exception:
         raise APIError(500, "Speech synthesis failed; see the server logs.", code="synthesis_failed") from None
 
