@@ -93,3 +93,28 @@ def test_whole_file_request_stops_when_the_caller_leaves(serve, piper_backend):
     assert 'status="cancelled"' in metrics
     assert f"start:{len(SENTENCES) - 1}" not in backend.events
     assert "tts_active_syntheses 0.0" in metrics
+
+
+def test_a_queued_caller_who_leaves_frees_its_place(serve, piper_backend):
+    backend = RecordingBackend(piper_backend)
+    release = threading.Event()
+    backend.before_segment = lambda index: release.wait(30) if index == 0 else None
+    base = serve(backend, max_concurrency=1, max_queue=1)
+    holder = threading.Thread(
+        target=lambda: httpx.post(f"{base}/v1/audio/speech", json=speak("Holding the only slot."), timeout=60)
+    )
+    holder.start()
+    try:
+        with pytest.raises(httpx.ReadTimeout):  # queued behind the holder, then gives up
+            httpx.post(f"{base}/v1/audio/speech", json=speak("Waiting in line."), timeout=httpx.Timeout(2, read=1))
+        deadline = time.monotonic() + 20
+        while "tts_queue_depth 0.0" not in (metrics := httpx.get(f"{base}/metrics", timeout=5).text):
+            assert time.monotonic() < deadline, "the abandoned request kept its place in the queue"
+            time.sleep(0.05)
+        assert "tts_cancelled_total 1.0" in metrics
+        # It never reached the model.
+        assert backend.texts == ["Holding the only slot."]
+    finally:
+        release.set()
+        holder.join(30)
+    assert httpx.post(f"{base}/v1/audio/speech", json=speak("Next please."), timeout=30).status_code == 200
