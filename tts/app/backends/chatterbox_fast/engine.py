@@ -237,11 +237,16 @@ class FastChatterboxEngine:
         planned = 0
         done = False
         last_progress = time.monotonic()
+        # When the caller's buffered audio runs out: the vocoder serves the earliest first.
+        clock = {"start": None, "audio_s": 0.0, "submitted": last_progress}
         while True:
             while rendering and rendering[0][0].done():
                 fut, start, end, final = rendering.popleft()
                 out = stitcher.stitch(fut.result(), start, end, final)
                 if len(out):
+                    if clock["start"] is None:
+                        clock["start"] = time.monotonic()
+                    clock["audio_s"] += len(out) / self.sample_rate
                     yield self._watermark(out)
             if cancelled.is_set():
                 return
@@ -252,7 +257,7 @@ class FastChatterboxEngine:
                 continue
             # Both tokens and window completions arrive on job.tokens: one blocking wait.
             if len(tokens) >= stitcher.planned_tokens + plan.next_size(planned):
-                self._render(rendering, stitcher, voice, tokens, job, final=False)
+                self._render(rendering, stitcher, voice, tokens, job, clock, final=False)
                 planned += 1
                 continue
             try:
@@ -269,7 +274,7 @@ class FastChatterboxEngine:
                     raise RuntimeError("Chatterbox decoding failed") from job.error
                 done = True
                 if len(tokens) > stitcher.planned_tokens:
-                    self._render(rendering, stitcher, voice, tokens, job, final=True)
+                    self._render(rendering, stitcher, voice, tokens, job, clock, final=True)
                 continue
             if tok < SPEECH_VOCAB:  # upstream drops control tokens before S3Gen
                 tokens.append(tok)
@@ -281,11 +286,15 @@ class FastChatterboxEngine:
         voice: _Voice,
         tokens: list[int],
         job: DecodeJob,
+        clock: dict,
         *,
         final: bool,
     ):
         start, end = stitcher.plan_window(len(tokens), final)
-        fut = self.vocoder.submit(voice.key, voice.ref_dict, tokens[start:end], first=start == 0)
+        # Before the first audio, the request's arrival time orders it among other first
+        # windows; after, the moment its caller's buffered audio runs out.
+        deadline = clock["submitted"] if clock["start"] is None else clock["start"] + clock["audio_s"]
+        fut = self.vocoder.submit(voice.key, voice.ref_dict, tokens[start:end], first=start == 0, deadline=deadline)
         fut.add_done_callback(lambda _f: job.tokens.put(WINDOW_DONE))
         rendering.append((fut, start, end, final))
 
@@ -297,12 +306,14 @@ class FastChatterboxEngine:
 
     # ---- capacity ----
 
-    def measure_capacity(self, *, headroom: float = 1.5, prompt_len: int = 120, audio_s: float = 3.0) -> dict:
+    def measure_capacity(self, *, headroom: float = 2.3, prompt_len: int = 120, audio_s: float = 3.0) -> dict:
         """Streams the GPU sustains in real time, from timed decode steps and vocoder batches.
 
         Per second of audio a stream needs 25 decode steps (shared by the whole batch) and
         vocoding of 25 tokens (batched per voice); n streams fit while both together take
-        under 1/headroom of each wall-clock second.
+        under 1/headroom of each wall-clock second. headroom 2.3 is calibrated on the H100
+        burst bench (docs/benchmarks.md): the timing model alone was ~2x optimistic there
+        (imperfect batching, GIL, the first-window burst).
         """
         from tts.app.backends.chatterbox_fast.capacity import measure
 

@@ -11,7 +11,6 @@ side. Windows of many streams with the same voice run as one padded S3Gen batch.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -84,6 +83,7 @@ class RenderJob:
     ref_dict: dict
     tokens: list[int]
     first: bool  # window starts at token 0: apply S3Gen's reference-spillover fade-in
+    deadline: float = 0.0  # monotonic time the caller's audio runs out: most urgent first
     future: Future = field(default_factory=Future)
 
 
@@ -103,7 +103,9 @@ class BatchedVocoder:
         self.max_batch = max_batch
         self.n_cfm_timesteps = n_cfm_timesteps
         self.device = next(s3gen.parameters()).device
-        self._jobs: queue.Queue[RenderJob | None] = queue.Queue()
+        self._pending: list[RenderJob] = []
+        self._cv = threading.Condition()
+        self._stopping = False
         self._stream = torch.cuda.Stream(device=self.device) if self.device.type == "cuda" else None
         self._thread = threading.Thread(target=self._run, name="s3gen-vocoder", daemon=True)
         self.graphed = None
@@ -124,7 +126,9 @@ class BatchedVocoder:
         self._thread.start()
 
     def stop(self) -> None:
-        self._jobs.put(None)
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
         self._thread.join(timeout=10)
 
     def warm_up(self, ref_dict: dict, plan: ChunkPlan) -> int:
@@ -140,26 +144,30 @@ class BatchedVocoder:
             n *= 2
         return self.graphed.captured
 
-    def submit(self, voice_key: str, ref_dict: dict, tokens: list[int], first: bool) -> Future:
-        job = RenderJob(voice_key, ref_dict, tokens, first)
-        self._jobs.put(job)
+    def submit(self, voice_key: str, ref_dict: dict, tokens: list[int], first: bool, deadline: float = 0.0) -> Future:
+        job = RenderJob(voice_key, ref_dict, tokens, first, deadline)
+        with self._cv:
+            self._pending.append(job)
+            self._cv.notify()
         return job.future
+
+    def _next_batch(self) -> list[RenderJob] | None:
+        """The most urgent windows (earliest deadline: a caller about to hear silence, or a
+        stream still waiting for its first audio), up to the batch limit."""
+        with self._cv:
+            while not self._pending and not self._stopping:
+                self._cv.wait()
+            if self._stopping:
+                return None
+            self._pending.sort(key=lambda j: j.deadline)
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            return batch
 
     def _run(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is None:
+            batch = self._next_batch()
+            if batch is None:
                 return
-            batch = [job]
-            while len(batch) < self.max_batch:  # take what queued meanwhile: it batches for free
-                try:
-                    nxt = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._jobs.put(None)
-                    break
-                batch.append(nxt)
             by_voice: dict[str, list[RenderJob]] = {}
             for j in batch:
                 by_voice.setdefault(j.voice_key, []).append(j)
