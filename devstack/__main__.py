@@ -63,8 +63,9 @@ def main() -> int:
                 ports["llm"], ready_path="/v1/models"),
         Service("stt", [python(), "-m", "devstack.stt_server", "--host", "127.0.0.1", "--port", str(ports["stt"])],
                 ports["stt"], ready_path="/health", requires_module="devstack.stt_server"),
-        Service("tts", [python(), "-m", "tts.app", "--host", "127.0.0.1", "--port", str(ports["tts"])],
-                ports["tts"], ready_path="/ready", requires_module="tts.app.__main__", env={"TTS_BACKEND": "piper"}),
+        Service("tts", [python(), "-m", "tts.app"], ports["tts"], ready_path="/ready", requires_module="tts.app.__main__",
+                env={"TTS_HOST": "127.0.0.1", "TTS_PORT": str(ports["tts"]), "TTS_BACKEND": "piper",
+                     "TTS_VOICES_DIR": str(local / "tts" / "voices"), "TTS_VOICE_ALIASES": "default=joe"}),
         Service("browser", [python(), "-m", "browser"], ports["browser"], ready_path=None, requires_module="browser.__main__"),
     ]
     stack = Stack(local / "logs", env)
