@@ -64,6 +64,11 @@ class SessionReport(BaseModel):
     sip_status_code: int | None = None
     started_at: datetime
     answered_at: datetime | None = None
+    agent_first_spoke_at: datetime | None = Field(
+        None,
+        description="when the agent's first words started (absolute time); with answered_at it gives "
+        "the silence a person heard after answering (abandonment: more than 2 s)",
+    )
     ended_at: datetime
     outcome: CallOutcome
     agent_name: str | None = None

@@ -166,7 +166,8 @@ def write_report(
     turns = []
     if answered and first_agent_turn_s is not None:
         turns.append(
-            Turn(speaker="agent", text="Hello, this is Jade.", start=5 + first_agent_turn_s, end=8 + first_agent_turn_s)
+            # no recording here: turn times count from the answer (the agent's rule)
+            Turn(speaker="agent", text="Hello, this is Jade.", start=first_agent_turn_s, end=first_agent_turn_s + 3)
         )
     report = SessionReport(
         call_id=call_id,
@@ -175,6 +176,9 @@ def write_report(
         sip_status_code=sip_status_code,
         started_at=started,
         answered_at=started + timedelta(seconds=5) if answered else None,
+        agent_first_spoke_at=started + timedelta(seconds=5 + first_agent_turn_s)
+        if answered and first_agent_turn_s is not None
+        else None,
         ended_at=ended_at,
         outcome=outcome,
         do_not_call_requested=do_not_call,

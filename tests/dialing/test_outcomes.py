@@ -27,11 +27,13 @@ from tests.dialing.conftest import (
 from tests.doubles.livekit_server import LiveKitDouble
 
 
-def report(outcome: CallOutcome, answered_after_s: float | None, agent_first_s: float | None) -> SessionReport:
+def report(
+    outcome: CallOutcome, answered_after_s: float | None, agent_first_s: float | None, exact: bool
+) -> SessionReport:
+    """A report answered ``answered_after_s`` into the call whose agent first spoke ``agent_first_s`` after the answer."""
     started = WEDNESDAY_15Z
-    turns = [
-        Turn(speaker="caller", text="Hello?", start=0.5 + (answered_after_s or 0), end=1.0 + (answered_after_s or 0))
-    ]
+    answered = None if answered_after_s is None else started + timedelta(seconds=answered_after_s)
+    turns = [Turn(speaker="caller", text="Hello?", start=0.2, end=0.8)] if answered else []
     if agent_first_s is not None:
         turns.append(Turn(speaker="agent", text="Hi, this is Jade.", start=agent_first_s, end=agent_first_s + 2))
     return SessionReport(
@@ -39,28 +41,38 @@ def report(outcome: CallOutcome, answered_after_s: float | None, agent_first_s: 
         room="r",
         direction=CallDirection.OUTBOUND,
         started_at=started,
-        answered_at=None if answered_after_s is None else started + timedelta(seconds=answered_after_s),
+        answered_at=answered,
+        agent_first_spoke_at=answered + timedelta(seconds=agent_first_s)
+        if exact and answered and agent_first_s is not None
+        else None,
         ended_at=started + timedelta(minutes=1),
         outcome=outcome,
         turns=turns,
     )
 
 
+@pytest.mark.parametrize("exact", [True, False], ids=["agent_first_spoke_at", "turns"])
 @pytest.mark.parametrize(
     ("outcome", "answered_after", "agent_first", "abandoned"),
     [
-        (CallOutcome.ANSWERED, 6.0, 7.5, False),  # agent speaks 1.5 s after the answer
-        (CallOutcome.ANSWERED, 6.0, 8.5, True),  # 2.5 s of silence: abandoned
+        (CallOutcome.ANSWERED, 6.0, 1.5, False),
+        (CallOutcome.ANSWERED, 6.0, 2.5, True),  # 2.5 s of silence after "Hello?": abandoned
         (CallOutcome.ANSWERED, 6.0, None, True),  # the agent never spoke
         (CallOutcome.TRANSFERRED, 0.0, 1.9, False),
-        (CallOutcome.VOICEMAIL, 6.0, 9.0, None),  # a machine answered: not an abandonment
+        (CallOutcome.VOICEMAIL, 6.0, 3.0, None),  # a machine answered: not an abandonment
         (CallOutcome.NO_ANSWER, None, None, None),
     ],
 )
 def test_abandonment_is_agent_silence_over_two_seconds_after_answer(
-    outcome, answered_after, agent_first, abandoned
+    outcome, answered_after, agent_first, abandoned, exact
 ) -> None:
-    assert is_abandoned(report(outcome, answered_after, agent_first)) is abandoned
+    assert is_abandoned(report(outcome, answered_after, agent_first, exact)) is abandoned
+
+
+def test_the_absolute_time_wins_over_turns_clamped_by_a_late_recording() -> None:
+    r = report(CallOutcome.ANSWERED, 6.0, 0.0, exact=False)  # greeting before the recording: clamped to 0
+    late = r.model_copy(update={"agent_first_spoke_at": r.answered_at + timedelta(seconds=3)})
+    assert is_abandoned(r) is False and is_abandoned(late) is True
 
 
 async def test_abandonment_rate_reaches_the_ledger(

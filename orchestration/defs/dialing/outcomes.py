@@ -36,18 +36,22 @@ class OutcomeSweep:
 
 
 def is_abandoned(report: SessionReport) -> bool | None:
-    """None when no person answered; else whether the agent stayed silent > 2 s after answer.
+    """None when no person answered; else whether they heard > 2 s of silence from the agent.
 
-    Turn times are seconds from the start of the recording, which starts with the call
-    (``started_at``); the answer happens ``answered_at - started_at`` into it.
+    Exact with ``agent_first_spoke_at``. Reports without it fall back to the turns: their
+    times count from the recording's start, or from the answer when nothing was recorded
+    (the agent's rule), so the first agent turn's start is the silence after the answer.
+    With a recording started after the greeting that reads as no silence: an undercount
+    that ends once the agent fills ``agent_first_spoke_at``.
     """
     if report.answered_at is None or report.outcome is CallOutcome.VOICEMAIL:
         return None
-    answered_offset = max(0.0, (report.answered_at - report.started_at).total_seconds())
+    if report.agent_first_spoke_at is not None:
+        return (report.agent_first_spoke_at - report.answered_at).total_seconds() > ABANDON_AFTER_S
     agent_starts = [t.start for t in report.turns if t.speaker is Speaker.AGENT]
     if not agent_starts:
         return True
-    return min(agent_starts) - answered_offset > ABANDON_AFTER_S
+    return min(agent_starts) > ABANDON_AFTER_S
 
 
 def report_candidates(call_id: str) -> list[str]:
