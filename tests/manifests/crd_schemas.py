@@ -214,6 +214,16 @@ GCP_BACKEND_POLICY = _resource(
                     "connectionDraining": _obj(
                         {"drainingTimeoutSec": {"type": "integer", "minimum": 0, "maximum": 3600}}
                     ),
+                    # IAP with the site's OAuth client: the id inline, the secret by reference to
+                    # a Secret (key `key`) in the policy's namespace
+                    "iap": _obj(
+                        {
+                            "enabled": {"type": "boolean"},
+                            "clientID": {"type": "string"},
+                            "oauth2ClientSecret": _obj({"name": {"type": "string", "minLength": 1}}, ("name",)),
+                        },
+                        ("enabled",),
+                    ),
                 }
             ),
             "targetRef": _POLICY_TARGET_REF,

@@ -57,6 +57,10 @@ def referenced_secrets(objects: list[KubeObject]) -> set[tuple[str, str]]:
     for obj in objects:
         if obj["kind"] == "GatewayConfig":
             refs |= {(obj["spec"]["authRef"]["name"], key) for key in ("type", "username", "password")}
+        iap = obj["spec"].get("default", {}).get("iap", {}) if obj["kind"] == "GCPBackendPolicy" else {}
+        if iap.get("oauth2ClientSecret"):
+            # GKE reads the OAuth client secret from the key `key`
+            refs.add((iap["oauth2ClientSecret"]["name"], "key"))
     return refs
 
 

@@ -30,6 +30,7 @@ ALL_ASSETS = {
     "outbound_trunk",
     "dispatch_rule",
     "agent_workers",
+    "call_browser",
 }
 DOWNSTREAM_OF_INFERENCE = ALL_ASSETS - {"namespace_and_secrets", "riva_stt", "vllm_llm", "chatterbox_tts"}
 

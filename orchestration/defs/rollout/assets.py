@@ -96,6 +96,8 @@ agent_workers = _applied_asset(
     ["dispatch_rule", "outbound_trunk", "livekit_egress"],
     WORKLOAD_BY_ASSET["agent_workers"].description,
 )
+# its HTTPRoute attaches to the Gateway that livekit_server applies
+call_browser = _applied_asset("call_browser", ["livekit_server"], WORKLOAD_BY_ASSET["call_browser"].description)
 
 
 # --- SIP trunks through livekit-api ---------------------------------------------------------
@@ -209,6 +211,7 @@ APPLIED = [
     livekit_egress,
     livekit_sip,
     agent_workers,
+    call_browser,
 ]
 TRUNKS = [inbound_trunk, outbound_trunk, dispatch_rule]
 ALL_ASSETS = [*APPLIED, *TRUNKS]

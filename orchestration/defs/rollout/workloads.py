@@ -59,8 +59,12 @@ LIVEKIT = (
     Workload("livekit_sip", ("livekit-sip",), Probe.NONE, "LiveKit SIP behind the Twilio-facing UDP load balancer"),
 )
 AGENT = Workload("agent_workers", ("agent",), Probe.AGENT, "The voice agent Deployment and its HPA")
+# Off the call path: needs Postgres (bootstrap) and the Gateway (livekit_server's group).
+CALL_BROWSER = Workload(
+    "call_browser", ("call-browser",), Probe.NONE, "The analyst call browser behind IAP on the Gateway"
+)
 
-WORKLOADS: tuple[Workload, ...] = (*GPU_INFERENCE, *LIVEKIT, AGENT)
+WORKLOADS: tuple[Workload, ...] = (*GPU_INFERENCE, *LIVEKIT, AGENT, CALL_BROWSER)
 WORKLOAD_BY_ASSET = {w.asset: w for w in WORKLOADS}
 APPLIED_ASSETS: tuple[str, ...] = (FOUNDATION, *(w.asset for w in WORKLOADS))
 
