@@ -212,7 +212,12 @@ def test_gke_repeats_the_code_location_but_for_its_image() -> None:
     the image and the site's bucket and project."""
     (neutral,) = load_values(VALUES)["dagster-user-deployments"]["deployments"]
     (site,) = load_values(VALUES, GKE_VALUES)["dagster-user-deployments"]["deployments"]
-    per_site = {"CALLCENTER_RECORDINGS_BUCKET", "GOOGLE_CLOUD_PROJECT"}
+    per_site = {
+        "CALLCENTER_RECORDINGS_BUCKET",
+        "GOOGLE_CLOUD_PROJECT",
+        "CALLCENTER_SIP_NUMBERS",
+        "CALLCENTER_TWILIO_TERMINATION_URI",
+    }
 
     def shared(entry: dict[str, Any]) -> dict[str, Any]:
         env = [e for e in entry["env"] if e["name"] not in per_site]
