@@ -38,6 +38,19 @@ def main() -> None:
     decoder = T3BatchDecoder(t3, DecoderShape(4, 256, (64, 128, 256)), dtype=torch.float32, device="cpu")
     scheduler = DecodeScheduler(decoder)
     scheduler.start()
+    # A caller who hangs up mid-sentence: its slot must free without disturbing the others.
+    leaver = scheduler.submit(
+        DecodeJob(
+            text_tokens=text_tokens(t3, [9, 9, 9]),
+            t3_cond=tiny_cond(t3, seed=3),
+            greedy=True,
+            min_p=1.0,
+            max_new_tokens=200,
+            stop_on_eos=False,
+        )
+    )
+    for _ in range(3):
+        leaver.tokens.get(timeout=60)
     jobs = []
     for ids, w, n in REQUESTS:
         jobs.append(
@@ -53,14 +66,23 @@ def main() -> None:
             )
         )
         time.sleep(0.03)  # later requests join a batch already decoding
+        if len(jobs) == 2:
+            leaver.cancelled.set()
     batched = []
     for job in jobs:
         got = []
         while (tok := job.tokens.get(timeout=60)) is not FINISHED:
             got.append(tok)
         batched.append(got)
+    leaver_tokens = 3
+    while leaver.tokens.get(timeout=60) is not FINISHED:
+        leaver_tokens += 1
+    deadline = time.time() + 10
+    while scheduler.active and time.time() < deadline:
+        time.sleep(0.01)
+    free_slots = len(scheduler._free)
     scheduler.stop()
-    print(json.dumps({"stock": stock, "batched": batched, "max_batch_seen": scheduler.steps > 0}))
+    print(json.dumps({"stock": stock, "batched": batched, "leaver_tokens": leaver_tokens, "free_slots": free_slots}))
 
 
 if __name__ == "__main__":
