@@ -116,7 +116,7 @@ def bench_stock(model, results: dict) -> None:
     )
 
 
-def stream_once(engine, tokens: int, start_evt: threading.Event | None = None) -> dict:
+def stream_once(engine, tokens: int, start_evt: threading.Event | None = None, delay: float = 0.0) -> dict:
     from tts.app.backends.chatterbox import ChatterboxCall
 
     call = ChatterboxCall(
@@ -124,6 +124,7 @@ def stream_once(engine, tokens: int, start_evt: threading.Event | None = None) -
     )
     if start_evt is not None:
         start_evt.wait()
+    time.sleep(delay)
     t0 = time.perf_counter()
     arrivals, samples = [], 0
     for chunk in engine.stream(call, threading.Event()):
@@ -151,7 +152,9 @@ def stream_once(engine, tokens: int, start_evt: threading.Event | None = None) -
     }
 
 
-def bench_fast(model, results: dict, stream_counts: list[int], prompt_tokens: int, full: bool) -> None:
+def bench_fast(
+    model, results: dict, stream_counts: list[int], prompt_tokens: int, full: bool, stagger_s: float = 0.0
+) -> None:
     import torch
 
     from tts.app.backends.chatterbox_fast.capacity import time_decode_step
@@ -238,9 +241,9 @@ def bench_fast(model, results: dict, stream_counts: list[int], prompt_tokens: in
         start = threading.Event()
         out: list[list[dict]] = [[] for _ in range(n)]
 
-        def caller(i: int, out=out, start=start) -> None:
+        def caller(i: int, out=out, start=start, n=n) -> None:
             try:
-                out[i].append(stream_once(engine, TOKENS, start))
+                out[i].append(stream_once(engine, TOKENS, start, delay=stagger_s * i / n))
                 out[i].append(stream_once(engine, TOKENS))
             except Exception as exc:  # recorded: a stalled or failed stream counts as not real-time
                 out[i].append({"error": repr(exc)[:200]})
@@ -271,7 +274,7 @@ def bench_fast(model, results: dict, stream_counts: list[int], prompt_tokens: in
             "errors": len(errors),
             "first_error": errors[0] if errors else None,
         }
-        emit_tagged(results, f"fast_concurrent_{n}", row)
+        emit_tagged(results, f"fast_concurrent_{n}" + (f"_staggered_{stagger_s:g}s" if stagger_s else ""), row)
         if ok == n:
             best = n
     emit_tagged(results, "fast_max_concurrent_streams_rtf_below_1", best)
@@ -288,6 +291,7 @@ def main() -> None:
     ap.add_argument("--streams", default="8,16,24,32,48,64")
     ap.add_argument("--skip-stock", action="store_true")
     ap.add_argument("--prompt-tokens", default="0,75", help="S3Gen reference prompt trims to compare (0: full)")
+    ap.add_argument("--stagger", type=float, default=0.0, help="callers start spread over this many seconds")
     args = ap.parse_args()
     import torch
 
@@ -302,7 +306,7 @@ def main() -> None:
     if not args.skip_stock:
         bench_stock(model, results)
     for i, pt in enumerate(int(x) for x in args.prompt_tokens.split(",")):
-        bench_fast(model, results, [int(x) for x in args.streams.split(",")], pt, full=i == 0)
+        bench_fast(model, results, [int(x) for x in args.streams.split(",")], pt, full=i == 0, stagger_s=args.stagger)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
 
