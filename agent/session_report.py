@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials
@@ -38,6 +38,7 @@ def build_report(call: CallState, history: llm.ChatContext, *, ended_at: datetim
     turns: list[Turn] = []
     latency: list[TurnLatency] = []
     last_user: llm.ChatMessage | None = None
+    first_agent_speech: float | None = None
     for item in history.items:
         if item.type != "message" or item.role not in _SPEAKERS:
             continue
@@ -46,6 +47,8 @@ def build_report(call: CallState, history: llm.ChatContext, *, ended_at: datetim
             continue
         metrics = item.metrics
         begin = metrics.get("started_speaking_at") or item.created_at
+        if item.role == "assistant" and first_agent_speech is None:
+            first_agent_speech = begin
         end = max(metrics.get("stopped_speaking_at") or begin, begin)
         turns.append(
             Turn(
@@ -84,6 +87,10 @@ def build_report(call: CallState, history: llm.ChatContext, *, ended_at: datetim
         sip_status_code=call.sip_status_code,
         started_at=call.started_at,
         answered_at=call.answered_at,
+        # with answered_at: the silence a person heard after picking up (abandonment)
+        agent_first_spoke_at=(
+            datetime.fromtimestamp(first_agent_speech, tz=UTC) if first_agent_speech is not None else None
+        ),
         ended_at=ended_at,
         outcome=call.final_outcome(),
         agent_name=agent_name,

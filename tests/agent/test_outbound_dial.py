@@ -79,6 +79,7 @@ async def test_answered_call_dials_greets_records_and_reports(
     )
     assert stored.recording_path == out.filepath
     assert stored.automated_agent_disclosed and stored.recording_disclosed
+    assert stored.answered_at is not None and stored.agent_first_spoke_at >= stored.answered_at
     assert [t.speaker for t in stored.turns] == [Speaker.AGENT, Speaker.CALLER, Speaker.AGENT]
     assert stored.turns[-1].text == "I'm calling because your plan ends soon."
     assert [lat.turn_index for lat in stored.latency] == [2]

@@ -66,6 +66,7 @@ async def test_turns_are_relative_to_the_recording_and_latency_comes_from_metric
         700.0,
     )
     assert report.outcome is CallOutcome.ANSWERED and report.persona == "inbound_support"
+    assert report.agent_first_spoke_at.timestamp() == origin - 1.0  # the greeting, before recording
     assert parse_report(report.model_dump_json()) == report  # what readers parse back
 
 
@@ -74,5 +75,5 @@ async def test_a_call_that_never_connected_has_no_turns_and_its_dial_outcome() -
     call.outcome = CallOutcome.BUSY
     call.sip_status_code = 486
     report = build_report(call, llm.ChatContext(), ended_at=utcnow(), agent_name="a")
-    assert report.turns == [] and report.latency == []
+    assert report.turns == [] and report.latency == [] and report.agent_first_spoke_at is None
     assert (report.outcome, report.sip_status_code, report.answered_at) == (CallOutcome.BUSY, 486, None)
