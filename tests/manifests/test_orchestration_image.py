@@ -200,3 +200,78 @@ def test_the_browser_runs_from_this_image() -> None:
     assert (REPO_ROOT / module / "__main__.py").is_file() and module in SHIPPED
     # the rollout in the image renders the manifests it ships
     assert yaml.safe_load((REPO_ROOT / "manifests" / "overlays" / "gke" / "kustomization.yaml").read_text())
+
+
+# --- the shipped tree alone ------------------------------------------------------------------------
+
+_LOAD_AS_IN_THE_IMAGE = """
+import importlib.abc, json, sys
+
+BLOCKED = set(json.loads(sys.argv[1]))
+
+class LeftOutOfTheImage(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{name} is not installed in the orchestration image")
+        return None
+
+sys.meta_path.insert(0, LeftOutOfTheImage())
+from orchestration.definitions import defs
+from orchestration.defs.rollout.settings import RolloutSettings
+from browser.app import create_app
+
+settings = RolloutSettings(overlay="gke")
+objects = settings.render()
+print(json.dumps({
+    "overlay_dir": str(settings.overlay_dir()),
+    "objects": len(objects),
+    "jobs": sorted(j.name for j in defs.resolve_all_job_defs()),
+    "browser": type(create_app).__name__,
+}))
+"""
+
+
+def test_the_copied_tree_loads_the_gke_code_location_without_the_left_out_packages(
+    steps: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    """Only what the Dockerfile copies, at /app's layout, with the excluded distributions'
+    modules made unimportable: the gke code location loads and the rollout renders its overlay."""
+    import os
+    import shutil
+    import subprocess
+
+    app = tmp_path / "app"
+    for kind, args in steps:
+        if kind == "COPY" and not args.startswith("--from="):
+            *sources, target = args.split()
+            if target.startswith("/app/"):
+                for source in sources:
+                    shutil.copytree(
+                        REPO_ROOT / source, app / source.rstrip("/"), ignore=shutil.ignore_patterns("__pycache__")
+                    )
+    excluded = {canonical(n) for n in EXCLUDED}
+    blocked = sorted(
+        module
+        for module, dists in importlib.metadata.packages_distributions().items()
+        if {canonical(d) for d in dists} <= excluded
+    )
+    assert {"faster_whisper", "llama_cpp", "pytest", "kmock"} <= set(blocked)
+    # first-party folders the image does not copy (the dev install's editable finder would
+    # otherwise still find them in the checkout)
+    blocked += ["devstack", "agent", "tts", "bench", "tests", "scripts"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CALLCENTER_", "PYTHON"))}
+    env.update(CALLCENTER_DEPLOYMENT="gke", PYTHONPATH=str(app), PYTHONWARNINGS="ignore", HF_HUB_OFFLINE="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOAD_AS_IN_THE_IMAGE, json.dumps(blocked)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["overlay_dir"] == str(app / "manifests" / "overlays" / "gke")
+    assert report["objects"] == len(render_overlay("gke"))
+    assert "rollout" in report["jobs"]
