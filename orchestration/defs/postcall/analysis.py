@@ -30,10 +30,11 @@ class StructuredOutput(StrEnum):
 class AnalysisFailed(Exception):
     """The model's output never validated; ``reason`` is stored on the call record."""
 
-    def __init__(self, reason: str, attempts: int, transient: bool = False) -> None:
+    def __init__(self, reason: str, attempts: int, transient: bool = False, seconds: float = 0.0) -> None:
         super().__init__(reason)
         self.reason = reason
         self.attempts = attempts
+        self.seconds = seconds
         # The endpoint was down or overloaded (not the model's output): worth retrying the whole step later.
         self.transient = transient
 
@@ -177,7 +178,12 @@ class CallLLM(dg.ConfigurableResource):
             if attempt < self.max_attempts:
                 time.sleep(delay)
                 delay *= 2
-        raise AnalysisFailed(f"{last_reason} (after {self.max_attempts} attempts)", self.max_attempts, transient)
+        raise AnalysisFailed(
+            f"{last_reason} (after {self.max_attempts} attempts)",
+            self.max_attempts,
+            transient,
+            seconds=time.perf_counter() - started,
+        )
 
 
 def describe_schema() -> str:

@@ -237,7 +237,9 @@ def call_analyses(
                 # later, instead of indexing every call of the batch as "analysis failed".
                 raise
             context.log.warning("analysis of %s failed: %s", call_id, exc.reason)
-            results[call_id] = AnalyzedCall(call_id, AnalysisStatus.FAILED, error=exc.reason, attempts=exc.attempts)
+            results[call_id] = AnalyzedCall(
+                call_id, AnalysisStatus.FAILED, error=exc.reason, attempts=exc.attempts, seconds=exc.seconds
+            )
             continue
         results[call_id] = AnalyzedCall(
             call_id, AnalysisStatus.OK, analysis=result.analysis, attempts=result.attempts, seconds=result.seconds
