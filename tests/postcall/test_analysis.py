@@ -50,7 +50,7 @@ def test_invalid_output_is_retried_then_recorded_as_failed(llm_base_url: str) ->
         llm(llm_base_url, max_tokens=8).analyze(TRANSCRIPT, "recall")
     assert failed.value.attempts == 2
     assert "not a valid CallAnalysis" in failed.value.reason and "max_tokens" in failed.value.reason
-    assert not failed.value.transient
+    assert not failed.value.transient and failed.value.seconds > 0
 
 
 def test_unreachable_endpoint_fails_with_the_url() -> None:
