@@ -231,11 +231,13 @@ class FastChatterboxEngine:
         """Plan windows as tokens arrive, render them ahead (pipelined), emit in order."""
         plan = self.config.plan
         stitcher = StreamStitcher(plan)
+        job.buffered = True
         self.scheduler.submit(job)
         tokens: list[int] = []
+        consumed = 0  # raw tokens taken from job.buffer (control tokens included)
         rendering: deque = deque()  # (future, start, end, final), in plan order
         planned = 0
-        done = False
+        decoded_all = done = False
         last_progress = time.monotonic()
         # When the caller's buffered audio runs out: the vocoder serves the earliest first.
         clock = {"start": None, "audio_s": 0.0, "submitted": last_progress}
@@ -255,29 +257,36 @@ class FastChatterboxEngine:
                     return
                 rendering[0][0].result(timeout=TOKEN_TIMEOUT_S)
                 continue
-            # Both tokens and window completions arrive on job.tokens: one blocking wait.
-            if len(tokens) >= stitcher.planned_tokens + plan.next_size(planned):
+            fresh = job.buffer[consumed:]
+            if fresh:
+                consumed += len(fresh)
+                tokens.extend(t for t in fresh if t < SPEECH_VOCAB)  # upstream drops control tokens
+                last_progress = time.monotonic()
+            want = stitcher.planned_tokens + plan.next_size(planned)
+            if len(tokens) >= want:
                 self._render(rendering, stitcher, voice, tokens, job, clock, final=False)
                 planned += 1
                 continue
-            try:
-                tok = job.tokens.get(timeout=1.0)
-            except queue.Empty:
-                if time.monotonic() - last_progress > TOKEN_TIMEOUT_S:
-                    raise RuntimeError("Chatterbox decoder produced no token for 60 s") from None
-                continue
-            if tok is WINDOW_DONE:
-                continue
-            last_progress = time.monotonic()
-            if tok is FINISHED:
+            if decoded_all:
                 if job.error is not None:
                     raise RuntimeError("Chatterbox decoding failed") from job.error
                 done = True
                 if len(tokens) > stitcher.planned_tokens:
                     self._render(rendering, stitcher, voice, tokens, job, clock, final=True)
                 continue
-            if tok < SPEECH_VOCAB:  # upstream drops control tokens before S3Gen
-                tokens.append(tok)
+            # Sleep until the decoder has at least the missing tokens, a window is rendered,
+            # or decoding ends: all three arrive on job.tokens.
+            job.wake_at = consumed + (want - len(tokens))
+            if len(job.buffer) >= job.wake_at:
+                continue
+            try:
+                item = job.tokens.get(timeout=1.0)
+            except queue.Empty:
+                if time.monotonic() - last_progress > TOKEN_TIMEOUT_S:
+                    raise RuntimeError("Chatterbox decoder produced no token for 60 s") from None
+                continue
+            if item is FINISHED:
+                decoded_all = True  # every token is in job.buffer before FINISHED is sent
 
     def _render(
         self,
