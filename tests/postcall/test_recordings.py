@@ -101,3 +101,18 @@ def test_unreadable_report_fails_only_that_call(bucket, render_demo_call) -> Non
     upload_call(bucket, call, report=b'{"call_id": 1}')
     result = _transcribe(bucket, call)
     assert result.report is None and "not a valid SessionReport" in (result.failure or "")
+
+
+def test_configured_patterns_redact_and_raw_is_kept_only_when_allowed(bucket, render_demo_call) -> None:
+    from callcenter.redaction import RedactionPattern
+
+    call = render_demo_call("wrong_number", STARTED)
+    upload_call(bucket, call)
+    ref = CallRef(call.report_object, int(bucket.bucket.get_blob(call.report_object).generation))
+    raw_written: dict[str, bytes] = {}
+    policy = RedactionPolicy(patterns=(RedactionPattern("name", r"\bmariah?\b"),))
+    result = transcribe_call(ref, bucket.read_bytes, WhisperSpeechToText(), policy, write_raw=raw_written.__setitem__)
+    texts = " ".join(s.text for s in result.recording_transcript + result.live_transcript)
+    assert "Maria" not in texts and "[REDACTED NAME]" in texts and result.redactions >= 1
+    (name, raw) = next(iter(raw_written.items()))
+    assert name == call.report_object.replace("session.json", "transcript.raw.json") and b"Maria" in raw
