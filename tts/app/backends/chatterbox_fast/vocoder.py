@@ -109,6 +109,9 @@ class BatchedVocoder:
         self._stream = torch.cuda.Stream(device=self.device) if self.device.type == "cuda" else None
         self._thread = threading.Thread(target=self._run, name="s3gen-vocoder", daemon=True)
         self.graphed = None
+        from tts.app.backends.chatterbox_fast import s3gen_patches
+
+        self.device_source = s3gen_patches.install(s3gen)
         if self.device.type == "cuda" and estimator_dtype != "float32":
             # The flow-matching U-Net casts its inputs to its own dtype (upstream's fp16 hook);
             # CosyVoice serves this estimator in fp16 as well.
