@@ -10,7 +10,9 @@ APT_PACKAGES=(espeak-ng sox ffmpeg redis-server chromium libsndfile1 cmake build
 PYTHON="${PYTHON:-python3.11}"
 VENV="$ROOT/.venv"
 # llama-cpp-python has no wheel on PyPI and builds from source in ~9 minutes on 2 cores:
-# the wheel is cached here and reused by every later setup on this machine.
+# the wheel is cached here and reused by every later setup on this machine. It is built
+# without -march=native: a native build on Sapphire Rapids enables the AMX kernels, which
+# segfault in VMs that do not grant AMX tile state (seen here on every batched prompt).
 WHEEL_CACHE="${CALLCENTER_WHEEL_CACHE:-$HOME/.cache/callcenter/wheels}"
 LLAMA_CPP_VERSION="0.3.36"
 
