@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SENTENCE = "Hi, this is Ava from Riverside Dental, calling about your appointment tomorrow."
 TOKENS = 75  # 3.0 s of audio: one sentence
 SAMPLES_PER_TOKEN = 960
+FIRST_TOKENS = 16  # --first-tokens: the first window (time to first audio vs. the buffer it builds)
 
 
 def emit(results: dict, key: str, value) -> None:
@@ -159,9 +160,15 @@ def bench_fast(
 
     from tts.app.backends.chatterbox_fast.capacity import time_decode_step
     from tts.app.backends.chatterbox_fast.engine import FastChatterboxEngine, FastEngineConfig
+    from tts.app.backends.chatterbox_fast.vocoder import ChunkPlan
 
     t0 = time.perf_counter()
-    cfg = FastEngineConfig(max_slots=max(64, max(stream_counts)), watermark=False, s3gen_prompt_tokens=prompt_tokens)
+    cfg = FastEngineConfig(
+        max_slots=max(64, max(stream_counts)),
+        watermark=False,
+        s3gen_prompt_tokens=prompt_tokens,
+        plan=ChunkPlan(first_tokens=FIRST_TOKENS),
+    )
     engine = FastChatterboxEngine(model, cfg, generator_seed=0)
     tag = "fast" if prompt_tokens == 0 else f"fast_prompt{prompt_tokens}"
 
@@ -296,11 +303,14 @@ def main() -> None:
     ap.add_argument("--streams", default="8,16,24,32,48,64")
     ap.add_argument("--skip-stock", action="store_true")
     ap.add_argument("--prompt-tokens", default="0,75", help="S3Gen reference prompt trims to compare (0: full)")
+    ap.add_argument("--first-tokens", type=int, default=16)
     ap.add_argument("--stagger", default="0", help="callers start spread over this many seconds (list: one sweep each)")
     args = ap.parse_args()
     import torch
 
-    results: dict = {
+    global FIRST_TOKENS
+    FIRST_TOKENS = args.first_tokens
+    results: dict = {"first_window_tokens": FIRST_TOKENS, 
         "weights": "random (real architecture); speed only",
         "device": torch.cuda.get_device_name(0),
         "torch": torch.__version__,
