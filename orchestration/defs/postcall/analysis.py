@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import dagster as dg
 from openai import APIConnectionError, APIStatusError, APITimeoutError, OpenAI
@@ -68,10 +68,11 @@ def _output_model(field_names: tuple[str, ...]) -> type[BaseModel]:
         "CallAnalysisOutput",
         __config__=ConfigDict(extra="forbid"),
         summary=(str, Field(min_length=1, max_length=600)),
-        disposition=(str, Field(min_length=1, max_length=40, pattern=r"^[a-z_]+$")),
+        # The bound lives in the pattern: llama.cpp's grammar ignores maxLength next to a pattern.
+        disposition=(str, Field(min_length=1, max_length=40, pattern=r"^[a-z_]{1,40}$")),
         sentiment=(Sentiment, ...),
         customer_intent=(str, Field(min_length=1, max_length=120)),
-        action_items=(list[str], Field(max_length=5)),
+        action_items=(list[Annotated[str, Field(max_length=200)]], Field(max_length=5)),
         follow_up_needed=(bool, ...),
         goal_achieved=(bool | None, ...),
         extracted_fields=(fields_model, ...),
