@@ -310,7 +310,7 @@ def main() -> None:
 
     global FIRST_TOKENS
     FIRST_TOKENS = args.first_tokens
-    results: dict = {"first_window_tokens": FIRST_TOKENS, 
+    results: dict = {"first_window_tokens": FIRST_TOKENS,
         "weights": "random (real architecture); speed only",
         "device": torch.cuda.get_device_name(0),
         "torch": torch.__version__,
