@@ -58,7 +58,8 @@ def main() -> int:
     services = [
         Service("gcs-emulator", [python(), "-m", "gcp_storage_emulator", "-d", str(local / "gcs"), "start",
                                  "--host", "127.0.0.1", "--port", str(ports["gcs"]), "--default-bucket", bucket], ports["gcs"]),
-        Service("llm", [python(), "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", env["CALLCENTER_LLM_MODEL"],
+        # llama-cpp-python's server with weight repacking off (see that module for why)
+        Service("llm", [python(), "-m", "orchestration.defs.postcall.llama_server", "--model", str(gguf), "--model_alias", env["CALLCENTER_LLM_MODEL"],
                         "--host", "127.0.0.1", "--port", str(ports["llm"]), "--n_ctx", "4096", "--n_threads", "2"],
                 ports["llm"], ready_path="/v1/models"),
         Service("stt", [python(), "-m", "devstack.stt_server", "--host", "127.0.0.1", "--port", str(ports["stt"])],
