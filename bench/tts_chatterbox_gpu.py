@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SENTENCE = "Hi, this is Ava from Riverside Dental, calling about your appointment tomorrow."
 TOKENS = 75  # 3.0 s of audio: one sentence
 SAMPLES_PER_TOKEN = 960
-FIRST_TOKENS = 16  # --first-tokens: the first window (time to first audio vs. the buffer it builds)
+FIRST_TOKENS = 24  # --first-tokens: the first window (time to first audio vs. the buffer it builds)
 
 
 def emit(results: dict, key: str, value) -> None:
@@ -303,7 +303,7 @@ def main() -> None:
     ap.add_argument("--streams", default="8,16,24,32,48,64")
     ap.add_argument("--skip-stock", action="store_true")
     ap.add_argument("--prompt-tokens", default="0,75", help="S3Gen reference prompt trims to compare (0: full)")
-    ap.add_argument("--first-tokens", type=int, default=16)
+    ap.add_argument("--first-tokens", type=int, default=24)
     ap.add_argument("--stagger", default="0", help="callers start spread over this many seconds (list: one sweep each)")
     args = ap.parse_args()
     import torch
