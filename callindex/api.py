@@ -36,6 +36,14 @@ class CallFilter(BaseModel):
     follow_up_needed: bool | None = None
     analysis_status: AnalysisStatus | None = None
     status: RecordStatus | None = None
+    persona: str | None = Field(None, description="the agent persona, matched case-insensitively")
+    contact_id: str | None = Field(None, description="the dialled contact (all attempts of one contact)")
+    min_duration_s: float | None = Field(None, ge=0, description="duration_s >= this")
+    max_duration_s: float | None = Field(None, ge=0, description="duration_s <= this")
+    min_latency_p50_ms: float | None = Field(
+        None, ge=0, description="voice-to-voice p50 >= this; calls without a measured turn never match"
+    )
+    max_latency_p50_ms: float | None = Field(None, ge=0, description="voice-to-voice p50 <= this (measured calls)")
 
 
 class SortField(StrEnum):
@@ -43,11 +51,18 @@ class SortField(StrEnum):
     DURATION = "duration_s"
     CAMPAIGN = "campaign_id"
     OUTCOME = "outcome"
+    LATENCY = "latency_p50_ms"  # voice-to-voice p50; calls without a measurement sort last
+    SENTIMENT = "sentiment"  # negative, mixed, neutral, positive (ascending); unanalysed calls sort last
+
+
+# Sentiment as a sortable number: worst first when ascending.
+SENTIMENT_RANK = {Sentiment.NEGATIVE: 1, Sentiment.MIXED: 2, Sentiment.NEUTRAL: 3, Sentiment.POSITIVE: 4}
 
 
 class CallPage(BaseModel):
     items: list[CallRecord]
-    total: int = Field(description="rows matching the filters, across all pages")
+    total: int = Field(description="rows matching the filters, across all pages (at most count_limit: see total_exact)")
+    total_exact: bool = Field(True, description="False when counting stopped at list_calls' count_limit")
     limit: int
     offset: int
 
@@ -80,7 +95,12 @@ class CallIndex(Protocol):
         descending: bool = True,
         limit: int = 50,
         offset: int = 0,
-    ) -> CallPage: ...
+        count_limit: int | None = None,
+    ) -> CallPage:
+        """One page in ``sort`` order. ``count_limit``: stop counting matches there (``total`` is then
+        ``count_limit`` and ``total_exact`` False); 0 skips the count. Counting a large filtered set
+        costs more than reading the page, so pages that only need "more than N" should cap it."""
+        ...
 
     def search_text(self, query: str, filters: CallFilter | None = None, *, limit: int = 20) -> list[SearchHit]:
         """Full-text search over transcript, summary and intent; words are ANDed, "quoted phrases" kept."""
@@ -90,6 +110,10 @@ class CallIndex(Protocol):
         self, embedding: Sequence[float], filters: CallFilter | None = None, *, limit: int = 20
     ) -> list[SearchHit]:
         """Nearest calls by cosine similarity to ``embedding`` (use ``callindex.embeddings`` for a query)."""
+        ...
+
+    def get_embedding(self, call_id: str) -> list[float] | None:
+        """The stored embedding of one call (for "find similar" without re-embedding its text)."""
         ...
 
     def count(self, filters: CallFilter | None = None) -> int: ...
@@ -108,6 +132,18 @@ def check_page(limit: int, offset: int) -> None:
         raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
     if offset < 0:
         raise ValueError(f"offset must be >= 0, got {offset}")
+
+
+def check_count_limit(count_limit: int | None) -> None:
+    if count_limit is not None and count_limit < 0:
+        raise ValueError(f"count_limit must be >= 0 or None (exact count), got {count_limit}")
+
+
+def capped_total(counted: int, count_limit: int | None) -> tuple[int, bool]:
+    """(total, exact) from a count that read at most ``count_limit + 1`` rows."""
+    if count_limit is not None and counted > count_limit:
+        return count_limit, False
+    return counted, True
 
 
 def check_embedding(embedding: Sequence[float]) -> None:

@@ -18,11 +18,14 @@ from psycopg.types.json import Jsonb
 from callcenter.record import CallRecord
 from callindex.api import (
     EMBEDDING_DIM,
+    SENTIMENT_RANK,
     CallFilter,
     CallIndexError,
     CallPage,
     SearchHit,
     SortField,
+    capped_total,
+    check_count_limit,
     check_embedding,
     check_page,
 )
@@ -48,6 +51,11 @@ CREATE TABLE IF NOT EXISTS calls (
     embedding vector({EMBEDDING_DIM}) NOT NULL,
     indexed_at timestamptz NOT NULL DEFAULT now()
 );
+-- Added later (older databases get them, filled from record, in _add_columns); NULL when unknown.
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS persona_key text;  -- persona, case-folded
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS contact_id text;
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS latency_p50_ms double precision;  -- voice-to-voice p50
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS sentiment_rank smallint;  -- SENTIMENT_RANK
 CREATE INDEX IF NOT EXISTS calls_search ON calls USING gin (search);
 CREATE INDEX IF NOT EXISTS calls_embedding ON calls USING hnsw (embedding vector_cosine_ops);
 CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at);
@@ -55,24 +63,39 @@ CREATE INDEX IF NOT EXISTS calls_campaign_started ON calls (campaign_id, started
 CREATE INDEX IF NOT EXISTS calls_outcome_started ON calls (outcome, started_at);
 CREATE INDEX IF NOT EXISTS calls_campaign_outcome_started ON calls (campaign_id, outcome, started_at);
 CREATE INDEX IF NOT EXISTS calls_duration ON calls (duration_s);
+CREATE INDEX IF NOT EXISTS calls_persona_started ON calls (persona_key, started_at);
+CREATE INDEX IF NOT EXISTS calls_contact_started ON calls (contact_id, started_at);
+CREATE INDEX IF NOT EXISTS calls_latency ON calls (latency_p50_ms);
+CREATE INDEX IF NOT EXISTS calls_sentiment_rank ON calls (sentiment_rank);
 """
+
+# Rows written before the added columns existed: fill them from the stored record.
+_BACKFILL = (
+    "UPDATE calls SET persona_key = lower(record->>'persona'), contact_id = record->>'contact_id', "
+    "latency_p50_ms = (record->'latency'->>'voice_to_voice_p50_ms')::double precision, "
+    "sentiment_rank = CASE sentiment "
+    + " ".join(f"WHEN '{s.value}' THEN {r}" for s, r in SENTIMENT_RANK.items())
+    + " END WHERE persona_key IS NULL AND contact_id IS NULL AND latency_p50_ms IS NULL AND sentiment_rank IS NULL"
+)
 
 _UPSERT = """
 INSERT INTO calls (call_id, campaign_id, direction, outcome, started_at, duration_s, sentiment, disposition,
-                   follow_up_needed, analysis_status, status, record, search_text, search, embedding, indexed_at)
+                   follow_up_needed, analysis_status, status, record, search_text, search, embedding, indexed_at,
+                   persona_key, contact_id, latency_p50_ms, sentiment_rank)
 VALUES (%(call_id)s, %(campaign_id)s, %(direction)s, %(outcome)s, %(started_at)s, %(duration_s)s, %(sentiment)s,
         %(disposition)s, %(follow_up_needed)s, %(analysis_status)s, %(status)s, %(record)s, %(search_text)s,
         setweight(to_tsvector('english', %(summary)s), 'A')
           || setweight(to_tsvector('english', %(intent)s), 'B')
           || setweight(to_tsvector('english', %(transcript)s), 'C'),
-        %(embedding)s, now())
+        %(embedding)s, now(), %(persona_key)s, %(contact_id)s, %(latency_p50_ms)s, %(sentiment_rank)s)
 ON CONFLICT (call_id) DO UPDATE SET
     campaign_id = EXCLUDED.campaign_id, direction = EXCLUDED.direction, outcome = EXCLUDED.outcome,
     started_at = EXCLUDED.started_at, duration_s = EXCLUDED.duration_s, sentiment = EXCLUDED.sentiment,
     disposition = EXCLUDED.disposition, follow_up_needed = EXCLUDED.follow_up_needed,
     analysis_status = EXCLUDED.analysis_status, status = EXCLUDED.status, record = EXCLUDED.record,
     search_text = EXCLUDED.search_text, search = EXCLUDED.search, embedding = EXCLUDED.embedding,
-    indexed_at = now()
+    indexed_at = now(), persona_key = EXCLUDED.persona_key, contact_id = EXCLUDED.contact_id,
+    latency_p50_ms = EXCLUDED.latency_p50_ms, sentiment_rank = EXCLUDED.sentiment_rank
 """
 
 _SORT_COLUMNS = {
@@ -80,6 +103,8 @@ _SORT_COLUMNS = {
     SortField.DURATION: "duration_s",
     SortField.CAMPAIGN: "campaign_id",
     SortField.OUTCOME: "outcome",
+    SortField.LATENCY: "latency_p50_ms",
+    SortField.SENTIMENT: "sentiment_rank",
 }
 
 
@@ -107,6 +132,10 @@ def _params(record: CallRecord, embedding: Sequence[float]) -> dict[str, object]
         "intent": intent,
         "transcript": transcript,
         "embedding": np.asarray(embedding, dtype=np.float32),
+        "persona_key": record.persona.casefold() if record.persona is not None else None,
+        "contact_id": record.contact_id,
+        "latency_p50_ms": record.latency.voice_to_voice_p50_ms,
+        "sentiment_rank": SENTIMENT_RANK[record.sentiment] if record.sentiment else None,
     }
 
 
@@ -123,6 +152,8 @@ def _where(filters: CallFilter | None) -> tuple[list[str], list[object]]:
         "follow_up_needed": filters.follow_up_needed,
         "analysis_status": filters.analysis_status.value if filters.analysis_status else None,
         "status": filters.status.value if filters.status else None,
+        "persona_key": filters.persona.casefold() if filters.persona is not None else None,
+        "contact_id": filters.contact_id,
     }
     for column, value in simple.items():
         if value is not None:
@@ -137,6 +168,15 @@ def _where(filters: CallFilter | None) -> tuple[list[str], list[object]]:
     if filters.started_to is not None:
         clauses.append("started_at < %s")
         params.append(filters.started_to)
+    for condition, value in (
+        ("duration_s >= %s", filters.min_duration_s),
+        ("duration_s <= %s", filters.max_duration_s),
+        ("latency_p50_ms >= %s", filters.min_latency_p50_ms),
+        ("latency_p50_ms <= %s", filters.max_latency_p50_ms),
+    ):
+        if value is not None:
+            clauses.append(condition)
+            params.append(value)
     return clauses, params
 
 
@@ -154,7 +194,12 @@ class PostgresCallIndex:
                 f"cannot connect to the call index database (CALLCENTER_CALL_INDEX_DSN): {exc}"
             ) from None
         with self._conn.transaction():
+            had_columns = self._conn.execute(
+                "SELECT count(*) FROM information_schema.columns WHERE table_name = 'calls' AND column_name = 'persona_key'"
+            ).fetchone()[0]
             self._conn.execute(_SCHEMA)
+            if not had_columns:
+                self._conn.execute(_BACKFILL)
         register_vector(self._conn)
 
     def upsert(self, record: CallRecord, embedding: Sequence[float]) -> None:
@@ -176,6 +221,11 @@ class PostgresCallIndex:
             row = self._conn.execute("SELECT record FROM calls WHERE call_id = %s", (call_id,)).fetchone()
         return CallRecord.model_validate(row[0]) if row else None
 
+    def get_embedding(self, call_id: str) -> list[float] | None:
+        with self._lock:
+            row = self._conn.execute("SELECT embedding FROM calls WHERE call_id = %s", (call_id,)).fetchone()
+        return row[0].to_numpy().astype(np.float32).tolist() if row else None
+
     def count(self, filters: CallFilter | None = None) -> int:
         clauses, params = _where(filters)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
@@ -190,8 +240,10 @@ class PostgresCallIndex:
         descending: bool = True,
         limit: int = 50,
         offset: int = 0,
+        count_limit: int | None = None,
     ) -> CallPage:
         check_page(limit, offset)
+        check_count_limit(count_limit)
         clauses, params = _where(filters)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         direction = "DESC" if descending else "ASC"
@@ -200,8 +252,20 @@ class PostgresCallIndex:
             rows = self._conn.execute(
                 f"SELECT record FROM calls {where} ORDER BY {order} LIMIT %s OFFSET %s", (*params, limit, offset)
             ).fetchall()
-            total = self._conn.execute(f"SELECT count(*) FROM calls {where}", params).fetchone()[0]
-        return CallPage(items=[CallRecord.model_validate(r[0]) for r in rows], total=total, limit=limit, offset=offset)
+            if count_limit is None:
+                counted = self._conn.execute(f"SELECT count(*) FROM calls {where}", params).fetchone()[0]
+            else:  # the count stops after count_limit + 1 rows
+                counted = self._conn.execute(
+                    f"SELECT count(*) FROM (SELECT 1 FROM calls {where} LIMIT %s) AS capped", (*params, count_limit + 1)
+                ).fetchone()[0]
+        total, exact = capped_total(counted, count_limit)
+        return CallPage(
+            items=[CallRecord.model_validate(r[0]) for r in rows],
+            total=total,
+            total_exact=exact,
+            limit=limit,
+            offset=offset,
+        )
 
     def search_text(self, query: str, filters: CallFilter | None = None, *, limit: int = 20) -> list[SearchHit]:
         check_page(limit, 0)

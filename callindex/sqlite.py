@@ -18,10 +18,13 @@ import sqlite_vec
 
 from callcenter.record import CallRecord
 from callindex.api import (
+    SENTIMENT_RANK,
     CallFilter,
     CallPage,
     SearchHit,
     SortField,
+    capped_total,
+    check_count_limit,
     check_embedding,
     check_page,
 )
@@ -47,7 +50,12 @@ CREATE TABLE IF NOT EXISTS calls (
     analysis_status TEXT NOT NULL,
     status TEXT NOT NULL,
     record TEXT NOT NULL,               -- the CallRecord as JSON
-    embedding BLOB NOT NULL             -- float32[384], for exact re-ranking
+    embedding BLOB NOT NULL,            -- float32[384], for exact re-ranking
+    -- Filter/sort columns that calls_vec lacks (vec0 tables cannot grow columns): NULL when unknown.
+    persona_key TEXT,                   -- persona, case-folded
+    contact_id TEXT,
+    latency_p50_ms REAL,                -- voice-to-voice p50
+    sentiment_rank INTEGER              -- SENTIMENT_RANK
 );
 CREATE INDEX IF NOT EXISTS calls_started ON calls(started_at);
 CREATE INDEX IF NOT EXISTS calls_campaign_started ON calls(campaign_id, started_at);
@@ -55,6 +63,7 @@ CREATE INDEX IF NOT EXISTS calls_outcome_started ON calls(outcome, started_at);
 -- campaign + outcome filters (the browser's common list) count from this index alone
 CREATE INDEX IF NOT EXISTS calls_campaign_outcome_started ON calls(campaign_id, outcome, started_at);
 CREATE INDEX IF NOT EXISTS calls_duration ON calls(duration_s);
+-- _ADDED_COLUMNS' indexes are created after the migration below (older files lack the columns)
 -- ``tags`` holds one token per filter value (campaign, outcome, day, month, ...), so a filtered
 -- search intersects posting lists inside FTS5 instead of ranking every match of a common word.
 CREATE VIRTUAL TABLE IF NOT EXISTS calls_fts USING fts5(
@@ -75,11 +84,34 @@ CREATE VIRTUAL TABLE IF NOT EXISTS calls_vec USING vec0(
 );
 """
 
+# Columns added after the first release: (name, type, backfill from the stored record JSON).
+_ADDED_COLUMNS = (
+    ("persona_key", "TEXT", "lower(json_extract(record, '$.persona'))"),
+    ("contact_id", "TEXT", "json_extract(record, '$.contact_id')"),
+    ("latency_p50_ms", "REAL", "json_extract(record, '$.latency.voice_to_voice_p50_ms')"),
+    (
+        "sentiment_rank",
+        "INTEGER",
+        "CASE sentiment " + " ".join(f"WHEN '{s.value}' THEN {r}" for s, r in SENTIMENT_RANK.items()) + " END",
+    ),
+)
+_ADDED_INDEXES = """
+CREATE INDEX IF NOT EXISTS calls_persona_started ON calls(persona_key, started_at);
+CREATE INDEX IF NOT EXISTS calls_contact_started ON calls(contact_id, started_at);
+CREATE INDEX IF NOT EXISTS calls_latency ON calls(latency_p50_ms);
+CREATE INDEX IF NOT EXISTS calls_sentiment_rank ON calls(sentiment_rank);
+"""
+# A vector search whose filters calls_vec cannot apply ranks every matching call exactly when
+# there are at most this many; beyond, it post-filters the binary scan's widest candidate list.
+EXACT_SCAN_MAX = 50_000
+
 _SORT_COLUMNS = {
     SortField.STARTED_AT: "started_at",
     SortField.DURATION: "duration_s",
     SortField.CAMPAIGN: "campaign_id",
     SortField.OUTCOME: "outcome",
+    SortField.LATENCY: "latency_p50_ms",
+    SortField.SENTIMENT: "sentiment_rank",
 }
 
 
@@ -103,43 +135,72 @@ def _filter_values(record: CallRecord) -> dict[str, object]:
     }
 
 
-def _where(filters: CallFilter | None, alias: str = "") -> tuple[list[str], list[object]]:
-    """SQL conditions over the filter columns (same names in ``calls`` and ``calls_vec``)."""
+def _calls_only_values(record: CallRecord) -> dict[str, object]:
+    """The ``calls`` columns that ``calls_vec`` lacks."""
+    return {
+        "persona_key": record.persona.casefold() if record.persona is not None else None,
+        "contact_id": record.contact_id,
+        "latency_p50_ms": record.latency.voice_to_voice_p50_ms,
+        "sentiment_rank": SENTIMENT_RANK[record.sentiment] if record.sentiment else None,
+    }
+
+
+def _calls_only_where(filters: CallFilter | None) -> tuple[list[str], list[object]]:
+    """Conditions over the columns only ``calls`` has (``calls_vec`` cannot apply these)."""
     if filters is None:
         return [], []
-    p = f"{alias}." if alias else ""
+    conditions = (
+        ("persona_key = ?", filters.persona.casefold() if filters.persona is not None else None),
+        ("contact_id = ?", filters.contact_id),
+        ("duration_s >= ?", filters.min_duration_s),
+        ("duration_s <= ?", filters.max_duration_s),
+        ("latency_p50_ms >= ?", filters.min_latency_p50_ms),
+        ("latency_p50_ms <= ?", filters.max_latency_p50_ms),
+    )
+    kept = [(c, v) for c, v in conditions if v is not None]
+    return [c for c, _ in kept], [v for _, v in kept]
+
+
+def _where(filters: CallFilter | None, *, vec: bool = False) -> tuple[list[str], list[object]]:
+    """SQL conditions over the filter columns; ``vec``: only those ``calls_vec`` also has."""
+    if filters is None:
+        return [], []
     clauses: list[str] = []
     params: list[object] = []
     if filters.campaign_id is not None:
-        clauses.append(f"{p}campaign_id = ?")
+        clauses.append("campaign_id = ?")
         params.append(filters.campaign_id)
     if filters.outcomes:
-        clauses.append(f"{p}outcome IN ({', '.join('?' for _ in filters.outcomes)})")
+        clauses.append(f"outcome IN ({', '.join('?' for _ in filters.outcomes)})")
         params.extend(o.value for o in filters.outcomes)
     if filters.direction is not None:
-        clauses.append(f"{p}direction = ?")
+        clauses.append("direction = ?")
         params.append(filters.direction.value)
     if filters.started_from is not None:
-        clauses.append(f"{p}started_at >= ?")
+        clauses.append("started_at >= ?")
         params.append(_epoch_ms(filters.started_from))
     if filters.started_to is not None:
-        clauses.append(f"{p}started_at < ?")
+        clauses.append("started_at < ?")
         params.append(_epoch_ms(filters.started_to))
     if filters.sentiment is not None:
-        clauses.append(f"{p}sentiment = ?")
+        clauses.append("sentiment = ?")
         params.append(filters.sentiment.value)
     if filters.disposition is not None:
-        clauses.append(f"{p}disposition = ?")
+        clauses.append("disposition = ?")
         params.append(filters.disposition)
     if filters.follow_up_needed is not None:
-        clauses.append(f"{p}follow_up_needed = ?")
+        clauses.append("follow_up_needed = ?")
         params.append(int(filters.follow_up_needed))
     if filters.analysis_status is not None:
-        clauses.append(f"{p}analysis_status = ?")
+        clauses.append("analysis_status = ?")
         params.append(filters.analysis_status.value)
     if filters.status is not None:
-        clauses.append(f"{p}status = ?")
+        clauses.append("status = ?")
         params.append(filters.status.value)
+    if not vec:
+        more, more_params = _calls_only_where(filters)
+        clauses += more
+        params += more_params
     return clauses, params
 
 
@@ -164,8 +225,20 @@ class SqliteCallIndex:
             self._conn.execute(_SCHEMA)
             # bm25 weights: transcript, summary, intent, tags (tags never score).
             self._conn.execute("INSERT INTO calls_fts (calls_fts, rank) VALUES ('rank', 'bm25(1.0, 2.0, 1.5, 0.0)')")
+            self._add_columns()
+            self._conn.execute(_ADDED_INDEXES)
         # Planner statistics for the indexes above (cheap: SQLite only analyses what needs it).
         self._conn.execute("PRAGMA optimize=0x10002")
+
+    def _add_columns(self) -> None:
+        """Files written before these columns existed get them, filled from each row's record JSON."""
+        have = {row[1] for row in self._conn.execute("PRAGMA table_info(calls)")}
+        missing = [c for c in _ADDED_COLUMNS if c[0] not in have]
+        for name, sql_type, _ in missing:
+            self._conn.execute(f"ALTER TABLE calls ADD COLUMN {name} {sql_type}")
+        if missing:
+            sets = ", ".join(f"{name} = {backfill}" for name, _, backfill in missing)
+            self._conn.execute(f"UPDATE calls SET {sets}")
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -190,19 +263,18 @@ class SqliteCallIndex:
         names = ", ".join(cols)
         marks = ", ".join("?" for _ in cols)
         values = list(cols.values())
+        calls_cols = {**cols, **_calls_only_values(record), "duration_s": record.duration_s}
+        calls_cols |= {"record": record.model_dump_json(), "embedding": vec_blob}
         if row is None:
             self._conn.execute(
-                f"INSERT INTO calls (call_id, {names}, duration_s, record, embedding) VALUES (?, {marks}, ?, ?, ?)",
-                (record.call_id, *values, record.duration_s, record.model_dump_json(), vec_blob),
+                f"INSERT INTO calls (call_id, {', '.join(calls_cols)}) VALUES (?, {', '.join('?' for _ in calls_cols)})",
+                (record.call_id, *calls_cols.values()),
             )
             rowid = self._conn.last_insert_rowid()
         else:
             rowid = row[0]
-            sets = ", ".join(f"{c} = ?" for c in cols)
-            self._conn.execute(
-                f"UPDATE calls SET {sets}, duration_s = ?, record = ?, embedding = ? WHERE id = ?",
-                (*values, record.duration_s, record.model_dump_json(), vec_blob, rowid),
-            )
+            sets = ", ".join(f"{c} = ?" for c in calls_cols)
+            self._conn.execute(f"UPDATE calls SET {sets} WHERE id = ?", (*calls_cols.values(), rowid))
             self._conn.execute("DELETE FROM calls_fts WHERE rowid = ?", (rowid,))
             self._conn.execute("DELETE FROM calls_vec WHERE id = ?", (rowid,))
         analysis = record.analysis
@@ -241,6 +313,11 @@ class SqliteCallIndex:
             row = self._conn.execute("SELECT record FROM calls WHERE call_id = ?", (call_id,)).fetchone()
         return CallRecord.model_validate_json(row[0]) if row else None
 
+    def get_embedding(self, call_id: str) -> list[float] | None:
+        with self._lock:
+            row = self._conn.execute("SELECT embedding FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+        return np.frombuffer(row[0], dtype=np.float32).tolist() if row else None
+
     def count(self, filters: CallFilter | None = None) -> int:
         clauses, params = _where(filters)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
@@ -255,19 +332,32 @@ class SqliteCallIndex:
         descending: bool = True,
         limit: int = 50,
         offset: int = 0,
+        count_limit: int | None = None,
     ) -> CallPage:
         check_page(limit, offset)
+        check_count_limit(count_limit)
         clauses, params = _where(filters)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         direction = "DESC" if descending else "ASC"
-        order = f"{_SORT_COLUMNS[SortField(sort)]} {direction}, id {direction}"
+        # Unknown latency / sentiment (NULL) sorts last either way, as in PostgreSQL.
+        order = f"{_SORT_COLUMNS[SortField(sort)]} {direction} NULLS LAST, id {direction}"
+        if count_limit is None:
+            count_sql, count_params = f"SELECT count(*) FROM calls {where}", params
+        else:  # the count stops after count_limit + 1 rows
+            count_sql = f"SELECT count(*) FROM (SELECT 1 FROM calls {where} LIMIT ?)"
+            count_params = [*params, count_limit + 1]
         with self._lock:
             rows = self._conn.execute(
                 f"SELECT record FROM calls {where} ORDER BY {order} LIMIT ? OFFSET ?", (*params, limit, offset)
             ).fetchall()
-            total = self._conn.execute(f"SELECT count(*) FROM calls {where}", params).fetchone()[0]
+            counted = self._conn.execute(count_sql, count_params).fetchone()[0]
+        total, exact = capped_total(counted, count_limit)
         return CallPage(
-            items=[CallRecord.model_validate_json(r[0]) for r in rows], total=total, limit=limit, offset=offset
+            items=[CallRecord.model_validate_json(r[0]) for r in rows],
+            total=total,
+            total_exact=exact,
+            limit=limit,
+            offset=offset,
         )
 
     def search_text(self, query: str, filters: CallFilter | None = None, *, limit: int = 20) -> list[SearchHit]:
@@ -319,19 +409,23 @@ class SqliteCallIndex:
         check_embedding(embedding)
         query = np.asarray(embedding, dtype=np.float32)
         k = min(limit * RERANK_FACTOR, _VEC_MAX_K)
-        clauses, params = _where(filters)
+        clauses, params = _where(filters, vec=True)
         extra = "".join(f" AND {c}" for c in clauses)
+        only_calls, only_params = _calls_only_where(filters)
         with self._lock:
-            candidates = self._conn.execute(
-                f"SELECT id FROM calls_vec WHERE embedding MATCH vec_quantize_binary(?) AND k = ?{extra}",
-                (query.tobytes(), k, *params),
-            ).fetchall()
-            if not candidates:
+            if only_calls:
+                rows = self._rows_for_calls_only_filters(filters, query, k, extra, params, only_calls, only_params)
+            else:
+                candidates = self._conn.execute(
+                    f"SELECT id FROM calls_vec WHERE embedding MATCH vec_quantize_binary(?) AND k = ?{extra}",
+                    (query.tobytes(), k, *params),
+                ).fetchall()
+                ids = [c[0] for c in candidates]
+                rows = self._conn.execute(
+                    f"SELECT id, embedding FROM calls WHERE id IN ({', '.join('?' for _ in ids)})", ids
+                ).fetchall()
+            if not rows:
                 return []
-            ids = [c[0] for c in candidates]
-            rows = self._conn.execute(
-                f"SELECT id, embedding FROM calls WHERE id IN ({', '.join('?' for _ in ids)})", ids
-            ).fetchall()
             # Exact cosine over the binary scan's candidates restores float precision.
             matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
             norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)
@@ -346,6 +440,29 @@ class SqliteCallIndex:
         return [
             SearchHit(record=CallRecord.model_validate_json(records[rows[i][0]]), score=float(sims[i])) for i in best
         ]
+
+    def _rows_for_calls_only_filters(self, filters, query, k, extra, params, only_calls, only_params):
+        """(id, embedding) candidates when some filters are ``calls``-only (persona, ranges, contact).
+
+        A small matching set is ranked exactly (every row); a large one takes the binary scan's
+        widest candidate list over the filters calls_vec has, then the rest filter it.
+        """
+        clauses, all_params = _where(filters)
+        where = " AND ".join(clauses)
+        n = self._conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM calls WHERE {where} LIMIT ?)", (*all_params, EXACT_SCAN_MAX + 1)
+        ).fetchone()[0]
+        if n <= EXACT_SCAN_MAX:
+            return self._conn.execute(f"SELECT id, embedding FROM calls WHERE {where}", all_params).fetchall()
+        candidates = self._conn.execute(
+            f"SELECT id FROM calls_vec WHERE embedding MATCH vec_quantize_binary(?) AND k = ?{extra}",
+            (query.tobytes(), _VEC_MAX_K, *params),
+        ).fetchall()
+        ids = [c[0] for c in candidates]
+        more = "".join(f" AND {c}" for c in only_calls)
+        return self._conn.execute(
+            f"SELECT id, embedding FROM calls WHERE id IN ({', '.join('?' for _ in ids)}){more}", (*ids, *only_params)
+        ).fetchall()
 
     def close(self) -> None:
         with self._lock:

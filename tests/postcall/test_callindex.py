@@ -191,3 +191,107 @@ def test_filtered_search_matches_the_filters_exactly(index: CallIndex, record_fa
         assert {h.record.call_id for h in index.search_text("invoice", filters, limit=100)} == expected, filters
         assert {h.record.call_id for h in index.search_vector(unit(0), filters, limit=100)} == expected, filters
         assert index.count(filters) == len(expected)
+
+
+def _varied(record_factory) -> list:
+    """12 calls over personas, contacts, durations and latencies (some unmeasured, some unanalysed)."""
+    from callcenter.record import LatencySummary
+
+    sentiments = [Sentiment.POSITIVE, Sentiment.NEGATIVE, Sentiment.MIXED, Sentiment.NEUTRAL]
+    recs = []
+    for i in range(12):
+        rec = record_factory(T0 + timedelta(minutes=i), sentiment=sentiments[i % 4], text=f"invoice call {i}")
+        p50 = None if i % 5 == 0 else 400.0 + 50 * i
+        rec = rec.model_copy(
+            update={
+                "persona": ["Recall", "billing", None][i % 3],
+                "contact_id": f"contact-{i % 4}",
+                "duration_s": float(10 * i),
+                "latency": LatencySummary(turns_measured=0 if p50 is None else 3, voice_to_voice_p50_ms=p50),
+            }
+        )
+        if i == 11:
+            rec = rec.model_copy(update={"analysis": None})
+        recs.append(rec)
+    return recs
+
+
+def test_persona_contact_duration_and_latency_filters(index: CallIndex, record_factory) -> None:
+    recs = _varied(record_factory)
+    index.upsert_many((r, unit(i)) for i, r in enumerate(recs))
+    p50 = lambda r: r.latency.voice_to_voice_p50_ms  # noqa: E731
+    cases = [
+        (CallFilter(persona="recall"), lambda r: (r.persona or "").casefold() == "recall"),
+        (CallFilter(persona="BILLING", contact_id="contact-1"), lambda r: r.persona == "billing" and r.contact_id == "contact-1"),
+        (CallFilter(min_duration_s=30, max_duration_s=70), lambda r: 30 <= r.duration_s <= 70),
+        (CallFilter(min_latency_p50_ms=600), lambda r: p50(r) is not None and p50(r) >= 600),
+        (CallFilter(max_latency_p50_ms=600), lambda r: p50(r) is not None and p50(r) <= 600),
+        (CallFilter(contact_id="contact-2", max_duration_s=60), lambda r: r.contact_id == "contact-2" and r.duration_s <= 60),
+    ]  # fmt: skip
+    for filters, pred in cases:
+        expected = {r.call_id for r in recs if pred(r)}
+        assert expected and len(expected) < len(recs), filters
+        assert {r.call_id for r in index.list_calls(filters, limit=100).items} == expected, filters
+        assert index.count(filters) == len(expected), filters
+        assert {h.record.call_id for h in index.search_text("invoice", filters, limit=100)} == expected, filters
+        assert {h.record.call_id for h in index.search_vector(unit(3), filters, limit=100)} == expected, filters
+
+
+@pytest.mark.parametrize("descending", [True, False])
+def test_sort_by_latency_and_sentiment_puts_unknowns_last(index: CallIndex, record_factory, descending) -> None:
+    from callindex.api import SENTIMENT_RANK
+
+    recs = _varied(record_factory)
+    index.upsert_many((r, unit(i)) for i, r in enumerate(recs))
+    by_latency = index.list_calls(sort=SortField.LATENCY, descending=descending, limit=100).items
+    measured = [r.latency.voice_to_voice_p50_ms for r in by_latency if r.latency.voice_to_voice_p50_ms is not None]
+    assert measured == sorted(measured, reverse=descending) and len(measured) == 9
+    assert all(r.latency.voice_to_voice_p50_ms is None for r in by_latency[len(measured) :])
+    by_sentiment = index.list_calls(sort=SortField.SENTIMENT, descending=descending, limit=100).items
+    ranks = [SENTIMENT_RANK[r.sentiment] for r in by_sentiment[:-1]]
+    assert ranks == sorted(ranks, reverse=descending) and by_sentiment[-1].analysis is None
+
+
+def test_count_limit_caps_the_total(index: CallIndex, record_factory) -> None:
+    recs = [record_factory(T0 + timedelta(minutes=i)) for i in range(7)]
+    index.upsert_many((r, unit(i)) for i, r in enumerate(recs))
+    capped = index.list_calls(limit=2, count_limit=5)
+    assert (capped.total, capped.total_exact, len(capped.items)) == (5, False, 2)
+    assert (index.list_calls(limit=2, count_limit=7).total, index.list_calls(limit=2, count_limit=7).total_exact) == (
+        7,
+        True,
+    )
+    exact = index.list_calls(limit=2)
+    assert (exact.total, exact.total_exact) == (7, True)
+    with pytest.raises(ValueError, match="count_limit"):
+        index.list_calls(count_limit=-1)
+
+
+def test_get_embedding_returns_the_stored_vector(index: CallIndex, record_factory) -> None:
+    rec = record_factory(T0)
+    index.upsert(rec, unit(7))
+    stored = index.get_embedding(rec.call_id)
+    assert stored is not None and np.allclose(stored, unit(7), atol=1e-6)
+    assert index.get_embedding("call-00000000-0000-7000-8000-000000000000") is None
+    assert index.search_vector(stored, limit=1)[0].record.call_id == rec.call_id
+
+
+def test_sqlite_file_from_before_the_added_columns_is_migrated(tmp_path, record_factory) -> None:
+    """An index written by the first release gains the columns, filled from each stored record."""
+    import apsw
+
+    path = tmp_path / "old.db"
+    recs = _varied(record_factory)
+    with open_call_index(str(path)) as idx:
+        idx.upsert_many((r, unit(i)) for i, r in enumerate(recs))
+    conn = apsw.Connection(str(path))
+    for name in ("calls_persona_started", "calls_contact_started", "calls_latency", "calls_sentiment_rank"):
+        conn.execute(f"DROP INDEX {name}")
+    for column in ("persona_key", "contact_id", "latency_p50_ms", "sentiment_rank"):
+        conn.execute(f"ALTER TABLE calls DROP COLUMN {column}")
+    conn.close()
+    with open_call_index(str(path)) as idx:
+        assert idx.count(CallFilter(persona="Recall")) == 4
+        assert idx.count(CallFilter(contact_id="contact-3", min_latency_p50_ms=600)) == 2
+        ordered = idx.list_calls(sort=SortField.SENTIMENT, descending=False, limit=100).items
+        assert ordered[0].sentiment == Sentiment.NEGATIVE and ordered[-1].analysis is None
