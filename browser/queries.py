@@ -1,16 +1,12 @@
 """What the pages ask of the call index, on top of ``callindex.CallIndex`` (the only API used).
 
-Filters the index cannot express yet (persona, duration and latency ranges, the dialled
-contact) are passed through when ``CallFilter`` grows fields of the names in
-``INDEX_SIDE_FILTERS``; until then they are applied here over a bounded scan of the rows
-matching the other filters, and the page says when that scan stopped short.
+Every list filter and sort is the index's own (SQL in both engines): nothing is filtered here.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from browser import charts
@@ -32,8 +28,8 @@ from callindex.api import SortField as IndexSort
 
 log = logging.getLogger(__name__)
 
-# Browser filter -> the CallFilter field that would take it (see the module docstring).
-INDEX_SIDE_FILTERS = {
+# Browser filter -> the CallFilter field that takes it, where the names differ.
+_FILTER_NAMES = {
     "persona": "persona",
     "min_duration_s": "min_duration_s",
     "max_duration_s": "max_duration_s",
@@ -41,17 +37,17 @@ INDEX_SIDE_FILTERS = {
     "max_latency_ms": "max_latency_p50_ms",
 }
 _SORTS = {
-    SortField.STARTED_AT: "STARTED_AT",
-    SortField.DURATION: "DURATION",
-    SortField.CAMPAIGN: "CAMPAIGN",
-    SortField.OUTCOME: "OUTCOME",
-    SortField.LATENCY: "LATENCY",
-    SortField.SENTIMENT: "SENTIMENT",
+    SortField.STARTED_AT: IndexSort.STARTED_AT,
+    SortField.DURATION: IndexSort.DURATION,
+    SortField.CAMPAIGN: IndexSort.CAMPAIGN,
+    SortField.OUTCOME: IndexSort.OUTCOME,
+    SortField.LATENCY: IndexSort.LATENCY,
+    SortField.SENTIMENT: IndexSort.SENTIMENT,
 }
-SCAN_LIMIT = 20_000  # rows read to apply browser-side filters before the page says "narrow the filters"
-DIAL_ATTEMPT_WINDOW = timedelta(days=3)
+# The list counts matches up to here and then says "10,000+": an exact count of a broad filter
+# over a million calls costs seconds, reading the page milliseconds.
+LIST_COUNT_LIMIT = 10_000
 DASHBOARD_DEFAULT_DAYS = 14
-DASHBOARD_MAX_ROWS = 200_000
 DASHBOARD_MAX_DAYS = 92
 DASHBOARD_SLOTS_PER_DAY = 8
 DASHBOARD_SAMPLE_PER_SLOT = 25
@@ -59,7 +55,7 @@ ANSWERED = {"answered", "transferred"}
 
 
 def supported_sorts() -> list[SortField]:
-    return [f for f in SortField if hasattr(IndexSort, _SORTS[f])]
+    return list(_SORTS)
 
 
 def _fmt_time(dt: datetime | None) -> str:
@@ -86,14 +82,7 @@ def call_row(record: CallRecord, score: float | None = None, snippet: str | None
     )
 
 
-@dataclass(frozen=True)
-class _Plan:
-    index_filter: CallFilter
-    local: Callable[[CallRecord], bool] | None  # predicate the index could not apply
-
-
-def _plan(q: CallListQuery) -> _Plan:
-    fields = CallFilter.model_fields
+def index_filter(q: CallListQuery) -> CallFilter:
     kw: dict = {
         "campaign_id": q.campaign,
         "direction": q.direction,
@@ -104,35 +93,9 @@ def _plan(q: CallListQuery) -> _Plan:
         kw["started_from"] = datetime.combine(q.date_from, time(), UTC)
     if q.date_to:
         kw["started_to"] = datetime.combine(q.date_to + timedelta(days=1), time(), UTC)
-    local_checks: list[Callable[[CallRecord], bool]] = []
-    for name, index_name in INDEX_SIDE_FILTERS.items():
-        value = getattr(q, name)
-        if value is None:
-            continue
-        if index_name in fields:
-            kw[index_name] = value
-        else:
-            local_checks.append(_local_check(name, value))
-    local = None
-    if local_checks:
-
-        def local(record: CallRecord) -> bool:
-            return all(check(record) for check in local_checks)
-
-    return _Plan(CallFilter(**{k: v for k, v in kw.items() if v is not None}), local)
-
-
-def _local_check(name: str, value) -> Callable[[CallRecord], bool]:
-    def latency(r: CallRecord) -> float | None:
-        return r.latency.voice_to_voice_p50_ms
-
-    return {
-        "persona": lambda r: (r.persona or "").casefold() == str(value).casefold(),
-        "min_duration_s": lambda r: r.duration_s >= value,
-        "max_duration_s": lambda r: r.duration_s <= value,
-        "min_latency_ms": lambda r: latency(r) is not None and latency(r) >= value,
-        "max_latency_ms": lambda r: latency(r) is not None and latency(r) <= value,
-    }[name]
+    for name, index_name in _FILTER_NAMES.items():
+        kw[index_name] = getattr(q, name)
+    return CallFilter(**{k: v for k, v in kw.items() if v is not None})
 
 
 class CallBrowserQueries:
@@ -157,70 +120,36 @@ class CallBrowserQueries:
 
     # -- list, export ---------------------------------------------------------------------
 
-    def _sort(self, q: CallListQuery) -> IndexSort:
-        member = getattr(IndexSort, _SORTS[q.sort], None)
-        if member is None:
-            allowed = ", ".join(f.value for f in supported_sorts())
-            raise BadFilter(f"the call index cannot sort by {q.sort.value}; sort by one of: {allowed}")
-        return member
-
-    def _scan(self, plan: _Plan, sort: IndexSort, descending: bool, limit: int) -> Iterator[CallRecord]:
+    def _scan(self, filters: CallFilter, sort: IndexSort, descending: bool, limit: int) -> Iterator[CallRecord]:
         offset = 0
         while offset < limit:
+            want = min(MAX_PAGE_SIZE, limit - offset)
             page = self.index.list_calls(
-                plan.index_filter,
-                sort=sort,
-                descending=descending,
-                limit=min(MAX_PAGE_SIZE, limit - offset),
-                offset=offset,
+                filters, sort=sort, descending=descending, limit=want, offset=offset, count_limit=0
             )
             yield from page.items
             offset += len(page.items)
-            if len(page.items) == 0 or offset >= page.total:
+            if len(page.items) < want:
                 return
 
     def page(self, q: CallListQuery, page_size: int) -> CallPage:
-        plan = _plan(q)
-        sort = self._sort(q)
-        descending = q.order is SortOrder.DESC
         start = (q.page - 1) * page_size
-        if plan.local is None:
-            result = self.index.list_calls(
-                plan.index_filter, sort=sort, descending=descending, limit=page_size, offset=start
-            )
-            rows = [call_row(r) for r in result.items]
-            return CallPage(rows, q.page > 1, start + len(rows) < result.total, result.total, start + 1)
-        matches: list[CallRecord] = []
-        scanned, more, cut_short = 0, False, False
-        for scanned, record in enumerate(self._scan(plan, sort, descending, SCAN_LIMIT), start=1):  # noqa: B007 (read after the loop)
-            if plan.local(record):
-                matches.append(record)
-                if len(matches) > start + page_size:
-                    more = True
-                    break
-        else:
-            cut_short = scanned >= SCAN_LIMIT
-        rows = [call_row(r) for r in matches[start : start + page_size]]
-        total = None if more or cut_short else len(matches)
-        page = CallPage(rows, q.page > 1, more, total, start + 1)
-        if cut_short:
-            page.note = (
-                f"Only the first {SCAN_LIMIT:,} calls matching the other filters were checked; narrow the date range."
-            )
-        return page
+        result = self.index.list_calls(
+            index_filter(q),
+            sort=_SORTS[q.sort],
+            descending=q.order is SortOrder.DESC,
+            limit=page_size,
+            offset=start,
+            # Past the cap, the count only has to show that a next page exists.
+            count_limit=max(LIST_COUNT_LIMIT, start + page_size),
+        )
+        rows = [call_row(r) for r in result.items]
+        has_next = not result.total_exact or start + len(rows) < result.total
+        return CallPage(rows, q.page > 1, has_next, result.total, start + 1, total_exact=result.total_exact)
 
     def export_rows(self, q: CallListQuery, max_rows: int) -> Iterator[CallRow]:
-        plan = _plan(q)
-        sort = self._sort(q)
-        written = 0
-        # The scan reads at most max_rows (or SCAN_LIMIT more when filtering here) rows.
-        limit = max_rows if plan.local is None else max_rows + SCAN_LIMIT
-        for record in self._scan(plan, sort, q.order is SortOrder.DESC, limit):
-            if plan.local is None or plan.local(record):
-                yield call_row(record)
-                written += 1
-                if written >= max_rows:
-                    return
+        for record in self._scan(index_filter(q), _SORTS[q.sort], q.order is SortOrder.DESC, max_rows):
+            yield call_row(record)
 
     # -- search ---------------------------------------------------------------------------
 
@@ -236,11 +165,11 @@ class CallBrowserQueries:
         return [call_row(h.record, h.score) for h in hits]
 
     def similar_to_call(self, call_id: str, limit: int) -> list[CallRow] | None:
-        record = self.index.get(call_id)
-        if record is None:
+        embedding = self.index.get_embedding(call_id)
+        if embedding is None:
             return None
-        # The index stores embeddings of embedding_text(); the same text under the same model is the same vector.
-        hits = self.index.search_vector(self.embedder.embed_query(record.embedding_text()), limit=limit + 1)
+        # The call's own stored vector: no re-embedding (and no model load) for "find similar".
+        hits = self.index.search_vector(embedding, limit=limit + 1)
         return [call_row(h.record, h.score) for h in hits if h.record.call_id != call_id][:limit]
 
     # -- one call -------------------------------------------------------------------------
@@ -249,20 +178,14 @@ class CallBrowserQueries:
         """Every dial of this call's contact in its campaign, found near this call's time."""
         if not record.contact_id:
             return []
-        fields = CallFilter.model_fields
-        kw: dict = {"campaign_id": record.campaign_id}
-        if "contact_id" in fields:
-            kw["contact_id"] = record.contact_id
-        else:  # no contact filter in the index yet: look at this campaign's calls around this one
-            kw["started_from"] = record.started_at - DIAL_ATTEMPT_WINDOW
-            kw["started_to"] = record.started_at + DIAL_ATTEMPT_WINDOW
         page = self.index.list_calls(
-            CallFilter(**{k: v for k, v in kw.items() if v is not None}),
+            CallFilter(campaign_id=record.campaign_id, contact_id=record.contact_id),
             sort=IndexSort.STARTED_AT,
             descending=False,
             limit=MAX_PAGE_SIZE,
+            count_limit=0,
         )
-        attempts = [r for r in page.items if r.contact_id == record.contact_id]
+        attempts = list(page.items)
         if all(r.call_id != record.call_id for r in attempts):
             attempts.append(record)
         return [
@@ -288,7 +211,7 @@ class CallBrowserQueries:
 
     def dashboard(self, q: CallListQuery) -> Dashboard:
         if q.date_from is None and q.date_to is None:
-            newest = self.index.list_calls(limit=1)
+            newest = self.index.list_calls(limit=1, count_limit=0)
             end = newest.items[0].started_at.date() if newest.items else datetime.now(UTC).date()
             q = q.model_copy(update={"date_from": end - timedelta(days=DASHBOARD_DEFAULT_DAYS - 1), "date_to": end})
         elif q.date_from is None or q.date_to is None:
@@ -296,13 +219,9 @@ class CallBrowserQueries:
         days = (q.date_to - q.date_from).days + 1
         if days > DASHBOARD_MAX_DAYS:
             raise BadFilter(f"the dashboard shows at most {DASHBOARD_MAX_DAYS} days; narrow date_from..date_to")
-        plan = _plan(q)
-        if plan.local is not None:  # filters the index cannot count: read every call in the range
-            records = (r for r in self._scan(plan, IndexSort.STARTED_AT, False, DASHBOARD_MAX_ROWS) if plan.local(r))
-            return build_dashboard(records, q)
         # Counts per day and outcome are exact (index counts); handle time, sentiment and latency
         # come from a sample spread over each day, so a busy fortnight stays one fast page.
-        base = plan.index_filter.model_dump(exclude={"started_from", "started_to", "outcomes"}, exclude_none=True)
+        base = index_filter(q).model_dump(exclude={"started_from", "started_to", "outcomes"}, exclude_none=True)
         counts: dict[str, list[int]] = {}
         sample: list[CallRecord] = []
         slot = timedelta(days=1) / DASHBOARD_SLOTS_PER_DAY
@@ -314,7 +233,7 @@ class CallBrowserQueries:
                 counts.setdefault(outcome.value, [0] * days)[i] = self.index.count(f)
             for k in range(DASHBOARD_SLOTS_PER_DAY):
                 f = CallFilter(**base, started_from=start + k * slot, started_to=start + (k + 1) * slot)
-                sample += self.index.list_calls(f, limit=DASHBOARD_SAMPLE_PER_SLOT).items
+                sample += self.index.list_calls(f, limit=DASHBOARD_SAMPLE_PER_SLOT, count_limit=0).items
         dashboard = build_dashboard(sample, q, outcome_counts={o: c for o, c in counts.items() if any(c)})
         dashboard.sampled = len(sample) < dashboard.total_calls
         return dashboard

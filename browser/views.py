@@ -73,13 +73,15 @@ class CallPage:
     total: int | None
     first: int
     note: str | None = None
+    total_exact: bool = True  # False: total is where the count stopped ("10,000+")
 
     @property
     def summary(self) -> str:
         if not self.rows:
             return "No calls match."
         last = self.first + len(self.rows) - 1
-        of = f" of {self.total:,}" if self.total is not None else ""
+        plus = "" if self.total_exact else "+"
+        of = f" of {self.total:,}{plus}" if self.total is not None else ""
         return f"Calls {self.first:,}–{last:,}{of}"
 
 

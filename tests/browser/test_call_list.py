@@ -81,7 +81,7 @@ def test_pages_walk_through_all_calls_without_overlap(make_client, calls):
     assert listed(client.get("/calls?page=3").text) == []
 
 
-def test_browser_side_filter_pages_too(make_client, calls):
+def test_persona_filter_pages_too(make_client, calls):
     client = make_client(page_size=2)
     recall = ids_where(calls, lambda r: r.persona == "recall")
     one = listed(client.get("/calls?persona=recall&page=1").text)
@@ -154,3 +154,32 @@ def test_pages_carry_a_strict_content_security_policy(client, gcs_emulator):
     assert r.headers["referrer-policy"] == "no-referrer"
     assert float(r.headers["server-timing"].split("dur=")[1]) > 0
     assert "style=" not in r.text and "<script>" not in r.text  # nothing inline for the CSP to block
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_sort_by_latency_puts_unmeasured_calls_last(client, calls, order):
+    p50 = {rec.call_id: rec.latency.voice_to_voice_p50_ms for rec, _ in calls}
+    got = [p50[c] for c in listed(client.get(f"/calls?sort=latency&order={order}").text)]
+    measured = [v for v in got if v is not None]
+    assert len(got) == len(calls) and measured and got[: len(measured)] == sorted(measured, reverse=order == "desc")
+
+
+def test_sort_by_sentiment_goes_from_negative_to_positive(client, calls):
+    from callindex.api import SENTIMENT_RANK
+
+    rank = {rec.call_id: SENTIMENT_RANK[rec.sentiment] for rec, _ in calls if rec.sentiment}
+    got = [rank[c] for c in listed(client.get("/calls?sort=sentiment&order=asc").text) if c in rank]
+    assert len(set(got)) > 1 and got == sorted(got)
+
+
+def test_count_stops_at_the_cap_and_the_next_page_still_shows(make_client, calls, monkeypatch):
+    import browser.queries
+
+    monkeypatch.setattr(browser.queries, "LIST_COUNT_LIMIT", 3)
+    client = make_client(page_size=2)
+    first = client.get("/calls?page=1").text
+    assert "Calls 1–2 of 3+" in html.unescape(first) and 'rel="next"' in first
+    # A page past the cap counts far enough to show whether one more exists.
+    last = (len(calls) + 1) // 2
+    assert 'rel="next"' not in client.get(f"/calls?page={last}").text
+    assert 'rel="next"' in client.get(f"/calls?page={last - 1}").text

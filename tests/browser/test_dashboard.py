@@ -70,7 +70,7 @@ def test_latency_breakdown_scales_to_the_slowest_turn():
 def test_dashboard_counts_match_the_list_for_index_and_browser_side_filters(client, calls):
     for query, pred in [
         ("campaign=spring-recall", lambda r: r.campaign_id == "spring-recall"),
-        ("persona=recall", lambda r: r.persona == "recall"),  # not an index filter: counted here
+        ("persona=recall", lambda r: r.persona == "recall"),  # persona is an index filter too
         ("outcome=answered", lambda r: r.outcome.value == "answered"),
     ]:
         r = client.get(f"/dashboard?date_from=2026-11-19&date_to=2026-11-23&{query}")

@@ -72,3 +72,22 @@ def test_bad_searches_say_what_to_fix(client, query, status, message):
     r = client.get(f"/search?{query}")
     assert r.status_code == status
     assert message in html.unescape(r.text)
+
+
+def test_find_similar_uses_the_stored_embedding_without_the_model(index_path, calls):
+    """The call's own vector comes from the index: the embedding model is never loaded for it."""
+    from browser.queries import CallBrowserQueries
+    from callindex.sqlite import SqliteCallIndex
+
+    class NoModel:
+        def embed_query(self, text):
+            raise AssertionError("find similar re-embedded the call's text")
+
+    booking, rescheduling = calls[0][0], calls[5][0]
+    queries = CallBrowserQueries(SqliteCallIndex(index_path), embedder=NoModel())
+    try:
+        rows = queries.similar_to_call(booking.call_id, 3)
+        assert rows[0].call_id == rescheduling.call_id and booking.call_id not in {r.call_id for r in rows}
+        assert queries.similar_to_call("call-00000000-0000-7000-8000-000000000000", 3) is None
+    finally:
+        queries.close()

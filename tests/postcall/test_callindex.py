@@ -295,3 +295,21 @@ def test_sqlite_file_from_before_the_added_columns_is_migrated(tmp_path, record_
         assert idx.count(CallFilter(contact_id="contact-3", min_latency_p50_ms=600)) == 2
         ordered = idx.list_calls(sort=SortField.SENTIMENT, descending=False, limit=100).items
         assert ordered[0].sentiment == Sentiment.NEGATIVE and ordered[-1].analysis is None
+
+
+def test_postgres_table_from_before_the_added_columns_is_migrated(postgres_dsn, record_factory) -> None:
+    recs = _varied(record_factory)
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE calls")
+    with open_call_index(postgres_dsn) as idx:
+        idx.upsert_many((r, unit(i)) for i, r in enumerate(recs))
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        for column in ("persona_key", "contact_id", "latency_p50_ms", "sentiment_rank"):
+            conn.execute(f"ALTER TABLE calls DROP COLUMN {column}")  # drops its index too
+    with open_call_index(postgres_dsn) as idx:
+        assert idx.count(CallFilter(persona="Recall")) == 4
+        assert idx.count(CallFilter(contact_id="contact-3", min_latency_p50_ms=600)) == 2
+        ordered = idx.list_calls(sort=SortField.SENTIMENT, descending=False, limit=100).items
+        assert ordered[0].sentiment == Sentiment.NEGATIVE and ordered[-1].analysis is None
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE calls")
