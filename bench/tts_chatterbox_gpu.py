@@ -292,7 +292,9 @@ def concurrency_sweep(engine, results: dict, stream_counts: list[int], stagger_s
         emit_tagged(results, f"fast_concurrent_{n}" + (f"_staggered_{stagger_s:g}s" if stagger_s else ""), row)
         if ok == n:
             best = n
-    emit_tagged(results, "fast_max_concurrent_streams_rtf_below_1" + (f"_staggered_{stagger_s:g}s" if stagger_s else ""), best)
+    emit_tagged(
+        results, "fast_max_concurrent_streams_rtf_below_1" + (f"_staggered_{stagger_s:g}s" if stagger_s else ""), best
+    )
 
 
 def main() -> None:
@@ -310,7 +312,8 @@ def main() -> None:
 
     global FIRST_TOKENS
     FIRST_TOKENS = args.first_tokens
-    results: dict = {"first_window_tokens": FIRST_TOKENS,
+    results: dict = {
+        "first_window_tokens": FIRST_TOKENS,
         "weights": "random (real architecture); speed only",
         "device": torch.cuda.get_device_name(0),
         "torch": torch.__version__,
@@ -321,7 +324,14 @@ def main() -> None:
     if not args.skip_stock:
         bench_stock(model, results)
     for i, pt in enumerate(int(x) for x in args.prompt_tokens.split(",")):
-        bench_fast(model, results, [int(x) for x in args.streams.split(",")], pt, full=i == 0, staggers=tuple(float(x) for x in args.stagger.split(",")))
+        bench_fast(
+            model,
+            results,
+            [int(x) for x in args.streams.split(",")],
+            pt,
+            full=i == 0,
+            staggers=tuple(float(x) for x in args.stagger.split(",")),
+        )
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
 
