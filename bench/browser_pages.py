@@ -300,10 +300,17 @@ def main() -> int:
             ),
             ("call list, last 7 days, sentiment filter", [f"/calls?{week}&sentiment=negative"]),
             ("call list, sorted by duration", ["/calls?sort=duration&order=desc"]),
-            ("call list, persona filter (browser-side scan)", ["/calls?persona=billing"]),
+            ("call list, sorted by latency p50", ["/calls?sort=latency&order=desc"]),
+            ("call list, sorted by sentiment", ["/calls?sort=sentiment&order=asc"]),
+            ("call list, persona filter", ["/calls?persona=billing"]),
+            (
+                "call list, persona + duration + latency range",
+                ["/calls?persona=recall&min_duration_s=60&max_latency_ms=800"],
+            ),
             ("call page (answered, with session report)", [f"/calls/{r.call_id}" for r in answered_sample]),
             ("call page (any outcome)", [f"/calls/{r.call_id}" for r in sample]),
             ("full-text search", ["/search?q=whitening+Tuesday", "/search?q=cleaning", "/search?q=invoice+Friday"]),
+            ("find similar (stored embedding)", [f"/search?similar_to={r.call_id}" for r in sample[:10]]),
             ("dashboard, last 14 days", ["/dashboard"]),
         ]
         print(

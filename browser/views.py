@@ -72,7 +72,6 @@ class CallPage:
     has_next: bool
     total: int | None
     first: int
-    note: str | None = None
     total_exact: bool = True  # False: total is where the count stopped ("10,000+")
 
     @property
