@@ -239,7 +239,7 @@ def render_call(scenario: Scenario, started_at: datetime, rng: random.Random, in
     return DemoCall(report, audio_path(call_id, started_at), report_path(call_id, started_at), encode_ogg_opus(stereo))
 
 
-def plan_calls(count: int, now: datetime, seed: int = 7, days: int = 3) -> Iterator[tuple[Scenario, datetime, random.Random, int]]:
+def plan_calls(count: int, now: datetime, seed: int = 7, days: int = 2) -> Iterator[tuple[Scenario, datetime, random.Random, int]]:
     """Spread ``count`` calls over the ``days`` UTC days before ``now``'s, in US business hours.
 
     Only past days, so that restarts on the same day render exactly the same calls.

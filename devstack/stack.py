@@ -96,7 +96,7 @@ class Stack:
         )
         running = Running(svc, proc, log_path)
         self.running.append(running)
-        log.info("starting %-14s on 127.0.0.1:%d (log: %s)", svc.name, svc.port, log_path.relative_to(REPO_ROOT))
+        log.info("starting %-14s on 127.0.0.1:%d (log: %s)", svc.name, svc.port, log_path)
         wait_ready(svc, proc, log_path)
         return running
 

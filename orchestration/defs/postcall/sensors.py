@@ -13,7 +13,7 @@ from orchestration.resources.storage import RecordingsBucket
 # Longest a call (plus Egress upload) may take: reports of calls started this long before the
 # watermark can still appear, so listing starts there.
 MAX_CALL_DURATION = timedelta(hours=6)
-INITIAL_LOOKBACK = timedelta(days=2)
+INITIAL_LOOKBACK = timedelta(days=3)  # a fresh deployment also picks up the last full days
 MAX_RUNTIME_S = 3 * 3600
 
 postcall_job = dg.define_asset_job(
