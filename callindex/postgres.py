@@ -67,6 +67,10 @@ CREATE INDEX IF NOT EXISTS calls_persona_started ON calls (persona_key, started_
 CREATE INDEX IF NOT EXISTS calls_contact_started ON calls (contact_id, started_at);
 CREATE INDEX IF NOT EXISTS calls_latency ON calls (latency_p50_ms);
 CREATE INDEX IF NOT EXISTS calls_sentiment_rank ON calls (sentiment_rank);
+-- Nullable sort keys sort NULLS LAST both ways; a plain index only serves the ascending one.
+CREATE INDEX IF NOT EXISTS calls_latency_desc ON calls (latency_p50_ms DESC NULLS LAST);
+CREATE INDEX IF NOT EXISTS calls_sentiment_rank_desc ON calls (sentiment_rank DESC NULLS LAST);
+CREATE INDEX IF NOT EXISTS calls_campaign_desc ON calls (campaign_id DESC NULLS LAST);
 """
 
 # Rows written before the added columns existed: fill them from the stored record.
@@ -97,6 +101,9 @@ ON CONFLICT (call_id) DO UPDATE SET
     indexed_at = now(), persona_key = EXCLUDED.persona_key, contact_id = EXCLUDED.contact_id,
     latency_p50_ms = EXCLUDED.latency_p50_ms, sentiment_rank = EXCLUDED.sentiment_rank
 """
+
+# Sort keys that can be NULL get NULLS LAST; the others must not, or no index serves DESC.
+_NULLABLE_SORTS = {SortField.CAMPAIGN, SortField.LATENCY, SortField.SENTIMENT}
 
 _SORT_COLUMNS = {
     SortField.STARTED_AT: "started_at",
@@ -180,6 +187,12 @@ def _where(filters: CallFilter | None) -> tuple[list[str], list[object]]:
     return clauses, params
 
 
+def _order_by(sort: SortField, descending: bool) -> str:
+    direction = "DESC" if descending else "ASC"
+    nulls = " NULLS LAST" if SortField(sort) in _NULLABLE_SORTS else ""
+    return f"{_SORT_COLUMNS[SortField(sort)]} {direction}{nulls}, call_id {direction}"
+
+
 class PostgresCallIndex:
     """``CallIndex`` over PostgreSQL + pgvector; one connection, serialised by a lock."""
 
@@ -246,11 +259,10 @@ class PostgresCallIndex:
         check_count_limit(count_limit)
         clauses, params = _where(filters)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        direction = "DESC" if descending else "ASC"
-        order = f"{_SORT_COLUMNS[SortField(sort)]} {direction} NULLS LAST, call_id {direction}"
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT record FROM calls {where} ORDER BY {order} LIMIT %s OFFSET %s", (*params, limit, offset)
+                f"SELECT record FROM calls {where} ORDER BY {_order_by(sort, descending)} LIMIT %s OFFSET %s",
+                (*params, limit, offset),
             ).fetchall()
             if count_limit is None:
                 counted = self._conn.execute(f"SELECT count(*) FROM calls {where}", params).fetchone()[0]
