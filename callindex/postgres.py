@@ -208,7 +208,8 @@ class PostgresCallIndex:
             ) from None
         with self._conn.transaction():
             had_columns = self._conn.execute(
-                "SELECT count(*) FROM information_schema.columns WHERE table_name = 'calls' AND column_name = 'persona_key'"
+                "SELECT count(*) FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = 'calls' AND column_name = 'persona_key'"
             ).fetchone()[0]
             self._conn.execute(_SCHEMA)
             if not had_columns:

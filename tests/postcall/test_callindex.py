@@ -216,7 +216,12 @@ def _varied(record_factory) -> list:
     return recs
 
 
-def test_persona_contact_duration_and_latency_filters(index: CallIndex, record_factory) -> None:
+@pytest.mark.parametrize("exact_scan_max", [50_000, 0], ids=["exact", "post-filtered"])
+def test_persona_contact_duration_and_latency_filters(
+    index: CallIndex, record_factory, monkeypatch, exact_scan_max
+) -> None:
+    # SQLite's vector search ranks a small filtered set exactly, a large one from the binary scan's candidates.
+    monkeypatch.setattr("callindex.sqlite.EXACT_SCAN_MAX", exact_scan_max)
     recs = _varied(record_factory)
     index.upsert_many((r, unit(i)) for i, r in enumerate(recs))
     p50 = lambda r: r.latency.voice_to_voice_p50_ms  # noqa: E731
