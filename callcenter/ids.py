@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import uuid_utils
 
@@ -37,4 +37,4 @@ def call_id_time(call_id: str) -> datetime:
     if not is_call_id(call_id):
         raise ValueError(f"not a call id: {call_id!r} (expected call-<uuid7>)")
     hex_ms = call_id[5:13] + call_id[14:18]
-    return datetime.fromtimestamp(int(hex_ms, 16) / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(int(hex_ms, 16) / 1000, tz=UTC)

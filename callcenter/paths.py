@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 RECORDINGS_PREFIX = "recordings"
 AUDIO_FILENAME = "audio.ogg"
@@ -26,7 +26,7 @@ def day_prefix(day: date) -> str:
 
 
 def call_prefix(call_id: str, started_at: datetime) -> str:
-    started = started_at.astimezone(timezone.utc) if started_at.tzinfo else started_at
+    started = started_at.astimezone(UTC) if started_at.tzinfo else started_at
     return f"{day_prefix(started.date())}{call_id}/"
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from callcenter.ids import is_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
-from callcenter.report import Speaker
+from callcenter.report import Turn
 
 RECORD_VERSION = 1
 
@@ -27,15 +27,8 @@ class TranscriptSource(StrEnum):
     LIVE = "live"  # the agent's live transcript from the session report
 
 
-class TranscriptSegment(BaseModel):
-    """One utterance; ``start``/``end`` are seconds from the start of the recording."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    speaker: Speaker
-    text: str
-    start: float = Field(ge=0)
-    end: float = Field(ge=0)
+class TranscriptSegment(Turn):
+    """One utterance of a transcript, in the same shape as a session report's turn."""
 
 
 class Sentiment(StrEnum):

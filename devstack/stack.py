@@ -6,6 +6,7 @@ tree: children get SIGTERM, then SIGKILL after a grace period; no orphan keeps a
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -103,10 +104,8 @@ class Stack:
     def stop(self, grace: float = 10.0) -> None:
         for r in reversed(self.running):
             if r.proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(r.proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + grace
         for r in reversed(self.running):
             remaining = max(deadline - time.monotonic(), 0.1)
@@ -114,10 +113,8 @@ class Stack:
                 r.proc.wait(remaining)
             except subprocess.TimeoutExpired:
                 log.warning("%s did not stop within %.0f s: killing it", r.service.name, grace)
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(r.proc.pid, signal.SIGKILL)  # anything left in the group
-            except ProcessLookupError:
-                pass
         self.running.clear()
 
     def first_exit(self) -> Running | None:
