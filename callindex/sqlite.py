@@ -28,12 +28,15 @@ from callindex.api import (
     check_embedding,
     check_page,
 )
+from callindex.code_cache import CHANGES_SCHEMA, BinaryCodeCache, log_change, prune_changes
 from callindex.query import fts5_match
 from callindex.tags import filter_tags, tag_match
 
 # Candidates fetched by the binary (Hamming) scan per requested hit, then re-ranked exactly.
-RERANK_FACTOR = 4  # sqlite-vec's top-k cost grows with k: keep the candidate list short
-_VEC_MAX_K = 4096  # sqlite-vec's ceiling for k
+RERANK_FACTOR = 4
+_VEC_MAX_K = 4096  # the widest candidate list (sqlite-vec's ceiling for k, kept for the calls-only path)
+# A filter matching at most this many calls has every match re-ranked exactly (cheap, and exact).
+EXACT_RERANK_MAX = 512
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -223,12 +226,15 @@ class SqliteCallIndex:
         self._conn.execute("PRAGMA mmap_size=4294967296")
         with self._conn:
             self._conn.execute(_SCHEMA)
+            self._conn.execute(CHANGES_SCHEMA)
             # bm25 weights: transcript, summary, intent, tags (tags never score).
             self._conn.execute("INSERT INTO calls_fts (calls_fts, rank) VALUES ('rank', 'bm25(1.0, 2.0, 1.5, 0.0)')")
             self._add_columns()
             self._conn.execute(_ADDED_INDEXES)
         # Planner statistics for the indexes above (cheap: SQLite only analyses what needs it).
         self._conn.execute("PRAGMA optimize=0x10002")
+        # Vector search scans this in-process copy of the binary codes (callindex/code_cache.py).
+        self._codes = BinaryCodeCache()
 
     def _add_columns(self) -> None:
         """Files written before these columns existed get them, filled from each row's record JSON."""
@@ -248,10 +254,13 @@ class SqliteCallIndex:
     def upsert_many(self, items: Iterable[tuple[CallRecord, Sequence[float]]]) -> int:
         """Upsert calls in one transaction: all of them land, or none do."""
         n = 0
-        with self._lock, self._conn:
-            for record, embedding in items:
-                self._upsert_one(record, embedding)
-                n += 1
+        with self._lock:
+            with self._conn:
+                for record, embedding in items:
+                    self._upsert_one(record, embedding)
+                    n += 1
+                prune_changes(self._conn)
+            self._codes.mark_stale()
         return n
 
     def _upsert_one(self, record: CallRecord, embedding: Sequence[float]) -> None:
@@ -292,18 +301,22 @@ class SqliteCallIndex:
             f"INSERT INTO calls_vec (id, embedding, {names}) VALUES (?, vec_quantize_binary(?), {marks})",
             (rowid, vec_blob, *values),
         )
+        log_change(self._conn, rowid)
 
     def delete(self, call_id: str) -> bool:
-        with self._lock, self._conn:
-            row = self._conn.execute("SELECT id FROM calls WHERE call_id = ?", (call_id,)).fetchone()
-            if row is None:
-                return False
-            for sql in (
-                "DELETE FROM calls_fts WHERE rowid = ?",
-                "DELETE FROM calls_vec WHERE id = ?",
-                "DELETE FROM calls WHERE id = ?",
-            ):
-                self._conn.execute(sql, (row[0],))
+        with self._lock:
+            with self._conn:
+                row = self._conn.execute("SELECT id FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+                if row is None:
+                    return False
+                for sql in (
+                    "DELETE FROM calls_fts WHERE rowid = ?",
+                    "DELETE FROM calls_vec WHERE id = ?",
+                    "DELETE FROM calls WHERE id = ?",
+                ):
+                    self._conn.execute(sql, (row[0],))
+                log_change(self._conn, row[0])
+            self._codes.mark_stale()
         return True
 
     # -- reads ----------------------------------------------------------------------------
@@ -409,28 +422,26 @@ class SqliteCallIndex:
         check_embedding(embedding)
         query = np.asarray(embedding, dtype=np.float32)
         k = min(limit * RERANK_FACTOR, _VEC_MAX_K)
-        clauses, params = _where(filters, vec=True)
-        extra = "".join(f" AND {c}" for c in clauses)
-        only_calls, only_params = _calls_only_where(filters)
-        with self._lock:
-            if only_calls:
-                rows = self._rows_for_calls_only_filters(filters, query, k, extra, params, only_calls, only_params)
+        clauses, params = _where(filters)
+        where = "".join(f" AND {c}" for c in clauses)
+        # One read transaction: the code cache is brought up to this snapshot, and the candidates'
+        # rows are re-read (with every filter) from the same snapshot, so a call deleted or
+        # changed by the pipeline since the cache was built is never returned stale.
+        with self._lock, self._conn:
+            self._codes.refresh(self._conn)
+            code = self._conn.execute("SELECT vec_quantize_binary(?)", (query.tobytes(),)).fetchone()[0]
+            if _calls_only_where(filters)[0]:
+                rows = self._rows_for_calls_only_filters(filters, code)
             else:
-                candidates = self._conn.execute(
-                    f"SELECT id FROM calls_vec WHERE embedding MATCH vec_quantize_binary(?) AND k = ?{extra}",
-                    (query.tobytes(), k, *params),
-                ).fetchall()
-                ids = [c[0] for c in candidates]
-                rows = self._conn.execute(
-                    f"SELECT id, embedding FROM calls WHERE id IN ({', '.join('?' for _ in ids)})", ids
-                ).fetchall()
+                ids = self._codes.nearest(code, filters, k, take_all_below=EXACT_RERANK_MAX)
+                rows = self._rows_by_id(ids, where, params)
             if not rows:
                 return []
             # Exact cosine over the binary scan's candidates restores float precision.
             matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
             norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)
             sims = matrix @ query / np.where(norms == 0, 1.0, norms)
-            best = np.argsort(-sims)[:limit]
+            best = np.argsort(-sims, kind="stable")[:limit]
             best_ids = [rows[i][0] for i in best]
             records = dict(
                 self._conn.execute(
@@ -441,11 +452,20 @@ class SqliteCallIndex:
             SearchHit(record=CallRecord.model_validate_json(records[rows[i][0]]), score=float(sims[i])) for i in best
         ]
 
-    def _rows_for_calls_only_filters(self, filters, query, k, extra, params, only_calls, only_params):
+    def _rows_by_id(self, ids: list[int], where: str, params: list[object]) -> list[tuple[int, bytes]]:
+        """(id, embedding) of those ``ids`` whose current row exists and passes ``where``."""
+        if not ids:
+            return []
+        marks = ", ".join("?" for _ in ids)
+        return self._conn.execute(
+            f"SELECT id, embedding FROM calls WHERE id IN ({marks}){where} ORDER BY id", (*ids, *params)
+        ).fetchall()
+
+    def _rows_for_calls_only_filters(self, filters: CallFilter, code: bytes) -> list[tuple[int, bytes]]:
         """(id, embedding) candidates when some filters are ``calls``-only (persona, ranges, contact).
 
         A small matching set is ranked exactly (every row); a large one takes the binary scan's
-        widest candidate list over the filters calls_vec has, then the rest filter it.
+        widest candidate list over the filters the code cache has, then the rest filter it.
         """
         clauses, all_params = _where(filters)
         where = " AND ".join(clauses)
@@ -454,15 +474,8 @@ class SqliteCallIndex:
         ).fetchone()[0]
         if n <= EXACT_SCAN_MAX:
             return self._conn.execute(f"SELECT id, embedding FROM calls WHERE {where}", all_params).fetchall()
-        candidates = self._conn.execute(
-            f"SELECT id FROM calls_vec WHERE embedding MATCH vec_quantize_binary(?) AND k = ?{extra}",
-            (query.tobytes(), _VEC_MAX_K, *params),
-        ).fetchall()
-        ids = [c[0] for c in candidates]
-        more = "".join(f" AND {c}" for c in only_calls)
-        return self._conn.execute(
-            f"SELECT id, embedding FROM calls WHERE id IN ({', '.join('?' for _ in ids)}){more}", (*ids, *only_params)
-        ).fetchall()
+        ids = self._codes.nearest(code, filters, _VEC_MAX_K)
+        return self._rows_by_id(ids, f" AND {where}", all_params)
 
     def close(self) -> None:
         with self._lock:

@@ -335,3 +335,125 @@ def test_postgres_list_order_is_served_by_an_index(postgres_dsn, sort, descendin
             for r in conn.execute(f"EXPLAIN SELECT record FROM calls ORDER BY {_order_by(sort, descending)} LIMIT 50")
         )
     assert "Index" in plan and "disabled" not in plan.lower() and "  Sort  " not in plan.replace("->", " "), plan
+
+
+# -- SQLite's in-process binary-code cache (callindex/code_cache.py) ---------------------------
+
+_OUTCOME_CYCLE = [CallOutcome.ANSWERED, CallOutcome.VOICEMAIL, CallOutcome.NO_ANSWER]
+
+
+def _clustered(n: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors around 6 intent centres (as real call embeddings cluster), and the centres."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(6, 384))
+    vectors = centres[rng.integers(0, 6, size=n)] + rng.normal(size=(n, 384)) * 0.9
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors.astype(np.float32), centres
+
+
+def _brute_force(recs, vectors: np.ndarray, query: np.ndarray, keep, limit: int, hamming_k: int = 0) -> list[str]:
+    """The exact cosine ranking over every call passing ``keep``.
+
+    ``hamming_k``: only over the ``hamming_k`` calls whose sign bits differ least from the
+    query's (ties to the earliest written), i.e. what binary candidates + exact re-rank promise.
+    """
+    passing = [i for i in range(len(recs)) if keep(recs[i])]
+    if hamming_k:
+        differing = ((vectors > 0) != (query > 0)).sum(axis=1)
+        passing = sorted(passing, key=lambda i: (differing[i], i))[:hamming_k]
+    sims = vectors @ query / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query))
+    order = sorted(passing, key=lambda i: -sims[i])
+    return [recs[i].call_id for i in order[:limit]]
+
+
+@pytest.mark.parametrize("exact_rerank_max", [512, 0], ids=["small-sets-exact", "hamming-candidates"])
+def test_sqlite_vector_search_equals_brute_force(tmp_path, record_factory, monkeypatch, exact_rerank_max) -> None:
+    """Binary candidates + exact re-rank return the exact ranking, unfiltered and filtered.
+
+    With ``EXACT_RERANK_MAX = 0`` every query goes through the Hamming top-k of the code cache,
+    and the result must equal the exact ranking of exactly those candidates.
+    """
+    import callindex.sqlite
+
+    monkeypatch.setattr(callindex.sqlite, "EXACT_RERANK_MAX", exact_rerank_max)
+    n = 240
+    vectors, centres = _clustered(n)
+    recs = [
+        record_factory(
+            T0 + timedelta(hours=7 * i),
+            campaign_id=["recall", "winback", None][i % 3],
+            outcome=_OUTCOME_CYCLE[(i // 3) % 3],
+        )
+        for i in range(n)
+    ]
+    frm, to = T0 + timedelta(days=10), T0 + timedelta(days=50)
+    cases = [
+        (None, lambda r: True),
+        (CallFilter(campaign_id="recall"), lambda r: r.campaign_id == "recall"),
+        (
+            CallFilter(outcomes=(CallOutcome.VOICEMAIL, CallOutcome.NO_ANSWER), started_from=frm, started_to=to),
+            lambda r: r.outcome in (CallOutcome.VOICEMAIL, CallOutcome.NO_ANSWER) and frm <= r.started_at < to,
+        ),
+    ]
+    with open_call_index(f"sqlite://{tmp_path / 'calls.db'}") as index:
+        index.upsert_many(zip(recs, vectors.tolist(), strict=True))
+        for c, centre in enumerate(centres):
+            query = centre + np.random.default_rng(c).normal(size=384) * 0.3
+            for filters, keep in cases:
+                hits = index.search_vector(query.tolist(), filters, limit=5)
+                hamming_k = 0 if exact_rerank_max else 5 * callindex.sqlite.RERANK_FACTOR
+                expected = _brute_force(recs, vectors, query, keep, 5, hamming_k)
+                assert [h.record.call_id for h in hits] == expected, (c, filters)
+                assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_sqlite_code_cache_follows_another_connections_writes(tmp_path, record_factory, monkeypatch) -> None:
+    """The browser's cache, built before a pipeline run writes, sees inserts, replacements and deletes."""
+    import callindex.code_cache
+
+    path = f"sqlite://{tmp_path / 'calls.db'}"
+    writer, reader = open_call_index(path), open_call_index(path)
+    try:
+        recs = [record_factory(T0 + timedelta(minutes=i)) for i in range(30)]
+        writer.upsert_many((r, unit(i)) for i, r in enumerate(recs))
+        assert reader.search_vector(unit(3), limit=1)[0].record.call_id == recs[3].call_id  # cache built here
+
+        new = record_factory(T0 + timedelta(hours=5))
+        writer.upsert(new, unit(100))
+        assert reader.search_vector(unit(100), limit=1)[0].record.call_id == new.call_id
+
+        # Replaced: new vector and outcome. The old vector no longer finds it; the old outcome excludes it.
+        writer.upsert(recs[5].model_copy(update={"outcome": CallOutcome.VOICEMAIL}), unit(200))
+        assert reader.search_vector(unit(200), limit=1)[0].record.call_id == recs[5].call_id
+        assert recs[5].call_id not in [h.record.call_id for h in reader.search_vector(unit(5), limit=3)]
+        answered = CallFilter(outcomes=(CallOutcome.ANSWERED,))
+        assert recs[5].call_id not in [h.record.call_id for h in reader.search_vector(unit(200), answered, limit=40)]
+
+        writer.delete(recs[7].call_id)
+        assert recs[7].call_id not in [h.record.call_id for h in reader.search_vector(unit(7), limit=40)]
+
+        # The reader's own writes (data_version does not move for them) are seen too.
+        mine = record_factory(T0 + timedelta(hours=6))
+        reader.upsert(mine, unit(300))
+        assert reader.search_vector(unit(300), limit=1)[0].record.call_id == mine.call_id
+
+        # A change log pruned past the reader's watermark makes it reload whole.
+        monkeypatch.setattr(callindex.code_cache, "CHANGES_KEPT", 1)
+        reloads: list[int] = []
+        full_load = reader._codes._full_load
+        monkeypatch.setattr(reader._codes, "_full_load", lambda conn: (reloads.append(1), full_load(conn)))
+        writer.delete(recs[9].call_id)
+        writer.upsert(recs[11].model_copy(update={"outcome": CallOutcome.VOICEMAIL}), unit(400))
+        hits = reader.search_vector(unit(400), limit=40)
+        assert hits[0].record.call_id == recs[11].call_id and hits[0].record.outcome is CallOutcome.VOICEMAIL
+        assert recs[9].call_id not in [h.record.call_id for h in hits]
+        assert len(hits) == 30  # 30 + new + mine - two deleted
+        assert reloads == [1]
+
+        # Even a stale cache never returns a deleted call: candidates are re-read from the rows.
+        monkeypatch.setattr(type(reader._codes), "refresh", lambda self, conn: None)
+        writer.delete(recs[13].call_id)
+        assert recs[13].call_id not in [h.record.call_id for h in reader.search_vector(unit(13), limit=40)]
+    finally:
+        writer.close()
+        reader.close()
