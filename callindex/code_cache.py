@@ -96,9 +96,12 @@ class BinaryCodeCache:
         self._store(self._arrays(rows, codes))
 
     def _store(self, arrays: dict[str, np.ndarray]) -> None:
-        order = np.argsort(arrays["ids"], kind="stable")
+        ids = arrays["ids"]
+        if len(ids) > 1 and not (ids[1:] > ids[:-1]).all():
+            order = np.argsort(ids, kind="stable")
+            arrays = {name: arr[..., order] for name, arr in arrays.items()}
         for name, arr in arrays.items():
-            setattr(self, "_" + name, np.ascontiguousarray(arr[..., order]) if len(order) else arr)
+            setattr(self, "_" + name, np.ascontiguousarray(arr))
         self.max_id = int(self._ids[-1]) if len(self._ids) else 0
         self._all_alive = bool(self._alive.all())
 

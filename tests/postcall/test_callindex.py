@@ -437,6 +437,12 @@ def test_sqlite_code_cache_follows_another_connections_writes(tmp_path, record_f
         reader.upsert(mine, unit(300))
         assert reader.search_vector(unit(300), limit=1)[0].record.call_id == mine.call_id
 
+        writer.delete(mine.call_id)
+        reused = record_factory(T0 + timedelta(hours=7))
+        writer.upsert(reused, unit(301))  # SQLite hands out the deleted maximum rowid again
+        hits = reader.search_vector(unit(301), limit=40)
+        assert hits[0].record.call_id == reused.call_id and mine.call_id not in [h.record.call_id for h in hits]
+
         # A change log pruned past the reader's watermark makes it reload whole.
         monkeypatch.setattr(callindex.code_cache, "CHANGES_KEPT", 1)
         reloads: list[int] = []
@@ -447,7 +453,7 @@ def test_sqlite_code_cache_follows_another_connections_writes(tmp_path, record_f
         hits = reader.search_vector(unit(400), limit=40)
         assert hits[0].record.call_id == recs[11].call_id and hits[0].record.outcome is CallOutcome.VOICEMAIL
         assert recs[9].call_id not in [h.record.call_id for h in hits]
-        assert len(hits) == 30  # 30 + new + mine - two deleted
+        assert len(hits) == 30  # 30 + new + reused - two deleted
         assert reloads == [1]
 
         # Even a stale cache never returns a deleted call: candidates are re-read from the rows.
