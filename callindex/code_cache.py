@@ -239,10 +239,3 @@ class BinaryCodeCache:
         below = np.flatnonzero(dist < cutoff)
         ties = np.flatnonzero(dist == cutoff)[: k - len(below)]
         return ids[np.concatenate([below, ties])].tolist()
-
-    def count(self, filters: CallFilter | None) -> int:
-        mask = self.mask(filters)
-        return len(self._ids) if mask is None else int(mask.sum())
-
-    def __len__(self) -> int:
-        return int(self._alive.sum())

@@ -1,8 +1,9 @@
 """The embedded call index: one SQLite file (WAL) with FTS5 for text and sqlite-vec for vectors.
 
 Why SQLite (docs/call-index.md): the Dagster run writes while the browser reads from another
-process, FTS5 updates incrementally inside the same transaction as the row, and sqlite-vec's
-binary-quantised scan plus exact re-ranking keeps vector search fast without an ANN index.
+process, FTS5 updates incrementally inside the same transaction as the row, and a scan of
+binary-quantised codes (sqlite-vec's, mirrored in memory by ``code_cache``) plus exact
+re-ranking keeps vector search fast without an ANN index.
 Python's bundled sqlite3 here cannot load extensions, so the connection is apsw's.
 """
 
