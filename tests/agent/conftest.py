@@ -25,7 +25,7 @@ from agent.worker import new_call
 from callcenter.dispatch import OutboundCallRequest
 from callcenter.ids import new_call_id
 from tests.agent.llm_double import ScriptedLLM
-from tests.conftest import REPO_ROOT, free_port, wait_for_port
+from tests.conftest import REPO_ROOT, free_port, stop_process, wait_for_port
 from tests.doubles.livekit_server import LiveKitDouble
 
 RECORDINGS_BUCKET = "call-recordings-test"
@@ -124,15 +124,6 @@ def _spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Pop
     )
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
 @pytest.fixture(scope="session")
 def stt_server() -> Iterator[str]:
     """devstack/stt_server.py (faster-whisper tiny.en) on loopback; yields its /v1 base URL."""
@@ -143,7 +134,7 @@ def stt_server() -> Iterator[str]:
         wait_until_ready(f"http://127.0.0.1:{port}/health", proc, timeout=90)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def wait_until_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
@@ -173,4 +164,4 @@ def tts_server() -> Iterator[str]:
         wait_until_ready(f"http://127.0.0.1:{port}/ready", proc, timeout=90)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        _stop(proc)
+        stop_process(proc)

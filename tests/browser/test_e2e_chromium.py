@@ -18,7 +18,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from tests.browser.calls import BUCKET
-from tests.conftest import REPO_ROOT, free_port, wait_for_port
+from tests.conftest import REPO_ROOT, free_port, stop_process, wait_for_port
 
 pytestmark = pytest.mark.slow
 
@@ -100,12 +100,7 @@ def browser_url(index_path, recordings_bucket, gcs_emulator, calls, tmp_path_fac
         wait_for_port(port, proc, timeout=60)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
         log.close()
 
 

@@ -22,7 +22,7 @@ from callcenter.record import AnalysisStatus, CallAnalysis, CallRecord, Sentimen
 from callcenter.report import Speaker
 from orchestration.defs.postcall.llama_server import bundled_gguf
 from orchestration.resources.storage import RecordingsBucket
-from tests.conftest import REPO_ROOT, free_port, wait_for_port
+from tests.conftest import REPO_ROOT, free_port, stop_process, wait_for_port
 
 LLM_MODEL = "smollm2-135m"
 
@@ -46,12 +46,7 @@ def llm_base_url() -> Iterator[str]:
         wait_for_port(port, proc, timeout=90)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
         log.close()
         os.unlink(log.name)
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from orchestration.defs.rollout.probes import InferenceEndpoints
-from tests.conftest import REPO_ROOT, free_port, wait_for_port
+from tests.conftest import REPO_ROOT, free_port, stop_process, wait_for_port
 from tests.rollout.inference_doubles import OpenAIDouble, RivaDouble
 
 
@@ -107,17 +107,8 @@ def _serve(args: list[str], port: int, ready_path: str, env: dict[str, str], tim
             time.sleep(0.2)
         raise TimeoutError(f"{args[2]} not ready on {ready_path} after {timeout:.0f} s")
     except BaseException:
-        _stop(proc)
+        stop_process(proc)
         raise
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +122,7 @@ def llama_server() -> Iterator[str]:
         port, "/v1/models", dict(os.environ),
     )
     yield f"http://127.0.0.1:{port}/v1"
-    _stop(proc)
+    stop_process(proc)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +132,7 @@ def tts_server() -> Iterator[str]:
     env = dict(os.environ, TTS_BACKEND="espeak", TTS_HOST="127.0.0.1", TTS_PORT=str(port), TTS_LOG_LEVEL="warning")
     proc = _serve([sys.executable, "-m", "tts.app"], port, "/ready", env)
     yield f"http://127.0.0.1:{port}"
-    _stop(proc)
+    stop_process(proc)
 
 
 def test_vllm_probe_against_a_real_openai_compatible_server(llama_server: str) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import REPO_ROOT, free_port, wait_for_port
+from tests.conftest import REPO_ROOT, free_port, stop_process, wait_for_port
 from tts.app.backends.base import SegmentRequest, SpeechBackend, Voice
 from tts.app.backends.piper import PiperBackend
 from tts.app.core.config import Settings
@@ -154,12 +154,7 @@ def live_server(tmp_path_factory) -> Iterator[str]:
             time.sleep(0.05)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
 
 
 @pytest.fixture

@@ -97,14 +97,22 @@ def test_whole_file_request_stops_when_the_caller_leaves(serve, piper_backend):
 
 def test_a_queued_caller_who_leaves_frees_its_place(serve, piper_backend):
     backend = RecordingBackend(piper_backend)
-    release = threading.Event()
-    backend.before_segment = lambda index: release.wait(30) if index == 0 else None
+    release, holding = threading.Event(), threading.Event()
+
+    def hold_first_segment(index: int) -> None:
+        if index == 0:
+            holding.set()
+            release.wait(30)
+
+    backend.before_segment = hold_first_segment
     base = serve(backend, max_concurrency=1, max_queue=1)
     holder = threading.Thread(
         target=lambda: httpx.post(f"{base}/v1/audio/speech", json=speak("Holding the only slot."), timeout=60)
     )
     holder.start()
     try:
+        # Only once the holder owns the slot is the second caller sure to queue behind it.
+        assert holding.wait(30), "the first request never reached the model"
         with pytest.raises(httpx.ReadTimeout):  # queued behind the holder, then gives up
             httpx.post(f"{base}/v1/audio/speech", json=speak("Waiting in line."), timeout=httpx.Timeout(2, read=1))
         deadline = time.monotonic() + 20
