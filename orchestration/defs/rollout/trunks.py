@@ -7,7 +7,9 @@ is never duplicated and a re-run with no change sends no write.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 from google.protobuf.message import Message
@@ -112,37 +114,50 @@ def desired_dispatch_rule(settings: SipTrunkSettings, inbound_trunk_id: str) -> 
     )
 
 
-async def sync_inbound_trunk(lk: api.LiveKitAPI, desired: api.SIPInboundTrunkInfo) -> TrunkOutcome:
-    found = [t for t in (await lk.sip.list_inbound_trunk(api.ListSIPInboundTrunkRequest())).items if t.name == desired.name]
+async def _sync_by_name(
+    desired: Any,
+    listed: Any,
+    id_field: str,
+    create: Callable[[], Awaitable[Any]],
+    update: Callable[[str], Awaitable[Any]],
+) -> TrunkOutcome:
+    """List, compare, update or create by name; never a duplicate (extras are reported, not deleted)."""
+    found = [item for item in listed.items if item.name == desired.name]
     if not found:
-        created = await lk.sip.create_inbound_trunk(api.CreateSIPInboundTrunkRequest(trunk=desired))
-        return TrunkOutcome(desired.name, "created", created.sip_trunk_id, [])
-    live, extra = found[0], [t.sip_trunk_id for t in found[1:]]
-    if _same(desired, live):
-        return TrunkOutcome(desired.name, "unchanged", live.sip_trunk_id, extra)
-    await lk.sip.update_inbound_trunk(live.sip_trunk_id, desired)
-    return TrunkOutcome(desired.name, "updated", live.sip_trunk_id, extra)
+        created = await create()
+        return TrunkOutcome(desired.name, "created", getattr(created, id_field), [])
+    live_id, extra = getattr(found[0], id_field), [getattr(item, id_field) for item in found[1:]]
+    if _same(desired, found[0]):
+        return TrunkOutcome(desired.name, "unchanged", live_id, extra)
+    await update(live_id)
+    return TrunkOutcome(desired.name, "updated", live_id, extra)
+
+
+async def sync_inbound_trunk(lk: api.LiveKitAPI, desired: api.SIPInboundTrunkInfo) -> TrunkOutcome:
+    return await _sync_by_name(
+        desired,
+        await lk.sip.list_inbound_trunk(api.ListSIPInboundTrunkRequest()),
+        "sip_trunk_id",
+        create=lambda: lk.sip.create_inbound_trunk(api.CreateSIPInboundTrunkRequest(trunk=desired)),
+        update=lambda trunk_id: lk.sip.update_inbound_trunk(trunk_id, desired),
+    )
 
 
 async def sync_outbound_trunk(lk: api.LiveKitAPI, desired: api.SIPOutboundTrunkInfo) -> TrunkOutcome:
-    found = [t for t in (await lk.sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest())).items if t.name == desired.name]
-    if not found:
-        created = await lk.sip.create_outbound_trunk(api.CreateSIPOutboundTrunkRequest(trunk=desired))
-        return TrunkOutcome(desired.name, "created", created.sip_trunk_id, [])
-    live, extra = found[0], [t.sip_trunk_id for t in found[1:]]
-    if _same(desired, live):
-        return TrunkOutcome(desired.name, "unchanged", live.sip_trunk_id, extra)
-    await lk.sip.update_outbound_trunk(live.sip_trunk_id, desired)
-    return TrunkOutcome(desired.name, "updated", live.sip_trunk_id, extra)
+    return await _sync_by_name(
+        desired,
+        await lk.sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest()),
+        "sip_trunk_id",
+        create=lambda: lk.sip.create_outbound_trunk(api.CreateSIPOutboundTrunkRequest(trunk=desired)),
+        update=lambda trunk_id: lk.sip.update_outbound_trunk(trunk_id, desired),
+    )
 
 
 async def sync_dispatch_rule(lk: api.LiveKitAPI, desired: api.SIPDispatchRuleInfo) -> TrunkOutcome:
-    found = [r for r in (await lk.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest())).items if r.name == desired.name]
-    if not found:
-        created = await lk.sip.create_dispatch_rule(api.CreateSIPDispatchRuleRequest(dispatch_rule=desired))
-        return TrunkOutcome(desired.name, "created", created.sip_dispatch_rule_id, [])
-    live, extra = found[0], [r.sip_dispatch_rule_id for r in found[1:]]
-    if _same(desired, live):
-        return TrunkOutcome(desired.name, "unchanged", live.sip_dispatch_rule_id, extra)
-    await lk.sip.update_dispatch_rule(live.sip_dispatch_rule_id, desired)
-    return TrunkOutcome(desired.name, "updated", live.sip_dispatch_rule_id, extra)
+    return await _sync_by_name(
+        desired,
+        await lk.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest()),
+        "sip_dispatch_rule_id",
+        create=lambda: lk.sip.create_dispatch_rule(api.CreateSIPDispatchRuleRequest(dispatch_rule=desired)),
+        update=lambda rule_id: lk.sip.update_dispatch_rule(rule_id, desired),
+    )
