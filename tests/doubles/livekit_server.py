@@ -228,41 +228,40 @@ class LiveKitDouble:
         return web.Response(body=resp.SerializeToString(), content_type="application/protobuf")
 
     # --- default behaviour (livekit-server semantics the tests rely on) ------------------
+    def _insert(self, table: dict[str, Message], info: Message, id_field: str, prefix: str) -> Message:
+        setattr(info, id_field, self.new_id(prefix))
+        table[getattr(info, id_field)] = info
+        return info
+
+    @staticmethod
+    def _replace(table: dict[str, Message], req: Message, id_field: str, what: str) -> Message:
+        """An Update*Request with ``action = replace``: the stored object is swapped whole."""
+        object_id = getattr(req, id_field)
+        if object_id not in table:
+            raise TwirpFailure("not_found", f"{what} {object_id} not found", 404)
+        if req.WhichOneof("action") != "replace":
+            raise TwirpFailure("unimplemented", "double supports replace updates only", 501)
+        info = type(table[object_id])()
+        info.CopyFrom(req.replace)
+        setattr(info, id_field, object_id)
+        table[object_id] = info
+        return info
+
     def _h_SIP_CreateSIPInboundTrunk(self, req: sip.CreateSIPInboundTrunkRequest, _: dict) -> sip.SIPInboundTrunkInfo:
         info = sip.SIPInboundTrunkInfo()
         info.CopyFrom(req.trunk)
-        info.sip_trunk_id = self.new_id("ST")
-        self.inbound_trunks[info.sip_trunk_id] = info
-        return info
+        return self._insert(self.inbound_trunks, info, "sip_trunk_id", "ST")
 
     def _h_SIP_CreateSIPOutboundTrunk(self, req: sip.CreateSIPOutboundTrunkRequest, _: dict) -> sip.SIPOutboundTrunkInfo:
         info = sip.SIPOutboundTrunkInfo()
         info.CopyFrom(req.trunk)
-        info.sip_trunk_id = self.new_id("ST")
-        self.outbound_trunks[info.sip_trunk_id] = info
-        return info
+        return self._insert(self.outbound_trunks, info, "sip_trunk_id", "ST")
 
     def _h_SIP_UpdateSIPInboundTrunk(self, req: sip.UpdateSIPInboundTrunkRequest, _: dict) -> sip.SIPInboundTrunkInfo:
-        if req.sip_trunk_id not in self.inbound_trunks:
-            raise TwirpFailure("not_found", f"trunk {req.sip_trunk_id} not found", 404)
-        if req.WhichOneof("action") != "replace":
-            raise TwirpFailure("unimplemented", "double supports replace updates only", 501)
-        info = sip.SIPInboundTrunkInfo()
-        info.CopyFrom(req.replace)
-        info.sip_trunk_id = req.sip_trunk_id
-        self.inbound_trunks[req.sip_trunk_id] = info
-        return info
+        return self._replace(self.inbound_trunks, req, "sip_trunk_id", "trunk")
 
     def _h_SIP_UpdateSIPOutboundTrunk(self, req: sip.UpdateSIPOutboundTrunkRequest, _: dict) -> sip.SIPOutboundTrunkInfo:
-        if req.sip_trunk_id not in self.outbound_trunks:
-            raise TwirpFailure("not_found", f"trunk {req.sip_trunk_id} not found", 404)
-        if req.WhichOneof("action") != "replace":
-            raise TwirpFailure("unimplemented", "double supports replace updates only", 501)
-        info = sip.SIPOutboundTrunkInfo()
-        info.CopyFrom(req.replace)
-        info.sip_trunk_id = req.sip_trunk_id
-        self.outbound_trunks[req.sip_trunk_id] = info
-        return info
+        return self._replace(self.outbound_trunks, req, "sip_trunk_id", "trunk")
 
     def _h_SIP_ListSIPInboundTrunk(self, _req: Message, _: dict) -> sip.ListSIPInboundTrunkResponse:
         return sip.ListSIPInboundTrunkResponse(items=list(self.inbound_trunks.values()))
@@ -284,20 +283,10 @@ class LiveKitDouble:
             info.trunk_ids.extend(req.trunk_ids)
             info.name = req.name
             info.room_config.CopyFrom(req.room_config)
-        info.sip_dispatch_rule_id = self.new_id("SDR")
-        self.dispatch_rules[info.sip_dispatch_rule_id] = info
-        return info
+        return self._insert(self.dispatch_rules, info, "sip_dispatch_rule_id", "SDR")
 
     def _h_SIP_UpdateSIPDispatchRule(self, req: sip.UpdateSIPDispatchRuleRequest, _: dict) -> sip.SIPDispatchRuleInfo:
-        if req.sip_dispatch_rule_id not in self.dispatch_rules:
-            raise TwirpFailure("not_found", f"dispatch rule {req.sip_dispatch_rule_id} not found", 404)
-        if req.WhichOneof("action") != "replace":
-            raise TwirpFailure("unimplemented", "double supports replace updates only", 501)
-        info = sip.SIPDispatchRuleInfo()
-        info.CopyFrom(req.replace)
-        info.sip_dispatch_rule_id = req.sip_dispatch_rule_id
-        self.dispatch_rules[req.sip_dispatch_rule_id] = info
-        return info
+        return self._replace(self.dispatch_rules, req, "sip_dispatch_rule_id", "dispatch rule")
 
     def _h_SIP_ListSIPDispatchRule(self, _req: Message, _: dict) -> sip.ListSIPDispatchRuleResponse:
         return sip.ListSIPDispatchRuleResponse(items=list(self.dispatch_rules.values()))
