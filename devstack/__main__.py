@@ -96,15 +96,10 @@ def main() -> int:
 
 
 def seed_demo_calls(env: dict[str, str]) -> None:
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    from devstack.demo_calls import seed_bucket
+    from devstack.demo_calls import emulator_bucket, seed_bucket
 
     count = int(env.get("CALLCENTER_DEMO_CALLS", "36"))
-    client = storage.Client(project="local", credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": env["STORAGE_EMULATOR_HOST"]})
-    bucket = client.lookup_bucket(env["CALLCENTER_RECORDINGS_BUCKET"]) or client.create_bucket(env["CALLCENTER_RECORDINGS_BUCKET"])
+    bucket = emulator_bucket(env["STORAGE_EMULATOR_HOST"], env["CALLCENTER_RECORDINGS_BUCKET"])
     log.info("rendering %d demo calls into gs://%s (first start only: ~1 s a call)", count, bucket.name)
     written = seed_bucket(bucket, count)
     log.info("demo calls: %d new, %d already present", len(written), count - len(written))

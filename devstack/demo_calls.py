@@ -269,11 +269,17 @@ def seed_bucket(bucket, count: int = 36, now: datetime | None = None, seed: int 
     return written
 
 
-def main() -> None:
-    import os
-
+def emulator_bucket(emulator_url: str, name: str):
+    """The named bucket on the local GCS emulator, created if missing."""
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
+
+    client = storage.Client(project="local", credentials=AnonymousCredentials(), client_options={"api_endpoint": emulator_url})
+    return client.lookup_bucket(name) or client.create_bucket(name)
+
+
+def main() -> None:
+    import os
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=36)
@@ -282,9 +288,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    client = storage.Client(project="local", credentials=AnonymousCredentials(), client_options={"api_endpoint": args.emulator})
-    bucket = client.lookup_bucket(args.bucket) or client.create_bucket(args.bucket)
-    written = seed_bucket(bucket, args.count, seed=args.seed)
+    written = seed_bucket(emulator_bucket(args.emulator, args.bucket), args.count, seed=args.seed)
     print(f"{len(written)} demo calls written to gs://{args.bucket} ({args.count - len(written)} already there)")
 
 
