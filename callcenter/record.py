@@ -11,11 +11,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from callcenter.ids import is_call_id
-from callcenter.outcomes import CallDirection, CallOutcome
-from callcenter.report import Turn
+from callcenter.report import CallFacts, Turn
 
 RECORD_VERSION = 1
 
@@ -82,34 +80,13 @@ class LatencySummary(BaseModel):
     eou_to_stt_final_p50_ms: float | None = None
 
 
-class CallRecord(BaseModel):
+class CallRecord(CallFacts):
     """One indexed call. ``transcript`` is redacted; ``analysis`` is None unless analysis_status is ok."""
 
-    model_config = ConfigDict(extra="forbid")
-
     record_version: int = RECORD_VERSION
-    call_id: str
-    direction: CallDirection
-    campaign_id: str | None = None
-    contact_id: str | None = None
-    attempt_id: str | None = None
-    from_number: str | None = None
-    to_number: str | None = None
-    persona: str | None = None
-    agent_name: str | None = None
-    sip_status_code: int | None = None
-    started_at: datetime
-    answered_at: datetime | None = None
-    ended_at: datetime
     duration_s: float = Field(ge=0, description="ended_at - started_at, from the SIP timestamps")
-    outcome: CallOutcome
-    recording_disclosed: bool = False
-    automated_agent_disclosed: bool = False
-    do_not_call_requested: bool = False
-    transferred_to: str | None = None
 
     recording_uri: str | None = Field(None, description="gs://bucket/recordings/.../audio.ogg")
-    recording_path: str | None = Field(None, description="object name in the recordings bucket")
     recording_duration_s: float | None = None
 
     transcript: list[TranscriptSegment] = Field(default_factory=list)
@@ -129,13 +106,6 @@ class CallRecord(BaseModel):
     redactions: int = Field(0, ge=0, description="spans redacted from the transcript")
     source_generation: int | None = Field(None, description="GCS generation of the session.json processed")
     processed_at: datetime
-
-    @field_validator("call_id")
-    @classmethod
-    def _call_id_shape(cls, v: str) -> str:
-        if not is_call_id(v):
-            raise ValueError(f"call_id must be call-<uuid7>, got {v!r}")
-        return v
 
     @property
     def transcript_text(self) -> str:

@@ -49,12 +49,12 @@ class TurnLatency(BaseModel):
     voice_to_voice_ms: float | None = None
 
 
-class SessionReport(BaseModel):
+class CallFacts(BaseModel):
+    """What is known about a call when it ends: shared by the session report and the index record."""
+
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: Literal[1] = SCHEMA_VERSION
     call_id: str
-    room: str
     direction: CallDirection
     campaign_id: str | None = None
     contact_id: str | None = None
@@ -64,11 +64,6 @@ class SessionReport(BaseModel):
     sip_status_code: int | None = None
     started_at: datetime
     answered_at: datetime | None = None
-    agent_first_spoke_at: datetime | None = Field(
-        None,
-        description="when the agent's first words started (absolute time); with answered_at it gives "
-        "the silence a person heard after answering (abandonment: more than 2 s)",
-    )
     ended_at: datetime
     outcome: CallOutcome
     agent_name: str | None = None
@@ -78,12 +73,6 @@ class SessionReport(BaseModel):
     do_not_call_requested: bool = False
     transferred_to: str | None = None
     recording_path: str | None = Field(None, description="bucket object name of the Egress recording")
-    recording_channels: dict[str, int] = Field(
-        default_factory=lambda: {"agent": 0, "caller": 1},
-        description="channel index of each speaker in the recording",
-    )
-    turns: list[Turn] = Field(default_factory=list)
-    latency: list[TurnLatency] = Field(default_factory=list)
 
     @field_validator("call_id")
     @classmethod
@@ -91,6 +80,22 @@ class SessionReport(BaseModel):
         if not is_call_id(v):
             raise ValueError(f"call_id must be call-<uuid7>, got {v!r}")
         return v
+
+
+class SessionReport(CallFacts):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    room: str
+    agent_first_spoke_at: datetime | None = Field(
+        None,
+        description="when the agent's first words started (absolute time); with answered_at it gives "
+        "the silence a person heard after answering (abandonment: more than 2 s)",
+    )
+    recording_channels: dict[str, int] = Field(
+        default_factory=lambda: {"agent": 0, "caller": 1},
+        description="channel index of each speaker in the recording",
+    )
+    turns: list[Turn] = Field(default_factory=list)
+    latency: list[TurnLatency] = Field(default_factory=list)
 
     @property
     def duration_s(self) -> float:
