@@ -87,7 +87,14 @@ class GraphedEstimator(nn.Module):
 
     def forward(self, x, mask, mu, t, spks=None, cond=None, r=None):
         rows, _, frames = x.shape
-        if r is not None or not x.is_cuda or rows > self.max_rows or spks is None or cond is None:
+        if (
+            r is not None
+            or not x.is_cuda
+            or rows > self.max_rows
+            or spks is None
+            or cond is None
+            or torch.cuda.is_current_stream_capturing()  # inside a whole-render capture
+        ):
             return self.inner(x, mask, mu, t, spks, cond, r)
         key = (_pow2(rows), -(-frames // FRAME_BUCKET) * FRAME_BUCKET)
         with self._lock:

@@ -5,7 +5,8 @@ and the HiFi-GAN start mid-utterance, not from silence), the new tokens, and at 
 tokens that lack S3Gen's 3-token lookahead. Those last ``overlap`` tokens are held back and
 rendered again at the start of the next window; the two renderings are crossfaded
 (linearly), so a join falls on audio that both windows produced with full context on one
-side. Windows of many streams with the same voice run as one padded S3Gen batch.
+side. Windows of many streams with the same voice run as one padded S3Gen batch
+(``S3GenRenderer``: one CUDA graph per batch bucket).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-SAMPLES_PER_TOKEN = 960  # 25 speech tokens/s -> 50 mel frames/s -> 24 kHz: 2 * 480 samples
+from tts.app.backends.chatterbox_fast.s3gen_render import SAMPLES_PER_TOKEN, TOKEN_BUCKET, S3GenRenderer, to_numpy
 
 
 @dataclass(frozen=True)
@@ -87,88 +88,146 @@ class RenderJob:
     future: Future = field(default_factory=Future)
 
 
+class _Lane:
+    """One vocoder worker: a thread, a CUDA stream and its own renderer (graphs, memory pool)."""
+
+    def __init__(self, name: str, renderer: S3GenRenderer, max_batch: int, stream, accepts) -> None:
+        self.name = name
+        self.renderer = renderer
+        self.max_batch = max_batch
+        self.stream = stream
+        self.accepts = accepts  # RenderJob -> bool
+        self.batches = 0
+        self.windows = 0
+        self.thread: threading.Thread | None = None
+
+
 class BatchedVocoder:
-    """A worker thread rendering windows for all streams; same-voice windows share a batch."""
+    """Worker threads rendering windows for all streams; same-voice windows share a batch.
+
+    The *bulk* lane takes the most urgent pending windows (earliest deadline first) up to
+    ``max_batch``. With ``urgent_batch > 0`` an *urgent* lane serves only first windows (a
+    caller waiting for first audio), up to ``urgent_batch`` at a time, on a high-priority CUDA
+    stream, so first audio does not wait behind a large batch in flight.
+
+    ``graphs``: "render" captures the whole render per bucket (``S3GenRenderer``);
+    "estimator" graphs only the flow-matching estimator (the earlier design, kept to compare);
+    "off" runs eagerly.
+    """
 
     def __init__(
         self,
         s3gen,
         *,
-        max_batch: int = 32,
+        max_batch: int = 16,
+        urgent_batch: int = 4,
         n_cfm_timesteps: int | None = None,
         cuda_graphs: bool = True,
+        graphs: str = "render",
         estimator_dtype: str = "float32",
     ) -> None:
+        if graphs not in ("render", "estimator", "off"):
+            raise ValueError(f"TTS_CHATTERBOX_FAST_S3GEN_GRAPHS must be render, estimator or off, not {graphs!r}")
         self.s3gen = s3gen
         self.max_batch = max_batch
-        self.n_cfm_timesteps = n_cfm_timesteps
         self.device = next(s3gen.parameters()).device
         self._pending: list[RenderJob] = []
         self._cv = threading.Condition()
         self._stopping = False
-        self._stream = torch.cuda.Stream(device=self.device) if self.device.type == "cuda" else None
-        self._thread = threading.Thread(target=self._run, name="s3gen-vocoder", daemon=True)
-        self.graphed = None
         from tts.app.backends.chatterbox_fast import s3gen_patches
 
         self.device_source = s3gen_patches.install(s3gen)
-        if self.device.type == "cuda" and estimator_dtype != "float32":
+        on_cuda = self.device.type == "cuda"
+        if on_cuda and estimator_dtype != "float32":
             # The flow-matching U-Net casts its inputs to its own dtype (upstream's fp16 hook);
             # CosyVoice serves this estimator in fp16 as well.
             cfm = s3gen.flow.decoder
             inner = getattr(cfm.estimator, "inner", cfm.estimator)
             inner.to(dtype=getattr(torch, estimator_dtype))
-        if cuda_graphs and self.device.type == "cuda":
+        self.graph_mode = graphs if (cuda_graphs and on_cuda) else "off"
+        self.graphed = None
+        if self.graph_mode == "estimator":
             from tts.app.backends.chatterbox_fast.s3gen_graphs import install
 
             self.graphed = install(s3gen, max_rows=2 * max_batch)
-        self.batches = 0
-        self.windows = 0
+        steps = n_cfm_timesteps or 10
+
+        def renderer(rows: int) -> S3GenRenderer:
+            return S3GenRenderer(s3gen, max_rows=rows, n_timesteps=steps, cuda_graphs=self.graph_mode == "render")
+
+        def stream(priority: int):
+            return torch.cuda.Stream(device=self.device, priority=priority) if on_cuda else None
+
+        self.lanes = [_Lane("bulk", renderer(max_batch), max_batch, stream(0), lambda j: True)]
+        # Two lanes replaying estimator graphs would share the graphs' static buffers.
+        if urgent_batch > 0 and self.graph_mode != "estimator":
+            self.lanes.insert(0, _Lane("urgent", renderer(urgent_batch), urgent_batch, stream(-1), lambda j: j.first))
+
+    @property
+    def batches(self) -> int:
+        return sum(lane.batches for lane in self.lanes)
+
+    @property
+    def windows(self) -> int:
+        return sum(lane.windows for lane in self.lanes)
 
     def start(self) -> None:
-        self._thread.start()
+        for lane in self.lanes:
+            lane.thread = threading.Thread(target=self._run, args=(lane,), name=f"s3gen-{lane.name}", daemon=True)
+            lane.thread.start()
 
     def stop(self) -> None:
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
-        self._thread.join(timeout=10)
+        for lane in self.lanes:
+            if lane.thread is not None:
+                lane.thread.join(timeout=10)
 
     def warm_up(self, ref_dict: dict, plan: ChunkPlan) -> int:
         """Render every (batch, length) bucket once so graphs are captured before serving."""
-        if self.graphed is None:
+        if self.graph_mode == "off":
             return 0
         longest = plan.max_tokens + plan.context_tokens + plan.overlap_tokens
-        lengths = sorted({*range(plan.overlap_tokens + plan.context_tokens, longest, 32), longest})
-        n = 1
-        while n <= self.max_batch:
-            for length in lengths:
-                self.render(ref_dict, [[0] * length] * n, [False] * n)
-            n *= 2
-        return self.graphed.captured
+        for lane in self.lanes:
+            top = longest if lane.name == "bulk" else max(plan.first_tokens, 1)
+            lengths = sorted({*range(TOKEN_BUCKET, top, TOKEN_BUCKET), top})
+            n = 1
+            while n <= lane.max_batch:
+                for length in lengths:
+                    self.render(ref_dict, [[0] * length] * n, [False] * n, lane=lane)
+                n *= 2
+        if self.graph_mode == "estimator":
+            return self.graphed.captured
+        return sum(lane.renderer.captured for lane in self.lanes)
 
     def submit(self, voice_key: str, ref_dict: dict, tokens: list[int], first: bool, deadline: float = 0.0) -> Future:
         job = RenderJob(voice_key, ref_dict, tokens, first, deadline)
         with self._cv:
             self._pending.append(job)
-            self._cv.notify()
+            self._cv.notify_all()
         return job.future
 
-    def _next_batch(self) -> list[RenderJob] | None:
-        """The most urgent windows (earliest deadline: a caller about to hear silence, or a
-        stream still waiting for its first audio), up to the batch limit."""
+    def _next_batch(self, lane: _Lane) -> list[RenderJob] | None:
+        """The most urgent windows this lane takes (earliest deadline: a caller about to hear
+        silence, or a stream still waiting for its first audio), up to its batch limit."""
         with self._cv:
-            while not self._pending and not self._stopping:
+            while not self._stopping:
+                mine = [j for j in self._pending if lane.accepts(j)]
+                if mine:
+                    break
                 self._cv.wait()
             if self._stopping:
                 return None
-            self._pending.sort(key=lambda j: j.deadline)
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            mine.sort(key=lambda j: j.deadline)
+            batch = mine[: lane.max_batch]
+            taken = {id(j) for j in batch}
+            self._pending = [j for j in self._pending if id(j) not in taken]
             return batch
 
-    def _run(self) -> None:
+    def _run(self, lane: _Lane) -> None:
         while True:
-            batch = self._next_batch()
+            batch = self._next_batch(lane)
             if batch is None:
                 return
             by_voice: dict[str, list[RenderJob]] = {}
@@ -176,7 +235,7 @@ class BatchedVocoder:
                 by_voice.setdefault(j.voice_key, []).append(j)
             for jobs in by_voice.values():
                 try:
-                    outs = self.render(jobs[0].ref_dict, [j.tokens for j in jobs], [j.first for j in jobs])
+                    outs = self.render(jobs[0].ref_dict, [j.tokens for j in jobs], [j.first for j in jobs], lane=lane)
                 except BaseException as exc:
                     log.exception("S3Gen render failed")
                     for j in jobs:
@@ -186,35 +245,23 @@ class BatchedVocoder:
                     j.future.set_result(audio)
 
     @torch.inference_mode()
-    def render(self, ref_dict: dict, windows: list[list[int]], first: list[bool]) -> list[np.ndarray]:
+    def render(
+        self, ref_dict: dict, windows: list[list[int]], first: list[bool], *, lane: _Lane | None = None
+    ) -> list[np.ndarray]:
         """Vocode token windows of one voice in one padded batch: float32 audio per window."""
-        lens = [len(w) for w in windows]
-        longest = max(lens)
-        tokens = torch.zeros(len(windows), longest, dtype=torch.long)
-        for i, w in enumerate(windows):
-            tokens[i, : len(w)] = torch.tensor(w, dtype=torch.long)
-        ctx = torch.cuda.stream(self._stream) if self._stream is not None else _nullcontext()
+        lane = lane or self.lanes[-1]
+        ctx = torch.cuda.stream(lane.stream) if lane.stream is not None else _nullcontext()
         with ctx:
-            tokens = tokens.to(self.device)
-            token_lens = torch.tensor(lens, device=self.device)
-            mels = self.s3gen.flow_inference(
-                tokens,
-                speech_token_lens=token_lens,
-                ref_dict=ref_dict,
-                n_cfm_timesteps=self.n_cfm_timesteps,
-                finalize=True,
-            )
-            wavs, _ = self.s3gen.hift_inference(mels.to(dtype=self.s3gen.dtype), None)
+            voice = lane.renderer.voice(ref_dict)
+            wavs = lane.renderer.render(voice, windows)
             fade = self.s3gen.trim_fade
             for i, is_first in enumerate(first):
                 if is_first:
                     wavs[i, : len(fade)] *= fade
-            out = wavs.float().cpu()
-        if self._stream is not None:
-            self._stream.synchronize()
-        self.batches += 1
-        self.windows += len(windows)
-        return [out[i, : n * SAMPLES_PER_TOKEN].numpy().copy() for i, n in enumerate(lens)]
+            out = to_numpy(wavs, [len(w) for w in windows])
+        lane.batches += 1
+        lane.windows += len(windows)
+        return out
 
 
 def trim_reference(ref_dict: dict, max_tokens: int) -> dict:

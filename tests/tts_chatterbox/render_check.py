@@ -1,0 +1,105 @@
+"""Run inside .venv-chatterbox: the one-graph S3Gen render vs upstream's two calls (CPU, eager).
+
+A randomly initialised S3Gen of the real classes. Prints one JSON line:
+- upstream_vs_render: max |diff| of one window rendered by upstream flow_inference +
+  hift_inference and by S3GenRenderer.forward, same seed (same noise draws);
+- batched_vs_alone: max |diff| of a short window rendered alone and padded in a batch with a
+  longer one, noise switched off (zeros) so the two renders are comparable;
+- istft: max |diff| of graph_safe_istft vs torch.istft;
+- vocoder: windows submitted at once to BatchedVocoder's two lanes come back as rendered
+  alone, and the urgent lane never takes a window that is not a stream's first.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT)]
+
+import torch  # noqa: E402
+
+from tts.app.backends.chatterbox_fast.s3gen_render import S3GenRenderer, graph_safe_istft  # noqa: E402
+
+
+def main() -> None:
+    from chatterbox.models.s3gen import S3Gen
+
+    torch.manual_seed(0)
+    s3gen = S3Gen().eval()
+    g = torch.Generator().manual_seed(1)
+    prompt = 20
+    ref = {
+        "prompt_token": torch.randint(0, 6561, (1, prompt), generator=g),
+        "prompt_token_len": torch.tensor([prompt]),
+        "prompt_feat": torch.randn(1, 2 * prompt, 80, generator=g),
+        "prompt_feat_len": None,
+        "embedding": torch.randn(1, 192, generator=g),
+    }
+    win = torch.randint(0, 6561, (1, 14), generator=g)
+    renderer = S3GenRenderer(s3gen, cuda_graphs=False, n_timesteps=4)
+    voice = renderer.voice(ref)
+
+    with torch.inference_mode():
+        torch.manual_seed(7)
+        mels = s3gen.flow_inference(win, ref_dict=dict(ref), finalize=True, n_cfm_timesteps=4)
+        up, _ = s3gen.hift_inference(mels)
+        torch.manual_seed(7)
+        ours = renderer.forward(win, torch.tensor([14]), voice.prompt_token, voice.prompt_feat, voice.spks)
+    upstream_vs_render = (up[0] - ours[0, : up.shape[1]]).abs().max().item()
+
+    # Noise off: torch.randn_like / torch.rand / rand_like return zeros, so renders are deterministic.
+    zeros_like = lambda t, *a, **k: torch.zeros_like(t, *a, **k)  # noqa: E731
+    zeros = lambda *shape, **k: torch.zeros(*shape, **{x: y for x, y in k.items() if x != "generator"})  # noqa: E731
+    torch.randn_like, torch.rand_like, torch.rand, torch.randn = zeros_like, zeros_like, zeros, zeros
+    short = win[0, :10].tolist()
+    long_ = torch.randint(0, 6561, (30,), generator=g).tolist()
+    alone = renderer.render(voice, [short])[0, : 10 * 960]
+    both = renderer.render(voice, [long_, short])
+    batched_vs_alone = (alone - both[1, : 10 * 960]).abs().max().item()
+
+    from tts.app.backends.chatterbox_fast.vocoder import BatchedVocoder
+
+    vocoder = BatchedVocoder(s3gen, max_batch=4, urgent_batch=2, n_cfm_timesteps=4)
+    urgent, bulk = vocoder.lanes
+    vocoder.start()
+    later = [vocoder.submit("v", ref, long_[i:], first=False, deadline=i) for i in range(3)]
+    later_ok = all(f.result(timeout=120) is not None for f in later) and urgent.windows == 0
+    wins = [long_[:12], long_[3:20], short, long_[5:]]
+    futs = [vocoder.submit("v", ref, w, first=i < 2, deadline=-i) for i, w in enumerate(wins)]
+    got = [f.result(timeout=120) for f in futs]
+    vocoder.stop()
+    fade = s3gen.trim_fade.numpy()
+    want = []
+    for i, w in enumerate(wins):
+        a = renderer.render(voice, [w])[0, : len(w) * 960].numpy().copy()
+        if i < 2:
+            a[: len(fade)] *= fade
+        want.append(a)
+    vocoder_diff = max(float(abs(x - y).max()) for x, y in zip(got, want, strict=True))
+
+    mag = torch.rand(3, 9, 50, generator=g) * 3
+    ph = torch.randn(3, 9, 50, generator=g)
+    window = torch.hann_window(16, periodic=True)
+    ref_istft = torch.istft(torch.complex(mag * torch.cos(ph), mag * torch.sin(ph)), 16, 4, 16, window=window)
+    istft = (ref_istft - graph_safe_istft(mag, ph, window, 16, 4)).abs().max().item()
+    print(
+        json.dumps(
+            {
+                "upstream_vs_render": upstream_vs_render,
+                "upstream_peak": up.abs().max().item(),
+                "batched_vs_alone": batched_vs_alone,
+                "alone_peak": alone.abs().max().item(),
+                "istft": istft,
+                "vocoder_vs_alone": vocoder_diff,
+                "vocoder_lengths_ok": [len(x) for x in got] == [len(w) * 960 for w in wins],
+                "urgent_lane_skips_later_windows": later_ok,
+                "windows_rendered": vocoder.windows,
+                "render_len": ours.shape[1],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
