@@ -31,9 +31,14 @@ SAMPLES_PER_TOKEN = 960
 FIRST_TOKENS = 24  # --first-tokens: the first window (time to first audio vs. the buffer it builds)
 
 
+OUT_PATH: Path | None = None  # --out: rewritten after every figure, so a stalled run keeps what it measured
+
+
 def emit(results: dict, key: str, value) -> None:
     results[key] = value
     print(json.dumps({key: value}), flush=True)
+    if OUT_PATH is not None:
+        OUT_PATH.write_text(json.dumps(results, indent=1))
 
 
 def build_model(dev: str):
@@ -153,9 +158,69 @@ def stream_once(engine, tokens: int, start_evt: threading.Event | None = None, d
     }
 
 
+def check_render_graph(model, results: dict) -> None:
+    """The captured whole-render graph vs the same render run eagerly (noise off: zeros)."""
+    import torch
+
+    from tts.app.backends.chatterbox_fast import s3gen_patches
+    from tts.app.backends.chatterbox_fast.s3gen_render import S3GenRenderer
+
+    s3gen_patches.install(model.s3gen)
+    saved = torch.randn_like, torch.rand_like, torch.rand, torch.randn
+
+    def zeros(*shape, **k):
+        return torch.zeros(*shape, **{x: y for x, y in k.items() if x != "generator"})
+
+    torch.randn_like = torch.rand_like = lambda t, *a, **k: torch.zeros_like(t, *a, **k)
+    torch.rand = torch.randn = zeros
+    try:
+        r = S3GenRenderer(model.s3gen, max_rows=4)
+        voice = r.voice(model.conds.gen)
+        g = torch.Generator().manual_seed(0)
+        wins = [torch.randint(0, 6561, (n,), generator=g).tolist() for n in (66, 40, 24)]
+        graphed = r.render(voice, wins)
+        tok = torch.zeros(len(wins), 80, dtype=torch.long)
+        for i, w in enumerate(wins):
+            tok[i, : len(w)] = torch.tensor(w)
+        lens = torch.tensor([len(w) for w in wins])
+        with torch.inference_mode():
+            sync()
+            a = time.perf_counter()
+            eager = r.forward(tok.cuda(), lens.cuda(), voice.prompt_token, voice.prompt_feat, voice.spks)
+            sync()
+            eager_s = time.perf_counter() - a
+            a = time.perf_counter()
+            r.render(voice, wins)
+            sync()
+            graph_s = time.perf_counter() - a
+        diff = max(
+            (graphed[i, : n * 960] - eager[i, : n * 960]).abs().max().item() for i, n in enumerate(lens.tolist())
+        )
+        emit(
+            results,
+            "render_graph_check",
+            {
+                "graphs": r.captured,
+                "max_abs_diff": diff,
+                "peak": eager.abs().max().item(),
+                "eager_s": round(eager_s, 4),
+                "graph_s": round(graph_s, 4),
+            },
+        )
+    finally:
+        torch.randn_like, torch.rand_like, torch.rand, torch.randn = saved
+
+
 def bench_fast(
-    model, results: dict, stream_counts: list[int], prompt_tokens: int, full: bool, staggers: tuple[float, ...] = (0.0,)
+    model,
+    results: dict,
+    stream_counts: list[int],
+    prompt_tokens: int,
+    full: bool,
+    staggers: tuple[float, ...] = (0.0,),
+    variants: list[tuple[str, int, list[int]]] | None = None,
 ) -> None:
+    """``variants``: (S3Gen graph mode, vocoder batch limit, stream counts to sweep) each."""
     import torch
 
     from tts.app.backends.chatterbox_fast.capacity import time_decode_step
@@ -163,7 +228,10 @@ def bench_fast(
     from tts.app.backends.chatterbox_fast.vocoder import ChunkPlan
 
     t0 = time.perf_counter()
+    variants = variants or [("render", 4, stream_counts)]
     cfg = FastEngineConfig(
+        s3gen_graphs=variants[0][0],
+        vocoder_batch=variants[0][1],
         max_slots=max(64, max(stream_counts)),
         watermark=False,
         s3gen_prompt_tokens=prompt_tokens,
@@ -183,22 +251,6 @@ def bench_fast(
             "t3_cuda_graphs": engine.graphs,
             "s3gen_cuda_graphs": engine.vocoder_graphs,
             "t3_dtype": str(engine.t3_dtype),
-        },
-    )
-
-    for _ in range(2):  # warm-up (allocator, cuDNN algorithms of S3Gen shapes)
-        stream_once(engine, TOKENS)
-    single = [stream_once(engine, TOKENS) for _ in range(3)]
-    emit_tagged(
-        results,
-        "fast_one_sentence",
-        {
-            "speech_tokens": TOKENS,
-            "time_to_first_audio_s": round(statistics.median(r["ttfa_s"] for r in single), 3),
-            "wall_s": round(statistics.median(r["wall_s"] for r in single), 3),
-            "audio_s": round(single[0]["audio_s"], 2),
-            "rtf": round(statistics.median(r["rtf"] for r in single), 3),
-            "chunks": single[0]["chunks"],
         },
     )
 
@@ -226,31 +278,64 @@ def bench_fast(
         engine.decoder._graphs = saved
         emit_tagged(results, "fast_t3_eager_step", eager)
 
-    # S3Gen window time vs batch (what chunked vocoding costs, batched across streams).
-    voc = []
-    from tts.app.backends.chatterbox_fast.vocoder import trim_reference
+    # S3Gen window time vs batch for each vocoder variant, then the concurrency sweeps.
+    from tts.app.backends.chatterbox_fast.vocoder import BatchedVocoder, trim_reference
 
     ref = trim_reference(model.conds.gen, prompt_tokens)
-    for n in (1, 8, 32):
-        g = torch.Generator().manual_seed(0)
-        wins = [torch.randint(0, 6561, (50,), generator=g).tolist() for _ in range(n)]
-        engine.vocoder.render(ref, wins, [False] * n)
-        sync()
-        a = time.perf_counter()
-        engine.vocoder.render(ref, wins, [False] * n)
-        sync()
-        voc.append({"batch": n, "window_tokens": 50, "s": round(time.perf_counter() - a, 3)})
-    emit_tagged(results, "fast_s3gen_window_vs_batch", voc)
-
-    # Concurrent streams: N callers start together, each speaks two sentences back to back.
-    for stagger_s in staggers:
-        concurrency_sweep(engine, results, stream_counts, stagger_s, emit_tagged)
-    emit_tagged(results, "fast_capacity_measured", engine.measure_capacity())
+    for vi, (graphs, vbatch, sweep_counts) in enumerate(variants):
+        vtag = f"{graphs}_batch{vbatch}"
+        if vi:
+            engine.vocoder.stop()
+            a = time.perf_counter()
+            engine.vocoder = BatchedVocoder(
+                model.s3gen,
+                max_batch=vbatch,
+                graphs=graphs,
+                estimator_dtype=cfg.s3gen_dtype,
+            )
+            n_graphs = engine.vocoder.warm_up(ref, cfg.plan)
+            engine.vocoder.start()
+            emit_tagged(
+                results, f"fast_{vtag}_vocoder_build", {"s": round(time.perf_counter() - a, 1), "graphs": n_graphs}
+            )
+        voc = []
+        for n in (b for b in (1, 4, 8, 16) if b <= vbatch):
+            g = torch.Generator().manual_seed(0)
+            for length in (24, 66, 109):
+                wins = [torch.randint(0, 6561, (length,), generator=g).tolist() for _ in range(n)]
+                engine.vocoder.render(ref, wins, [False] * n)
+                sync()
+                a = time.perf_counter()
+                for _ in range(3):
+                    engine.vocoder.render(ref, wins, [False] * n)
+                sync()
+                voc.append({"batch": n, "window_tokens": length, "s": round((time.perf_counter() - a) / 3, 4)})
+        emit_tagged(results, f"fast_{vtag}_s3gen_window_vs_batch", voc)
+        for _ in range(2):  # warm-up (allocator, cuDNN algorithms of S3Gen shapes)
+            stream_once(engine, TOKENS)
+        single = [stream_once(engine, TOKENS) for _ in range(3)]
+        emit_tagged(
+            results,
+            f"fast_{vtag}_one_sentence",
+            {
+                "speech_tokens": TOKENS,
+                "time_to_first_audio_s": round(statistics.median(r["ttfa_s"] for r in single), 3),
+                "wall_s": round(statistics.median(r["wall_s"] for r in single), 3),
+                "audio_s": round(single[0]["audio_s"], 2),
+                "rtf": round(statistics.median(r["rtf"] for r in single), 3),
+                "chunks": single[0]["chunks"],
+            },
+        )
+        for stagger_s in staggers:
+            concurrency_sweep(engine, results, sweep_counts, stagger_s, emit_tagged, prefix=f"fast_{vtag}")
+        emit_tagged(results, f"fast_{vtag}_capacity_measured", engine.measure_capacity())
     emit_tagged(results, "gpu_peak_mem_gib", round(torch.cuda.max_memory_allocated() / 2**30, 2))
     engine.close()
 
 
-def concurrency_sweep(engine, results: dict, stream_counts: list[int], stagger_s: float, emit_tagged) -> None:
+def concurrency_sweep(
+    engine, results: dict, stream_counts: list[int], stagger_s: float, emit_tagged, prefix: str = "fast"
+) -> None:
     best = 0
     for n in stream_counts:
         start = threading.Event()
@@ -289,12 +374,23 @@ def concurrency_sweep(engine, results: dict, stream_counts: list[int], stagger_s
             "errors": len(errors),
             "first_error": errors[0] if errors else None,
         }
-        emit_tagged(results, f"fast_concurrent_{n}" + (f"_staggered_{stagger_s:g}s" if stagger_s else ""), row)
+        emit_tagged(results, f"{prefix}_concurrent_{n}" + (f"_staggered_{stagger_s:g}s" if stagger_s else ""), row)
         if ok == n:
             best = n
+        if any("no token for 60 s" in e for e in errors):
+            emit_tagged(results, "fast_stalled", {"streams": n, "error": errors[0]})
+            raise SystemExit("the GPU stalled: stopping the sweep (figures so far are in --out)")
     emit_tagged(
-        results, "fast_max_concurrent_streams_rtf_below_1" + (f"_staggered_{stagger_s:g}s" if stagger_s else ""), best
+        results,
+        f"{prefix}_max_concurrent_streams_rtf_below_1" + (f"_staggered_{stagger_s:g}s" if stagger_s else ""),
+        best,
     )
+
+
+def parse_variant(text: str, streams: str) -> tuple[str, int, list[int]]:
+    parts = text.split(":")
+    counts = parts[2] if len(parts) > 2 else streams.replace(",", "/")
+    return parts[0], int(parts[1]), [int(x) for x in counts.split("/") if x]
 
 
 def main() -> None:
@@ -307,11 +403,18 @@ def main() -> None:
     ap.add_argument("--prompt-tokens", default="0,75", help="S3Gen reference prompt trims to compare (0: full)")
     ap.add_argument("--first-tokens", type=int, default=24)
     ap.add_argument("--stagger", default="0", help="callers start spread over this many seconds (list: one sweep each)")
+    ap.add_argument(
+        "--variants",
+        default="render:8",
+        help="vocoder variants, each GRAPHS:BATCH[:N/N/...] (graphs render|estimator|off; vocoder batch limit; "
+        "stream counts to sweep, default --streams), e.g. render:8,render:16:32/40,estimator:16:32",
+    )
     args = ap.parse_args()
     import torch
 
-    global FIRST_TOKENS
+    global FIRST_TOKENS, OUT_PATH
     FIRST_TOKENS = args.first_tokens
+    OUT_PATH = Path(args.out) if args.out else None
     results: dict = {
         "first_window_tokens": FIRST_TOKENS,
         "weights": "random (real architecture); speed only",
@@ -323,6 +426,7 @@ def main() -> None:
     emit(results, "setup_s", round(time.perf_counter() - t0, 1))
     if not args.skip_stock:
         bench_stock(model, results)
+    check_render_graph(model, results)
     for i, pt in enumerate(int(x) for x in args.prompt_tokens.split(",")):
         bench_fast(
             model,
@@ -331,6 +435,7 @@ def main() -> None:
             pt,
             full=i == 0,
             staggers=tuple(float(x) for x in args.stagger.split(",")),
+            variants=[parse_variant(v, args.streams) for v in args.variants.split(",")],
         )
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))

@@ -47,8 +47,7 @@ def test_graph_safe_inverse_stft_equals_torch_istft(check):
     assert check["istft"] < 1e-5
 
 
-def test_vocoder_lanes_return_each_window_as_rendered_alone(check):
+def test_vocoder_batches_return_each_window_as_rendered_alone(check):
     assert check["vocoder_lengths_ok"]
     assert check["vocoder_vs_alone"] < 1e-4
-    assert check["urgent_lane_skips_later_windows"]
-    assert check["windows_rendered"] == 7
+    assert check["windows_rendered"] == 4

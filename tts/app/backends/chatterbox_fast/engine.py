@@ -43,11 +43,9 @@ class FastEngineConfig:
     watermark: bool = True  # upstream watermarks every output (Perth); per window here
     s3gen_dtype: str = "float16"  # the flow-matching estimator's dtype on CUDA
     s3gen_prompt_tokens: int = 0  # >0: trim S3Gen's reference prompt to this many tokens (25/s)
-    # Windows per S3Gen batch. 16 (32 estimator rows): a 64-row fp16 estimator graph stalled
-    # the GPU in the H100 bench at 24 streams (cause not found); 32 rows ran clean.
-    vocoder_batch: int = 16
-    # First windows render on their own high-priority lane, up to this many at once (0: off).
-    urgent_batch: int = 4
+    # Windows per S3Gen batch. The H100 is busy from 8 windows on (16 take twice as long), so
+    # more only makes a first window wait longer behind the batch in flight.
+    vocoder_batch: int = 8
     s3gen_graphs: str = "render"  # render (whole S3Gen render per graph) | estimator | off
     plan: ChunkPlan = ChunkPlan()
 
@@ -65,7 +63,6 @@ class FastEngineConfig:
             s3gen_dtype=e.get("TTS_CHATTERBOX_FAST_S3GEN_DTYPE", cls.s3gen_dtype),
             s3gen_prompt_tokens=int(e.get("TTS_CHATTERBOX_FAST_S3GEN_PROMPT_TOKENS", cls.s3gen_prompt_tokens)),
             vocoder_batch=int(e.get("TTS_CHATTERBOX_FAST_VOCODER_BATCH", cls.vocoder_batch)),
-            urgent_batch=int(e.get("TTS_CHATTERBOX_FAST_URGENT_BATCH", cls.urgent_batch)),
             s3gen_graphs=e.get("TTS_CHATTERBOX_FAST_S3GEN_GRAPHS", cls.s3gen_graphs),
             plan=ChunkPlan(
                 first_tokens=int(e.get("TTS_CHATTERBOX_FAST_FIRST_CHUNK_TOKENS", p.first_tokens)),
@@ -118,7 +115,6 @@ class FastChatterboxEngine:
         self.vocoder = BatchedVocoder(
             model.s3gen,
             max_batch=min(self.config.vocoder_batch, self.config.max_slots),
-            urgent_batch=self.config.urgent_batch,
             cuda_graphs=self.config.cuda_graphs,
             graphs=self.config.s3gen_graphs,
             estimator_dtype=self.config.s3gen_dtype,

@@ -196,7 +196,11 @@ class S3GenRenderer:
                 entry = self._capture(key)
             if entry is None:
                 return self.forward(
-                    tokens.to(self.device), token_lens.to(self.device), voice.prompt_token, voice.prompt_feat, voice.spks
+                    tokens.to(self.device),
+                    token_lens.to(self.device),
+                    voice.prompt_token,
+                    voice.prompt_feat,
+                    voice.spks,
                 )
             graph, (tok_buf, len_buf), vbuf, out = entry
             tok_buf.zero_()

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-log = logging.getLogger(__name__)
-
 from tts.app.backends.chatterbox_fast.s3gen_render import SAMPLES_PER_TOKEN, TOKEN_BUCKET, S3GenRenderer, to_numpy
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -88,27 +88,13 @@ class RenderJob:
     future: Future = field(default_factory=Future)
 
 
-class _Lane:
-    """One vocoder worker: a thread, a CUDA stream and its own renderer (graphs, memory pool)."""
-
-    def __init__(self, name: str, renderer: S3GenRenderer, max_batch: int, stream, accepts) -> None:
-        self.name = name
-        self.renderer = renderer
-        self.max_batch = max_batch
-        self.stream = stream
-        self.accepts = accepts  # RenderJob -> bool
-        self.batches = 0
-        self.windows = 0
-        self.thread: threading.Thread | None = None
-
-
 class BatchedVocoder:
-    """Worker threads rendering windows for all streams; same-voice windows share a batch.
+    """A worker thread rendering windows for all streams; same-voice windows share a batch.
 
-    The *bulk* lane takes the most urgent pending windows (earliest deadline first) up to
-    ``max_batch``. With ``urgent_batch > 0`` an *urgent* lane serves only first windows (a
-    caller waiting for first audio), up to ``urgent_batch`` at a time, on a high-priority CUDA
-    stream, so first audio does not wait behind a large batch in flight.
+    One thread on purpose: two threads replaying S3Gen graphs on two CUDA streams (a
+    high-priority lane for first windows was tried) hung the GPU at the first concurrent
+    load in the H100 bench. First windows are served first instead (earliest deadline), and
+    the batch limit bounds how long one waits behind the batch in flight.
 
     ``graphs``: "render" captures the whole render per bucket (``S3GenRenderer``);
     "estimator" graphs only the flow-matching estimator (the earlier design, kept to compare);
@@ -119,8 +105,7 @@ class BatchedVocoder:
         self,
         s3gen,
         *,
-        max_batch: int = 16,
-        urgent_batch: int = 4,
+        max_batch: int = 8,
         n_cfm_timesteps: int | None = None,
         cuda_graphs: bool = True,
         graphs: str = "render",
@@ -134,10 +119,12 @@ class BatchedVocoder:
         self._pending: list[RenderJob] = []
         self._cv = threading.Condition()
         self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="s3gen-vocoder", daemon=True)
         from tts.app.backends.chatterbox_fast import s3gen_patches
 
         self.device_source = s3gen_patches.install(s3gen)
         on_cuda = self.device.type == "cuda"
+        self._stream = torch.cuda.Stream(device=self.device) if on_cuda else None
         if on_cuda and estimator_dtype != "float32":
             # The flow-matching U-Net casts its inputs to its own dtype (upstream's fp16 hook);
             # CosyVoice serves this estimator in fp16 as well.
@@ -150,84 +137,56 @@ class BatchedVocoder:
             from tts.app.backends.chatterbox_fast.s3gen_graphs import install
 
             self.graphed = install(s3gen, max_rows=2 * max_batch)
-        steps = n_cfm_timesteps or 10
-
-        def renderer(rows: int) -> S3GenRenderer:
-            return S3GenRenderer(s3gen, max_rows=rows, n_timesteps=steps, cuda_graphs=self.graph_mode == "render")
-
-        def stream(priority: int):
-            return torch.cuda.Stream(device=self.device, priority=priority) if on_cuda else None
-
-        self.lanes = [_Lane("bulk", renderer(max_batch), max_batch, stream(0), lambda j: True)]
-        # Two lanes replaying estimator graphs would share the graphs' static buffers.
-        if urgent_batch > 0 and self.graph_mode != "estimator":
-            self.lanes.insert(0, _Lane("urgent", renderer(urgent_batch), urgent_batch, stream(-1), lambda j: j.first))
-
-    @property
-    def batches(self) -> int:
-        return sum(lane.batches for lane in self.lanes)
-
-    @property
-    def windows(self) -> int:
-        return sum(lane.windows for lane in self.lanes)
+        self.renderer = S3GenRenderer(
+            s3gen, max_rows=max_batch, n_timesteps=n_cfm_timesteps or 10, cuda_graphs=self.graph_mode == "render"
+        )
+        self.batches = 0
+        self.windows = 0
 
     def start(self) -> None:
-        for lane in self.lanes:
-            lane.thread = threading.Thread(target=self._run, args=(lane,), name=f"s3gen-{lane.name}", daemon=True)
-            lane.thread.start()
+        self._thread.start()
 
     def stop(self) -> None:
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
-        for lane in self.lanes:
-            if lane.thread is not None:
-                lane.thread.join(timeout=10)
+        self._thread.join(timeout=10)
 
     def warm_up(self, ref_dict: dict, plan: ChunkPlan) -> int:
         """Render every (batch, length) bucket once so graphs are captured before serving."""
         if self.graph_mode == "off":
             return 0
         longest = plan.max_tokens + plan.context_tokens + plan.overlap_tokens
-        for lane in self.lanes:
-            top = longest if lane.name == "bulk" else max(plan.first_tokens, 1)
-            lengths = sorted({*range(TOKEN_BUCKET, top, TOKEN_BUCKET), top})
-            n = 1
-            while n <= lane.max_batch:
-                for length in lengths:
-                    self.render(ref_dict, [[0] * length] * n, [False] * n, lane=lane)
-                n *= 2
-        if self.graph_mode == "estimator":
-            return self.graphed.captured
-        return sum(lane.renderer.captured for lane in self.lanes)
+        lengths = sorted({*range(TOKEN_BUCKET, longest, TOKEN_BUCKET), longest})
+        n = 1
+        while n <= self.max_batch:
+            for length in lengths:
+                self.render(ref_dict, [[0] * length] * n, [False] * n)
+            n *= 2
+        return self.graphed.captured if self.graph_mode == "estimator" else self.renderer.captured
 
     def submit(self, voice_key: str, ref_dict: dict, tokens: list[int], first: bool, deadline: float = 0.0) -> Future:
         job = RenderJob(voice_key, ref_dict, tokens, first, deadline)
         with self._cv:
             self._pending.append(job)
-            self._cv.notify_all()
+            self._cv.notify()
         return job.future
 
-    def _next_batch(self, lane: _Lane) -> list[RenderJob] | None:
-        """The most urgent windows this lane takes (earliest deadline: a caller about to hear
-        silence, or a stream still waiting for its first audio), up to its batch limit."""
+    def _next_batch(self) -> list[RenderJob] | None:
+        """The most urgent windows (earliest deadline: a caller about to hear silence, or a
+        stream still waiting for its first audio), up to the batch limit."""
         with self._cv:
-            while not self._stopping:
-                mine = [j for j in self._pending if lane.accepts(j)]
-                if mine:
-                    break
+            while not self._pending and not self._stopping:
                 self._cv.wait()
             if self._stopping:
                 return None
-            mine.sort(key=lambda j: j.deadline)
-            batch = mine[: lane.max_batch]
-            taken = {id(j) for j in batch}
-            self._pending = [j for j in self._pending if id(j) not in taken]
+            self._pending.sort(key=lambda j: j.deadline)
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             return batch
 
-    def _run(self, lane: _Lane) -> None:
+    def _run(self) -> None:
         while True:
-            batch = self._next_batch(lane)
+            batch = self._next_batch()
             if batch is None:
                 return
             by_voice: dict[str, list[RenderJob]] = {}
@@ -235,7 +194,7 @@ class BatchedVocoder:
                 by_voice.setdefault(j.voice_key, []).append(j)
             for jobs in by_voice.values():
                 try:
-                    outs = self.render(jobs[0].ref_dict, [j.tokens for j in jobs], [j.first for j in jobs], lane=lane)
+                    outs = self.render(jobs[0].ref_dict, [j.tokens for j in jobs], [j.first for j in jobs])
                 except BaseException as exc:
                     log.exception("S3Gen render failed")
                     for j in jobs:
@@ -245,22 +204,19 @@ class BatchedVocoder:
                     j.future.set_result(audio)
 
     @torch.inference_mode()
-    def render(
-        self, ref_dict: dict, windows: list[list[int]], first: list[bool], *, lane: _Lane | None = None
-    ) -> list[np.ndarray]:
+    def render(self, ref_dict: dict, windows: list[list[int]], first: list[bool]) -> list[np.ndarray]:
         """Vocode token windows of one voice in one padded batch: float32 audio per window."""
-        lane = lane or self.lanes[-1]
-        ctx = torch.cuda.stream(lane.stream) if lane.stream is not None else _nullcontext()
+        ctx = torch.cuda.stream(self._stream) if self._stream is not None else _nullcontext()
         with ctx:
-            voice = lane.renderer.voice(ref_dict)
-            wavs = lane.renderer.render(voice, windows)
+            voice = self.renderer.voice(ref_dict)
+            wavs = self.renderer.render(voice, windows)
             fade = self.s3gen.trim_fade
             for i, is_first in enumerate(first):
                 if is_first:
                     wavs[i, : len(fade)] *= fade
             out = to_numpy(wavs, [len(w) for w in windows])
-        lane.batches += 1
-        lane.windows += len(windows)
+        self.batches += 1
+        self.windows += len(windows)
         return out
 
 
