@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from tts.app.backends.chatterbox_fast.streams import HIGH_PRIORITY, private_stream
+
 
 def _bucket(n: int, buckets: tuple[int, ...]) -> int:
     for b in buckets:
@@ -70,6 +72,8 @@ class T3BatchDecoder:
     def __init__(self, t3, shape: DecoderShape, *, dtype: torch.dtype, device: torch.device | str) -> None:
         self.t3 = t3
         self.device = torch.device(device)
+        # Decode steps capture on and run from a high-priority stream of their own (streams.py).
+        self.stream = private_stream(self.device, priority=HIGH_PRIORITY) if self.device.type == "cuda" else None
         self.dtype = dtype
         self.shape = shape
         self.slot_buckets = slot_buckets(shape.max_slots)
@@ -192,7 +196,7 @@ class T3BatchDecoder:
         self.cache_pos.zero_()
         self.speech_pos.zero_()
         self.tok.fill_(self.t3.hp.start_speech_token)
-        side = torch.cuda.Stream()
+        side = self.stream
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for slots in self.slot_buckets:
@@ -205,7 +209,7 @@ class T3BatchDecoder:
         for slots in reversed(self.slot_buckets):  # largest first: the pool fits the rest
             for kv_len in self.shape.kv_len_buckets:
                 graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
+                with torch.cuda.graph(graph, pool=self._pool, stream=self.stream, capture_error_mode="thread_local"):
                     out = self._step(2 * slots, kv_len)
                 self._graphs[(slots, kv_len)] = (graph, out)
         torch.cuda.synchronize()

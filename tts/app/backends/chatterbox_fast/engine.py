@@ -178,6 +178,9 @@ class FastChatterboxEngine:
                 prompt_tokens=conds.t3.cond_prompt_speech_tokens.to(device=self.device),
                 ref_dict=ref,
             )
+            if self.device.type == "cuda":
+                # Made on this thread's stream; the decode and vocoder streams read them next.
+                torch.cuda.current_stream(self.device).synchronize()
             self._voices[key] = voice
             return voice
 
@@ -196,14 +199,13 @@ class FastChatterboxEngine:
         tokens = torch.cat([tokens, tokens], dim=0)  # the CFG pair
         tokens = F.pad(tokens, (1, 0), value=t3.hp.start_text_token)
         tokens = F.pad(tokens, (0, 1), value=t3.hp.stop_text_token)
-        # Built on the device without T3Cond.to(), whose .item() per field would make every
-        # new request wait for all GPU work in flight.
+        # Not T3Cond.to(), whose .item() per field would make every new request wait for all
+        # GPU work in flight: the voice's tensors are on the device already, and the scheduler
+        # moves emotion_adv there on its own stream.
         cond = T3Cond(
             speaker_emb=voice.speaker_emb,
             cond_prompt_speech_tokens=voice.prompt_tokens,
-            emotion_adv=torch.full(
-                (1, 1, 1), float(kwargs.get("exaggeration", 0.5)), device=self.device, dtype=self.t3_dtype
-            ),
+            emotion_adv=torch.full((1, 1, 1), float(kwargs.get("exaggeration", 0.5)), dtype=self.t3_dtype),
         )
         return DecodeJob(
             text_tokens=tokens,

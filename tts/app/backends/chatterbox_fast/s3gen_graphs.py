@@ -16,6 +16,8 @@ import threading
 import torch
 from torch import nn
 
+from tts.app.backends.chatterbox_fast.streams import private_stream
+
 log = logging.getLogger(__name__)
 
 FRAME_BUCKET = 64
@@ -71,8 +73,9 @@ def _pow2(n: int) -> int:
 class GraphedEstimator(nn.Module):
     """Drop-in for ``CausalConditionalCFM.estimator``: same call, graph replay on CUDA."""
 
-    def __init__(self, inner: nn.Module, *, max_rows: int = 64) -> None:
+    def __init__(self, inner: nn.Module, *, max_rows: int = 64, stream: torch.cuda.Stream | None = None) -> None:
         super().__init__()
+        self.stream = stream  # capture stream of its own (streams.py); one is drawn at first capture
         self.inner = inner
         self.max_rows = max_rows
         self._graphs: dict[tuple[int, int], tuple] = {}
@@ -128,7 +131,9 @@ class GraphedEstimator(nn.Module):
         ts = torch.zeros(rows, dtype=dtype, device=device)
         ss = torch.zeros(rows, c, dtype=dtype, device=device)
         try:
-            side = torch.cuda.Stream(device=device)
+            if self.stream is None:
+                self.stream = private_stream(device)
+            side = self.stream
             side.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(side):
                 for _ in range(2):
@@ -137,7 +142,7 @@ class GraphedEstimator(nn.Module):
             if self._pool is None:
                 self._pool = torch.cuda.graph_pool_handle()
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
+            with torch.cuda.graph(graph, pool=self._pool, stream=side, capture_error_mode="thread_local"):
                 out = self.inner(xs, ms, mus, ts, ss, cs, None)
         except Exception:
             log.exception("could not capture the S3Gen estimator for %s; running it eagerly", key)
@@ -149,11 +154,11 @@ class GraphedEstimator(nn.Module):
         return entry
 
 
-def install(s3gen, *, max_rows: int = 64) -> GraphedEstimator:
+def install(s3gen, *, max_rows: int = 64, stream: torch.cuda.Stream | None = None) -> GraphedEstimator:
     """Wrap the estimator of a loaded S3Gen in place (idempotent)."""
     patch_chunk_mask()
     cfm = s3gen.flow.decoder
     if isinstance(cfm.estimator, GraphedEstimator):
         return cfm.estimator
-    cfm.estimator = GraphedEstimator(cfm.estimator, max_rows=max_rows)
+    cfm.estimator = GraphedEstimator(cfm.estimator, max_rows=max_rows, stream=stream)
     return cfm.estimator

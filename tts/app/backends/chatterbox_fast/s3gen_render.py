@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tts.app.backends.chatterbox_fast.streams import private_stream
+
 log = logging.getLogger(__name__)
 
 SAMPLES_PER_TOKEN = 960  # 25 speech tokens/s -> 50 mel frames/s -> 24 kHz: 2 * 480 samples
@@ -78,7 +80,10 @@ class S3GenRenderer:
         n_timesteps: int = 10,
         cuda_graphs: bool = True,
         token_bucket: int = TOKEN_BUCKET,
+        stream: torch.cuda.Stream | None = None,
     ) -> None:
+        """``stream``: where graphs are captured (one no other graph-capturing part uses,
+        see streams.py); renders replay on the caller's current stream."""
         self.s3gen = s3gen
         self.flow = s3gen.flow
         self.hift = s3gen.mel2wav
@@ -88,6 +93,7 @@ class S3GenRenderer:
         self.device = next(s3gen.parameters()).device
         self.dtype = next(self.flow.parameters()).dtype
         self.use_graphs = cuda_graphs and self.device.type == "cuda"
+        self.stream = stream if stream is not None or not self.use_graphs else private_stream(self.device)
         self._voices: dict[int, tuple[dict, RenderVoice]] = {}
         self._graphs: dict[tuple[int, int, int], tuple] = {}
         self._voice_bufs: dict[int, RenderVoice] = {}  # static voice inputs, one set per prompt length
@@ -235,7 +241,7 @@ class S3GenRenderer:
         vbuf = self._static_voice(prompt_len)
         args = (tok_buf, len_buf, vbuf.prompt_token, vbuf.prompt_feat, vbuf.spks)
         try:
-            side = torch.cuda.Stream(device=d)
+            side = self.stream
             side.wait_stream(torch.cuda.current_stream(d))
             with torch.cuda.stream(side):
                 for _ in range(2):
@@ -244,7 +250,7 @@ class S3GenRenderer:
             if self._pool is None:
                 self._pool = torch.cuda.graph_pool_handle()
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
+            with torch.cuda.graph(graph, pool=self._pool, stream=self.stream, capture_error_mode="thread_local"):
                 out = self.forward(*args)
         except Exception:
             log.exception("could not capture the S3Gen render for %s; rendering it eagerly", key)

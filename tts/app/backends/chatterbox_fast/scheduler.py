@@ -111,6 +111,14 @@ class DecodeScheduler:
     # ---- scheduler thread ----
 
     def _run(self) -> None:
+        stream = getattr(self.decoder, "stream", None)
+        if stream is None:
+            self._loop()
+            return
+        with torch.cuda.stream(stream):  # the decoder's high-priority stream (streams.py)
+            self._loop()
+
+    def _loop(self) -> None:
         while True:
             with self._cv:
                 while not self._stop and not self._waiting and not self._active:
@@ -160,6 +168,9 @@ class DecodeScheduler:
         """Exactly upstream T3.inference's first input: cond + text + BOS, then BOS again."""
         t3 = self.t3
         text = job.text_tokens.to(device=self.decoder.device, dtype=torch.long)
+        # Built by the caller's thread on the host; copied here, in order on the decode stream.
+        cond = job.t3_cond
+        cond.emotion_adv = cond.emotion_adv.to(device=self.decoder.device, dtype=cond.speaker_emb.dtype)
         start = self.hp.start_speech_token * torch.ones_like(text[:, :1])
         embeds, _ = t3.prepare_input_embeds(
             t3_cond=job.t3_cond, text_tokens=text, speech_tokens=start, cfg_weight=job.cfg_weight

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from tts.app.backends.chatterbox_fast.s3gen_render import SAMPLES_PER_TOKEN, TOKEN_BUCKET, S3GenRenderer, to_numpy
+from tts.app.backends.chatterbox_fast.streams import LOW_PRIORITY, private_stream
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,8 @@ class BatchedVocoder:
 
         self.device_source = s3gen_patches.install(s3gen)
         on_cuda = self.device.type == "cuda"
-        self._stream = torch.cuda.Stream(device=self.device) if on_cuda else None
+        # Renders capture on and replay from a low-priority stream of their own (streams.py).
+        self._stream = private_stream(self.device, priority=LOW_PRIORITY) if on_cuda else None
         if on_cuda and estimator_dtype != "float32":
             # The flow-matching U-Net casts its inputs to its own dtype (upstream's fp16 hook);
             # CosyVoice serves this estimator in fp16 as well.
@@ -136,9 +138,13 @@ class BatchedVocoder:
         if self.graph_mode == "estimator":
             from tts.app.backends.chatterbox_fast.s3gen_graphs import install
 
-            self.graphed = install(s3gen, max_rows=2 * max_batch)
+            self.graphed = install(s3gen, max_rows=2 * max_batch, stream=self._stream)
         self.renderer = S3GenRenderer(
-            s3gen, max_rows=max_batch, n_timesteps=n_cfm_timesteps or 10, cuda_graphs=self.graph_mode == "render"
+            s3gen,
+            max_rows=max_batch,
+            n_timesteps=n_cfm_timesteps or 10,
+            cuda_graphs=self.graph_mode == "render",
+            stream=self._stream,
         )
         self.batches = 0
         self.windows = 0
