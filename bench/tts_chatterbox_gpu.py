@@ -13,6 +13,7 @@ Prints one JSON line per measurement and a summary.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import faulthandler
 import json
 import os
@@ -228,7 +229,7 @@ def bench_fast(
     from tts.app.backends.chatterbox_fast.vocoder import ChunkPlan
 
     t0 = time.perf_counter()
-    variants = variants or [("render", 4, stream_counts)]
+    variants = variants or [("render", 8, stream_counts, 0)]
     cfg = FastEngineConfig(
         s3gen_graphs=variants[0][0],
         vocoder_batch=variants[0][1],
@@ -282,9 +283,12 @@ def bench_fast(
     from tts.app.backends.chatterbox_fast.vocoder import BatchedVocoder, trim_reference
 
     ref = trim_reference(model.conds.gen, prompt_tokens)
-    for vi, (graphs, vbatch, sweep_counts) in enumerate(variants):
-        vtag = f"{graphs}_batch{vbatch}"
-        if vi:
+    for vi, (graphs, vbatch, sweep_counts, first) in enumerate(variants):
+        vtag = f"{graphs}_batch{vbatch}" + (f"_first{first}" if first else "")
+        engine.config = dataclasses.replace(
+            engine.config, plan=dataclasses.replace(cfg.plan, first_tokens=first or cfg.plan.first_tokens)
+        )
+        if vi and (graphs, vbatch) != variants[vi - 1][:2]:
             engine.vocoder.stop()
             a = time.perf_counter()
             engine.vocoder = BatchedVocoder(
@@ -333,6 +337,21 @@ def bench_fast(
     engine.close()
 
 
+def engine_counters(engine) -> dict:
+    s, v = engine.scheduler, engine.vocoder
+    return {
+        "steps": s.steps,
+        "step_s": s.step_s_total,
+        "prefills": s.prefills,
+        "prefill_s": s.prefill_s_total,
+        "busy_s": v.busy_s,
+        "windows": v.windows,
+        "batches": v.batches,
+        "first_windows": v.first_windows,
+        "first_wait_s": v.first_wait_s,
+    }
+
+
 def concurrency_sweep(
     engine, results: dict, stream_counts: list[int], stagger_s: float, emit_tagged, prefix: str = "fast"
 ) -> None:
@@ -348,6 +367,8 @@ def concurrency_sweep(
             except Exception as exc:  # recorded: a stalled or failed stream counts as not real-time
                 out[i].append({"error": repr(exc)[:200]})
 
+        before = engine_counters(engine)
+        t_start = time.perf_counter()
         faulthandler.dump_traceback_later(50, exit=False)  # a stall shows every thread's stack
         threads = [threading.Thread(target=caller, args=(i,)) for i in range(n)]
         for t in threads:
@@ -356,6 +377,8 @@ def concurrency_sweep(
         for t in threads:
             t.join(timeout=300)
         faulthandler.cancel_dump_traceback_later()
+        wall = time.perf_counter() - t_start
+        d = {k: v - before[k] for k, v in engine_counters(engine).items()}
         errors = [r["error"] for rs in out for r in rs if "error" in r]
         flat = [r for rs in out for r in rs if "error" not in r] or [{"rtf": 99.0, "ttfa_s": 99.0, "underrun_s": 99.0}]
         rtfs = [r["rtf"] for r in flat]
@@ -371,6 +394,13 @@ def concurrency_sweep(
             "ttfa_median_s": round(statistics.median(ttfa), 3),
             "ttfa_p95_s": round(ttfa[int(0.95 * (len(ttfa) - 1))], 3),
             "underrun_s_max": round(max(r["underrun_s"] for r in flat), 3),
+            # Where the time went (engine counters over the sweep).
+            "t3_step_ms_mean": round(1e3 * d["step_s"] / max(1, d["steps"]), 2),
+            "t3_steps_per_s": round(d["steps"] / wall, 1),
+            "prefill_ms_mean": round(1e3 * d["prefill_s"] / max(1, d["prefills"]), 1),
+            "vocoder_busy_frac": round(d["busy_s"] / wall, 3),
+            "vocoder_windows_per_batch": round(d["windows"] / max(1, d["batches"]), 2),
+            "first_window_wait_ms_mean": round(1e3 * d["first_wait_s"] / max(1, d["first_windows"]), 1),
             "errors": len(errors),
             "first_error": errors[0] if errors else None,
         }
@@ -387,10 +417,11 @@ def concurrency_sweep(
     )
 
 
-def parse_variant(text: str, streams: str) -> tuple[str, int, list[int]]:
+def parse_variant(text: str, streams: str) -> tuple[str, int, list[int], int]:
     parts = text.split(":")
-    counts = parts[2] if len(parts) > 2 else streams.replace(",", "/")
-    return parts[0], int(parts[1]), [int(x) for x in counts.split("/") if x]
+    counts = parts[2] if len(parts) > 2 and parts[2] else streams.replace(",", "/")
+    first = int(parts[3]) if len(parts) > 3 else 0
+    return parts[0], int(parts[1]), [int(x) for x in counts.split("/") if x], first
 
 
 def main() -> None:
@@ -406,8 +437,9 @@ def main() -> None:
     ap.add_argument(
         "--variants",
         default="render:8",
-        help="vocoder variants, each GRAPHS:BATCH[:N/N/...] (graphs render|estimator|off; vocoder batch limit; "
-        "stream counts to sweep, default --streams), e.g. render:8,render:16:32/40,estimator:16:32",
+        help="vocoder variants, each GRAPHS:BATCH[:N/N/...[:FIRST]] (graphs render|estimator|off; vocoder batch "
+        "limit; stream counts to sweep, default --streams; first window tokens, default --first-tokens), "
+        "e.g. render:8,render:8::16,estimator:16:32",
     )
     args = ap.parse_args()
     import torch

@@ -10,12 +10,21 @@ from tts.app.backends.chatterbox_fast.vocoder import ChunkPlan
 
 
 def test_capacity_and_load_are_exposed_for_dialing():
-    engine = SimpleNamespace(capacity=32, _streams=5, scheduler=SimpleNamespace(active=4, last_step_s=0.0047))
+    engine = SimpleNamespace(
+        capacity=32,
+        _streams=5,
+        scheduler=SimpleNamespace(active=4, last_step_s=0.0047, steps=10, step_s_total=0.05, prefill_s_total=0.01),
+        vocoder=SimpleNamespace(windows=6, batches=2, busy_s=0.3, first_windows=3, first_wait_s=0.12),
+    )
     registry = CollectorRegistry()
     FastChatterboxEngine.register_metrics(engine, registry)
     text = generate_latest(registry).decode()
     assert "tts_chatterbox_capacity_streams 32.0" in text
     assert "tts_chatterbox_active_streams 5.0" in text
+    # Where first audio waits: decode step time and the vocoder queue, as counters.
+    assert "tts_chatterbox_decode_step_seconds_total 0.05" in text
+    assert "tts_chatterbox_first_window_wait_seconds_total 0.12" in text
+    assert "tts_chatterbox_vocoder_busy_seconds_total 0.3" in text
     engine.capacity = 24  # a re-measurement is what /metrics shows next
     assert "tts_chatterbox_capacity_streams 24.0" in generate_latest(registry).decode()
 

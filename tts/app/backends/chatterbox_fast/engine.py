@@ -354,6 +354,38 @@ class FastChatterboxEngine:
         Gauge(
             "tts_chatterbox_decode_step_seconds", "Wall time of the last T3 decode step", registry=registry
         ).set_function(lambda: self.scheduler.last_step_s)
+        registry.register(_EngineCounters(self))
+
+
+class _EngineCounters:
+    """Cumulative decode and vocoder figures as Prometheus counters (rates show where a
+    slow first audio comes from: decode steps slowing down, or windows queueing)."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily
+
+        sched, voc = self.engine.scheduler, self.engine.vocoder
+        for name, doc, value in (
+            ("tts_chatterbox_decode_steps", "T3 decode steps", sched.steps),
+            ("tts_chatterbox_decode_step_seconds", "Wall time in T3 decode steps", sched.step_s_total),
+            ("tts_chatterbox_prefill_seconds", "Wall time admitting requests (prefill)", sched.prefill_s_total),
+            ("tts_chatterbox_vocoder_windows", "Token windows vocoded by S3Gen", voc.windows),
+            ("tts_chatterbox_vocoder_batches", "S3Gen batches", voc.batches),
+            ("tts_chatterbox_vocoder_busy_seconds", "Wall time rendering S3Gen batches", voc.busy_s),
+            ("tts_chatterbox_first_windows", "Streams' first windows vocoded", voc.first_windows),
+            (
+                "tts_chatterbox_first_window_wait_seconds",
+                "Time first windows waited for the vocoder (queue, before rendering)",
+                voc.first_wait_s,
+            ),
+        ):
+            yield CounterMetricFamily(name, doc, value=value)
 
 
 def build_engine(model: Any, config: FastEngineConfig | None = None) -> FastChatterboxEngine:

@@ -78,6 +78,9 @@ class DecodeScheduler:
         self.steps = 0
         self.tokens_out = 0
         self.last_step_s = 0.0
+        self.step_s_total = 0.0  # wall time in decode steps (host work, graph, sampling, sync)
+        self.prefills = 0
+        self.prefill_s_total = 0.0
 
     # ---- public, any thread ----
 
@@ -146,6 +149,7 @@ class DecodeScheduler:
                     self._finish(job)
 
     def _admit(self, jobs: list[DecodeJob]) -> None:
+        t0 = time.perf_counter()
         embeds = [self._prompt_embeds(job) for job in jobs]
         logits = self.decoder.prefill(embeds, [job.slot for job in jobs])
         for job, e in zip(jobs, embeds, strict=True):
@@ -163,6 +167,8 @@ class DecodeScheduler:
             self._active[job.slot] = job
         slots = torch.tensor([job.slot for job in jobs], device=self.decoder.device)
         self._deliver(jobs, choose_tokens(logits, slots, self.sampling, self.generator))
+        self.prefills += 1
+        self.prefill_s_total += time.perf_counter() - t0
 
     def _prompt_embeds(self, job: DecodeJob) -> torch.Tensor:
         """Exactly upstream T3.inference's first input: cond + text + BOS, then BOS again."""
@@ -205,6 +211,7 @@ class DecodeScheduler:
         self._deliver(jobs, chosen)
         self.steps += 1
         self.last_step_s = time.perf_counter() - t0
+        self.step_s_total += self.last_step_s
 
     def _deliver(self, jobs: list[DecodeJob], chosen: torch.Tensor) -> None:
         for job, token in zip(jobs, chosen.tolist(), strict=True):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -87,6 +88,7 @@ class RenderJob:
     first: bool  # window starts at token 0: apply S3Gen's reference-spillover fade-in
     deadline: float = 0.0  # monotonic time the caller's audio runs out: most urgent first
     future: Future = field(default_factory=Future)
+    submitted: float = field(default_factory=time.monotonic)
 
 
 class BatchedVocoder:
@@ -146,8 +148,13 @@ class BatchedVocoder:
             cuda_graphs=self.graph_mode == "render",
             stream=self._stream,
         )
+        # Observability (plain numbers, read without locks): see VocoderStats.
         self.batches = 0
         self.windows = 0
+        self.busy_s = 0.0  # wall time spent rendering
+        self.wait_s = 0.0  # summed time windows waited in the queue
+        self.first_windows = 0
+        self.first_wait_s = 0.0  # the same for streams' first windows (first audio)
 
     def start(self) -> None:
         self._thread.start()
@@ -195,6 +202,12 @@ class BatchedVocoder:
             batch = self._next_batch()
             if batch is None:
                 return
+            t0 = time.monotonic()
+            for j in batch:
+                self.wait_s += t0 - j.submitted
+                if j.first:
+                    self.first_windows += 1
+                    self.first_wait_s += t0 - j.submitted
             by_voice: dict[str, list[RenderJob]] = {}
             for j in batch:
                 by_voice.setdefault(j.voice_key, []).append(j)
@@ -208,6 +221,7 @@ class BatchedVocoder:
                     continue
                 for j, audio in zip(jobs, outs, strict=True):
                     j.future.set_result(audio)
+            self.busy_s += time.monotonic() - t0
 
     @torch.inference_mode()
     def render(self, ref_dict: dict, windows: list[list[int]], first: list[bool]) -> list[np.ndarray]:
