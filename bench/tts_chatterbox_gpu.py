@@ -229,7 +229,7 @@ def bench_fast(
     from tts.app.backends.chatterbox_fast.vocoder import ChunkPlan
 
     t0 = time.perf_counter()
-    variants = variants or [("render", 8, stream_counts, 0)]
+    variants = variants or [("render", 8, stream_counts, 0, 0.0)]
     cfg = FastEngineConfig(
         s3gen_graphs=variants[0][0],
         vocoder_batch=variants[0][1],
@@ -283,12 +283,18 @@ def bench_fast(
     from tts.app.backends.chatterbox_fast.vocoder import BatchedVocoder, trim_reference
 
     ref = trim_reference(model.conds.gen, prompt_tokens)
-    for vi, (graphs, vbatch, sweep_counts, first) in enumerate(variants):
-        vtag = f"{graphs}_batch{vbatch}" + (f"_first{first}" if first else "")
+    prefill_graph_check(engine, results, emit_tagged)
+    for vi, (graphs, vbatch, sweep_counts, first, switch_ms) in enumerate(variants):
+        vtag = (
+            f"{graphs}_batch{vbatch}"
+            + (f"_first{first}" if first else "")
+            + (f"_gil{switch_ms}ms" if switch_ms else "")
+        )
+        sys.setswitchinterval(switch_ms / 1000 if switch_ms else 0.005)
         engine.config = dataclasses.replace(
             engine.config, plan=dataclasses.replace(cfg.plan, first_tokens=first or cfg.plan.first_tokens)
         )
-        if vi and (graphs, vbatch) != variants[vi - 1][:2]:
+        if vi and (graphs, vbatch) != tuple(variants[vi - 1][:2]):
             engine.vocoder.stop()
             a = time.perf_counter()
             engine.vocoder = BatchedVocoder(
@@ -335,6 +341,36 @@ def bench_fast(
         emit_tagged(results, f"fast_{vtag}_capacity_measured", engine.measure_capacity())
     emit_tagged(results, "gpu_peak_mem_gib", round(torch.cuda.max_memory_allocated() / 2**30, 2))
     engine.close()
+
+
+def prefill_graph_check(engine, results: dict, emit_tagged) -> None:
+    """T3 prefill through its CUDA graphs vs eagerly: logits of 3 joiners, and the time."""
+    import torch
+
+    voice = engine._voice(None)
+    texts = [SENTENCE, SENTENCE[:30], SENTENCE + " " + SENTENCE]
+    embeds = [engine.scheduler._prompt_embeds(engine.make_job(t, voice, {})) for t in texts]
+    d = engine.decoder
+    with torch.inference_mode():
+        times = {}
+        for name, fn in (("graph", d.prefill), ("eager", d._prefill_eager)):
+            fn(embeds, [0, 1, 2])
+            sync()
+            a = time.perf_counter()
+            out = fn(embeds, [0, 1, 2])
+            sync()
+            times[name] = (time.perf_counter() - a, out)
+    emit_tagged(
+        results,
+        "fast_prefill_graph_check",
+        {
+            "prompt_positions": [e.shape[1] for e in embeds],
+            "graphs": len(d._prefill_graphs),
+            "max_abs_logit_diff": (times["graph"][1] - times["eager"][1]).abs().max().item(),
+            "graph_ms": round(1e3 * times["graph"][0], 2),
+            "eager_ms": round(1e3 * times["eager"][0], 2),
+        },
+    )
 
 
 def engine_counters(engine) -> dict:
@@ -417,11 +453,12 @@ def concurrency_sweep(
     )
 
 
-def parse_variant(text: str, streams: str) -> tuple[str, int, list[int], int]:
+def parse_variant(text: str, streams: str) -> tuple[str, int, list[int], int, float]:
     parts = text.split(":")
     counts = parts[2] if len(parts) > 2 and parts[2] else streams.replace(",", "/")
-    first = int(parts[3]) if len(parts) > 3 else 0
-    return parts[0], int(parts[1]), [int(x) for x in counts.split("/") if x], first
+    first = int(parts[3]) if len(parts) > 3 and parts[3] else 0
+    switch_ms = float(parts[4]) if len(parts) > 4 else 0.0
+    return parts[0], int(parts[1]), [int(x) for x in counts.split("/") if x], first, switch_ms
 
 
 def main() -> None:
@@ -437,9 +474,9 @@ def main() -> None:
     ap.add_argument(
         "--variants",
         default="render:8",
-        help="vocoder variants, each GRAPHS:BATCH[:N/N/...[:FIRST]] (graphs render|estimator|off; vocoder batch "
-        "limit; stream counts to sweep, default --streams; first window tokens, default --first-tokens), "
-        "e.g. render:8,render:8::16,estimator:16:32",
+        help="vocoder variants, each GRAPHS:BATCH[:N/N/...[:FIRST[:GIL_MS]]] (graphs render|estimator|off; "
+        "vocoder batch limit; stream counts to sweep, default --streams; first window tokens, default "
+        "--first-tokens; Python's GIL switch interval in ms, default 5), e.g. render:8,render:8::16,render:8:::1",
     )
     args = ap.parse_args()
     import torch

@@ -82,7 +82,43 @@ def main() -> None:
         time.sleep(0.01)
     free_slots = len(scheduler._free)
     scheduler.stop()
-    print(json.dumps({"stock": stock, "batched": batched, "leaver_tokens": leaver_tokens, "free_slots": free_slots}))
+    prefill_diff = padded_prefill_diff(t3)
+    print(
+        json.dumps(
+            {
+                "stock": stock,
+                "batched": batched,
+                "leaver_tokens": leaver_tokens,
+                "free_slots": free_slots,
+                "prefill_padded_max_diff": prefill_diff,
+            }
+        )
+    )
+
+
+def padded_prefill_diff(t3) -> float:
+    """The bucketed prefill (what CUDA replays as a graph: 3 joiners padded to 4 by repeating
+    the last, prompts padded to a length bucket) vs the exact-length eager prefill: logits and
+    the cache entries of every real position."""
+    shape = DecoderShape(4, 256, (64, 128, 256))
+    runs = []
+    for padded in (False, True):
+        decoder = T3BatchDecoder(t3, shape, dtype=torch.float32, device="cpu")
+        sched = DecodeScheduler(decoder)
+        jobs = [
+            DecodeJob(text_tokens=text_tokens(t3, ids), t3_cond=tiny_cond(t3, seed=len(ids)))
+            for ids, _, _ in REQUESTS[:3]
+        ]
+        embeds = [sched._prompt_embeds(job) for job in jobs]
+        with torch.inference_mode():
+            fn = decoder._prefill_replay if padded else decoder._prefill_eager
+            logits = fn(embeds, [0, 2, 3])
+        lens = [e.shape[1] for e in embeds]
+        cache = [decoder.k_cache[-1][2 * s : 2 * s + 2, :, :n].clone() for s, n in zip([0, 2, 3], lens, strict=True)]
+        runs.append((logits, cache))
+    (la, ca), (lb, cb) = runs
+    diff = (la - lb).abs().max().item()
+    return max([diff] + [(x - y).abs().max().item() for x, y in zip(ca, cb, strict=True)])
 
 
 if __name__ == "__main__":

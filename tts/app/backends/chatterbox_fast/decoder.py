@@ -66,6 +66,13 @@ def _rope_inv_freq(rotary) -> tuple[torch.Tensor, float]:
         return rotary.original_inv_freq.float().clone(), float(rotary.attention_scaling)
 
 
+# Prefill graphs: requests joining at once (bucketed), prompt positions (bucketed; longer
+# prompts prefill eagerly). A prompt is T3's conditioning (~34 positions) + the sentence's
+# text tokens + 2.
+PREFILL_JOINERS = (1, 2, 4, 8)
+PREFILL_LEN_BUCKETS = (64, 96, 128, 160, 192, 256, 320, 384, 512)
+
+
 class T3BatchDecoder:
     """Owns the slot KV cache and runs prefill and decode steps over T3's weights."""
 
@@ -100,6 +107,8 @@ class T3BatchDecoder:
         self.cache_pos = torch.zeros(rows, dtype=torch.long, device=self.device)
         self.row_ids = torch.arange(rows, device=self.device)
         self._graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self._prefill_graphs: dict[tuple[int, int], tuple] = {}
+        self._prefill_lens = tuple(n for n in PREFILL_LEN_BUCKETS if n < shape.max_len) or (shape.max_len - 1,)
         self._pool = None
 
     # ---- transformer math (same ops as transformers' Llama, over T3's own submodules) ----
@@ -150,17 +159,58 @@ class T3BatchDecoder:
         Prompts are right-padded to one length: causal attention keeps padding out of the
         real positions, and padded cache entries lie past the request's position, masked
         until decode overwrites them. Returns the last real position's logits, (2*n, V) fp32.
+
+        On CUDA, up to ``PREFILL_JOINERS[-1]`` requests at a time replay a captured graph of
+        their (joiners, length) bucket: an eager prefill is ~30 layers of launches that held
+        the decode thread (and so every stream's next token) for 100-300 ms under load.
         """
         lens = [e.shape[1] for e in embeds]
         longest = max(lens)
         if longest >= self.shape.max_len:
             raise ValueError(f"prompt of {longest} positions exceeds the decoder's max_len {self.shape.max_len}")
+        if self._prefill_graphs and longest <= self._prefill_lens[-1]:
+            step = PREFILL_JOINERS[-1]
+            outs = [
+                self._prefill_replay(embeds[i : i + step], slots[i : i + step]) for i in range(0, len(embeds), step)
+            ]
+            return outs[0] if len(outs) == 1 else torch.cat(outs)
+        return self._prefill_eager(embeds, slots)
+
+    def _prefill_eager(self, embeds: list[torch.Tensor], slots: list[int]) -> torch.Tensor:
+        lens = [e.shape[1] for e in embeds]
+        longest = max(lens)
         batch = torch.cat([F.pad(e.to(self.dtype), (0, 0, 0, longest - e.shape[1])) for e in embeds], dim=0)
         rows = torch.tensor([r for s in slots for r in (2 * s, 2 * s + 1)], device=self.device)
         pos = torch.arange(longest, device=self.device)[None, :].expand(batch.shape[0], -1)
         h = self._layers(batch, pos, rows, kv_len=None)
         last = torch.tensor([n - 1 for n in lens for _ in (0, 1)], device=self.device)
         return self.t3.speech_head(h[torch.arange(h.shape[0], device=self.device), last]).float()
+
+    def _prefill_forward(self, h: torch.Tensor, rows: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """The captured prefill: static (rows, length) shape, rows and last positions as inputs."""
+        pos = torch.arange(h.shape[1], device=self.device)[None, :].expand(h.shape[0], -1)
+        out = self._layers(h, pos, rows, kv_len=None)
+        return self.t3.speech_head(out[torch.arange(h.shape[0], device=self.device), last]).float()
+
+    def _prefill_replay(self, embeds: list[torch.Tensor], slots: list[int]) -> torch.Tensor:
+        n = len(embeds)
+        lens = [e.shape[1] for e in embeds]
+        joiners = _bucket(n, PREFILL_JOINERS)
+        length = _bucket(max(lens), self._prefill_lens)
+        # Padding requests repeat the last one: the same values written to the same cache rows.
+        pick = [min(i, n - 1) for i in range(joiners)]
+        h_in = torch.cat([F.pad(embeds[i].to(self.dtype), (0, 0, 0, length - lens[i])) for i in pick], dim=0)
+        rows_in = torch.tensor([r for i in pick for r in (2 * slots[i], 2 * slots[i] + 1)])
+        last_in = torch.tensor([lens[i] - 1 for i in pick for _ in (0, 1)])
+        entry = self._prefill_graphs.get((joiners, length))
+        if entry is None:  # CPU (tests): the same padded computation, eagerly
+            return self._prefill_forward(h_in, rows_in.to(self.device), last_in.to(self.device))[: 2 * n]
+        graph, (h, rows, last), out = entry
+        h.copy_(h_in)
+        rows.copy_(rows_in, non_blocking=True)
+        last.copy_(last_in, non_blocking=True)
+        graph.replay()
+        return out[: 2 * n].clone()  # the graph's output buffer is reused by the next replay
 
     # ---- decode: every slot of a bucket advances one token ----
 
@@ -213,4 +263,23 @@ class T3BatchDecoder:
                     out = self._step(2 * slots, kv_len)
                 self._graphs[(slots, kv_len)] = (graph, out)
         torch.cuda.synchronize()
-        return len(self._graphs)
+        self._capture_prefill()
+        return len(self._graphs) + len(self._prefill_graphs)
+
+    def _capture_prefill(self) -> None:
+        dim = self.t3.cfg.hidden_size
+        for joiners in reversed(PREFILL_JOINERS):
+            for length in reversed(self._prefill_lens):
+                rows = 2 * joiners
+                h = torch.zeros(rows, length, dim, dtype=self.dtype, device=self.device)
+                row_ids = torch.arange(rows, device=self.device)  # slot 0.. rows: idle at start-up
+                last = torch.full((rows,), length - 1, dtype=torch.long, device=self.device)
+                with torch.cuda.stream(self.stream):
+                    for _ in range(2):
+                        self._prefill_forward(h, row_ids, last)
+                torch.cuda.synchronize()
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph, pool=self._pool, stream=self.stream, capture_error_mode="thread_local"):
+                    out = self._prefill_forward(h, row_ids, last)
+                self._prefill_graphs[(joiners, length)] = (graph, (h, row_ids, last), out)
+        torch.cuda.synchronize()
