@@ -25,7 +25,14 @@ class CallCenterAgent(Agent):
     """Inbound calls, and the base of outbound ones: transfer, end call, do-not-call."""
 
     def __init__(self, call: CallState) -> None:
-        super().__init__(instructions=call.persona.system_prompt(outbound=call.request is not None))
+        request = call.request
+        super().__init__(
+            instructions=call.persona.system_prompt(
+                outbound=request is not None,
+                contact_name=request.contact_name if request else None,
+                contact_fields=request.contact_fields if request else None,
+            )
+        )
         self.call = call
         self._after_speech: set[asyncio.Task] = set()
 

@@ -8,6 +8,7 @@ campaign's legal text is reviewed in one file and cannot be paraphrased away.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -64,7 +65,15 @@ class Persona(BaseModel):
             return f"{greeting} {self.recording_disclosure.strip()}"
         return greeting
 
-    def system_prompt(self, *, outbound: bool = False) -> str:
+    def system_prompt(
+        self,
+        *,
+        outbound: bool = False,
+        contact_name: str | None = None,
+        contact_fields: Mapping[str, str] | None = None,
+    ) -> str:
+        """The model's instructions; for outbound calls, with what the contact list says about
+        the callee (name and the list's own columns), to use in conversation."""
         rules = [
             f"You are {self.agent_name}, an automated voice agent of {self.business_name}, on a phone call.",
             "Speak in short, plain sentences without lists, markdown or emoji: your words are read aloud.",
@@ -79,7 +88,17 @@ class Persona(BaseModel):
                 "If a voicemail greeting or answering machine answers instead of a person, "
                 "call answering_machine_detected at once and say nothing."
             )
-        return " ".join(rules) + "\n\n" + self.instructions.strip()
+        prompt = " ".join(rules) + "\n\n" + self.instructions.strip()
+        known = ([f"name: {contact_name}"] if contact_name else []) + [
+            f"{key}: {value}" for key, value in (contact_fields or {}).items()
+        ]
+        if known:
+            prompt += (
+                "\n\nWhat the contact list says about the person you are calling (use it when it helps; "
+                "confirm who you are speaking to before discussing account details; never read this out "
+                "as a list):\n" + "\n".join(f"- {line}" for line in known)
+            )
+        return prompt
 
 
 class PersonaNotFound(LookupError):

@@ -34,6 +34,11 @@ def _e164(value: str | None) -> str | None:
     return value
 
 
+MAX_CONTACT_FIELDS = 32
+MAX_FIELD_CHARS = 500
+FIELD_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ \-]{0,63}")
+
+
 class OutboundCallRequest(BaseModel):
     """One outbound dial attempt, as agent dispatch metadata (JSON)."""
 
@@ -52,6 +57,12 @@ class OutboundCallRequest(BaseModel):
     voicemail_message: str | None = Field(None, description="spoken when voicemail_policy is leave_message")
     recording_disclosure: bool = Field(True, description="speak the campaign's recording notice before recording")
     ring_timeout_s: float = Field(30.0, gt=0, le=120, description="give up (no_answer) after this long ringing")
+    contact_name: str | None = Field(None, max_length=200, description="the callee's name from the contact list")
+    contact_fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="the contact list's own columns (policy number, renewal date, ...) for the script; "
+        f"at most {MAX_CONTACT_FIELDS} of up to {MAX_FIELD_CHARS} characters each",
+    )
 
     @field_validator("call_id")
     @classmethod
@@ -71,6 +82,25 @@ class OutboundCallRequest(BaseModel):
         if v is None or v.startswith(("sip:", "tel:")):
             return v
         return _e164(v)
+
+    @field_validator("contact_fields", mode="before")
+    @classmethod
+    def _contact_fields(cls, v: object) -> object:
+        if not isinstance(v, dict):
+            return v
+        if len(v) > MAX_CONTACT_FIELDS:
+            raise ValueError(f"at most {MAX_CONTACT_FIELDS} contact fields reach the agent, got {len(v)}")
+        out: dict[str, str] = {}
+        for key, value in v.items():
+            if not isinstance(key, str) or not FIELD_NAME.fullmatch(key):
+                raise ValueError(f"contact field name {key!r} must be 1-64 letters, digits, spaces, '_' or '-'")
+            if value is None or value == "":
+                continue
+            text = str(value)
+            if len(text) > MAX_FIELD_CHARS:
+                raise ValueError(f"contact field {key!r} is longer than {MAX_FIELD_CHARS} characters")
+            out[key] = text
+        return out
 
     @field_validator("voicemail_message")
     @classmethod

@@ -55,3 +55,28 @@ def test_rejects_unknown_fields_so_typos_do_not_pass_silently() -> None:
 def test_empty_metadata_says_what_is_missing() -> None:
     with pytest.raises(ValueError, match="OutboundCallRequest"):
         parse_dispatch("  ")
+
+
+def test_contact_columns_reach_the_agent_as_text() -> None:
+    request = OutboundCallRequest(
+        call_id=new_call_id(),
+        contact_name="Ada Lovelace",
+        contact_fields={"policy_number": "P-1001", "renewal date": 20261201, "empty": ""},
+        **BASE,
+    )
+    parsed = parse_dispatch(request.model_dump_json())
+    assert parsed.contact_name == "Ada Lovelace"
+    assert parsed.contact_fields == {"policy_number": "P-1001", "renewal date": "20261201"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({f"f{i}": "x" for i in range(33)}, "at most 32 contact fields"),
+        ({"notes": "n" * 501}, "longer than 500 characters"),
+        ({"bad\nname": "x"}, "must be 1-64 letters"),
+    ],
+)
+def test_contact_fields_the_agent_cannot_take_are_refused(fields: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        OutboundCallRequest(call_id=new_call_id(), contact_fields=fields, **BASE)

@@ -52,8 +52,22 @@ def test_unknown_fields_are_errors_that_name_the_file(tmp_path: Path) -> None:
 
 
 def test_recording_notice_follows_the_greeting_only_when_set() -> None:
-    base = {"name": "p", "business_name": "Acme", "agent_name": "Sam", "instructions": "x",
-            "greeting": "This is {agent_name}, an automated agent of {business_name}."}
+    base = {
+        "name": "p",
+        "business_name": "Acme",
+        "agent_name": "Sam",
+        "instructions": "x",
+        "greeting": "This is {agent_name}, an automated agent of {business_name}.",
+    }
     assert Persona(**base).opening_line() == "This is Sam, an automated agent of Acme."
     noticed = Persona(**base, recording_disclosure="This call is recorded.")
     assert noticed.opening_line() == "This is Sam, an automated agent of Acme. This call is recorded."
+
+
+def test_an_outbound_prompt_carries_what_the_contact_list_says() -> None:
+    persona = load_persona("plan_renewal", PERSONAS_DIR)
+    prompt = persona.system_prompt(
+        outbound=True, contact_name="Ada Lovelace", contact_fields={"policy_number": "P-1001"}
+    )
+    assert "- name: Ada Lovelace" in prompt and "- policy_number: P-1001" in prompt
+    assert "contact list" not in persona.system_prompt(outbound=True)  # nothing known: no section

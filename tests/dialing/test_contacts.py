@@ -67,6 +67,22 @@ def test_a_list_without_a_number_column_names_the_columns(tmp_path: Path) -> Non
         validate_contacts(read_table(str(path)))
 
 
+def test_custom_columns_beyond_what_the_agent_takes_are_refused_with_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "wide.csv"
+    extra = [f"col{i}" for i in range(33)]
+    path.write_text("contact_id,phone_number," + ",".join(extra) + "\nw1,+12125550101," + ",".join("x" * 33) + "\n")
+    with pytest.raises(ContactListError, match="33 custom columns; at most 32 reach the agent"):
+        validate_contacts(read_table(str(path)))
+
+
+def test_a_field_too_long_for_the_dispatch_rejects_only_its_row(tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    path.write_text(f"contact_id,phone_number,notes\nl1,+12125550101,{'n' * 501}\nl2,+12125550102,short\n")
+    lst = validate_contacts(read_table(str(path)))
+    assert [c.contact_id for c in lst.contacts] == ["l2"]
+    assert "'notes' is longer than 500 characters" in lst.invalid[0].reason
+
+
 def test_registry_file_numbers_in_any_notation(tmp_path: Path) -> None:
     path = tmp_path / "national-dnc.txt"
     path.write_text("# extract\nphone_number\n415,5550113\n(212) 555-0198\n+1 303 555 0104\nnot a number\n\n")

@@ -42,6 +42,11 @@ async def test_dials_up_to_campaign_concurrency_with_validated_metadata(
     assert all(c.claims["video"]["roomAdmin"] and c.claims["video"]["room"] == c.message.room for c in calls)
     requests = dispatched(livekit_double)
     assert sorted(r.contact_id for r in requests) == ["c-0001", "c-0002", "c-0003"]
+    # The contact list's name and own columns travel to the agent's script.
+    assert {r.contact_id: (r.contact_name, r.contact_fields) for r in requests}["c-0002"] == (
+        "Contact 2",
+        {"policy": "P-2"},
+    )
     ledger = {a.call_id: a for a in store.attempts()}
     for call, req in zip(calls, requests, strict=True):
         a = ledger[call.message.room]  # room name = call id = ledger key

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from callcenter.dispatch import FIELD_NAME, MAX_CONTACT_FIELDS, MAX_FIELD_CHARS
 from orchestration.defs.dialing.windows import is_known_zone, zones_for_number
 
 ID_COLUMNS = ("contact_id", "id")
@@ -102,6 +103,17 @@ def validate_contacts(table: pa.Table, default_region: str = "US") -> ContactLis
         )
     name_col, zone_col = _pick(columns, NAME_COLUMNS), _pick(columns, ZONE_COLUMNS)
     custom = [c for c in columns if c not in {id_col, number_col, name_col, zone_col}]
+    # Custom columns travel to the agent in the dispatch (callcenter.dispatch limits them).
+    if len(custom) > MAX_CONTACT_FIELDS:
+        raise ContactListError(
+            f"contact list has {len(custom)} custom columns; at most {MAX_CONTACT_FIELDS} reach the agent: "
+            "drop the ones the script does not use"
+        )
+    bad_names = [c for c in custom if not FIELD_NAME.fullmatch(c)]
+    if bad_names:
+        raise ContactListError(
+            f"contact list column names {bad_names} must be 1-64 letters, digits, spaces, '_' or '-'"
+        )
 
     contacts: list[Contact] = []
     invalid: list[RejectedRow] = []
@@ -147,6 +159,12 @@ def validate_contacts(table: pa.Table, default_region: str = "US") -> ContactLis
         by_number[e164] = contact_id
         by_id[contact_id] = e164
         fields = {c: row.get(c) for c in custom if row.get(c) not in (None, "")}
+        too_long = [c for c, v in fields.items() if len(str(v)) > MAX_FIELD_CHARS]
+        if too_long:
+            invalid.append(
+                RejectedRow(i, contact_id, e164, f"{too_long[0]!r} is longer than {MAX_FIELD_CHARS} characters")
+            )
+            continue
         contacts.append(
             Contact(contact_id, e164, _text(row.get(name_col)) if name_col else None, zones, zone_source, fields)
         )

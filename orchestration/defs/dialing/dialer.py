@@ -13,9 +13,10 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import aiohttp
 from livekit import api
@@ -66,9 +67,16 @@ class TickResult:
     global_live: int = 0
 
 
-def build_request(campaign: Campaign, attempt: Attempt) -> OutboundCallRequest:
-    """Validated dispatch metadata: a bad campaign or number fails here, before the ledger."""
+def build_request(
+    campaign: Campaign, attempt: Attempt, name: str | None = None, fields: Mapping[str, Any] | None = None
+) -> OutboundCallRequest:
+    """Validated dispatch metadata: a bad campaign or number fails here, before the ledger.
+
+    ``name`` and ``fields`` come from the contact list (its custom columns), for the script.
+    """
     return OutboundCallRequest(
+        contact_name=name,
+        contact_fields=dict(fields or {}),
         call_id=attempt.call_id,
         phone_number=attempt.phone_number,
         campaign_id=campaign.id,
@@ -219,7 +227,7 @@ class DialingTick:
             status=AttemptStatus.RESERVED,
             reserved_at=now,
         )
-        request = build_request(campaign, attempt)
+        request = build_request(campaign, attempt, *self.store.contact_profile(campaign.id, attempt.contact_id))
         if not self.store.reserve(attempt):
             return "already_reserved"
         return await self._dispatch(attempt, request)
@@ -272,7 +280,8 @@ class DialingTick:
                 self.store.cancel(attempt.attempt_id, f"not dialled after recovery: {why_not}", now)
                 continue
             assert cf is not None
-            outcome = await self._dispatch(attempt, build_request(cf.campaign, attempt))
+            profile = self.store.contact_profile(attempt.campaign_id, attempt.contact_id)
+            outcome = await self._dispatch(attempt, build_request(cf.campaign, attempt, *profile))
             if outcome == "dialed":
                 result.redialed.append(attempt.call_id)
                 result.dialed[attempt.campaign_id] += 1

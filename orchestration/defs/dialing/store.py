@@ -195,14 +195,15 @@ class DialStore:
             return [Contact(r[0], r[1], r[3], zones[r[2]], r[4], json.loads(r[5])) for r in rows]
         return [Contact(r[0], r[1], None, zones[r[2]], "") for r in rows]
 
-    def contact_fields(self, campaign_id: str, contact_id: str) -> dict[str, Any]:
+    def contact_profile(self, campaign_id: str, contact_id: str) -> tuple[str | None, dict[str, Any]]:
+        """The contact's name and custom columns (what the agent's script may use)."""
         with self.transaction() as cur:
             row = self._exec(
                 cur,
-                "SELECT fields FROM campaign_contacts WHERE campaign_id = ? AND contact_id = ?",
+                "SELECT name, fields FROM campaign_contacts WHERE campaign_id = ? AND contact_id = ?",
                 (campaign_id, contact_id),
             ).fetchone()
-        return json.loads(row[0]) if row else {}
+        return (row[0], json.loads(row[1])) if row else (None, {})
 
     # --- do not call ----------------------------------------------------------------
     def add_do_not_call(
