@@ -4,32 +4,17 @@ Runs in .venv-chatterbox (chatterbox-tts pins torch 2.6 / numpy<2 and must stay 
 tests/tts_chatterbox/setup_env.sh creates it.
 """
 
-import json
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV_PY = ROOT / ".venv-chatterbox" / "bin" / "python"
+from tests.tts_chatterbox.venv_check import ROOT, needs_venv, run_check
 
-pytestmark = pytest.mark.skipif(
-    not VENV_PY.exists(), reason="needs .venv-chatterbox: run tests/tts_chatterbox/setup_env.sh"
-)
+pytestmark = needs_venv
 
 
 def test_batched_decoding_matches_stock_greedy_tokens():
-    proc = subprocess.run(
-        [str(VENV_PY), str(Path(__file__).with_name("equivalence_check.py"))],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=ROOT,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = run_check("equivalence_check.py", timeout=240)
     assert all(len(s) >= 20 for s in result["stock"])
     assert result["batched"] == result["stock"]
     # The cancelled request stopped well before its 200-token budget and gave its slot back.

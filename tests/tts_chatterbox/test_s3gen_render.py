@@ -4,32 +4,16 @@ Runs tests/tts_chatterbox/render_check.py in .venv-chatterbox (a randomly initia
 of the real classes, CPU, eager: the same function that is captured as a CUDA graph on GPUs).
 """
 
-import json
-import subprocess
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV_PY = ROOT / ".venv-chatterbox" / "bin" / "python"
+from tests.tts_chatterbox.venv_check import needs_venv, run_check
 
-pytestmark = pytest.mark.skipif(
-    not VENV_PY.exists(), reason="needs .venv-chatterbox: run tests/tts_chatterbox/setup_env.sh"
-)
+pytestmark = needs_venv
 
 
 @pytest.fixture(scope="module")
 def check() -> dict:
-    proc = subprocess.run(
-        [str(VENV_PY), str(Path(__file__).with_name("render_check.py"))],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_check("render_check.py", timeout=300)
 
 
 def test_render_matches_upstream_for_the_same_seed(check):

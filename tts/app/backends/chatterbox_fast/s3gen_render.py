@@ -97,6 +97,7 @@ class S3GenRenderer:
         self._voices: dict[int, tuple[dict, RenderVoice]] = {}
         self._graphs: dict[tuple[int, int, int], tuple] = {}
         self._voice_bufs: dict[int, RenderVoice] = {}  # static voice inputs, one set per prompt length
+        self._loaded: dict[int, RenderVoice] = {}  # the voice whose values those inputs hold now
         self._failed: set[tuple[int, int, int]] = set()
         self._pool = None
         self._lock = threading.Lock()
@@ -188,38 +189,33 @@ class S3GenRenderer:
         for i, w in enumerate(windows):
             tokens[i, : len(w)] = torch.tensor(w, dtype=torch.long)
         token_lens = torch.tensor(lens, dtype=torch.long)
-        if not self.use_graphs or key[0] > self.max_rows:
-            return self.forward(
-                tokens.to(self.device),
-                token_lens.to(self.device),
-                voice.prompt_token,
-                voice.prompt_feat,
-                voice.spks,
-            )
-        with self._lock:
-            entry = self._graphs.get(key)
-            if entry is None and key not in self._failed:
-                entry = self._capture(key)
-            if entry is None:
-                return self.forward(
-                    tokens.to(self.device),
-                    token_lens.to(self.device),
-                    voice.prompt_token,
-                    voice.prompt_feat,
-                    voice.spks,
-                )
-            graph, (tok_buf, len_buf), vbuf, out = entry
-            tok_buf.zero_()
-            tok_buf[: len(windows)].copy_(tokens, non_blocking=True)
-            len_buf.zero_()
-            len_buf[: len(windows)].copy_(token_lens, non_blocking=True)
-            if vbuf.prompt_token.data_ptr() != voice.prompt_token.data_ptr():
-                vbuf.prompt_token.copy_(voice.prompt_token)
-                vbuf.prompt_feat.copy_(voice.prompt_feat)
-                vbuf.spks.copy_(voice.spks)
-            graph.replay()
-            # Graphs share one memory pool: copy out before the next replay reuses it.
-            return out[: len(windows)].clone()
+        if self.use_graphs and key[0] <= self.max_rows:
+            with self._lock:
+                entry = self._graphs.get(key)
+                if entry is None and key not in self._failed:
+                    entry = self._capture(key)
+                if entry is not None:
+                    return self._replay(entry, voice, tokens, token_lens)
+        # CPU, a batch past the graphs' rows, or a bucket that could not be captured.
+        return self.forward(
+            tokens.to(self.device), token_lens.to(self.device), voice.prompt_token, voice.prompt_feat, voice.spks
+        )
+
+    def _replay(self, entry: tuple, voice: RenderVoice, tokens: torch.Tensor, token_lens: torch.Tensor):
+        graph, (tok_buf, len_buf), vbuf, out = entry
+        n = tokens.shape[0]
+        tok_buf.zero_()
+        tok_buf[:n].copy_(tokens, non_blocking=True)
+        len_buf.zero_()
+        len_buf[:n].copy_(token_lens, non_blocking=True)
+        if self._loaded.get(voice.prompt_len) is not voice:  # the static inputs hold another voice
+            self._loaded[voice.prompt_len] = voice
+            vbuf.prompt_token.copy_(voice.prompt_token)
+            vbuf.prompt_feat.copy_(voice.prompt_feat)
+            vbuf.spks.copy_(voice.spks)
+        graph.replay()
+        # Graphs share one memory pool: copy out before the next replay reuses it.
+        return out[:n].clone()
 
     def _static_voice(self, prompt_len: int) -> RenderVoice:
         v = self._voice_bufs.get(prompt_len)
