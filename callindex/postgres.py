@@ -21,15 +21,13 @@ from callindex.api import (
     SENTIMENT_RANK,
     CallFilter,
     CallIndexError,
-    CallPage,
     SearchHit,
     SortField,
-    capped_total,
-    check_count_limit,
     check_embedding,
     check_page,
 )
 from callindex.query import pg_tsquery_text
+from callindex.sql_pages import SqlPages
 
 _SCHEMA = f"""
 CREATE EXTENSION IF NOT EXISTS vector;
@@ -193,8 +191,19 @@ def _order_by(sort: SortField, descending: bool) -> str:
     return f"{_SORT_COLUMNS[SortField(sort)]} {direction}{nulls}, call_id {direction}"
 
 
-class PostgresCallIndex:
+class PostgresCallIndex(SqlPages):
     """``CallIndex`` over PostgreSQL + pgvector; one connection, serialised by a lock."""
+
+    _mark = "%s"
+
+    def _where_clauses(self, filters: CallFilter | None) -> tuple[list[str], list[object]]:
+        return _where(filters)
+
+    def _order_by(self, sort: SortField, descending: bool) -> str:
+        return _order_by(sort, descending)
+
+    def _record(self, stored: dict) -> CallRecord:
+        return CallRecord.model_validate(stored)
 
     def __init__(self, dsn: str, *, ef_search: int = 100) -> None:
         self.ef_search = ef_search
@@ -239,46 +248,6 @@ class PostgresCallIndex:
         with self._lock:
             row = self._conn.execute("SELECT embedding FROM calls WHERE call_id = %s", (call_id,)).fetchone()
         return row[0].to_numpy().astype(np.float32).tolist() if row else None
-
-    def count(self, filters: CallFilter | None = None) -> int:
-        clauses, params = _where(filters)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._lock:
-            return self._conn.execute(f"SELECT count(*) FROM calls {where}", params).fetchone()[0]
-
-    def list_calls(
-        self,
-        filters: CallFilter | None = None,
-        *,
-        sort: SortField = SortField.STARTED_AT,
-        descending: bool = True,
-        limit: int = 50,
-        offset: int = 0,
-        count_limit: int | None = None,
-    ) -> CallPage:
-        check_page(limit, offset)
-        check_count_limit(count_limit)
-        clauses, params = _where(filters)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT record FROM calls {where} ORDER BY {_order_by(sort, descending)} LIMIT %s OFFSET %s",
-                (*params, limit, offset),
-            ).fetchall()
-            if count_limit is None:
-                counted = self._conn.execute(f"SELECT count(*) FROM calls {where}", params).fetchone()[0]
-            else:  # the count stops after count_limit + 1 rows
-                counted = self._conn.execute(
-                    f"SELECT count(*) FROM (SELECT 1 FROM calls {where} LIMIT %s) AS capped", (*params, count_limit + 1)
-                ).fetchone()[0]
-        total, exact = capped_total(counted, count_limit)
-        return CallPage(
-            items=[CallRecord.model_validate(r[0]) for r in rows],
-            total=total,
-            total_exact=exact,
-            limit=limit,
-            offset=offset,
-        )
 
     def search_text(self, query: str, filters: CallFilter | None = None, *, limit: int = 20) -> list[SearchHit]:
         check_page(limit, 0)

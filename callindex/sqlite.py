@@ -21,16 +21,14 @@ from callcenter.record import CallRecord
 from callindex.api import (
     SENTIMENT_RANK,
     CallFilter,
-    CallPage,
     SearchHit,
     SortField,
-    capped_total,
-    check_count_limit,
     check_embedding,
     check_page,
 )
 from callindex.code_cache import CHANGES_SCHEMA, BinaryCodeCache, log_change, prune_changes
 from callindex.query import fts5_match
+from callindex.sql_pages import SqlPages
 from callindex.tags import filter_tags, tag_match
 
 # Candidates fetched by the binary (Hamming) scan per requested hit, then re-ranked exactly.
@@ -208,8 +206,21 @@ def _where(filters: CallFilter | None, *, vec: bool = False) -> tuple[list[str],
     return clauses, params
 
 
-class SqliteCallIndex:
+class SqliteCallIndex(SqlPages):
     """``CallIndex`` over one SQLite file; safe to share between threads of one process."""
+
+    _mark = "?"
+
+    def _where_clauses(self, filters: CallFilter | None) -> tuple[list[str], list[object]]:
+        return _where(filters)
+
+    def _order_by(self, sort: SortField, descending: bool) -> str:
+        direction = "DESC" if descending else "ASC"
+        # Unknown latency / sentiment (NULL) sorts last either way, as in PostgreSQL.
+        return f"{_SORT_COLUMNS[SortField(sort)]} {direction} NULLS LAST, id {direction}"
+
+    def _record(self, stored: str) -> CallRecord:
+        return CallRecord.model_validate_json(stored)
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -331,48 +342,6 @@ class SqliteCallIndex:
         with self._lock:
             row = self._conn.execute("SELECT embedding FROM calls WHERE call_id = ?", (call_id,)).fetchone()
         return np.frombuffer(row[0], dtype=np.float32).tolist() if row else None
-
-    def count(self, filters: CallFilter | None = None) -> int:
-        clauses, params = _where(filters)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._lock:
-            return self._conn.execute(f"SELECT count(*) FROM calls {where}", params).fetchone()[0]
-
-    def list_calls(
-        self,
-        filters: CallFilter | None = None,
-        *,
-        sort: SortField = SortField.STARTED_AT,
-        descending: bool = True,
-        limit: int = 50,
-        offset: int = 0,
-        count_limit: int | None = None,
-    ) -> CallPage:
-        check_page(limit, offset)
-        check_count_limit(count_limit)
-        clauses, params = _where(filters)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        direction = "DESC" if descending else "ASC"
-        # Unknown latency / sentiment (NULL) sorts last either way, as in PostgreSQL.
-        order = f"{_SORT_COLUMNS[SortField(sort)]} {direction} NULLS LAST, id {direction}"
-        if count_limit is None:
-            count_sql, count_params = f"SELECT count(*) FROM calls {where}", params
-        else:  # the count stops after count_limit + 1 rows
-            count_sql = f"SELECT count(*) FROM (SELECT 1 FROM calls {where} LIMIT ?)"
-            count_params = [*params, count_limit + 1]
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT record FROM calls {where} ORDER BY {order} LIMIT ? OFFSET ?", (*params, limit, offset)
-            ).fetchall()
-            counted = self._conn.execute(count_sql, count_params).fetchone()[0]
-        total, exact = capped_total(counted, count_limit)
-        return CallPage(
-            items=[CallRecord.model_validate_json(r[0]) for r in rows],
-            total=total,
-            total_exact=exact,
-            limit=limit,
-            offset=offset,
-        )
 
     def search_text(self, query: str, filters: CallFilter | None = None, *, limit: int = 20) -> list[SearchHit]:
         check_page(limit, 0)
