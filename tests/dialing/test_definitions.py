@@ -112,6 +112,7 @@ def test_a_real_tick_through_dagster_and_a_pause_job(tmp_path: Path, livekit_dou
     tick = dg.materialize([dial_ledger], resources=res, tags={"callcenter/domain": "dialing"})
     meta = tick.asset_materializations_for_node("dial_ledger")[0].metadata
     assert meta["live/dialed_this_tick"].value == 2 and meta["live/in_progress"].value == 2
+    assert meta["tts_capacity_source"].value == "configured"  # the local stack has no Chatterbox pod
     creates = livekit_double.calls("AgentDispatchService", "CreateDispatch")
     assert sorted(parse_dispatch(c.message.metadata).contact_id for c in creates) == ["l1", "l2"]
 
@@ -130,6 +131,8 @@ def test_a_real_tick_through_dagster_and_a_pause_job(tmp_path: Path, livekit_dou
 def test_gke_call_limit_follows_the_capacity_estimate() -> None:
     capacity = dialing.resources(Deployment.GKE)["call_capacity"]
     assert capacity.global_limit == 25  # docs/capacity.md: cap dialing at 25 until measured
+    # ... and each tick reads the Chatterbox Service's measured capacity instead of the TTS guess.
+    assert capacity.tts_metrics_urls == ["http://chatterbox-tts.call-center.svc.cluster.local:8880/metrics"]
     assert CallCapacity(stt_calls=50, llm_calls=40, tts_calls=30, recorder_calls=32, headroom=0.5).global_limit == 15
 
 

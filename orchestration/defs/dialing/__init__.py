@@ -54,7 +54,15 @@ def resources(deployment: Deployment) -> dict[str, Any]:
                 "dial_ledger_store": DialLedgerStore(postgres_dsn=dg.EnvVar("CALLCENTER_DIALING_DSN")),
                 "campaign_catalog": CampaignCatalog(directory=dg.EnvVar("CALLCENTER_CAMPAIGNS_DIR")),
                 # One L4 each for Riva, vLLM and Chatterbox, two Egress pods: 25 calls until
-                # measured (docs/capacity.md); raise these with the measured figures.
-                "call_capacity": CallCapacity(stt_calls=50, llm_calls=25, tts_calls=25, recorder_calls=32),
+                # measured (docs/capacity.md); raise these with the measured figures. TTS is
+                # read each tick from the Chatterbox pod's own measured capacity (one replica:
+                # list every pod's /metrics when there are more).
+                "call_capacity": CallCapacity(
+                    stt_calls=50,
+                    llm_calls=25,
+                    tts_calls=25,
+                    recorder_calls=32,
+                    tts_metrics_urls=["http://chatterbox-tts.call-center.svc.cluster.local:8880/metrics"],
+                ),
             }
     raise ValueError(f"unknown deployment {deployment!r}")

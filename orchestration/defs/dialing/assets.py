@@ -186,9 +186,10 @@ def _tick(
     capacity: CallCapacity,
     clock: Clock,
     holder: str | None = None,
+    global_limit: int | None = None,
 ) -> DialingTick:
     settings = TickSettings(
-        global_limit=capacity.global_limit,
+        global_limit=capacity.global_limit if global_limit is None else global_limit,
         max_call_duration=timedelta(minutes=capacity.max_call_minutes),
         parallelism=capacity.parallel_dispatches,
     )
@@ -223,12 +224,22 @@ def dial_ledger(
     livekit.require_configured()  # fail fast, naming the settings, before touching the ledger
     catalog = campaign_catalog.load()
     clock = utc_clock()
+    global_limit, limit_source = call_capacity.current_limit()
+    if limit_source.startswith("configured:"):
+        context.log.warning(f"TTS capacity not measured this tick, using the configured figure: {limit_source}")
     with dial_ledger_store.open() as store:
 
         async def run():
             async with livekit.client() as lk:
                 tick = _tick(
-                    store, catalog, lk, bucket_reader(recordings_bucket), call_capacity, clock, holder=context.run_id
+                    store,
+                    catalog,
+                    lk,
+                    bucket_reader(recordings_bucket),
+                    call_capacity,
+                    clock,
+                    holder=context.run_id,
+                    global_limit=global_limit,
                 )
                 return await tick.run(config.campaign_ids)
 
@@ -248,7 +259,8 @@ def dial_ledger(
     meta["do_not_call_requests"] = len(result.sweep.do_not_call)
     meta["recovered_attempts"] = len(result.recovered) + len(result.redialed)
     meta["live_calls_before_tick"] = result.global_live
-    meta["global_call_limit"] = call_capacity.global_limit
+    meta["global_call_limit"] = global_limit
+    meta["tts_capacity_source"] = limit_source
     if result.sweep.unreadable:
         context.log.warning(f"unreadable session reports: {result.sweep.unreadable[:5]}")
     return dg.MaterializeResult(metadata=meta)

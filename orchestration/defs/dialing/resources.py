@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 
 from orchestration.defs.dialing.campaigns import CampaignFile, load_catalog
@@ -66,8 +68,55 @@ class CallCapacity(dg.ConfigurableResource):
         120, ge=1, description="an attempt with no session report after this is closed as failed"
     )
     parallel_dispatches: int = Field(8, ge=1)
+    tts_metrics_urls: list[str] = Field(
+        default_factory=list,
+        description="the Chatterbox pods' /metrics: when set, each tick reads their measured "
+        "tts_chatterbox_capacity_streams (the fast engine's admission limit) instead of tts_calls",
+    )
+    tts_speaking_duty: float = Field(0.4, gt=0, le=1, description="share of a call the agent is speaking")
 
     @property
     def global_limit(self) -> int:
-        scarcest = min(self.stt_calls, self.llm_calls, self.tts_calls, self.recorder_calls)
+        """The configured figures' limit (no network)."""
+        return self._limit(self.tts_calls)
+
+    def _limit(self, tts_calls: int) -> int:
+        scarcest = min(self.stt_calls, self.llm_calls, tts_calls, self.recorder_calls)
         return max(1, math.floor(scarcest * self.headroom))
+
+    def current_limit(self, timeout_s: float = 3.0) -> tuple[int, str]:
+        """(concurrent call limit, where the TTS figure came from) for this tick.
+
+        With ``tts_metrics_urls`` the TTS figure is what the GPUs measured at start-up, as
+        calls: streams / speaking duty. A pod that cannot be read, or runs an engine without
+        the figure, falls back to the configured ``tts_calls`` and says why.
+        """
+        if not self.tts_metrics_urls:
+            return self.global_limit, "configured"
+        streams = 0.0
+        for url in self.tts_metrics_urls:
+            try:
+                value = _read_gauge(url, TTS_CAPACITY_METRIC, timeout_s)
+            except (httpx.HTTPError, ValueError) as exc:
+                return self.global_limit, f"configured: {url} unreadable ({type(exc).__name__}: {exc})"
+            if value is None:
+                return self.global_limit, (
+                    f"configured: {url} has no {TTS_CAPACITY_METRIC} (is TTS_CHATTERBOX_ENGINE=fast on that pod?)"
+                )
+            streams += value
+        tts_calls = max(1, math.floor(streams / self.tts_speaking_duty))
+        return self._limit(tts_calls), f"measured: {streams:g} TTS streams = {tts_calls} calls"
+
+
+TTS_CAPACITY_METRIC = "tts_chatterbox_capacity_streams"
+
+
+def _read_gauge(url: str, name: str, timeout_s: float) -> float | None:
+    """One gauge's value from a Prometheus text endpoint (None when it is not there)."""
+    response = httpx.get(url, timeout=timeout_s)
+    response.raise_for_status()
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == name:
+                return float(sample.value)
+    return None
