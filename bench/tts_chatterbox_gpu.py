@@ -219,9 +219,11 @@ def bench_fast(
     prompt_tokens: int,
     full: bool,
     staggers: tuple[float, ...] = (0.0,),
-    variants: list[tuple[str, int, list[int]]] | None = None,
+    variants: list[tuple[str, int, list[int], int, float]] | None = None,
 ) -> None:
-    """``variants``: (S3Gen graph mode, vocoder batch limit, stream counts to sweep) each."""
+    """``variants``: (S3Gen graph mode, vocoder batch limit, stream counts to sweep, first
+    window tokens (0: default), GIL switch interval ms (0: Python's 5 ms)) each; see
+    ``parse_variant``."""
     import torch
 
     from tts.app.backends.chatterbox_fast.capacity import time_decode_step

@@ -181,13 +181,12 @@ class T3BatchDecoder:
         longest = max(lens)
         batch = torch.cat([F.pad(e.to(self.dtype), (0, 0, 0, longest - e.shape[1])) for e in embeds], dim=0)
         rows = torch.tensor([r for s in slots for r in (2 * s, 2 * s + 1)], device=self.device)
-        pos = torch.arange(longest, device=self.device)[None, :].expand(batch.shape[0], -1)
-        h = self._layers(batch, pos, rows, kv_len=None)
         last = torch.tensor([n - 1 for n in lens for _ in (0, 1)], device=self.device)
-        return self.t3.speech_head(h[torch.arange(h.shape[0], device=self.device), last]).float()
+        return self._prefill_forward(batch, rows, last)
 
     def _prefill_forward(self, h: torch.Tensor, rows: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        """The captured prefill: static (rows, length) shape, rows and last positions as inputs."""
+        """Prompts ``h`` (2n, L, dim) into cache ``rows``; logits at each row's ``last`` position.
+        What a prefill graph captures, with static (rows, length) shape."""
         pos = torch.arange(h.shape[1], device=self.device)[None, :].expand(h.shape[0], -1)
         out = self._layers(h, pos, rows, kv_len=None)
         return self.t3.speech_head(out[torch.arange(h.shape[0], device=self.device), last]).float()

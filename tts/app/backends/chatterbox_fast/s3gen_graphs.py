@@ -55,12 +55,16 @@ def _sync_free_chunk_mask(original):
 
 
 def patch_chunk_mask() -> None:
+    """The estimator (decoder) and the flow encoder both call ``add_optional_chunk_mask``:
+    give both modules the sync-free version (same result)."""
     from chatterbox.models.s3gen import decoder as s3_decoder
+    from chatterbox.models.s3gen.transformer import upsample_encoder
 
-    if not getattr(s3_decoder.add_optional_chunk_mask, "_sync_free", False):
-        fn = _sync_free_chunk_mask(s3_decoder.add_optional_chunk_mask)
-        fn._sync_free = True
-        s3_decoder.add_optional_chunk_mask = fn
+    for module in (s3_decoder, upsample_encoder):
+        if not getattr(module.add_optional_chunk_mask, "_sync_free", False):
+            fn = _sync_free_chunk_mask(module.add_optional_chunk_mask)
+            fn._sync_free = True
+            module.add_optional_chunk_mask = fn
 
 
 def _pow2(n: int) -> int:

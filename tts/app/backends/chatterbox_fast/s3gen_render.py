@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tts.app.backends.chatterbox_fast.s3gen_graphs import patch_chunk_mask
 from tts.app.backends.chatterbox_fast.streams import private_stream
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class S3GenRenderer:
         self._lock = threading.Lock()
         self.captured = 0
         self._no_cache = torch.zeros(1, 1, 0, device=self.device, dtype=self.dtype)
-        _patch_chunk_masks()
+        patch_chunk_mask()
         patch_istft(self.hift)
 
     # ---- voices ----
@@ -271,21 +272,6 @@ def patch_istft(hift) -> None:
 
     hift._istft = _istft
     hift._graph_safe_istft = True
-
-
-def _patch_chunk_masks() -> None:
-    """The encoder and the estimator both call ``add_optional_chunk_mask``; use the
-    sync-free version (same result) in both modules."""
-    from chatterbox.models.s3gen.transformer import upsample_encoder
-
-    from tts.app.backends.chatterbox_fast.s3gen_graphs import _sync_free_chunk_mask, patch_chunk_mask
-
-    patch_chunk_mask()
-    fn = upsample_encoder.add_optional_chunk_mask
-    if not getattr(fn, "_sync_free", False):
-        new = _sync_free_chunk_mask(fn)
-        new._sync_free = True
-        upsample_encoder.add_optional_chunk_mask = new
 
 
 def to_numpy(wavs: torch.Tensor, lens: list[int]) -> list[np.ndarray]:

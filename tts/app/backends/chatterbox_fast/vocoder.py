@@ -148,11 +148,10 @@ class BatchedVocoder:
             cuda_graphs=self.graph_mode == "render",
             stream=self._stream,
         )
-        # Observability (plain numbers, read without locks): see VocoderStats.
+        # Observability (plain numbers, read without locks; on /metrics via the engine).
         self.batches = 0
         self.windows = 0
         self.busy_s = 0.0  # wall time spent rendering
-        self.wait_s = 0.0  # summed time windows waited in the queue
         self.first_windows = 0
         self.first_wait_s = 0.0  # the same for streams' first windows (first audio)
 
@@ -204,7 +203,6 @@ class BatchedVocoder:
                 return
             t0 = time.monotonic()
             for j in batch:
-                self.wait_s += t0 - j.submitted
                 if j.first:
                     self.first_windows += 1
                     self.first_wait_s += t0 - j.submitted
