@@ -80,6 +80,7 @@ def test_demo_campaign_loads_and_dry_runs_locally(tmp_path: Path) -> None:
     )
     m = dry.asset_materializations_for_node("dialable_contacts")[0].metadata
     assert m["demo-renewals/would_dial"].value == 2  # the campaign's max_concurrent_calls
+    assert m["tts_capacity_source"].value == "configured"  # the same limit the tick would use
     skipped = m["demo-renewals/skipped"].value
     assert skipped["do_not_call"] == 1 and skipped["outside_calling_window"] >= 3 and skipped["capacity"] >= 1
     assert "| c-0013 | +14155550113 | skip: do_not_call |" in m["explanation"].value  # from the registry file

@@ -170,12 +170,29 @@ def dialable_contacts(
 ) -> dg.MaterializeResult:
     """Who the next tick would dial, and why every other contact would not be (the dry run:
     reads the ledger, dials nobody, needs no LiveKit)."""
+    global_limit, limit_source = _call_limit(context, call_capacity)
     with dial_ledger_store.open() as store:
-        tick = _tick(store, campaign_catalog.load(), None, lambda _name: None, call_capacity, utc_clock(config.at))
+        tick = _tick(
+            store,
+            campaign_catalog.load(),
+            None,
+            lambda _name: None,
+            call_capacity,
+            utc_clock(config.at),
+            global_limit=global_limit,
+        )
         plans = tick.dry_run(config.campaign_ids)
     for plan in plans.values():
         context.log.info(plan.explain())
-    return dg.MaterializeResult(metadata=plan_metadata(plans))
+    return dg.MaterializeResult(metadata={**plan_metadata(plans), "tts_capacity_source": limit_source})
+
+
+def _call_limit(context: dg.AssetExecutionContext, capacity: CallCapacity) -> tuple[int, str]:
+    """The fleet's call limit for this run, the same in the dry run and the tick."""
+    global_limit, source = capacity.current_limit()
+    if source.startswith("configured:"):
+        context.log.warning(f"TTS capacity not measured this run, using the configured figure: {source}")
+    return global_limit, source
 
 
 def _tick(
@@ -185,11 +202,12 @@ def _tick(
     read: ReadReport,
     capacity: CallCapacity,
     clock: Clock,
+    *,
+    global_limit: int,
     holder: str | None = None,
-    global_limit: int | None = None,
 ) -> DialingTick:
     settings = TickSettings(
-        global_limit=capacity.global_limit if global_limit is None else global_limit,
+        global_limit=global_limit,
         max_call_duration=timedelta(minutes=capacity.max_call_minutes),
         parallelism=capacity.parallel_dispatches,
     )
@@ -224,9 +242,7 @@ def dial_ledger(
     livekit.require_configured()  # fail fast, naming the settings, before touching the ledger
     catalog = campaign_catalog.load()
     clock = utc_clock()
-    global_limit, limit_source = call_capacity.current_limit()
-    if limit_source.startswith("configured:"):
-        context.log.warning(f"TTS capacity not measured this tick, using the configured figure: {limit_source}")
+    global_limit, limit_source = _call_limit(context, call_capacity)
     with dial_ledger_store.open() as store:
 
         async def run():
