@@ -57,6 +57,10 @@ def transcribe(stt_base_url: str, wav: bytes) -> str:
     return resp.json()["text"]
 
 
+def _agent_turn_recorded(session) -> bool:
+    return any(item.type == "message" and item.role == "assistant" for item in session.history.items)
+
+
 async def test_one_spoken_turn_is_answered_aloud_and_measured(
     agent_settings: AgentSettings, scripted_llm: ScriptedLLM, stt_server: str, tts_server: str, tmp_path
 ) -> None:
@@ -85,7 +89,9 @@ async def test_one_spoken_turn_is_answered_aloud_and_measured(
         await asyncio.sleep(0.5)  # a moment of line noise floor before the caller talks
         line.say_pcm(pcm, rate)
         deadline = time.monotonic() + 60
-        while not (earpiece.replies and earpiece._current is None):
+        # Played out, and the reply is in the history (added by the session's own task once
+        # playout ends: a report built before that would miss the agent's turn).
+        while not (earpiece.replies and earpiece._current is None and _agent_turn_recorded(session)):
             assert time.monotonic() < deadline, "the agent never answered aloud"
             await asyncio.sleep(0.05)
         reply_wav = earpiece.reply_wav(0)

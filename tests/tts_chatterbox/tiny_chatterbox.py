@@ -57,3 +57,37 @@ def text_tokens(t3, text_ids: list[int]) -> torch.Tensor:
     t = torch.cat([t, t], dim=0)
     t = torch.nn.functional.pad(t, (1, 0), value=t3.hp.start_text_token)
     return torch.nn.functional.pad(t, (0, 1), value=t3.hp.stop_text_token)
+
+
+TINY_GPT2 = "GPT2_tiny_test"
+
+
+def tiny_turbo_t3(seed: int = 0, *, layers: int = 2, hidden: int = 256, heads: int = 4):
+    """Turbo's T3 (GPT-2 backbone, no CFG, no learned speech positions), tiny."""
+    from chatterbox.models.t3 import T3
+    from chatterbox.models.t3.llama_configs import GPT2_MEDIUM_CONFIG, LLAMA_CONFIGS
+    from chatterbox.models.t3.modules.t3_config import T3Config
+
+    cfg = dict(GPT2_MEDIUM_CONFIG)
+    cfg.update(n_layer=layers, n_embd=hidden, hidden_size=hidden, n_head=heads, n_positions=1024, n_ctx=1024)
+    LLAMA_CONFIGS[TINY_GPT2] = cfg
+    # As ChatterboxTurboTTS.from_local sets it, with a short speech prompt.
+    hp = T3Config(text_tokens_dict_size=50276)
+    hp.llama_config_name = TINY_GPT2
+    hp.speech_tokens_dict_size = 6563
+    hp.input_pos_emb = None
+    hp.speech_cond_prompt_len = 12
+    hp.use_perceiver_resampler = False
+    hp.emotion_adv = False
+    torch.manual_seed(seed)
+    t3 = T3(hp).eval()
+    with torch.no_grad():
+        for p in t3.parameters():
+            if p.dim() >= 2:
+                p.normal_(0.0, 0.08)
+    return t3
+
+
+def turbo_text_tokens(ids: list[int]) -> torch.Tensor:
+    """GPT-2 token ids as ChatterboxTurboTTS.generate passes them: one row, no SOT/EOT."""
+    return torch.tensor([ids], dtype=torch.long)

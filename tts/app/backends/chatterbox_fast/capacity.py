@@ -22,9 +22,10 @@ def _sync(device: torch.device) -> None:
 
 def time_decode_step(engine, n_slots: int, cache_pos: int, reps: int = 20) -> float:
     d = engine.decoder
-    rows = 2 * d.buckets_for(n_slots, cache_pos)[0]
+    rows = d.rows_per_slot * d.buckets_for(n_slots, cache_pos)[0]
     d.cache_pos[:rows].fill_(cache_pos)
-    d.speech_pos[:rows].fill_(min(cache_pos, d.t3.speech_pos_emb.emb.num_embeddings - 1) // 2)
+    pos_emb = getattr(d.t3, "speech_pos_emb", None)
+    d.speech_pos[:rows].fill_(min(cache_pos, pos_emb.emb.num_embeddings - 1) // 2 if pos_emb is not None else 0)
     d.tok[:rows].fill_(d.t3.hp.start_speech_token)
     d.decode(n_slots, cache_pos)
     _sync(d.device)
@@ -67,8 +68,15 @@ def sentence_windows(plan, tokens: int) -> list[int]:
     return out
 
 
-def measure(engine, *, headroom: float, prompt_len: int, audio_s: float) -> dict:
-    """GPU seconds per wall second for n streams speaking sentences of ``audio_s`` back to back."""
+def measure(engine, *, headroom: float, prompt_len: int | None, audio_s: float) -> dict:
+    """GPU seconds per wall second for n streams speaking sentences of ``audio_s`` back to back.
+
+    ``prompt_len``: T3 prompt positions (None: the model's conditioning + 86 text tokens).
+    """
+    from tts.app.backends.chatterbox_fast.decoder import conditioning_len
+
+    if prompt_len is None:
+        prompt_len = conditioning_len(engine.decoder.t3.hp) + 86
     sentence = int(audio_s * TOKENS_PER_SECOND)
     windows = sentence_windows(engine.config.plan, sentence)
     mean_window = round(sum(windows) / len(windows))

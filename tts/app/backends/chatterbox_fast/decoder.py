@@ -1,13 +1,15 @@
 """T3 speech-token decoding for many requests in one forward pass.
 
-Chatterbox's T3 is a Llama backbone with its own embeddings and heads; upstream drives it
-through Hugging Face with a fresh `DynamicCache` per request, batch 2 (the CFG pair), and
-Python-level overhead per layer per token. Here the same weights (the T3 module's own
-``nn.Linear``/``RMSNorm`` submodules, not copies) run over a *slot* table:
+Chatterbox's T3 is a Llama backbone (Chatterbox) or a GPT-2 one (Chatterbox-Turbo) with its
+own embeddings and heads; upstream drives it through Hugging Face with a fresh cache per
+request, batch 2 (the CFG pair; 1 for Turbo, which has no CFG), and Python-level overhead per
+layer per token. Here the same weights (the T3 module's own submodules, not copies) run over a
+*slot* table:
 
-- slot ``s`` owns KV rows ``2s`` (conditional) and ``2s+1`` (CFG unconditional) of a
-  static cache ``[rows, kv_heads, max_len, head_dim]`` per layer, so a request joins by
-  writing its prompt into free rows and leaves by being forgotten: no reallocation;
+- slot ``s`` owns ``R`` KV rows of a static cache ``[rows, kv_heads, max_len, head_dim]``
+  per layer: ``R = 2`` for Chatterbox (row ``2s`` conditional, ``2s+1`` CFG unconditional),
+  ``R = 1`` for Turbo. A request joins by writing its prompt into free rows and leaves by
+  being forgotten: no reallocation;
 - one decode step runs every slot of a bucket (1, 2, 4, ... slots) at its own position,
   with a length mask, so static shapes let the step be captured once per
   (bucket, kv-length) as a CUDA graph and replayed without Python per layer.
@@ -67,10 +69,17 @@ def _rope_inv_freq(rotary) -> tuple[torch.Tensor, float]:
 
 
 # Prefill graphs: requests joining at once (bucketed), prompt positions (bucketed; longer
-# prompts prefill eagerly). A prompt is T3's conditioning (~34 positions) + the sentence's
-# text tokens + 2.
+# prompts prefill eagerly). A prompt is T3's conditioning (34 positions for Chatterbox, 376
+# for Turbo) + the sentence's text tokens + 1 or 2.
 PREFILL_JOINERS = (1, 2, 4, 8)
-PREFILL_LEN_BUCKETS = (64, 96, 128, 160, 192, 256, 320, 384, 512)
+PREFILL_LEN_BUCKETS = (64, 96, 128, 160, 192, 256, 320, 384, 448, 512, 576, 640, 768)
+PREFILL_TEXT_SPAN = 400  # text tokens a graphed prefill covers past the conditioning
+
+
+def conditioning_len(hp) -> int:
+    """Positions T3's conditioning takes: speaker, speech prompt (or its Perceiver summary), emotion."""
+    prompt = 32 if hp.use_perceiver_resampler else hp.speech_cond_prompt_len
+    return 1 + prompt + (1 if hp.emotion_adv else 0)
 
 
 class T3BatchDecoder:
@@ -84,20 +93,27 @@ class T3BatchDecoder:
         self.dtype = dtype
         self.shape = shape
         self.slot_buckets = slot_buckets(shape.max_slots)
+        # Turbo's GPT-2 backbone: learned absolute positions, no CFG (one row per slot).
+        self.is_gpt = bool(getattr(t3, "is_gpt", False))
+        self.rows_per_slot = 1 if self.is_gpt else 2
         cfg = t3.cfg
         self.n_heads = cfg.num_attention_heads
-        self.n_kv = cfg.num_key_value_heads
+        self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         self.gqa = self.n_heads != self.n_kv
-        self.layers = list(t3.tfmr.layers)
+        self.layers = list(t3.tfmr.h if self.is_gpt else t3.tfmr.layers)
         self.vocab = t3.speech_head.out_features
-        rows = 2 * shape.max_slots
-        inv_freq, scaling = _rope_inv_freq(t3.tfmr.rotary_emb)
-        pos = torch.arange(shape.max_len, dtype=torch.float32)
-        freqs = pos[:, None] * inv_freq[None, :]
-        emb = torch.cat((freqs, freqs), dim=-1)
-        self.cos = (emb.cos() * scaling).to(device=self.device, dtype=dtype)
-        self.sin = (emb.sin() * scaling).to(device=self.device, dtype=dtype)
+        rows = self.rows_per_slot * shape.max_slots
+        if self.is_gpt:
+            if shape.max_len > t3.tfmr.wpe.num_embeddings:
+                raise ValueError(f"max_len {shape.max_len} exceeds GPT-2's {t3.tfmr.wpe.num_embeddings} positions")
+        else:
+            inv_freq, scaling = _rope_inv_freq(t3.tfmr.rotary_emb)
+            pos = torch.arange(shape.max_len, dtype=torch.float32)
+            freqs = pos[:, None] * inv_freq[None, :]
+            emb = torch.cat((freqs, freqs), dim=-1)
+            self.cos = (emb.cos() * scaling).to(device=self.device, dtype=dtype)
+            self.sin = (emb.sin() * scaling).to(device=self.device, dtype=dtype)
         kv = (rows, self.n_kv, shape.max_len, self.head_dim)
         self.k_cache = [torch.zeros(kv, dtype=dtype, device=self.device) for _ in self.layers]
         self.v_cache = [torch.zeros(kv, dtype=dtype, device=self.device) for _ in self.layers]
@@ -108,10 +124,18 @@ class T3BatchDecoder:
         self.row_ids = torch.arange(rows, device=self.device)
         self._graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
         self._prefill_graphs: dict[tuple[int, int], tuple] = {}
-        self._prefill_lens = tuple(n for n in PREFILL_LEN_BUCKETS if n < shape.max_len) or (shape.max_len - 1,)
+        cond = conditioning_len(t3.hp)
+        lens = [n for n in PREFILL_LEN_BUCKETS if cond < n < shape.max_len]
+        lens = [n for i, n in enumerate(lens) if i == 0 or lens[i - 1] < cond + PREFILL_TEXT_SPAN]
+        self._prefill_lens = tuple(lens) or (shape.max_len - 1,)
         self._pool = None
 
-    # ---- transformer math (same ops as transformers' Llama, over T3's own submodules) ----
+    # ---- transformer math (same ops as transformers' Llama / GPT-2, over T3's own submodules) ----
+
+    def rows_of(self, slots: list[int]) -> list[int]:
+        """Cache rows of ``slots``, each slot's rows adjacent (CFG pair: conditional first)."""
+        r = self.rows_per_slot
+        return [r * s + j for s in slots for j in range(r)]
 
     @staticmethod
     def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -124,12 +148,44 @@ class T3BatchDecoder:
         ``kv_len`` None: prefill (attend causally within ``h`` only, the slot is fresh);
         else decode with T == 1, attending to cache positions ``<= pos`` below ``kv_len``.
         """
-        B, T, _ = h.shape
-        cos = self.cos[pos].unsqueeze(1)  # (B, 1, T, D)
-        sin = self.sin[pos].unsqueeze(1)
+        B = h.shape[0]
         mask = None
         if kv_len is not None:
             mask = (torch.arange(kv_len, device=h.device)[None, :] <= pos[:, -1:]).view(B, 1, 1, kv_len)
+        if self.is_gpt:
+            return self._gpt2_layers(h, pos, rows, kv_len, mask)
+        return self._llama_layers(h, pos, rows, kv_len, mask)
+
+    def _attend(self, i: int, q, k, v, pos, rows, kv_len: int | None, mask) -> torch.Tensor:
+        """Write k/v at ``pos`` of ``rows``; attention output (B, T, heads * head_dim)."""
+        B, _, T, _ = q.shape
+        self.k_cache[i][rows[:, None], :, pos] = k.transpose(1, 2)
+        self.v_cache[i][rows[:, None], :, pos] = v.transpose(1, 2)
+        if kv_len is None:
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.gqa)
+        else:
+            kk = self.k_cache[i][:B, :, :kv_len]
+            vv = self.v_cache[i][:B, :, :kv_len]
+            o = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask, enable_gqa=self.gqa)
+        return o.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)
+
+    def _gpt2_layers(self, h, pos, rows, kv_len, mask) -> torch.Tensor:
+        """transformers' GPT2Model in eval: learned positions added once, pre-LN blocks."""
+        tfmr = self.t3.tfmr
+        h = h + tfmr.wpe(pos)
+        B, T, dim = h.shape
+        for i, block in enumerate(self.layers):
+            attn = block.attn
+            q, k, v = attn.c_attn(block.ln_1(h)).split(dim, dim=2)
+            q, k, v = (t.view(B, T, self.n_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+            h = h + attn.c_proj(self._attend(i, q, k, v, pos, rows, kv_len, mask))
+            h = h + block.mlp(block.ln_2(h))
+        return tfmr.ln_f(h)
+
+    def _llama_layers(self, h, pos, rows, kv_len, mask) -> torch.Tensor:
+        B, T, _ = h.shape
+        cos = self.cos[pos].unsqueeze(1)  # (B, 1, T, D)
+        sin = self.sin[pos].unsqueeze(1)
         for i, layer in enumerate(self.layers):
             attn = layer.self_attn
             x = layer.input_layernorm(h)
@@ -138,15 +194,7 @@ class T3BatchDecoder:
             v = attn.v_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
             q = q * cos + self._rotate_half(q) * sin
             k = k * cos + self._rotate_half(k) * sin
-            self.k_cache[i][rows[:, None], :, pos] = k.transpose(1, 2)
-            self.v_cache[i][rows[:, None], :, pos] = v.transpose(1, 2)
-            if kv_len is None:
-                o = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.gqa)
-            else:
-                kk = self.k_cache[i][:B, :, :kv_len]
-                vv = self.v_cache[i][:B, :, :kv_len]
-                o = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask, enable_gqa=self.gqa)
-            h = h + attn.o_proj(o.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))
+            h = h + attn.o_proj(self._attend(i, q, k, v, pos, rows, kv_len, mask))
             h = h + layer.mlp(layer.post_attention_layernorm(h))
         return self.t3.tfmr.norm(h)
 
@@ -154,11 +202,11 @@ class T3BatchDecoder:
 
     @torch.inference_mode()
     def prefill(self, embeds: list[torch.Tensor], slots: list[int]) -> torch.Tensor:
-        """Write each joining request's prompt (2, L_i, dim) into its slot's rows.
+        """Write each joining request's prompt (R, L_i, dim) into its slot's rows.
 
         Prompts are right-padded to one length: causal attention keeps padding out of the
         real positions, and padded cache entries lie past the request's position, masked
-        until decode overwrites them. Returns the last real position's logits, (2*n, V) fp32.
+        until decode overwrites them. Returns the last real position's logits, (R*n, V) fp32.
 
         On CUDA, up to ``PREFILL_JOINERS[-1]`` requests at a time replay a captured graph of
         their (joiners, length) bucket: an eager prefill is ~30 layers of launches that held
@@ -180,12 +228,12 @@ class T3BatchDecoder:
         lens = [e.shape[1] for e in embeds]
         longest = max(lens)
         batch = torch.cat([F.pad(e.to(self.dtype), (0, 0, 0, longest - e.shape[1])) for e in embeds], dim=0)
-        rows = torch.tensor([r for s in slots for r in (2 * s, 2 * s + 1)], device=self.device)
-        last = torch.tensor([n - 1 for n in lens for _ in (0, 1)], device=self.device)
+        rows = torch.tensor(self.rows_of(slots), device=self.device)
+        last = torch.tensor([n - 1 for n in lens for _ in range(self.rows_per_slot)], device=self.device)
         return self._prefill_forward(batch, rows, last)
 
     def _prefill_forward(self, h: torch.Tensor, rows: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        """Prompts ``h`` (2n, L, dim) into cache ``rows``; logits at each row's ``last`` position.
+        """Prompts ``h`` (R*n, L, dim) into cache ``rows``; logits at each row's ``last`` position.
         What a prefill graph captures, with static (rows, length) shape."""
         pos = torch.arange(h.shape[1], device=self.device)[None, :].expand(h.shape[0], -1)
         out = self._layers(h, pos, rows, kv_len=None)
@@ -199,23 +247,25 @@ class T3BatchDecoder:
         # Padding requests repeat the last one: the same values written to the same cache rows.
         pick = [min(i, n - 1) for i in range(joiners)]
         h_in = torch.cat([F.pad(embeds[i].to(self.dtype), (0, 0, 0, length - lens[i])) for i in pick], dim=0)
-        rows_in = torch.tensor([r for i in pick for r in (2 * slots[i], 2 * slots[i] + 1)])
-        last_in = torch.tensor([lens[i] - 1 for i in pick for _ in (0, 1)])
+        r = self.rows_per_slot
+        rows_in = torch.tensor(self.rows_of([slots[i] for i in pick]))
+        last_in = torch.tensor([lens[i] - 1 for i in pick for _ in range(r)])
         entry = self._prefill_graphs.get((joiners, length))
         if entry is None:  # CPU (tests): the same padded computation, eagerly
-            return self._prefill_forward(h_in, rows_in.to(self.device), last_in.to(self.device))[: 2 * n]
+            return self._prefill_forward(h_in, rows_in.to(self.device), last_in.to(self.device))[: r * n]
         graph, (h, rows, last), out = entry
         h.copy_(h_in)
         rows.copy_(rows_in, non_blocking=True)
         last.copy_(last_in, non_blocking=True)
         graph.replay()
-        return out[: 2 * n].clone()  # the graph's output buffer is reused by the next replay
+        return out[: r * n].clone()  # the graph's output buffer is reused by the next replay
 
     # ---- decode: every slot of a bucket advances one token ----
 
     def _step(self, n_rows: int, kv_len: int) -> torch.Tensor:
-        tok = self.tok[:n_rows]
-        h = self.t3.speech_emb(tok) + self.t3.speech_pos_emb.emb(self.speech_pos[:n_rows])
+        h = self.t3.speech_emb(self.tok[:n_rows])
+        if not self.is_gpt:  # Chatterbox's own learned speech positions (GPT-2 adds its own)
+            h = h + self.t3.speech_pos_emb.emb(self.speech_pos[:n_rows])
         h = self._layers(h[:, None, :], self.cache_pos[:n_rows, None], self.row_ids[:n_rows], kv_len)
         return self.t3.speech_head(h[:, 0]).float()
 
@@ -224,7 +274,7 @@ class T3BatchDecoder:
 
     @torch.inference_mode()
     def decode(self, n_slots: int, max_pos: int) -> torch.Tensor:
-        """Advance slots [0, bucket) one token: logits (2*bucket, V) fp32.
+        """Advance slots [0, bucket) one token: logits (R*bucket, V) fp32.
 
         The caller has set ``tok``/``speech_pos``/``cache_pos`` rows; idle slots in the
         bucket compute on stale rows harmlessly (their output is ignored).
@@ -232,7 +282,7 @@ class T3BatchDecoder:
         slots, kv_len = self.buckets_for(n_slots, max_pos)
         graph = self._graphs.get((slots, kv_len))
         if graph is None:
-            return self._step(2 * slots, kv_len)
+            return self._step(self.rows_per_slot * slots, kv_len)
         graph[0].replay()
         return graph[1]
 
@@ -251,7 +301,7 @@ class T3BatchDecoder:
             for slots in self.slot_buckets:
                 for kv_len in self.shape.kv_len_buckets:
                     for _ in range(2):  # warm-up: kernels pick algorithms outside capture
-                        self._step(2 * slots, kv_len)
+                        self._step(self.rows_per_slot * slots, kv_len)
         torch.cuda.current_stream().wait_stream(side)
         torch.cuda.synchronize()
         self._pool = torch.cuda.graph_pool_handle()
@@ -259,7 +309,7 @@ class T3BatchDecoder:
             for kv_len in self.shape.kv_len_buckets:
                 graph = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(graph, pool=self._pool, stream=self.stream, capture_error_mode="thread_local"):
-                    out = self._step(2 * slots, kv_len)
+                    out = self._step(self.rows_per_slot * slots, kv_len)
                 self._graphs[(slots, kv_len)] = (graph, out)
         torch.cuda.synchronize()
         self._capture_prefill()
@@ -269,7 +319,7 @@ class T3BatchDecoder:
         dim = self.t3.cfg.hidden_size
         for joiners in reversed(PREFILL_JOINERS):
             for length in reversed(self._prefill_lens):
-                rows = 2 * joiners
+                rows = self.rows_per_slot * joiners
                 h = torch.zeros(rows, length, dim, dtype=self.dtype, device=self.device)
                 row_ids = torch.arange(rows, device=self.device)  # slot 0.. rows: idle at start-up
                 last = torch.full((rows,), length - 1, dtype=torch.long, device=self.device)

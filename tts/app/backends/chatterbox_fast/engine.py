@@ -36,7 +36,9 @@ class FastEngineConfig:
     """Knobs, each with an environment variable (read when the engine is built, not at import)."""
 
     max_slots: int = 64  # concurrent requests the KV cache holds
-    max_len: int = 1024  # prompt + speech tokens per request (upstream allows 1000 speech tokens)
+    # Prompt + speech tokens per request (upstream allows 1000 speech tokens); 0: 1024 for
+    # Chatterbox, 1536 for Turbo (its prompt alone is 376 positions).
+    max_len: int = 0
     t3_dtype: str = "bfloat16"  # bfloat16 | float16 | float32
     cuda_graphs: bool = True
     capacity: int = 0  # 0: measure at start-up; >0: trust this many streams
@@ -72,12 +74,12 @@ class FastEngineConfig:
 
 
 def _kv_buckets(max_len: int) -> tuple[int, ...]:
-    out, b = [], 128
-    while b < max_len:
-        out.append(b)
-        b *= 2
-    out.append(max_len)
-    return tuple(out)
+    """128, 256, then every 128: at 32 streams a step reads more KV cache than weights, so
+    attending to a doubled (half-empty) bucket would cost more than capturing more graphs."""
+    return (*range(128, max_len, 128), max_len)
+
+
+SILENCE_TOKEN = 4299  # chatterbox.models.s3gen.const.S3GEN_SIL: Turbo ends every sentence with 3
 
 
 @dataclass
@@ -96,11 +98,13 @@ class FastChatterboxEngine:
         self.config = config or FastEngineConfig.from_env()
         self.model = model
         hp = model.t3.hp
-        if getattr(model.t3, "is_gpt", False) or hp.is_multilingual:
+        if hp.is_multilingual:
             raise ValueError(
-                "TTS_CHATTERBOX_ENGINE=fast supports the English Chatterbox model only; "
-                "use TTS_CHATTERBOX_ENGINE=reference for the multilingual and turbo variants"
+                "TTS_CHATTERBOX_ENGINE=fast supports the english and turbo variants; "
+                "use TTS_CHATTERBOX_ENGINE=reference for the multilingual one"
             )
+        # Turbo: GPT-2 T3 without CFG, GPT-2 text tokenizer, 2-step (meanflow) S3Gen.
+        self.turbo = bool(getattr(model.t3, "is_gpt", False))
         self.sample_rate = int(model.sr)
         self.device = model.t3.device
         dtype = getattr(torch, self.config.t3_dtype)
@@ -108,7 +112,8 @@ class FastChatterboxEngine:
             dtype = torch.float32  # half matmuls on CPU are slow and not what tests compare
         self.t3_dtype = dtype
         model.t3.to(dtype=dtype).eval()
-        shape = DecoderShape(self.config.max_slots, self.config.max_len, _kv_buckets(self.config.max_len))
+        max_len = self.config.max_len or (1536 if self.turbo else 1024)
+        shape = DecoderShape(self.config.max_slots, max_len, _kv_buckets(max_len))
         self.decoder = T3BatchDecoder(model.t3, shape, dtype=dtype, device=self.device)
         self.graphs = self.decoder.capture_graphs() if self.config.cuda_graphs else 0
         self.scheduler = DecodeScheduler(self.decoder, generator_seed=generator_seed)
@@ -192,6 +197,9 @@ class FastChatterboxEngine:
 
     def make_job(self, text: str, voice: _Voice, kwargs: dict) -> DecodeJob:
         from chatterbox.models.t3.modules.cond_enc import T3Cond
+
+        if self.turbo:
+            return self._make_turbo_job(text, voice, kwargs)
         from chatterbox.tts import punc_norm
 
         t3 = self.model.t3
@@ -215,6 +223,32 @@ class FastChatterboxEngine:
             repetition_penalty=float(kwargs.get("repetition_penalty", 1.2)),
             min_p=float(kwargs.get("min_p", 0.05)),
             top_p=float(kwargs.get("top_p", 1.0)),
+            greedy=bool(kwargs.get("greedy", False)),
+            max_new_tokens=int(kwargs.get("max_new_tokens", 1000)),
+            stop_on_eos=bool(kwargs.get("stop_on_eos", True)),
+        )
+
+    def _make_turbo_job(self, text: str, voice: _Voice, kwargs: dict) -> DecodeJob:
+        """As ChatterboxTurboTTS.generate: GPT-2 token ids, no CFG, top-k/top-p sampling.
+        cfg_weight and exaggeration do not apply (upstream ignores them with a warning)."""
+        from chatterbox.models.t3.modules.cond_enc import T3Cond
+        from chatterbox.tts_turbo import punc_norm
+
+        ids = self.model.tokenizer(punc_norm(text), return_tensors="pt").input_ids
+        cond = T3Cond(
+            speaker_emb=voice.speaker_emb,
+            cond_prompt_speech_tokens=voice.prompt_tokens,
+            emotion_adv=torch.zeros((1, 1, 1), dtype=self.t3_dtype),
+        )
+        return DecodeJob(
+            text_tokens=ids,
+            t3_cond=cond,
+            cfg_weight=0.0,
+            temperature=float(kwargs.get("temperature", 0.8)),
+            repetition_penalty=float(kwargs.get("repetition_penalty", 1.2)),
+            min_p=0.0,
+            top_p=float(kwargs.get("top_p", 0.95)),
+            top_k=int(kwargs.get("top_k", 1000)),
             greedy=bool(kwargs.get("greedy", False)),
             max_new_tokens=int(kwargs.get("max_new_tokens", 1000)),
             stop_on_eos=bool(kwargs.get("stop_on_eos", True)),
@@ -276,6 +310,8 @@ class FastChatterboxEngine:
                 if job.error is not None:
                     raise RuntimeError("Chatterbox decoding failed") from job.error
                 done = True
+                if self.turbo:  # upstream Turbo ends each sentence with 3 silence tokens
+                    tokens.extend([SILENCE_TOKEN] * 3)
                 if len(tokens) > stitcher.planned_tokens:
                     self._render(rendering, stitcher, voice, tokens, job, clock, final=True)
                 continue
@@ -320,7 +356,7 @@ class FastChatterboxEngine:
 
     # ---- capacity ----
 
-    def measure_capacity(self, *, headroom: float = 2.3, prompt_len: int = 120, audio_s: float = 3.0) -> dict:
+    def measure_capacity(self, *, headroom: float = 2.3, prompt_len: int | None = None, audio_s: float = 3.0) -> dict:
         """Streams the GPU sustains in real time, from timed decode steps and vocoder batches.
 
         Per second of audio a stream needs 25 decode steps (shared by the whole batch) and

@@ -78,7 +78,7 @@ class S3GenRenderer:
         s3gen,
         *,
         max_rows: int = 16,
-        n_timesteps: int = 10,
+        n_timesteps: int | None = None,
         cuda_graphs: bool = True,
         token_bucket: int = TOKEN_BUCKET,
         stream: torch.cuda.Stream | None = None,
@@ -89,7 +89,9 @@ class S3GenRenderer:
         self.flow = s3gen.flow
         self.hift = s3gen.mel2wav
         self.max_rows = max_rows
-        self.n_timesteps = n_timesteps
+        # Turbo's S3Gen is distilled (meanflow): 2 plain Euler steps, no CFG row.
+        self.meanflow = bool(getattr(s3gen, "meanflow", False))
+        self.n_timesteps = n_timesteps or (2 if self.meanflow else 10)
         self.token_bucket = token_bucket
         self.device = next(s3gen.parameters()).device
         self.dtype = next(self.flow.parameters()).dtype
@@ -156,16 +158,33 @@ class S3GenRenderer:
         conds = torch.zeros(batch, frames, flow.output_size, device=h.device, dtype=h.dtype)
         conds[:, :mel1] = prompt_feat
         mask = _pad_mask(h_lengths, frames).unsqueeze(1).to(h.dtype)
-        feat, _ = flow.decoder(
-            mu=h.transpose(1, 2).contiguous(),
-            mask=mask,
-            spks=spks.expand(batch, -1),
-            cond=conds.transpose(1, 2),
-            n_timesteps=self.n_timesteps,
-        )
+        mu = h.transpose(1, 2).contiguous()
+        if self.meanflow:
+            feat = self._meanflow(mu, mask, spks.expand(batch, -1), conds.transpose(1, 2), mel1)
+        else:
+            feat, _ = flow.decoder(
+                mu=mu, mask=mask, spks=spks.expand(batch, -1), cond=conds.transpose(1, 2), n_timesteps=self.n_timesteps
+            )
         mels = feat[:, :, mel1:]
         mels = mels * _pad_mask(2 * token_lens, mels.shape[2]).unsqueeze(1).to(mels.dtype)
         return self._vocode(mels.to(self.dtype))
+
+    def _meanflow(self, mu, mask, spks, cond, mel1: int) -> torch.Tensor:
+        """Upstream ``flow_inference`` + ``CausalConditionalCFM.basic_euler`` for a meanflow
+        S3Gen (same random draws in the same order), without its per-call print and progress bar."""
+        cfm = self.flow.decoder
+        noise = torch.randn(1, mu.shape[1], mu.shape[2] - mel1, dtype=mu.dtype, device=mu.device)
+        x = torch.randn_like(mu)
+        x[..., mel1:] = noise
+        in_dtype = x.dtype
+        dtype = cfm.estimator.dtype
+        x, mu, mask, spks, cond = (v.to(dtype) for v in (x, mu, mask, spks, cond))
+        t_span = torch.linspace(0, 1, self.n_timesteps + 1, device=mu.device, dtype=dtype)
+        for t, r in zip(t_span[:-1], t_span[1:], strict=True):
+            t, r = t[None], r[None]
+            dxdt = cfm.estimator.forward(x, mask=mask, mu=mu, t=t, spks=spks, cond=cond, r=r)
+            x = x + (r - t) * dxdt
+        return x.to(in_dtype)
 
     def _vocode(self, mels: torch.Tensor) -> torch.Tensor:
         """Upstream ``HiFTGenerator.inference`` (no cache); its ``_istft`` is the graph-safe one."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from tts.app.backends.chatterbox_fast.decoder import T3BatchDecoder
-from tts.app.backends.chatterbox_fast.sampling import SlotSampling, choose_tokens
+from tts.app.backends.chatterbox_fast.sampling import SlotSampling, choose_tokens, choose_tokens_turbo
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +30,14 @@ WAKE = "wake"  # buffered delivery: enough tokens are in job.buffer
 class DecodeJob:
     """One segment's T3 decoding. Tokens (ints) arrive on ``tokens``, then FINISHED."""
 
-    text_tokens: torch.Tensor  # (2, L) int: [SOT] text [EOT], CFG pair
+    text_tokens: torch.Tensor  # (2, L) int: [SOT] text [EOT], CFG pair; Turbo: (1, L) GPT-2 ids
     t3_cond: object  # chatterbox T3Cond
     cfg_weight: float = 0.5
     temperature: float = 0.8
     repetition_penalty: float = 1.2
     min_p: float = 0.05
     top_p: float = 1.0
+    top_k: int = 0  # Turbo only (upstream default 1000)
     greedy: bool = False
     max_new_tokens: int = 1000
     stop_on_eos: bool = True
@@ -63,8 +64,13 @@ class DecodeScheduler:
         self.decoder = decoder
         self.t3 = decoder.t3
         self.hp = self.t3.hp
+        self.turbo = decoder.is_gpt
+        self.choose = choose_tokens_turbo if self.turbo else choose_tokens
         n = decoder.shape.max_slots
         self.sampling = SlotSampling.empty(n, decoder.vocab, decoder.device)
+        pos_emb = getattr(self.t3, "speech_pos_emb", None)
+        # Chatterbox's learned speech positions bound a request's tokens; Turbo has none.
+        self.max_speech_pos = pos_emb.emb.num_embeddings if pos_emb is not None else None
         self.generator = None
         if generator_seed is not None:
             self.generator = torch.Generator(device=decoder.device).manual_seed(generator_seed)
@@ -161,17 +167,23 @@ class DecodeScheduler:
                 temperature=job.temperature,
                 min_p=job.min_p,
                 top_p=job.top_p,
+                top_k=job.top_k,
                 greedy=job.greedy,
                 bos=self.hp.start_speech_token,
             )
             self._active[job.slot] = job
         slots = torch.tensor([job.slot for job in jobs], device=self.decoder.device)
-        self._deliver(jobs, choose_tokens(logits, slots, self.sampling, self.generator))
+        chosen = self.choose(logits, slots, self.sampling, self.generator)
+        if self.turbo:  # upstream penalises BOS on the first step only: later steps see generated tokens
+            bos = self.hp.start_speech_token
+            self.sampling.seen[slots, bos] = chosen == bos
+        self._deliver(jobs, chosen)
         self.prefills += 1
         self.prefill_s_total += time.perf_counter() - t0
 
     def _prompt_embeds(self, job: DecodeJob) -> torch.Tensor:
-        """Exactly upstream T3.inference's first input: cond + text + BOS, then BOS again."""
+        """Exactly upstream's first input: cond + text + BOS (T3.inference then adds BOS
+        again; T3.inference_turbo does not)."""
         t3 = self.t3
         text = job.text_tokens.to(device=self.decoder.device, dtype=torch.long)
         # Built by the caller's thread on the host; copied here, in order on the decode stream.
@@ -179,8 +191,10 @@ class DecodeScheduler:
         cond.emotion_adv = cond.emotion_adv.to(device=self.decoder.device, dtype=cond.speaker_emb.dtype)
         start = self.hp.start_speech_token * torch.ones_like(text[:, :1])
         embeds, _ = t3.prepare_input_embeds(
-            t3_cond=job.t3_cond, text_tokens=text, speech_tokens=start, cfg_weight=job.cfg_weight
+            t3_cond=job.t3_cond, text_tokens=text, speech_tokens=start, cfg_weight=0.0 if self.turbo else job.cfg_weight
         )
+        if self.turbo:
+            return embeds
         bos = t3.speech_emb(start[:1]) + t3.speech_pos_emb.get_fixed_embedding(0)
         return torch.cat([embeds, torch.cat([bos, bos])], dim=1)
 
@@ -190,22 +204,23 @@ class DecodeScheduler:
         top = max(self._active) + 1
         t0 = time.perf_counter()
         # Host-side per-row inputs, then one copy each: cheap next to the step itself.
-        n_rows = 2 * d.buckets_for(top, 0)[0]
+        R = d.rows_per_slot
+        n_rows = R * d.buckets_for(top, 0)[0]
         tok = torch.full((n_rows,), self.hp.start_speech_token, dtype=torch.long)
         spos = torch.zeros(n_rows, dtype=torch.long)
         cpos = torch.zeros(n_rows, dtype=torch.long)
         for job in jobs:
-            r = 2 * job.slot
-            tok[r : r + 2] = job.last_token
-            spos[r : r + 2] = job.emitted
-            cpos[r : r + 2] = job.cache_pos
+            r = R * job.slot
+            tok[r : r + R] = job.last_token
+            spos[r : r + R] = job.emitted
+            cpos[r : r + R] = job.cache_pos
         d.tok[:n_rows].copy_(tok, non_blocking=True)
         d.speech_pos[:n_rows].copy_(spos, non_blocking=True)
         d.cache_pos[:n_rows].copy_(cpos, non_blocking=True)
         logits = d.decode(top, max(job.cache_pos for job in jobs))
-        slots = torch.tensor([job.slot for job in jobs], device=d.device)
-        rows = torch.stack([2 * slots, 2 * slots + 1], dim=1).reshape(-1)
-        chosen = choose_tokens(logits[rows], slots, self.sampling, self.generator)
+        slots = [job.slot for job in jobs]
+        rows = torch.tensor(d.rows_of(slots), device=d.device)
+        chosen = self.choose(logits[rows], torch.tensor(slots, device=d.device), self.sampling, self.generator)
         for job in jobs:
             job.cache_pos += 1
         self._deliver(jobs, chosen)
@@ -230,7 +245,7 @@ class DecodeScheduler:
             else:
                 job.tokens.put(token)
             out_of_room = job.cache_pos + 1 >= self.decoder.shape.max_len
-            out_of_speech_pos = job.emitted + 1 >= self.t3.speech_pos_emb.emb.num_embeddings
+            out_of_speech_pos = self.max_speech_pos is not None and job.emitted + 1 >= self.max_speech_pos
             if job.emitted >= job.max_new_tokens or out_of_room or out_of_speech_pos:
                 self._finish(job)
 

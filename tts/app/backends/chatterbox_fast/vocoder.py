@@ -144,7 +144,7 @@ class BatchedVocoder:
         self.renderer = S3GenRenderer(
             s3gen,
             max_rows=max_batch,
-            n_timesteps=n_cfm_timesteps or 10,
+            n_timesteps=n_cfm_timesteps,  # None: 10 (2 for Turbo's meanflow S3Gen)
             cuda_graphs=self.graph_mode == "render",
             stream=self._stream,
         )
