@@ -1,7 +1,7 @@
 """Chatterbox on one GPU: stock chatterbox-tts 0.1.7 vs the fast engine, side by side.
 
-RANDOM WEIGHTS: the real architecture (T3 Llama 520M, S3Gen, voice encoder) randomly
-initialised, as ../shared/tools/chatterbox-gpu-baseline does (no weights can be downloaded
+RANDOM WEIGHTS: the real architecture (T3 Llama 520M, S3Gen, voice encoder; with --model
+turbo, Chatterbox-Turbo's GPT-2 T3 and 2-step meanflow S3Gen) randomly initialised, as ../shared/tools/chatterbox-gpu-baseline does (no weights can be downloaded
 here). Random weights never emit the stop token, so every request is forced to a fixed
 number of speech tokens (25 tokens = 1 s of audio). Figures are speed, not quality.
 
@@ -42,7 +42,9 @@ def emit(results: dict, key: str, value) -> None:
         OUT_PATH.write_text(json.dumps(results, indent=1))
 
 
-def build_model(dev: str):
+def build_model(dev: str, variant: str = "english"):
+    if variant == "turbo":
+        return build_turbo_model(dev)
     import numpy as np
     import soundfile as sf
     import torch
@@ -70,6 +72,46 @@ def build_model(dev: str):
     return model
 
 
+def build_turbo_model(dev: str):
+    """ChatterboxTurboTTS as from_local builds it (T3 hp, meanflow S3Gen), random weights.
+
+    Its GPT-2 BPE tokenizer files cannot be downloaded: a word-level tokenizer over the bench
+    sentence stands in, giving about as many text tokens as GPT-2's BPE would (~18)."""
+    import numpy as np
+    import soundfile as sf
+    import torch
+    from chatterbox.models.s3gen import S3GEN_SR, S3Gen
+    from chatterbox.models.t3 import T3
+    from chatterbox.models.t3.modules.t3_config import T3Config
+    from chatterbox.models.voice_encoder import VoiceEncoder
+    from chatterbox.tts_turbo import ChatterboxTurboTTS
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    torch.manual_seed(0)
+    tmp = tempfile.mkdtemp()
+    hp = T3Config(text_tokens_dict_size=50276)
+    hp.llama_config_name = "GPT2_medium"
+    hp.speech_tokens_dict_size = 6563
+    hp.input_pos_emb = None
+    hp.speech_cond_prompt_len = 375
+    hp.use_perceiver_resampler = False
+    hp.emotion_adv = False
+    words = sorted(set(pre_tokenizers.Whitespace().pre_tokenize_str(SENTENCE + " " + SENTENCE[:30])) | {("[UNK]", 0)})
+    vocab = {w: i for i, w in enumerate(sorted({w for w, _ in words}))}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[UNK]")
+    model = ChatterboxTurboTTS(T3(hp), S3Gen(meanflow=True), VoiceEncoder(), tokenizer, dev)
+    model.t3.to(dev).eval()
+    model.s3gen.to(dev).eval()
+    model.ve.to(dev).eval()
+    # A 15 s clip: Turbo's T3 then takes its full 375-token speech prompt, S3Gen its 10 s.
+    sf.write(f"{tmp}/ref.wav", (0.1 * np.random.randn(S3GEN_SR * 15)).astype(np.float32), S3GEN_SR)
+    model.prepare_conditionals(f"{tmp}/ref.wav", norm_loudness=False)
+    return model
+
+
 def sync():
     import torch
 
@@ -77,25 +119,38 @@ def sync():
 
 
 def bench_stock(model, results: dict) -> None:
-    """Upstream path as the baseline tool times it: T3.inference (HF, CFG) then S3Gen.inference."""
+    """Upstream path as the baseline tool times it: T3.inference (HF, CFG) then S3Gen.inference
+    (Turbo: T3.inference_turbo, then S3Gen's 2 meanflow steps, as ChatterboxTurboTTS.generate)."""
     import torch
     import torch.nn.functional as F
-    from chatterbox.tts import punc_norm
 
-    def once(n: int):
+    turbo = model.t3.is_gpt
+
+    def t3_tokens(n: int):
+        if turbo:
+            tt = model.tokenizer(SENTENCE, return_tensors="pt").input_ids.to(model.device)
+            # Random weights never stop: inference_turbo's own cap forces the length.
+            return model.t3.inference_turbo(t3_cond=model.conds.t3, text_tokens=tt, max_gen_len=n - 1)[0]
+        from chatterbox.tts import punc_norm
+
         tt = model.tokenizer.text_to_tokens(punc_norm(SENTENCE)).to(model.device)
         tt = torch.cat([tt, tt], dim=0)
         tt = F.pad(F.pad(tt, (1, 0), value=model.t3.hp.start_text_token), (0, 1), value=model.t3.hp.stop_text_token)
+        return model.t3.inference(
+            t3_cond=model.conds.t3, text_tokens=tt, max_new_tokens=n, stop_on_eos=False, cfg_weight=0.5
+        )[0]
+
+    def once(n: int):
         sync()
         a = time.perf_counter()
         with torch.inference_mode():
-            toks = model.t3.inference(
-                t3_cond=model.conds.t3, text_tokens=tt, max_new_tokens=n, stop_on_eos=False, cfg_weight=0.5
-            )[0]
+            toks = t3_tokens(n)
             sync()
             b = time.perf_counter()
             toks = toks[toks < 6561]
-            wav, _ = model.s3gen.inference(speech_tokens=toks, ref_dict=model.conds.gen)
+            wav, _ = model.s3gen.inference(
+                speech_tokens=toks, ref_dict=model.conds.gen, n_cfm_timesteps=2 if turbo else None
+            )
         sync()
         c = time.perf_counter()
         return b - a, c - b, wav.shape[-1] / model.sr
@@ -259,7 +314,9 @@ def bench_fast(
 
     rows = []
     # Per-stream decode rate vs batch size (T3 only, graph replay; eager for contrast).
-    prompt = 120
+    from tts.app.backends.chatterbox_fast.decoder import conditioning_len
+
+    prompt = conditioning_len(model.t3.hp) + 86
     for n in [] if not full else [b for b in engine.decoder.slot_buckets if b in (1, 2, 4, 8, 16, 32, 48, 64, 96, 128)]:
         step = time_decode_step(engine, n, prompt + 100)
         rows.append(
@@ -468,6 +525,7 @@ def main() -> None:
     ap.add_argument(
         "--out", default=os.environ.get("OUT", "") and os.path.join(os.environ["OUT"], "chatterbox_gpu.json")
     )
+    ap.add_argument("--model", choices=("english", "turbo"), default="english", help="Chatterbox or Chatterbox-Turbo")
     ap.add_argument("--streams", default="8,16,24,32,48,64")
     ap.add_argument("--skip-stock", action="store_true")
     ap.add_argument("--prompt-tokens", default="0,75", help="S3Gen reference prompt trims to compare (0: full)")
@@ -490,10 +548,11 @@ def main() -> None:
         "first_window_tokens": FIRST_TOKENS,
         "weights": "random (real architecture); speed only",
         "device": torch.cuda.get_device_name(0),
+        "model": args.model,
         "torch": torch.__version__,
     }
     t0 = time.perf_counter()
-    model = build_model("cuda")
+    model = build_model("cuda", args.model)
     emit(results, "setup_s", round(time.perf_counter() - t0, 1))
     if not args.skip_stock:
         bench_stock(model, results)

@@ -6,6 +6,7 @@ A randomly initialised S3Gen of the real classes. Prints one JSON line:
 - batched_vs_alone: max |diff| of a short window rendered alone and padded in a batch with a
   longer one, noise switched off (zeros) so the two renders are comparable;
 - istft: max |diff| of graph_safe_istft vs torch.istft;
+- meanflow_*: the same as upstream_vs_render for Turbo's 2-step (meanflow) S3Gen;
 - vocoder: windows submitted at once to BatchedVocoder (batches of two, most urgent first)
   come back as rendered alone, first windows faded in.
 """
@@ -47,6 +48,7 @@ def main() -> None:
         torch.manual_seed(7)
         ours = renderer.forward(win, torch.tensor([14]), voice.prompt_token, voice.prompt_feat, voice.spks)
     upstream_vs_render = (up[0] - ours[0, : up.shape[1]]).abs().max().item()
+    meanflow = meanflow_vs_upstream(ref, win)
 
     # Noise off: torch.randn_like / torch.rand / rand_like return zeros, so renders are deterministic.
     zeros_like = lambda t, *a, **k: torch.zeros_like(t, *a, **k)  # noqa: E731
@@ -92,9 +94,31 @@ def main() -> None:
                 "vocoder_lengths_ok": [len(x) for x in got] == [len(w) * 960 for w in wins],
                 "windows_rendered": vocoder.windows,
                 "render_len": ours.shape[1],
+                **meanflow,
             }
         )
     )
+
+
+def meanflow_vs_upstream(ref: dict, win: torch.Tensor) -> dict:
+    """Turbo's distilled S3Gen (meanflow, 2 steps, no CFG): renderer vs upstream, same seed."""
+    from chatterbox.models.s3gen import S3Gen
+
+    torch.manual_seed(0)
+    s3gen = S3Gen(meanflow=True).eval()
+    renderer = S3GenRenderer(s3gen, cuda_graphs=False)
+    voice = renderer.voice(ref)
+    with torch.inference_mode():
+        torch.manual_seed(11)
+        mels = s3gen.flow_inference(win, ref_dict=dict(ref), finalize=True)  # 2 steps: its default
+        up, _ = s3gen.hift_inference(mels)
+        torch.manual_seed(11)
+        ours = renderer.forward(win, torch.tensor([win.shape[1]]), voice.prompt_token, voice.prompt_feat, voice.spks)
+    return {
+        "meanflow_steps": renderer.n_timesteps,
+        "meanflow_upstream_peak": up.abs().max().item(),
+        "meanflow_vs_upstream": (up[0] - ours[0, : up.shape[1]]).abs().max().item(),
+    }
 
 
 if __name__ == "__main__":

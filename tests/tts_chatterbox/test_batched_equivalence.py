@@ -40,3 +40,15 @@ def test_stitcher_crossfades_held_back_tokens():
     joined = np.concatenate(out)
     assert len(joined) == 20 * spt  # every token's audio exactly once
     np.testing.assert_allclose(joined, signal, atol=1e-3 * signal.max() + 1.0)
+
+
+def test_turbo_batched_decoding_matches_stock_greedy_tokens():
+    """Chatterbox-Turbo's GPT-2 T3 (no CFG: one cache row per request) through the same scheduler."""
+    result = run_check("turbo_check.py", timeout=240)
+    assert result["rows_per_slot"] == 1
+    assert all(len(s) >= 20 for s in result["stock"])
+    assert result["batched"] == result["stock"]
+    assert result["free_slots"] == 4
+    # Temperature -> top-k -> top-p -> repetition penalty, as transformers' processors compute it.
+    assert result["sampler_max_diff"] < 1e-5
+    assert result["prefill_padded_max_diff"] < 1e-4

@@ -22,6 +22,12 @@ def test_render_matches_upstream_for_the_same_seed(check):
     assert check["render_len"] == 14 * 960
 
 
+def test_turbo_meanflow_render_matches_upstream_for_the_same_seed(check):
+    assert check["meanflow_steps"] == 2
+    assert check["meanflow_upstream_peak"] > 1e-3
+    assert check["meanflow_vs_upstream"] <= 1e-5 * check["meanflow_upstream_peak"]
+
+
 def test_a_window_batched_with_a_longer_one_renders_as_alone(check):
     assert check["alone_peak"] > 1e-3
     assert check["batched_vs_alone"] < 1e-4 * max(1.0, check["alone_peak"])

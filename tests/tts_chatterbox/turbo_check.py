@@ -1,0 +1,145 @@
+"""Run inside .venv-chatterbox: stock T3.inference_turbo vs the batched scheduler, tiny Turbo T3.
+
+Chatterbox-Turbo's T3 is a GPT-2 backbone without CFG (one KV row per request). Four requests
+of different text lengths join the batch at staggered times; with top_k=1 (greedy) each must
+produce exactly the tokens upstream produces for it alone. Also checks the Turbo sampler
+against transformers' own logits processors, in upstream's order, and the bucketed (graph
+shape) prefill against the exact one. Prints one JSON line.
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
+
+import torch  # noqa: E402
+from tiny_chatterbox import tiny_cond, tiny_turbo_t3, turbo_text_tokens  # noqa: E402
+
+from tts.app.backends.chatterbox_fast.decoder import DecoderShape, T3BatchDecoder  # noqa: E402
+from tts.app.backends.chatterbox_fast.sampling import SlotSampling, turbo_scores  # noqa: E402
+from tts.app.backends.chatterbox_fast.scheduler import FINISHED, DecodeJob, DecodeScheduler  # noqa: E402
+
+REQUESTS = [([464, 3290, 318, 257, 1332, 13], 30), ([15496, 11], 25), ([40] * 40, 35), ([7, 8, 9], 20)]
+SHAPE = DecoderShape(4, 256, (64, 128, 256))
+
+
+def main() -> None:
+    t3 = tiny_turbo_t3()
+    stock = []
+    for ids, n in REQUESTS:
+        out = t3.inference_turbo(
+            t3_cond=tiny_cond(t3, seed=len(ids)),
+            text_tokens=turbo_text_tokens(ids),
+            top_k=1,
+            max_gen_len=n - 1,  # upstream emits a first token, then up to max_gen_len more
+        )
+        stock.append(out[0].tolist())
+    decoder = T3BatchDecoder(t3, SHAPE, dtype=torch.float32, device="cpu")
+    scheduler = DecodeScheduler(decoder)
+    scheduler.start()
+    jobs = []
+    for ids, n in REQUESTS:
+        job = DecodeJob(
+            text_tokens=turbo_text_tokens(ids),
+            t3_cond=tiny_cond(t3, seed=len(ids)),
+            cfg_weight=0.0,
+            min_p=0.0,
+            top_p=0.95,
+            top_k=1,
+            max_new_tokens=n,
+        )
+        jobs.append(scheduler.submit(job))
+        time.sleep(0.03)  # later requests join a batch already decoding
+    batched = []
+    for job in jobs:
+        got = []
+        while (tok := job.tokens.get(timeout=60)) is not FINISHED:
+            got.append(tok)
+        batched.append(got)
+    deadline = time.time() + 10
+    while scheduler.active and time.time() < deadline:
+        time.sleep(0.01)
+    free_slots = len(scheduler._free)
+    scheduler.stop()
+    print(
+        json.dumps(
+            {
+                "stock": stock,
+                "batched": batched,
+                "free_slots": free_slots,
+                "rows_per_slot": decoder.rows_per_slot,
+                "sampler_max_diff": sampler_diff(),
+                "prefill_padded_max_diff": padded_prefill_diff(t3),
+            }
+        )
+    )
+
+
+def sampler_diff() -> float:
+    """turbo_scores vs transformers' temperature -> top-k -> top-p -> repetition penalty."""
+    from transformers import (
+        LogitsProcessorList,
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    g = torch.Generator().manual_seed(3)
+    vocab, n = 6563, 3
+    logits = torch.randn(n, vocab, generator=g) * 4
+    seen_ids = [torch.randint(0, vocab, (k,), generator=g) for k in (1, 5, 20)]
+    # Make a seen token the top one, so the penalty (applied last) changes the arg-max.
+    for i, ids in enumerate(seen_ids):
+        logits[i, ids[0]] = logits[i].max() + 0.5
+    settings = [(0.8, 1000, 0.95, 1.2), (1.0, 50, 0.9, 1.5), (0.5, 0, 1.0, 2.0)]
+    s = SlotSampling.empty(n, vocab, torch.device("cpu"))
+    worst = 0.0
+    for i, ((temp, k, p, rep), ids) in enumerate(zip(settings, seen_ids, strict=True)):
+        s.assign(i, cfg_weight=0.0, repetition_penalty=rep, temperature=temp, min_p=0.0, top_p=p, greedy=False, bos=0)
+        s.top_k[i] = k
+        s.seen[i].zero_()
+        s.seen[i, ids] = True
+        procs = LogitsProcessorList([TemperatureLogitsWarper(temp)] if temp != 1.0 else [])
+        if k > 0:
+            procs.append(TopKLogitsWarper(k))
+        if p < 1.0:
+            procs.append(TopPLogitsWarper(p))
+        procs.append(RepetitionPenaltyLogitsProcessor(rep))
+        want = procs(ids[None, :], logits[i : i + 1].clone())[0]
+        got = turbo_scores(logits[i : i + 1], torch.tensor([i]), s)[0]
+        if not torch.equal(torch.isinf(want), torch.isinf(got)):
+            return float("inf")
+        finite = torch.isfinite(want)
+        worst = max(worst, (want[finite] - got[finite]).abs().max().item())
+    return worst
+
+
+def padded_prefill_diff(t3) -> float:
+    """Bucketed prefill (3 joiners padded to 4, prompts padded to a length bucket: what CUDA
+    replays as a graph) vs the exact eager prefill: logits and every real cache entry."""
+    runs = []
+    for padded in (False, True):
+        decoder = T3BatchDecoder(t3, SHAPE, dtype=torch.float32, device="cpu")
+        sched = DecodeScheduler(decoder)
+        jobs = [
+            DecodeJob(text_tokens=turbo_text_tokens(ids), t3_cond=tiny_cond(t3, seed=len(ids)))
+            for ids, _ in REQUESTS[:3]
+        ]
+        embeds = [sched._prompt_embeds(job) for job in jobs]
+        with torch.inference_mode():
+            fn = decoder._prefill_replay if padded else decoder._prefill_eager
+            logits = fn(embeds, [0, 2, 3])
+        lens = [e.shape[1] for e in embeds]
+        cache = [decoder.k_cache[-1][s : s + 1, :, :n].clone() for s, n in zip([0, 2, 3], lens, strict=True)]
+        runs.append((logits, cache))
+    (la, ca), (lb, cb) = runs
+    diff = (la - lb).abs().max().item()
+    return max([diff] + [(x - y).abs().max().item() for x, y in zip(ca, cb, strict=True)])
+
+
+if __name__ == "__main__":
+    main()
