@@ -49,6 +49,9 @@ def test_turbo_batched_decoding_matches_stock_greedy_tokens():
     assert all(len(s) >= 20 for s in result["stock"])
     assert result["batched"] == result["stock"]
     assert result["free_slots"] == 4
+    # An over-long text fails alone, with what to do; the streams decoding beside it go on.
+    assert result["too_long_tokens"] == 0
+    assert "text too long" in result["too_long_error"] and "TTS_CHATTERBOX_FAST_MAX_LEN" in result["too_long_error"]
     # Temperature -> top-k -> top-p -> repetition penalty, as transformers' processors compute it.
     assert result["sampler_max_diff"] < 1e-5
     assert result["prefill_padded_max_diff"] < 1e-4

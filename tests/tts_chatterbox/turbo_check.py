@@ -2,7 +2,8 @@
 
 Chatterbox-Turbo's T3 is a GPT-2 backbone without CFG (one KV row per request). Four requests
 of different text lengths join the batch at staggered times; with top_k=1 (greedy) each must
-produce exactly the tokens upstream produces for it alone. Also checks the Turbo sampler
+produce exactly the tokens upstream produces for it alone, even when a request whose text
+leaves no room to speak joins mid-batch (it alone fails). Also checks the Turbo sampler
 against transformers' own logits processors, in upstream's order, and the bucketed (graph
 shape) prefill against the exact one. Prints one JSON line.
 """
@@ -53,12 +54,19 @@ def main() -> None:
         )
         jobs.append(scheduler.submit(job))
         time.sleep(0.03)  # later requests join a batch already decoding
+        if len(jobs) == 2:  # a text with no room to speak, joining streams in flight
+            too_long = scheduler.submit(
+                DecodeJob(text_tokens=turbo_text_tokens([11] * 300), t3_cond=tiny_cond(t3, seed=9), top_k=1)
+            )
     batched = []
     for job in jobs:
         got = []
         while (tok := job.tokens.get(timeout=60)) is not FINISHED:
             got.append(tok)
         batched.append(got)
+    too_long_tokens = []
+    while (tok := too_long.tokens.get(timeout=60)) is not FINISHED:
+        too_long_tokens.append(tok)
     deadline = time.time() + 10
     while scheduler.active and time.time() < deadline:
         time.sleep(0.01)
@@ -70,6 +78,8 @@ def main() -> None:
                 "stock": stock,
                 "batched": batched,
                 "free_slots": free_slots,
+                "too_long_tokens": len(too_long_tokens),
+                "too_long_error": str(too_long.error),
                 "rows_per_slot": decoder.rows_per_slot,
                 "sampler_max_diff": sampler_diff(),
                 "prefill_padded_max_diff": padded_prefill_diff(t3),

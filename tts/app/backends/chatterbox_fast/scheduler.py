@@ -157,6 +157,21 @@ class DecodeScheduler:
     def _admit(self, jobs: list[DecodeJob]) -> None:
         t0 = time.perf_counter()
         embeds = [self._prompt_embeds(job) for job in jobs]
+        # A prompt with no room to speak fails alone, before the shared prefill could fail
+        # every request joining with it (and the loop's handler every stream in flight).
+        room = self.decoder.shape.max_len - 1
+        fits = [e.shape[1] < room for e in embeds]
+        for job, e, ok in zip(jobs, embeds, fits, strict=True):
+            if not ok:
+                job.error = ValueError(
+                    f"text too long for one segment: its prompt takes {e.shape[1]} of the decoder's "
+                    f"{self.decoder.shape.max_len} positions (split the text or raise TTS_CHATTERBOX_FAST_MAX_LEN)"
+                )
+                self._finish(job)
+        jobs[:] = [j for j, ok in zip(jobs, fits, strict=True) if ok]
+        embeds = [e for e, ok in zip(embeds, fits, strict=True) if ok]
+        if not jobs:
+            return
         logits = self.decoder.prefill(embeds, [job.slot for job in jobs])
         for job, e in zip(jobs, embeds, strict=True):
             job.cache_pos = e.shape[1]  # next position to write
