@@ -125,6 +125,26 @@ def test_cloned_voice_conditionals_are_prepared_once_and_forgotten_on_delete(mak
     assert client.post("/v1/audio/speech", json=body("Hi.", voice="anna")).status_code == 400
 
 
+def test_turbo_refuses_clips_its_model_cannot_clone_from_at_upload(make_client, tmp_path):
+    # ChatterboxTurboTTS asserts a clip over 5 s: a 4 s clip must fail at upload (400, with
+    # the limit), not on every later synthesis with that voice.
+    client, model = chatterbox_client(make_client, variant="turbo")
+    short = make_clip(4.0, tmp_path / "short.wav")
+    refused = client.post("/v1/audio/voices", data={"name": "bo"}, files={"file": ("bo.wav", short, "audio/wav")})
+    assert refused.status_code == 400 and "5.1-30 s" in refused.json()["error"]["message"]
+    ok = make_clip(6.0, tmp_path / "ok.wav")
+    assert (
+        client.post("/v1/audio/voices", data={"name": "bo"}, files={"file": ("bo.wav", ok, "audio/wav")}).status_code
+        == 201
+    )
+    # The English model takes the server's own 3 s minimum.
+    client, _ = chatterbox_client(make_client)
+    assert (
+        client.post("/v1/audio/voices", data={"name": "cy"}, files={"file": ("cy.wav", short, "audio/wav")}).status_code
+        == 201
+    )
+
+
 def test_no_builtin_voice_still_becomes_ready(make_client):
     client, _ = chatterbox_client(make_client, model=ModelDouble(with_default_voice=False))
     assert client.get("/ready").status_code == 200

@@ -98,7 +98,11 @@ def create_app(settings: Settings | None = None, backend: SpeechBackend | None =
     library = VoiceLibrary(
         backend,
         settings.voices_dir,
-        rules=ClipRules(settings.clip_min_seconds, settings.clip_max_seconds, settings.max_upload_bytes),
+        rules=ClipRules(
+            max(settings.clip_min_seconds, backend.min_clip_seconds),
+            settings.clip_max_seconds,
+            settings.max_upload_bytes,
+        ),
         aliases=settings.voice_aliases,
         mirror=mirror,
     )

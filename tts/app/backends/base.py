@@ -76,6 +76,9 @@ class SpeechBackend(abc.ABC):
     native_speed: bool = False
     # True when the backend accepts uploaded reference clips (voice cloning).
     supports_cloning: bool = False
+    # The model's own lower bound on a reference clip's length, seconds (0: none); the
+    # server's TTS_CLIP_MIN_SECONDS is raised to it so uploads fail early, not syntheses.
+    min_clip_seconds: float = 0.0
     # How many segments this backend can usefully synthesize at once in this process
     # (a batching GPU engine: >1). The server's concurrency limit defaults to it.
     max_parallel_segments: int = 1

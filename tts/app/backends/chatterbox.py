@@ -33,6 +33,7 @@ from tts.app.backends.base import BackendNotReady, SegmentRequest, SpeechBackend
 log = logging.getLogger(__name__)
 
 Variant = Literal["english", "multilingual", "turbo"]
+TURBO_MIN_CLIP_SECONDS = 5.1
 
 # variant -> (module, class)
 MODEL_CLASSES: dict[str, tuple[str, str]] = {
@@ -258,6 +259,8 @@ class ChatterboxBackend(SpeechBackend):
         self.model = model  # tests pass a model double; load() skips loading then
         self.engine: ChatterboxEngine | None = None
         self.languages = MULTILINGUAL_LANGUAGES if variant == "multilingual" else frozenset({"en"})
+        # ChatterboxTurboTTS.prepare_conditionals asserts a clip longer than 5 s.
+        self.min_clip_seconds = TURBO_MIN_CLIP_SECONDS if variant == "turbo" else 0.0
 
     def load(self) -> None:
         if self.model is None:
