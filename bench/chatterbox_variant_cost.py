@@ -7,7 +7,9 @@ architectures: the speed of the math, not quality. Times the fast engine's own p
   streaming window, with a 10 s reference prompt: Chatterbox's S3Gen (10 steps, CFG: 2 rows)
   vs Turbo's distilled one (meanflow: 2 steps, 1 row);
 - one T3 decode step (``T3BatchDecoder``) at the same number of streams: Chatterbox's Llama
-  520M (2 cache rows per stream, CFG) vs Turbo's GPT-2 medium (1 row).
+  520M (2 cache rows per stream, CFG) vs Turbo's GPT-2 medium (1 row);
+- admitting requests (T3 prefill): the whole prompt from scratch vs after the voice's cached
+  conditioning (34 positions for Chatterbox, 376 for Turbo), which is what the engine does.
 
 A CPU is not a GPU (no launch overhead, no tensor cores), so the figures to carry over are
 the *ratios* of the two variants' work; GPU throughput must be measured on the GPU
@@ -74,11 +76,9 @@ def s3gen_cost(meanflow: bool, windows: list[int], rows: list[int], reps: int) -
     return out
 
 
-def t3_cost(turbo: bool, streams: list[int], reps: int) -> list[dict]:
+def build_t3(turbo: bool):
     from chatterbox.models.t3 import T3
     from chatterbox.models.t3.modules.t3_config import T3Config
-
-    from tts.app.backends.chatterbox_fast.decoder import DecoderShape, T3BatchDecoder, conditioning_len
 
     torch.manual_seed(0)
     if turbo:  # as ChatterboxTurboTTS.from_local sets it
@@ -91,7 +91,14 @@ def t3_cost(turbo: bool, streams: list[int], reps: int) -> list[dict]:
         hp.emotion_adv = False
     else:
         hp = T3Config.english_only()
-    t3 = T3(hp).eval()
+    return T3(hp).eval()
+
+
+def t3_cost(turbo: bool, streams: list[int], reps: int) -> list[dict]:
+    from tts.app.backends.chatterbox_fast.decoder import DecoderShape, T3BatchDecoder, conditioning_len
+
+    t3 = build_t3(turbo)
+    hp = t3.hp
     pos = conditioning_len(hp) + 20 + 40  # mid-sentence: conditioning, ~20 text tokens, 40 speech tokens
     max_len = 1536 if turbo else 1024
     d = T3BatchDecoder(t3, DecoderShape(max(streams), max_len, (max_len,)), dtype=torch.float32, device="cpu")
@@ -110,11 +117,63 @@ def t3_cost(turbo: bool, streams: list[int], reps: int) -> list[dict]:
     return [{"backbone_params_m": round(params / 1e6, 1)}, *out]
 
 
+def prefill_cost(turbo: bool, joiners: list[int], reps: int, text_tokens: int = 20) -> list[dict]:
+    """Admitting ``n`` requests of one voice: whole prompts vs text + BOS after cached conditioning."""
+    from chatterbox.models.t3.modules.cond_enc import T3Cond
+
+    from tts.app.backends.chatterbox_fast.decoder import DecoderShape, T3BatchDecoder
+    from tts.app.backends.chatterbox_fast.scheduler import DecodeJob, DecodeScheduler
+
+    t3 = build_t3(turbo)
+    hp = t3.hp
+    d = T3BatchDecoder(
+        t3, DecoderShape(max(joiners), 1536 if turbo else 1024, (1024,)), dtype=torch.float32, device="cpu"
+    )
+    sched = DecodeScheduler(d)
+    g = torch.Generator().manual_seed(0)
+    n_prompt = 375 if turbo else hp.speech_cond_prompt_len
+    cond = T3Cond(
+        speaker_emb=torch.randn(1, hp.speaker_embed_size, generator=g),
+        cond_prompt_speech_tokens=torch.randint(0, 6561, (1, n_prompt), generator=g),
+        emotion_adv=0.5 * torch.ones(1, 1, 1),
+    )
+    ids = torch.randint(10, 600, (1, text_tokens), generator=g)
+    text = ids if turbo else torch.cat([ids, ids])
+    out = []
+    for n in joiners:
+        jobs = [DecodeJob(text_tokens=text, t3_cond=cond, prefix_key="voice") for _ in range(n)]
+        with torch.inference_mode():
+            prompts = [sched._prompt_embeds(job) for job in jobs]
+            slots = list(range(n))
+
+            def whole(prompts=prompts, slots=slots):
+                for (e, _), slot in zip(prompts, slots, strict=True):
+                    rows = torch.tensor(d.rows_of([slot]))
+                    d._layers(e, torch.arange(e.shape[1])[None].expand(e.shape[0], -1), rows, kv_len=None)
+
+            def cached(jobs=jobs, prompts=prompts, slots=slots):
+                prefixes, suffixes = sched.join_inputs(jobs, prompts)
+                d.prefill(prefixes, suffixes, slots)
+
+            out.append(
+                {
+                    "joiners": n,
+                    "prompt_positions": prompts[0][0].shape[1],
+                    "cached_positions": prompts[0][1],
+                    "whole_prompt_s": round(best(whole, reps), 4),
+                    "after_cached_conditioning_s": round(best(cached, reps), 4),
+                }
+            )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--parts", default="s3gen,t3,prefill")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     torch.set_num_threads(args.threads)
     results: dict = {
         "threads": args.threads,
@@ -126,17 +185,23 @@ def main() -> None:
         results[key] = value
         print(json.dumps({key: value}), flush=True)
 
-    windows, rows = [24, 100], [1, 4]
-    emit("s3gen_chatterbox", s3gen_cost(False, windows, rows, args.reps))
-    emit("s3gen_turbo", s3gen_cost(True, windows, rows, args.reps))
-    emit("t3_chatterbox", t3_cost(False, [1, 8], args.reps))
-    emit("t3_turbo", t3_cost(True, [1, 8], args.reps))
     ratio = {}
-    for a, b in zip(results["s3gen_chatterbox"], results["s3gen_turbo"], strict=True):
-        ratio[f"s3gen_w{a['window_tokens']}_x{a['windows']}"] = round(a["render_s"] / b["render_s"], 2)
-    for a, b in zip(results["t3_chatterbox"][1:], results["t3_turbo"][1:], strict=True):
-        ratio[f"t3_step_x{a['streams']}"] = round(a["step_s"] / b["step_s"], 2)
-    emit("chatterbox_over_turbo", ratio)
+    if "s3gen" in parts:
+        windows, rows = [24, 100], [1, 4]
+        emit("s3gen_chatterbox", s3gen_cost(False, windows, rows, args.reps))
+        emit("s3gen_turbo", s3gen_cost(True, windows, rows, args.reps))
+        for a, b in zip(results["s3gen_chatterbox"], results["s3gen_turbo"], strict=True):
+            ratio[f"s3gen_w{a['window_tokens']}_x{a['windows']}"] = round(a["render_s"] / b["render_s"], 2)
+    if "t3" in parts:
+        emit("t3_chatterbox", t3_cost(False, [1, 8], args.reps))
+        emit("t3_turbo", t3_cost(True, [1, 8], args.reps))
+        for a, b in zip(results["t3_chatterbox"][1:], results["t3_turbo"][1:], strict=True):
+            ratio[f"t3_step_x{a['streams']}"] = round(a["step_s"] / b["step_s"], 2)
+    if "prefill" in parts:
+        emit("prefill_chatterbox", prefill_cost(False, [1, 4], args.reps))
+        emit("prefill_turbo", prefill_cost(True, [1, 4], args.reps))
+    if ratio:
+        emit("chatterbox_over_turbo", ratio)
 
 
 if __name__ == "__main__":

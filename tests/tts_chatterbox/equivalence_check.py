@@ -18,15 +18,23 @@ from tiny_chatterbox import text_tokens, tiny_cond, tiny_t3  # noqa: E402
 from tts.app.backends.chatterbox_fast.decoder import DecoderShape, T3BatchDecoder  # noqa: E402
 from tts.app.backends.chatterbox_fast.scheduler import FINISHED, DecodeJob, DecodeScheduler  # noqa: E402
 
-REQUESTS = [([5, 6, 7, 8, 9, 10, 11], 0.5, 30), ([20, 21, 22], 0.3, 25), ([40] * 15, 0.7, 35), ([3, 4], 0.5, 20)]
+# (text ids, cfg weight, tokens, voice): the last request speaks in the first one's voice, so
+# it joins with that voice's cached conditioning.
+REQUESTS = [
+    ([5, 6, 7, 8, 9, 10, 11], 0.5, 30, 7),
+    ([20, 21, 22], 0.3, 25, 3),
+    ([40] * 15, 0.7, 35, 15),
+    ([3, 4], 0.5, 20, 2),
+    ([30, 31, 32, 33], 0.5, 25, 7),
+]
 
 
 def main() -> None:
     t3 = tiny_t3()
     stock = []
-    for ids, w, n in REQUESTS:
+    for ids, w, n, voice in REQUESTS:
         out = t3.inference(
-            t3_cond=tiny_cond(t3, seed=len(ids)),
+            t3_cond=tiny_cond(t3, seed=voice),
             text_tokens=text_tokens(t3, ids),
             max_new_tokens=n,
             stop_on_eos=True,
@@ -52,12 +60,13 @@ def main() -> None:
     for _ in range(3):
         leaver.tokens.get(timeout=60)
     jobs = []
-    for ids, w, n in REQUESTS:
+    for ids, w, n, voice in REQUESTS:
         jobs.append(
             scheduler.submit(
                 DecodeJob(
                     text_tokens=text_tokens(t3, ids),
-                    t3_cond=tiny_cond(t3, seed=len(ids)),
+                    t3_cond=tiny_cond(t3, seed=voice),
+                    prefix_key=("voice", voice, 0.5),
                     cfg_weight=w,
                     greedy=True,
                     min_p=1.0,
@@ -81,6 +90,7 @@ def main() -> None:
     while scheduler.active and time.time() < deadline:
         time.sleep(0.01)
     free_slots = len(scheduler._free)
+    prefix_hits = scheduler.prefix_hits
     scheduler.stop()
     prefill_diff = padded_prefill_diff(t3)
     print(
@@ -90,35 +100,54 @@ def main() -> None:
                 "batched": batched,
                 "leaver_tokens": leaver_tokens,
                 "free_slots": free_slots,
-                "prefill_padded_max_diff": prefill_diff,
+                "prefill_cached_vs_full_max_diff": prefill_diff["cached_vs_full"],
+                "prefill_padded_max_diff": prefill_diff["padded_vs_eager"],
+                "prefix_hits": prefix_hits,
             }
         )
     )
 
 
-def padded_prefill_diff(t3) -> float:
-    """The bucketed prefill (what CUDA replays as a graph: 3 joiners padded to 4 by repeating
-    the last, prompts padded to a length bucket) vs the exact-length eager prefill: logits and
-    the cache entries of every real position."""
+def padded_prefill_diff(t3) -> dict:
+    """Three ways to join the same 3 requests into slots [0, 2, 3], compared on the logits and
+    on every real cache entry (last layer):
+    - full: the whole prompt causally from scratch (no cached conditioning), the reference;
+    - eager: the cached voice conditioning copied in, then text + BOS attending to it;
+    - padded: the same, as the CUDA graph replays it (3 joiners padded to 4 by repeating the
+      last, text padded to a bucket)."""
     shape = DecoderShape(4, 256, (64, 128, 256))
-    runs = []
-    for padded in (False, True):
+    slots = [0, 2, 3]
+    runs = {}
+    for mode in ("full", "eager", "padded"):
         decoder = T3BatchDecoder(t3, shape, dtype=torch.float32, device="cpu")
         sched = DecodeScheduler(decoder)
         jobs = [
-            DecodeJob(text_tokens=text_tokens(t3, ids), t3_cond=tiny_cond(t3, seed=len(ids)))
-            for ids, _, _ in REQUESTS[:3]
+            DecodeJob(text_tokens=text_tokens(t3, ids), t3_cond=tiny_cond(t3, seed=voice))
+            for ids, _, _, voice in REQUESTS[:3]
         ]
-        embeds = [sched._prompt_embeds(job) for job in jobs]
+        prompts = [sched._prompt_embeds(job) for job in jobs]
+        lens = [e.shape[1] for e, _ in prompts]
         with torch.inference_mode():
-            fn = decoder._prefill_replay if padded else decoder._prefill_eager
-            logits = fn(embeds, [0, 2, 3])
-        lens = [e.shape[1] for e in embeds]
-        cache = [decoder.k_cache[-1][2 * s : 2 * s + 2, :, :n].clone() for s, n in zip([0, 2, 3], lens, strict=True)]
-        runs.append((logits, cache))
-    (la, ca), (lb, cb) = runs
-    diff = (la - lb).abs().max().item()
-    return max([diff] + [(x - y).abs().max().item() for x, y in zip(ca, cb, strict=True)])
+            if mode == "full":
+                logits = []
+                for (e, _), slot in zip(prompts, slots, strict=True):
+                    rows = torch.tensor(decoder.rows_of([slot]))
+                    out = decoder._layers(e, torch.arange(e.shape[1])[None].expand(2, -1), rows, kv_len=None)
+                    logits.append(t3.speech_head(out[:, -1]).float())
+                logits = torch.cat(logits)
+            else:
+                prefixes, suffixes = sched.join_inputs(jobs, prompts)
+                decoder.load_prefixes(prefixes, slots)
+                fn = decoder._prefill_replay if mode == "padded" else decoder._prefill_eager
+                logits = fn(prefixes, suffixes, slots)
+        cache = [decoder.k_cache[-1][2 * s : 2 * s + 2, :, :n].clone() for s, n in zip(slots, lens, strict=True)]
+        runs[mode] = (logits, cache)
+
+    def diff(a, b) -> float:
+        (la, ca), (lb, cb) = runs[a], runs[b]
+        return max([(la - lb).abs().max().item()] + [(x - y).abs().max().item() for x, y in zip(ca, cb, strict=True)])
+
+    return {"cached_vs_full": diff("eager", "full"), "padded_vs_eager": diff("padded", "eager")}
 
 
 if __name__ == "__main__":

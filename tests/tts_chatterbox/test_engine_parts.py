@@ -13,7 +13,15 @@ def test_capacity_and_load_are_exposed_for_dialing():
     engine = SimpleNamespace(
         capacity=32,
         _streams=5,
-        scheduler=SimpleNamespace(active=4, last_step_s=0.0047, steps=10, step_s_total=0.05, prefill_s_total=0.01),
+        scheduler=SimpleNamespace(
+            active=4,
+            last_step_s=0.0047,
+            steps=10,
+            step_s_total=0.05,
+            prefill_s_total=0.01,
+            prefix_hits=7,
+            prefix_misses=2,
+        ),
         vocoder=SimpleNamespace(windows=6, batches=2, busy_s=0.3, first_windows=3, first_wait_s=0.12),
     )
     registry = CollectorRegistry()
@@ -25,6 +33,7 @@ def test_capacity_and_load_are_exposed_for_dialing():
     assert "tts_chatterbox_decode_step_seconds_total 0.05" in text
     assert "tts_chatterbox_first_window_wait_seconds_total 0.12" in text
     assert "tts_chatterbox_vocoder_busy_seconds_total 0.3" in text
+    assert "tts_chatterbox_prefix_cache_hits_total 7.0" in text
     engine.capacity = 24  # a re-measurement is what /metrics shows next
     assert "tts_chatterbox_capacity_streams 24.0" in generate_latest(registry).decode()
 
@@ -49,7 +58,47 @@ def test_engine_settings_come_from_the_environment():
             "TTS_CHATTERBOX_FAST_CAPACITY": "20",
             "TTS_CHATTERBOX_FAST_S3GEN_PROMPT_TOKENS": "75",
             "TTS_CHATTERBOX_FAST_FIRST_CHUNK_TOKENS": "12",
+            "TTS_CHATTERBOX_FAST_PREFIX_CACHE_MB": "64",
         }
     )
+    assert cfg.prefix_cache_mb == 64
     assert (cfg.max_slots, cfg.t3_dtype, cfg.cuda_graphs, cfg.capacity) == (48, "float16", False, 20)
     assert (cfg.s3gen_prompt_tokens, cfg.plan.first_tokens) == (75, 12)
+
+
+def test_voice_conditioning_cache_is_lru_and_bounded_in_bytes():
+    import torch
+
+    from tts.app.backends.chatterbox_fast.decoder import PrefixKV
+    from tts.app.backends.chatterbox_fast.scheduler import DecodeScheduler
+
+    computed = []
+
+    def compute_prefix(cond):
+        computed.append(float(cond[0, 0, 0]))
+        # 2 layers x 1 head x 4 positions x 8 dims, k and v in fp32: 512 bytes per voice
+        return PrefixKV(torch.zeros(2, 1, 4, 8), torch.zeros(2, 1, 4, 8))
+
+    decoder = SimpleNamespace(
+        t3=SimpleNamespace(hp=SimpleNamespace(), speech_pos_emb=None),
+        is_gpt=True,
+        shape=SimpleNamespace(max_slots=2),
+        vocab=16,
+        device=torch.device("cpu"),
+        compute_prefix=compute_prefix,
+    )
+    sched = DecodeScheduler(decoder, prefix_cache_bytes=1024)  # room for two voices
+
+    def cond(v: float):
+        return torch.full((1, 4, 8), v)
+
+    a = sched._prefix("a", cond(1.0))
+    assert sched._prefix("a", cond(1.0)) is a  # a hit: not computed again
+    sched._prefix("b", cond(2.0))
+    sched._prefix("a", cond(1.0))  # "a" is now the most recent
+    sched._prefix("c", cond(3.0))  # over 1024 bytes: the least recent, "b", goes
+    assert list(sched._prefixes) == ["a", "c"]
+    sched._prefix(None, cond(4.0))  # no key: computed for one request, never cached
+    assert list(sched._prefixes) == ["a", "c"]
+    assert computed == [1.0, 2.0, 3.0, 4.0]
+    assert (sched.prefix_hits, sched.prefix_misses) == (2, 4)

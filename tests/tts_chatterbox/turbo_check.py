@@ -23,16 +23,23 @@ from tts.app.backends.chatterbox_fast.decoder import DecoderShape, T3BatchDecode
 from tts.app.backends.chatterbox_fast.sampling import SlotSampling, turbo_scores  # noqa: E402
 from tts.app.backends.chatterbox_fast.scheduler import FINISHED, DecodeJob, DecodeScheduler  # noqa: E402
 
-REQUESTS = [([464, 3290, 318, 257, 1332, 13], 30), ([15496, 11], 25), ([40] * 40, 35), ([7, 8, 9], 20)]
+# (text ids, tokens, voice): the last request speaks in the first one's voice (cached conditioning).
+REQUESTS = [
+    ([464, 3290, 318, 257, 1332, 13], 30, 6),
+    ([15496, 11], 25, 2),
+    ([40] * 40, 35, 40),
+    ([7, 8, 9], 20, 3),
+    ([50, 51, 52, 53, 54], 25, 6),
+]
 SHAPE = DecoderShape(4, 256, (64, 128, 256))
 
 
 def main() -> None:
     t3 = tiny_turbo_t3()
     stock = []
-    for ids, n in REQUESTS:
+    for ids, n, voice in REQUESTS:
         out = t3.inference_turbo(
-            t3_cond=tiny_cond(t3, seed=len(ids)),
+            t3_cond=tiny_cond(t3, seed=voice),
             text_tokens=turbo_text_tokens(ids),
             top_k=1,
             max_gen_len=n - 1,  # upstream emits a first token, then up to max_gen_len more
@@ -42,10 +49,11 @@ def main() -> None:
     scheduler = DecodeScheduler(decoder)
     scheduler.start()
     jobs = []
-    for ids, n in REQUESTS:
+    for ids, n, voice in REQUESTS:
         job = DecodeJob(
             text_tokens=turbo_text_tokens(ids),
-            t3_cond=tiny_cond(t3, seed=len(ids)),
+            t3_cond=tiny_cond(t3, seed=voice),
+            prefix_key=("voice", voice),
             cfg_weight=0.0,
             min_p=0.0,
             top_p=0.95,
@@ -71,6 +79,7 @@ def main() -> None:
     while scheduler.active and time.time() < deadline:
         time.sleep(0.01)
     free_slots = len(scheduler._free)
+    prefix_hits = scheduler.prefix_hits
     scheduler.stop()
     print(
         json.dumps(
@@ -82,7 +91,8 @@ def main() -> None:
                 "too_long_error": str(too_long.error),
                 "rows_per_slot": decoder.rows_per_slot,
                 "sampler_max_diff": sampler_diff(),
-                "prefill_padded_max_diff": padded_prefill_diff(t3),
+                "prefix_hits": prefix_hits,
+                **{f"prefill_{k}_max_diff": v for k, v in padded_prefill_diff(t3).items()},
             }
         )
     )
@@ -128,27 +138,40 @@ def sampler_diff() -> float:
     return worst
 
 
-def padded_prefill_diff(t3) -> float:
-    """Bucketed prefill (3 joiners padded to 4, prompts padded to a length bucket: what CUDA
-    replays as a graph) vs the exact eager prefill: logits and every real cache entry."""
-    runs = []
-    for padded in (False, True):
+def padded_prefill_diff(t3) -> dict:
+    """Joining after cached conditioning (eager, and padded as a CUDA graph replays it) vs a
+    prefill of the whole prompt from scratch: logits and every real cache entry."""
+    slots = [0, 2, 3]
+    runs = {}
+    for mode in ("full", "eager", "padded"):
         decoder = T3BatchDecoder(t3, SHAPE, dtype=torch.float32, device="cpu")
         sched = DecodeScheduler(decoder)
         jobs = [
-            DecodeJob(text_tokens=turbo_text_tokens(ids), t3_cond=tiny_cond(t3, seed=len(ids)))
-            for ids, _ in REQUESTS[:3]
+            DecodeJob(text_tokens=turbo_text_tokens(ids), t3_cond=tiny_cond(t3, seed=voice))
+            for ids, _, voice in REQUESTS[:3]
         ]
-        embeds = [sched._prompt_embeds(job) for job in jobs]
+        prompts = [sched._prompt_embeds(job) for job in jobs]
+        lens = [e.shape[1] for e, _ in prompts]
         with torch.inference_mode():
-            fn = decoder._prefill_replay if padded else decoder._prefill_eager
-            logits = fn(embeds, [0, 2, 3])
-        lens = [e.shape[1] for e in embeds]
-        cache = [decoder.k_cache[-1][s : s + 1, :, :n].clone() for s, n in zip([0, 2, 3], lens, strict=True)]
-        runs.append((logits, cache))
-    (la, ca), (lb, cb) = runs
-    diff = (la - lb).abs().max().item()
-    return max([diff] + [(x - y).abs().max().item() for x, y in zip(ca, cb, strict=True)])
+            if mode == "full":
+                logits = []
+                for (e, _), slot in zip(prompts, slots, strict=True):
+                    out = decoder._layers(e, torch.arange(e.shape[1])[None], torch.tensor([slot]), kv_len=None)
+                    logits.append(t3.speech_head(out[:, -1]).float())
+                logits = torch.cat(logits)
+            else:
+                prefixes, suffixes = sched.join_inputs(jobs, prompts)
+                decoder.load_prefixes(prefixes, slots)
+                fn = decoder._prefill_replay if mode == "padded" else decoder._prefill_eager
+                logits = fn(prefixes, suffixes, slots)
+        cache = [decoder.k_cache[-1][s : s + 1, :, :n].clone() for s, n in zip(slots, lens, strict=True)]
+        runs[mode] = (logits, cache)
+
+    def diff(a, b) -> float:
+        (la, ca), (lb, cb) = runs[a], runs[b]
+        return max([(la - lb).abs().max().item()] + [(x - y).abs().max().item() for x, y in zip(ca, cb, strict=True)])
+
+    return {"cached_vs_full": diff("eager", "full"), "padded_vs_eager": diff("padded", "eager")}
 
 
 if __name__ == "__main__":

@@ -12,11 +12,17 @@ layer per token. Here the same weights (the T3 module's own submodules, not copi
   being forgotten: no reallocation;
 - one decode step runs every slot of a bucket (1, 2, 4, ... slots) at its own position,
   with a length mask, so static shapes let the step be captured once per
-  (bucket, kv-length) as a CUDA graph and replayed without Python per layer.
+  (bucket, kv-length) as a CUDA graph and replayed without Python per layer;
+- a request's prompt starts with its voice's conditioning (34 positions for Chatterbox,
+  up to 376 for Turbo), the same for every request of that voice: its keys and values are
+  computed once (``compute_prefix``) and copied into a joining request's rows, so a prefill
+  runs only the text and BOS positions, attending to them (causal attention makes this
+  exact: no position depends on a later one).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -68,12 +74,28 @@ def _rope_inv_freq(rotary) -> tuple[torch.Tensor, float]:
         return rotary.original_inv_freq.float().clone(), float(rotary.attention_scaling)
 
 
-# Prefill graphs: requests joining at once (bucketed), prompt positions (bucketed; longer
-# prompts prefill eagerly). A prompt is T3's conditioning (34 positions for Chatterbox, 376
-# for Turbo) + the sentence's text tokens + 1 or 2.
+# Prefill graphs: requests joining at once (bucketed) x the positions a prompt adds after its
+# voice's cached conditioning: the sentence's text tokens + BOS (+ BOS again for Chatterbox),
+# bucketed; longer texts prefill eagerly.
 PREFILL_JOINERS = (1, 2, 4, 8)
-PREFILL_LEN_BUCKETS = (64, 96, 128, 160, 192, 256, 320, 384, 448, 512, 576, 640, 768)
-PREFILL_TEXT_SPAN = 400  # text tokens a graphed prefill covers past the conditioning
+SUFFIX_BUCKETS = (16, 32, 48, 64, 96, 128, 192, 256, 384)
+
+
+@dataclass
+class PrefixKV:
+    """A voice's conditioning in cache form: the keys and values of its first ``length``
+    positions in every layer, [layers, kv_heads, length, head_dim] (both CFG rows share it)."""
+
+    k: torch.Tensor
+    v: torch.Tensor
+
+    @property
+    def length(self) -> int:
+        return int(self.k.shape[2])
+
+    @property
+    def nbytes(self) -> int:
+        return 2 * self.k.numel() * self.k.element_size()
 
 
 def conditioning_len(hp) -> int:
@@ -114,9 +136,14 @@ class T3BatchDecoder:
             emb = torch.cat((freqs, freqs), dim=-1)
             self.cos = (emb.cos() * scaling).to(device=self.device, dtype=dtype)
             self.sin = (emb.sin() * scaling).to(device=self.device, dtype=dtype)
-        kv = (rows, self.n_kv, shape.max_len, self.head_dim)
-        self.k_cache = [torch.zeros(kv, dtype=dtype, device=self.device) for _ in self.layers]
-        self.v_cache = [torch.zeros(kv, dtype=dtype, device=self.device) for _ in self.layers]
+        # One cache tensor for all layers (a prefix copy is one op); plus a scratch row past the
+        # slots' where a voice's conditioning is computed. Decode buckets never reach it.
+        self.scratch_row = rows
+        kv = (len(self.layers), rows + 1, self.n_kv, shape.max_len, self.head_dim)
+        self.k_all = torch.zeros(kv, dtype=dtype, device=self.device)
+        self.v_all = torch.zeros(kv, dtype=dtype, device=self.device)
+        self.k_cache = list(self.k_all.unbind(0))
+        self.v_cache = list(self.v_all.unbind(0))
         # Static inputs of the decode step (graph replays read these addresses).
         self.tok = torch.zeros(rows, dtype=torch.long, device=self.device)
         self.speech_pos = torch.zeros(rows, dtype=torch.long, device=self.device)
@@ -124,10 +151,10 @@ class T3BatchDecoder:
         self.row_ids = torch.arange(rows, device=self.device)
         self._graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
         self._prefill_graphs: dict[tuple[int, int], tuple] = {}
-        cond = conditioning_len(t3.hp)
-        lens = [n for n in PREFILL_LEN_BUCKETS if cond < n < shape.max_len]
-        lens = [n for i, n in enumerate(lens) if i == 0 or lens[i - 1] < cond + PREFILL_TEXT_SPAN]
-        self._prefill_lens = tuple(lens) or (shape.max_len - 1,)
+        # A graphed prefill attends to max_cond + its suffix bucket: every voice's conditioning
+        # fits (Turbo's speech prompt is at most 375 tokens; Chatterbox's Perceiver gives 32).
+        self.max_cond = conditioning_len(t3.hp)
+        self._suffix_lens = tuple(b for b in SUFFIX_BUCKETS if self.max_cond + b <= shape.max_len)
         self._pool = None
 
     # ---- transformer math (same ops as transformers' Llama / GPT-2, over T3's own submodules) ----
@@ -142,21 +169,24 @@ class T3BatchDecoder:
         x1, x2 = x.chunk(2, dim=-1)
         return torch.cat((-x2, x1), dim=-1)
 
-    def _layers(self, h: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor, kv_len: int | None) -> torch.Tensor:
+    def _layers(
+        self, h: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor, kv_len: int | None, gather: bool = False
+    ) -> torch.Tensor:
         """Run all layers. ``pos``: (B, T) cache positions; ``rows``: (B,) cache rows.
 
-        ``kv_len`` None: prefill (attend causally within ``h`` only, the slot is fresh);
-        else decode with T == 1, attending to cache positions ``<= pos`` below ``kv_len``.
+        ``kv_len`` None: attend causally within ``h`` only (a fresh row); else attend to each
+        row's cache positions ``<= pos`` below ``kv_len``: rows ``[0, B)`` (decode: a slot
+        bucket) or, with ``gather``, the given ``rows`` (a prefill after a cached prefix).
         """
-        B = h.shape[0]
         mask = None
         if kv_len is not None:
-            mask = (torch.arange(kv_len, device=h.device)[None, :] <= pos[:, -1:]).view(B, 1, 1, kv_len)
+            mask = (torch.arange(kv_len, device=h.device)[None, None, :] <= pos[:, :, None]).unsqueeze(1)
+        attend = functools.partial(self._attend, pos=pos, rows=rows, kv_len=kv_len, mask=mask, gather=gather)
         if self.is_gpt:
-            return self._gpt2_layers(h, pos, rows, kv_len, mask)
-        return self._llama_layers(h, pos, rows, kv_len, mask)
+            return self._gpt2_layers(h, pos, attend)
+        return self._llama_layers(h, pos, attend)
 
-    def _attend(self, i: int, q, k, v, pos, rows, kv_len: int | None, mask) -> torch.Tensor:
+    def _attend(self, i: int, q, k, v, pos, rows, kv_len: int | None, mask, gather: bool) -> torch.Tensor:
         """Write k/v at ``pos`` of ``rows``; attention output (B, T, heads * head_dim)."""
         B, _, T, _ = q.shape
         self.k_cache[i][rows[:, None], :, pos] = k.transpose(1, 2)
@@ -164,12 +194,12 @@ class T3BatchDecoder:
         if kv_len is None:
             o = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.gqa)
         else:
-            kk = self.k_cache[i][:B, :, :kv_len]
-            vv = self.v_cache[i][:B, :, :kv_len]
+            kk = self.k_cache[i][rows, :, :kv_len] if gather else self.k_cache[i][:B, :, :kv_len]
+            vv = self.v_cache[i][rows, :, :kv_len] if gather else self.v_cache[i][:B, :, :kv_len]
             o = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask, enable_gqa=self.gqa)
         return o.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)
 
-    def _gpt2_layers(self, h, pos, rows, kv_len, mask) -> torch.Tensor:
+    def _gpt2_layers(self, h, pos, attend) -> torch.Tensor:
         """transformers' GPT2Model in eval: learned positions added once, pre-LN blocks."""
         tfmr = self.t3.tfmr
         h = h + tfmr.wpe(pos)
@@ -178,11 +208,11 @@ class T3BatchDecoder:
             attn = block.attn
             q, k, v = attn.c_attn(block.ln_1(h)).split(dim, dim=2)
             q, k, v = (t.view(B, T, self.n_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
-            h = h + attn.c_proj(self._attend(i, q, k, v, pos, rows, kv_len, mask))
+            h = h + attn.c_proj(attend(i, q, k, v))
             h = h + block.mlp(block.ln_2(h))
         return tfmr.ln_f(h)
 
-    def _llama_layers(self, h, pos, rows, kv_len, mask) -> torch.Tensor:
+    def _llama_layers(self, h, pos, attend) -> torch.Tensor:
         B, T, _ = h.shape
         cos = self.cos[pos].unsqueeze(1)  # (B, 1, T, D)
         sin = self.sin[pos].unsqueeze(1)
@@ -194,68 +224,100 @@ class T3BatchDecoder:
             v = attn.v_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
             q = q * cos + self._rotate_half(q) * sin
             k = k * cos + self._rotate_half(k) * sin
-            h = h + attn.o_proj(self._attend(i, q, k, v, pos, rows, kv_len, mask))
+            h = h + attn.o_proj(attend(i, q, k, v))
             h = h + layer.mlp(layer.post_attention_layernorm(h))
         return self.t3.tfmr.norm(h)
 
     # ---- prefill: new requests join ----
 
     @torch.inference_mode()
-    def prefill(self, embeds: list[torch.Tensor], slots: list[int]) -> torch.Tensor:
-        """Write each joining request's prompt (R, L_i, dim) into its slot's rows.
+    def compute_prefix(self, cond: torch.Tensor) -> PrefixKV:
+        """A voice's conditioning embeddings (1, Lc, dim) -> its keys and values (once per voice)."""
+        rows = torch.tensor([self.scratch_row], device=self.device)
+        lc = cond.shape[1]
+        self._layers(cond.to(self.dtype), torch.arange(lc, device=self.device)[None], rows, kv_len=None)
+        r = self.scratch_row
+        return PrefixKV(self.k_all[:, r, :, :lc].clone(), self.v_all[:, r, :, :lc].clone())
 
-        Prompts are right-padded to one length: causal attention keeps padding out of the
-        real positions, and padded cache entries lie past the request's position, masked
-        until decode overwrites them. Returns the last real position's logits, (R*n, V) fp32.
+    @torch.inference_mode()
+    def prefill(self, prefixes: list[PrefixKV], suffixes: list[torch.Tensor], slots: list[int]) -> torch.Tensor:
+        """Join requests: copy each one's voice conditioning into its slot's rows, then run the
+        rest of its prompt, ``suffixes[i]`` (R, Ls_i, dim: text and BOS), attending to it.
+
+        Suffixes are right-padded to one length: causal masking keeps padding out of the real
+        positions, and padded cache entries lie past the request's position, masked until
+        decode overwrites them. Returns the last real position's logits, (R*n, V) fp32.
 
         On CUDA, up to ``PREFILL_JOINERS[-1]`` requests at a time replay a captured graph of
-        their (joiners, length) bucket: an eager prefill is ~30 layers of launches that held
-        the decode thread (and so every stream's next token) for 100-300 ms under load.
+        their (joiners, suffix length) bucket: an eager prefill is ~30 layers of launches that
+        held the decode thread (and so every stream's next token) for 100-300 ms under load.
         """
-        lens = [e.shape[1] for e in embeds]
-        longest = max(lens)
-        if longest >= self.shape.max_len:
-            raise ValueError(f"prompt of {longest} positions exceeds the decoder's max_len {self.shape.max_len}")
-        if self._prefill_graphs and longest <= self._prefill_lens[-1]:
+        totals = [p.length + x.shape[1] for p, x in zip(prefixes, suffixes, strict=True)]
+        if max(totals) >= self.shape.max_len:
+            raise ValueError(f"prompt of {max(totals)} positions exceeds the decoder's max_len {self.shape.max_len}")
+        self.load_prefixes(prefixes, slots)
+        graphed = (
+            self._prefill_graphs
+            and max(x.shape[1] for x in suffixes) <= self._suffix_lens[-1]
+            and max(p.length for p in prefixes) <= self.max_cond
+        )
+        if graphed:
             step = PREFILL_JOINERS[-1]
             outs = [
-                self._prefill_replay(embeds[i : i + step], slots[i : i + step]) for i in range(0, len(embeds), step)
+                self._prefill_replay(prefixes[i : i + step], suffixes[i : i + step], slots[i : i + step])
+                for i in range(0, len(slots), step)
             ]
             return outs[0] if len(outs) == 1 else torch.cat(outs)
-        return self._prefill_eager(embeds, slots)
+        return self._prefill_eager(prefixes, suffixes, slots)
 
-    def _prefill_eager(self, embeds: list[torch.Tensor], slots: list[int]) -> torch.Tensor:
-        lens = [e.shape[1] for e in embeds]
-        longest = max(lens)
-        batch = torch.cat([F.pad(e.to(self.dtype), (0, 0, 0, longest - e.shape[1])) for e in embeds], dim=0)
-        rows = torch.tensor(self.rows_of(slots), device=self.device)
-        last = torch.tensor([n - 1 for n in lens for _ in range(self.rows_per_slot)], device=self.device)
-        return self._prefill_forward(batch, rows, last)
+    def load_prefixes(self, prefixes: list[PrefixKV], slots: list[int]) -> None:
+        """Copy each voice conditioning into its slot's rows (positions [0, length)), all layers."""
+        for prefix, slot in zip(prefixes, slots, strict=True):
+            rows = torch.tensor(self.rows_of([slot]), device=self.device)
+            self.k_all[:, rows, :, : prefix.length] = prefix.k.unsqueeze(1)
+            self.v_all[:, rows, :, : prefix.length] = prefix.v.unsqueeze(1)
 
-    def _prefill_forward(self, h: torch.Tensor, rows: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        """Prompts ``h`` (R*n, L, dim) into cache ``rows``; logits at each row's ``last`` position.
-        What a prefill graph captures, with static (rows, length) shape."""
-        pos = torch.arange(h.shape[1], device=self.device)[None, :].expand(h.shape[0], -1)
-        out = self._layers(h, pos, rows, kv_len=None)
+    def _prefill_inputs(self, prefixes, suffixes, slots, pick: list[int], length: int):
+        """Padded inputs for requests ``pick`` (indices; a repeat pads the batch): h on the
+        device, rows / positions / last suffix index on the host."""
+        r = self.rows_per_slot
+        h = torch.cat([F.pad(suffixes[i].to(self.dtype), (0, 0, 0, length - suffixes[i].shape[1])) for i in pick])
+        rows = torch.tensor(self.rows_of([slots[i] for i in pick]))
+        pos = torch.stack([torch.arange(length) + prefixes[i].length for i in pick for _ in range(r)])
+        last = torch.tensor([suffixes[i].shape[1] - 1 for i in pick for _ in range(r)])
+        return h, rows, pos, last
+
+    def _prefill_eager(self, prefixes, suffixes, slots) -> torch.Tensor:
+        length = max(x.shape[1] for x in suffixes)
+        h, rows, pos, last = self._prefill_inputs(prefixes, suffixes, slots, list(range(len(slots))), length)
+        kv_len = max(p.length + x.shape[1] for p, x in zip(prefixes, suffixes, strict=True))
+        d = self.device
+        return self._prefill_forward(h, rows.to(d), pos.to(d), last.to(d), kv_len)
+
+    def _prefill_forward(self, h, rows, pos, last, kv_len: int) -> torch.Tensor:
+        """Suffixes ``h`` (R*n, T, dim) at cache ``pos`` of ``rows``, attending to the rows'
+        cache below ``kv_len``; logits at each row's ``last`` suffix position. What a prefill
+        graph captures, with static (rows, T, kv_len) shape."""
+        out = self._layers(h, pos, rows, kv_len, gather=True)
         return self.t3.speech_head(out[torch.arange(h.shape[0], device=self.device), last]).float()
 
-    def _prefill_replay(self, embeds: list[torch.Tensor], slots: list[int]) -> torch.Tensor:
-        n = len(embeds)
-        lens = [e.shape[1] for e in embeds]
+    def _prefill_replay(self, prefixes, suffixes, slots) -> torch.Tensor:
+        n = len(slots)
         joiners = _bucket(n, PREFILL_JOINERS)
-        length = _bucket(max(lens), self._prefill_lens)
+        length = _bucket(max(x.shape[1] for x in suffixes), self._suffix_lens)
         # Padding requests repeat the last one: the same values written to the same cache rows.
         pick = [min(i, n - 1) for i in range(joiners)]
-        h_in = torch.cat([F.pad(embeds[i].to(self.dtype), (0, 0, 0, length - lens[i])) for i in pick], dim=0)
+        h_in, rows_in, pos_in, last_in = self._prefill_inputs(prefixes, suffixes, slots, pick, length)
         r = self.rows_per_slot
-        rows_in = torch.tensor(self.rows_of([slots[i] for i in pick]))
-        last_in = torch.tensor([lens[i] - 1 for i in pick for _ in range(r)])
         entry = self._prefill_graphs.get((joiners, length))
         if entry is None:  # CPU (tests): the same padded computation, eagerly
-            return self._prefill_forward(h_in, rows_in.to(self.device), last_in.to(self.device))[: r * n]
-        graph, (h, rows, last), out = entry
+            d = self.device
+            kv_len = self.max_cond + length
+            return self._prefill_forward(h_in, rows_in.to(d), pos_in.to(d), last_in.to(d), kv_len)[: r * n]
+        graph, (h, rows, pos, last), out = entry
         h.copy_(h_in)
         rows.copy_(rows_in, non_blocking=True)
+        pos.copy_(pos_in, non_blocking=True)
         last.copy_(last_in, non_blocking=True)
         graph.replay()
         return out[: r * n].clone()  # the graph's output buffer is reused by the next replay
@@ -318,17 +380,19 @@ class T3BatchDecoder:
     def _capture_prefill(self) -> None:
         dim = self.t3.cfg.hidden_size
         for joiners in reversed(PREFILL_JOINERS):
-            for length in reversed(self._prefill_lens):
+            for length in reversed(self._suffix_lens):
                 rows = self.rows_per_slot * joiners
                 h = torch.zeros(rows, length, dim, dtype=self.dtype, device=self.device)
                 row_ids = torch.arange(rows, device=self.device)  # slot 0.. rows: idle at start-up
+                pos = (torch.arange(length, device=self.device) + self.max_cond).expand(rows, -1).contiguous()
                 last = torch.full((rows,), length - 1, dtype=torch.long, device=self.device)
+                kv_len = self.max_cond + length
                 with torch.cuda.stream(self.stream):
                     for _ in range(2):
-                        self._prefill_forward(h, row_ids, last)
+                        self._prefill_forward(h, row_ids, pos, last, kv_len)
                 torch.cuda.synchronize()
                 graph = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(graph, pool=self._pool, stream=self.stream, capture_error_mode="thread_local"):
-                    out = self._prefill_forward(h, row_ids, last)
-                self._prefill_graphs[(joiners, length)] = (graph, (h, row_ids, last), out)
+                    out = self._prefill_forward(h, row_ids, pos, last, kv_len)
+                self._prefill_graphs[(joiners, length)] = (graph, (h, row_ids, pos, last), out)
         torch.cuda.synchronize()

@@ -12,12 +12,12 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 import torch
 
-from tts.app.backends.chatterbox_fast.decoder import T3BatchDecoder
+from tts.app.backends.chatterbox_fast.decoder import PrefixKV, T3BatchDecoder
 from tts.app.backends.chatterbox_fast.sampling import SlotSampling, choose_tokens, choose_tokens_turbo
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,9 @@ class DecodeJob:
     min_p: float = 0.05
     top_p: float = 1.0
     top_k: int = 0  # Turbo only (upstream default 1000)
+    # Identifies the conditioning (voice, and exaggeration for Chatterbox): requests with the
+    # same key reuse its cached keys/values. None: computed for this request alone.
+    prefix_key: object = None
     greedy: bool = False
     max_new_tokens: int = 1000
     stop_on_eos: bool = True
@@ -60,7 +63,9 @@ class DecodeJob:
 
 
 class DecodeScheduler:
-    def __init__(self, decoder: T3BatchDecoder, *, generator_seed: int | None = None) -> None:
+    def __init__(
+        self, decoder: T3BatchDecoder, *, generator_seed: int | None = None, prefix_cache_bytes: int = 512 << 20
+    ) -> None:
         self.decoder = decoder
         self.t3 = decoder.t3
         self.hp = self.t3.hp
@@ -87,6 +92,11 @@ class DecodeScheduler:
         self.step_s_total = 0.0  # wall time in decode steps (host work, graph, sampling, sync)
         self.prefills = 0
         self.prefill_s_total = 0.0
+        # Voices' conditioning keys/values (decoder.compute_prefix), most recently used last.
+        self._prefixes: OrderedDict[object, PrefixKV] = OrderedDict()
+        self.prefix_cache_bytes = prefix_cache_bytes
+        self.prefix_hits = 0
+        self.prefix_misses = 0
 
     # ---- public, any thread ----
 
@@ -154,14 +164,37 @@ class DecodeScheduler:
                     job.error = exc
                     self._finish(job)
 
+    def join_inputs(self, jobs: list[DecodeJob], prompts=None) -> tuple[list[PrefixKV], list[torch.Tensor]]:
+        """Each job's cached (or now computed) voice conditioning and the rest of its prompt
+        (``prompts``: the jobs' ``_prompt_embeds`` if already made)."""
+        prefixes, suffixes = [], []
+        for job, (embeds, len_cond) in zip(jobs, prompts or [self._prompt_embeds(j) for j in jobs], strict=True):
+            prefixes.append(self._prefix(job.prefix_key, embeds[:1, :len_cond]))
+            suffixes.append(embeds[:, len_cond:])
+        return prefixes, suffixes
+
+    def _prefix(self, key, cond: torch.Tensor) -> PrefixKV:
+        """LRU cache of voices' conditioning keys/values, bounded in bytes."""
+        if key is not None and (hit := self._prefixes.get(key)) is not None:
+            self._prefixes.move_to_end(key)
+            self.prefix_hits += 1
+            return hit
+        prefix = self.decoder.compute_prefix(cond)
+        self.prefix_misses += 1
+        if key is not None and prefix.nbytes <= self.prefix_cache_bytes:
+            self._prefixes[key] = prefix
+            while sum(p.nbytes for p in self._prefixes.values()) > self.prefix_cache_bytes:
+                self._prefixes.popitem(last=False)
+        return prefix
+
     def _admit(self, jobs: list[DecodeJob]) -> None:
         t0 = time.perf_counter()
-        embeds = [self._prompt_embeds(job) for job in jobs]
+        prompts = [self._prompt_embeds(job) for job in jobs]
         # A prompt with no room to speak fails alone, before the shared prefill could fail
         # every request joining with it (and the loop's handler every stream in flight).
         room = self.decoder.shape.max_len - 1
-        fits = [e.shape[1] < room for e in embeds]
-        for job, e, ok in zip(jobs, embeds, fits, strict=True):
+        fits = [e.shape[1] < room for e, _ in prompts]
+        for job, (e, _), ok in zip(jobs, prompts, fits, strict=True):
             if not ok:
                 job.error = ValueError(
                     f"text too long for one segment: its prompt takes {e.shape[1]} of the decoder's "
@@ -169,11 +202,12 @@ class DecodeScheduler:
                 )
                 self._finish(job)
         jobs[:] = [j for j, ok in zip(jobs, fits, strict=True) if ok]
-        embeds = [e for e, ok in zip(embeds, fits, strict=True) if ok]
+        prompts = [p for p, ok in zip(prompts, fits, strict=True) if ok]
         if not jobs:
             return
-        logits = self.decoder.prefill(embeds, [job.slot for job in jobs])
-        for job, e in zip(jobs, embeds, strict=True):
+        prefixes, suffixes = self.join_inputs(jobs, prompts)
+        logits = self.decoder.prefill(prefixes, suffixes, [job.slot for job in jobs])
+        for job, (e, _) in zip(jobs, prompts, strict=True):
             job.cache_pos = e.shape[1]  # next position to write
             self.sampling.assign(
                 job.slot,
@@ -196,22 +230,22 @@ class DecodeScheduler:
         self.prefills += 1
         self.prefill_s_total += time.perf_counter() - t0
 
-    def _prompt_embeds(self, job: DecodeJob) -> torch.Tensor:
+    def _prompt_embeds(self, job: DecodeJob) -> tuple[torch.Tensor, int]:
         """Exactly upstream's first input: cond + text + BOS (T3.inference then adds BOS
-        again; T3.inference_turbo does not)."""
+        again; T3.inference_turbo does not), and how many positions the conditioning takes."""
         t3 = self.t3
         text = job.text_tokens.to(device=self.decoder.device, dtype=torch.long)
         # Built by the caller's thread on the host; copied here, in order on the decode stream.
         cond = job.t3_cond
         cond.emotion_adv = cond.emotion_adv.to(device=self.decoder.device, dtype=cond.speaker_emb.dtype)
         start = self.hp.start_speech_token * torch.ones_like(text[:, :1])
-        embeds, _ = t3.prepare_input_embeds(
+        embeds, len_cond = t3.prepare_input_embeds(
             t3_cond=job.t3_cond, text_tokens=text, speech_tokens=start, cfg_weight=0.0 if self.turbo else job.cfg_weight
         )
         if self.turbo:
-            return embeds
+            return embeds, len_cond
         bos = t3.speech_emb(start[:1]) + t3.speech_pos_emb.get_fixed_embedding(0)
-        return torch.cat([embeds, torch.cat([bos, bos])], dim=1)
+        return torch.cat([embeds, torch.cat([bos, bos])], dim=1), len_cond
 
     def _step(self) -> None:
         d = self.decoder
