@@ -146,10 +146,11 @@ def prefill_cost(turbo: bool, joiners: list[int], reps: int, text_tokens: int = 
             prompts = [sched._prompt_embeds(job) for job in jobs]
             slots = list(range(n))
 
-            def whole(prompts=prompts, slots=slots):
-                for (e, _), slot in zip(prompts, slots, strict=True):
-                    rows = torch.tensor(d.rows_of([slot]))
-                    d._layers(e, torch.arange(e.shape[1])[None].expand(e.shape[0], -1), rows, kv_len=None)
+            def whole(prompts=prompts, slots=slots):  # one batch: the prompts have one length here
+                e = torch.cat([p for p, _ in prompts])
+                d._layers(
+                    e, torch.arange(e.shape[1])[None].expand(e.shape[0], -1), torch.tensor(d.rows_of(slots)), None
+                )
 
             def cached(jobs=jobs, prompts=prompts, slots=slots):
                 prefixes, suffixes = sched.join_inputs(jobs, prompts)
