@@ -62,3 +62,5 @@ def test_turbo_batched_decoding_matches_stock_greedy_tokens():
     assert result["prefix_hits"] >= 1
     assert result["prefill_cached_vs_full_max_diff"] < 1e-4
     assert result["prefill_padded_vs_eager_max_diff"] < 1e-4
+    # Voices with prompts of different lengths (clips of different lengths) join in one prefill.
+    assert result["mixed_voice_prompts_max_diff"] < 1e-4

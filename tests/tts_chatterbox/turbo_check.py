@@ -92,6 +92,7 @@ def main() -> None:
                 "rows_per_slot": decoder.rows_per_slot,
                 "sampler_max_diff": sampler_diff(),
                 "prefix_hits": prefix_hits,
+                "mixed_voice_prompts_max_diff": mixed_voice_prompts(t3),
                 **{f"prefill_{k}_max_diff": v for k, v in padded_prefill_diff(t3).items()},
             }
         )
@@ -172,6 +173,30 @@ def padded_prefill_diff(t3) -> dict:
         return max([(la - lb).abs().max().item()] + [(x - y).abs().max().item() for x, y in zip(ca, cb, strict=True)])
 
     return {"cached_vs_full": diff("eager", "full"), "padded_vs_eager": diff("padded", "eager")}
+
+
+def mixed_voice_prompts(t3) -> float:
+    """A long text in a short-prompt voice (a short clip) joining with a short text in a
+    full-prompt voice: one padded prefill must stay inside the cache (the short text's padding
+    would run past max_len) and give each prompt's logits as a whole-prompt prefill does."""
+    short_voice = tiny_cond(t3, seed=21)
+    short_voice.cond_prompt_speech_tokens = short_voice.cond_prompt_speech_tokens[:, :4]
+    jobs = [
+        DecodeJob(text_tokens=turbo_text_tokens([5, 6, 7]), t3_cond=tiny_cond(t3, seed=20)),
+        DecodeJob(text_tokens=turbo_text_tokens([9] * 247), t3_cond=short_voice),  # 5 + 248 of 256
+    ]
+    slots = [0, 1]
+    decoder = T3BatchDecoder(t3, SHAPE, dtype=torch.float32, device="cpu")
+    sched = DecodeScheduler(decoder)
+    with torch.inference_mode():
+        whole = []
+        for job, slot in zip(jobs, slots, strict=True):
+            e, _ = sched._prompt_embeds(job)
+            out = decoder._layers(e, torch.arange(e.shape[1])[None], torch.tensor([slot]), kv_len=None)
+            whole.append(t3.speech_head(out[:, -1]).float())
+        prefixes, suffixes = sched.join_inputs(jobs)
+        joined = decoder.prefill(prefixes, suffixes, slots)
+    return (torch.cat(whole) - joined).abs().max().item()
 
 
 if __name__ == "__main__":

@@ -149,6 +149,7 @@ class T3BatchDecoder:
         self.speech_pos = torch.zeros(rows, dtype=torch.long, device=self.device)
         self.cache_pos = torch.zeros(rows, dtype=torch.long, device=self.device)
         self.row_ids = torch.arange(rows, device=self.device)
+        self._scratch_ids = torch.tensor([self.scratch_row], device=self.device)
         self._graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
         self._prefill_graphs: dict[tuple[int, int], tuple] = {}
         # A graphed prefill attends to max_cond + its suffix bucket: every voice's conditioning
@@ -233,9 +234,8 @@ class T3BatchDecoder:
     @torch.inference_mode()
     def compute_prefix(self, cond: torch.Tensor) -> PrefixKV:
         """A voice's conditioning embeddings (1, Lc, dim) -> its keys and values (once per voice)."""
-        rows = torch.tensor([self.scratch_row], device=self.device)
         lc = cond.shape[1]
-        self._layers(cond.to(self.dtype), torch.arange(lc, device=self.device)[None], rows, kv_len=None)
+        self._layers(cond.to(self.dtype), torch.arange(lc, device=self.device)[None], self._scratch_ids, kv_len=None)
         r = self.scratch_row
         return PrefixKV(self.k_all[:, r, :, :lc].clone(), self.v_all[:, r, :, :lc].clone())
 
@@ -272,8 +272,9 @@ class T3BatchDecoder:
 
     def load_prefixes(self, prefixes: list[PrefixKV], slots: list[int]) -> None:
         """Copy each voice conditioning into its slot's rows (positions [0, length)), all layers."""
+        r = self.rows_per_slot
         for prefix, slot in zip(prefixes, slots, strict=True):
-            rows = torch.tensor(self.rows_of([slot]), device=self.device)
+            rows = self.row_ids[r * slot : r * slot + r]  # on the device already: no copy, no sync
             self.k_all[:, rows, :, : prefix.length] = prefix.k.unsqueeze(1)
             self.v_all[:, rows, :, : prefix.length] = prefix.v.unsqueeze(1)
 
@@ -284,6 +285,9 @@ class T3BatchDecoder:
         h = torch.cat([F.pad(suffixes[i].to(self.dtype), (0, 0, 0, length - suffixes[i].shape[1])) for i in pick])
         rows = torch.tensor(self.rows_of([slots[i] for i in pick]))
         pos = torch.stack([torch.arange(length) + prefixes[i].length for i in pick for _ in range(r)])
+        # A short voice prompt padded to a long text's length could run past the cache: padding
+        # lands on the last position instead (real positions end below it; decode overwrites).
+        pos.clamp_(max=self.shape.max_len - 1)
         last = torch.tensor([suffixes[i].shape[1] - 1 for i in pick for _ in range(r)])
         return h, rows, pos, last
 
@@ -387,6 +391,7 @@ class T3BatchDecoder:
                 pos = (torch.arange(length, device=self.device) + self.max_cond).expand(rows, -1).contiguous()
                 last = torch.full((rows,), length - 1, dtype=torch.long, device=self.device)
                 kv_len = self.max_cond + length
+                self.stream.wait_stream(torch.cuda.current_stream())  # the inputs above are filled there
                 with torch.cuda.stream(self.stream):
                     for _ in range(2):
                         self._prefill_forward(h, row_ids, pos, last, kv_len)

@@ -173,7 +173,8 @@ class S3GenRenderer:
         """Upstream ``flow_inference`` + ``CausalConditionalCFM.basic_euler`` for a meanflow
         S3Gen (same random draws in the same order), without its per-call print and progress bar."""
         cfm = self.flow.decoder
-        noise = torch.randn(1, mu.shape[1], mu.shape[2] - mel1, dtype=mu.dtype, device=mu.device)
+        # Upstream draws (1, 80, frames) for its one row; each row of a batch gets its own.
+        noise = torch.randn(mu.shape[0], mu.shape[1], mu.shape[2] - mel1, dtype=mu.dtype, device=mu.device)
         x = torch.randn_like(mu)
         x[..., mel1:] = noise
         in_dtype = x.dtype
