@@ -153,7 +153,7 @@ def prefill_cost(turbo: bool, joiners: list[int], reps: int, text_tokens: int = 
                 )
 
             def cached(jobs=jobs, prompts=prompts, slots=slots):
-                prefixes, suffixes = sched.join_inputs(jobs, prompts)
+                prefixes, suffixes = sched.join_inputs(jobs)
                 d.prefill(prefixes, suffixes, slots)
 
             out.append(

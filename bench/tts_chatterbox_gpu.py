@@ -421,7 +421,7 @@ def prefill_graph_check(engine, results: dict, emit_tagged) -> None:
         d.compute_prefix(cond)  # once per voice (and exaggeration): a prefix-cache miss
         sync()
         prefix_s = time.perf_counter() - a
-        prefixes, suffixes = engine.scheduler.join_inputs(jobs, prompts)
+        prefixes, suffixes = engine.scheduler.join_inputs(jobs)
 
         def eager():
             d.load_prefixes(prefixes, slots)

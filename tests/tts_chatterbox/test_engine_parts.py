@@ -89,16 +89,17 @@ def test_voice_conditioning_cache_is_lru_and_bounded_in_bytes():
     )
     sched = DecodeScheduler(decoder, prefix_cache_bytes=1024)  # room for two voices
 
-    def cond(v: float):
-        return torch.full((1, 4, 8), v)
+    def prefix(key, v: float):  # what join_inputs does per request
+        hit = sched._cached_prefix(key)
+        return hit if hit is not None else sched._store_prefix(key, compute_prefix(torch.full((1, 4, 8), v)))
 
-    a = sched._prefix("a", cond(1.0))
-    assert sched._prefix("a", cond(1.0)) is a  # a hit: not computed again
-    sched._prefix("b", cond(2.0))
-    sched._prefix("a", cond(1.0))  # "a" is now the most recent
-    sched._prefix("c", cond(3.0))  # over 1024 bytes: the least recent, "b", goes
+    a = prefix("a", 1.0)
+    assert prefix("a", 1.0) is a  # a hit: not computed again
+    prefix("b", 2.0)
+    prefix("a", 1.0)  # "a" is now the most recent
+    prefix("c", 3.0)  # over 1024 bytes: the least recent, "b", goes
     assert list(sched._prefixes) == ["a", "c"]
-    sched._prefix(None, cond(4.0))  # no key: computed for one request, never cached
+    prefix(None, 4.0)  # no key: computed for one request, never cached
     assert list(sched._prefixes) == ["a", "c"]
     assert computed == [1.0, 2.0, 3.0, 4.0]
     assert (sched.prefix_hits, sched.prefix_misses) == (2, 4)

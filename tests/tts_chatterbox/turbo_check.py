@@ -161,7 +161,7 @@ def padded_prefill_diff(t3) -> dict:
                     logits.append(t3.speech_head(out[:, -1]).float())
                 logits = torch.cat(logits)
             else:
-                prefixes, suffixes = sched.join_inputs(jobs, prompts)
+                prefixes, suffixes = sched.join_inputs(jobs)
                 decoder.load_prefixes(prefixes, slots)
                 fn = decoder._prefill_replay if mode == "padded" else decoder._prefill_eager
                 logits = fn(prefixes, suffixes, slots)

@@ -164,22 +164,30 @@ class DecodeScheduler:
                     job.error = exc
                     self._finish(job)
 
-    def join_inputs(self, jobs: list[DecodeJob], prompts=None) -> tuple[list[PrefixKV], list[torch.Tensor]]:
-        """Each job's cached (or now computed) voice conditioning and the rest of its prompt
-        (``prompts``: the jobs' ``_prompt_embeds`` if already made)."""
+    def join_inputs(self, jobs: list[DecodeJob]) -> tuple[list[PrefixKV], list[torch.Tensor]]:
+        """Each job's voice conditioning (cached, or computed now) and the rest of its prompt."""
         prefixes, suffixes = [], []
-        for job, (embeds, len_cond) in zip(jobs, prompts or [self._prompt_embeds(j) for j in jobs], strict=True):
-            prefixes.append(self._prefix(job.prefix_key, embeds[:1, :len_cond]))
-            suffixes.append(embeds[:, len_cond:])
+        for job in jobs:
+            prefix = self._cached_prefix(job.prefix_key)
+            if prefix is None:  # a miss: the whole prompt as upstream builds it, split
+                embeds, len_cond = self._prompt_embeds(job)
+                prefix = self._store_prefix(job.prefix_key, self.decoder.compute_prefix(embeds[:1, :len_cond]))
+                suffix = embeds[:, len_cond:]
+            else:  # a hit: the conditioning (Perceiver / 375 prompt embeddings) is not rebuilt
+                suffix = self._suffix_embeds(job)
+            prefixes.append(prefix)
+            suffixes.append(suffix)
         return prefixes, suffixes
 
-    def _prefix(self, key, cond: torch.Tensor) -> PrefixKV:
-        """LRU cache of voices' conditioning keys/values, bounded in bytes."""
-        if key is not None and (hit := self._prefixes.get(key)) is not None:
+    def _cached_prefix(self, key) -> PrefixKV | None:
+        hit = self._prefixes.get(key) if key is not None else None
+        if hit is not None:
             self._prefixes.move_to_end(key)
             self.prefix_hits += 1
-            return hit
-        prefix = self.decoder.compute_prefix(cond)
+        return hit
+
+    def _store_prefix(self, key, prefix: PrefixKV) -> PrefixKV:
+        """LRU cache of voices' conditioning keys/values, bounded in bytes."""
         self.prefix_misses += 1
         if key is not None and prefix.nbytes <= self.prefix_cache_bytes:
             self._prefixes[key] = prefix
@@ -189,26 +197,27 @@ class DecodeScheduler:
 
     def _admit(self, jobs: list[DecodeJob]) -> None:
         t0 = time.perf_counter()
-        prompts = [self._prompt_embeds(job) for job in jobs]
+        prefixes, suffixes = self.join_inputs(jobs)
+        totals = [p.length + x.shape[1] for p, x in zip(prefixes, suffixes, strict=True)]
         # A prompt with no room to speak fails alone, before the shared prefill could fail
         # every request joining with it (and the loop's handler every stream in flight).
         room = self.decoder.shape.max_len - 1
-        fits = [e.shape[1] < room for e, _ in prompts]
-        for job, (e, _), ok in zip(jobs, prompts, fits, strict=True):
+        fits = [n < room for n in totals]
+        for job, n, ok in zip(jobs, totals, fits, strict=True):
             if not ok:
                 job.error = ValueError(
-                    f"text too long for one segment: its prompt takes {e.shape[1]} of the decoder's "
+                    f"text too long for one segment: its prompt takes {n} of the decoder's "
                     f"{self.decoder.shape.max_len} positions (split the text or raise TTS_CHATTERBOX_FAST_MAX_LEN)"
                 )
                 self._finish(job)
-        jobs[:] = [j for j, ok in zip(jobs, fits, strict=True) if ok]
-        prompts = [p for p, ok in zip(prompts, fits, strict=True) if ok]
+        keep = [i for i, ok in enumerate(fits) if ok]
+        jobs[:] = [jobs[i] for i in keep]
         if not jobs:
             return
-        prefixes, suffixes = self.join_inputs(jobs, prompts)
+        prefixes, suffixes, totals = ([xs[i] for i in keep] for xs in (prefixes, suffixes, totals))
         logits = self.decoder.prefill(prefixes, suffixes, [job.slot for job in jobs])
-        for job, (e, _) in zip(jobs, prompts, strict=True):
-            job.cache_pos = e.shape[1]  # next position to write
+        for job, n in zip(jobs, totals, strict=True):
+            job.cache_pos = n  # next position to write
             self.sampling.assign(
                 job.slot,
                 cfg_weight=job.cfg_weight,
@@ -246,6 +255,26 @@ class DecodeScheduler:
             return embeds, len_cond
         bos = t3.speech_emb(start[:1]) + t3.speech_pos_emb.get_fixed_embedding(0)
         return torch.cat([embeds, torch.cat([bos, bos])], dim=1), len_cond
+
+    def _suffix_embeds(self, job: DecodeJob) -> torch.Tensor:
+        """The positions of ``_prompt_embeds`` after the conditioning, built without it: the
+        same ops as upstream ``prepare_input_embeds`` on the text and BOS (checked against
+        upstream's tokens by the requests that reuse a voice in tests/tts_chatterbox)."""
+        t3 = self.t3
+        text = job.text_tokens.to(device=self.decoder.device, dtype=torch.long)
+        start = self.hp.start_speech_token * torch.ones_like(text[:, :1])
+        text_emb = t3.text_emb(text)
+        if not self.turbo and job.cfg_weight > 0.0:
+            text_emb[1].zero_()  # CFG unconditional row
+        speech_emb = t3.speech_emb(start)
+        if self.hp.input_pos_emb == "learned":
+            text_emb = text_emb + t3.text_pos_emb(text)
+            speech_emb = speech_emb + t3.speech_pos_emb(start)
+        out = torch.cat([text_emb, speech_emb], dim=1)
+        if self.turbo:
+            return out
+        bos = t3.speech_emb(start[:1]) + t3.speech_pos_emb.get_fixed_embedding(0)
+        return torch.cat([out, torch.cat([bos, bos])], dim=1)
 
     def _step(self) -> None:
         d = self.decoder
