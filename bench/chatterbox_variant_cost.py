@@ -30,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from tests.tts_chatterbox.tiny_chatterbox import random_s3gen_reference, turbo_hparams  # noqa: E402
+
 PROMPT_TOKENS = 250  # S3Gen's 10 s reference (25 tokens/s)
 SPT = 960  # samples per speech token at 24 kHz
 
@@ -51,14 +53,8 @@ def s3gen_cost(meanflow: bool, windows: list[int], rows: list[int], reps: int) -
 
     torch.manual_seed(0)
     s3gen = S3Gen(meanflow=meanflow).eval()
-    g = torch.Generator().manual_seed(1)
-    ref = {
-        "prompt_token": torch.randint(0, 6561, (1, PROMPT_TOKENS), generator=g),
-        "prompt_token_len": torch.tensor([PROMPT_TOKENS]),
-        "prompt_feat": torch.randn(1, 2 * PROMPT_TOKENS, 80, generator=g),
-        "prompt_feat_len": None,
-        "embedding": torch.randn(1, 192, generator=g),
-    }
+    ref = random_s3gen_reference(PROMPT_TOKENS)
+    g = torch.Generator().manual_seed(2)
     r = S3GenRenderer(s3gen, cuda_graphs=False)
     voice = r.voice(ref)
     out = []
@@ -81,16 +77,7 @@ def build_t3(turbo: bool):
     from chatterbox.models.t3.modules.t3_config import T3Config
 
     torch.manual_seed(0)
-    if turbo:  # as ChatterboxTurboTTS.from_local sets it
-        hp = T3Config(text_tokens_dict_size=50276)
-        hp.llama_config_name = "GPT2_medium"
-        hp.speech_tokens_dict_size = 6563
-        hp.input_pos_emb = None
-        hp.speech_cond_prompt_len = 375
-        hp.use_perceiver_resampler = False
-        hp.emotion_adv = False
-    else:
-        hp = T3Config.english_only()
+    hp = turbo_hparams() if turbo else T3Config.english_only()  # turbo: as ChatterboxTurboTTS.from_local
     return T3(hp).eval()
 
 

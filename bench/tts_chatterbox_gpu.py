@@ -82,21 +82,16 @@ def build_turbo_model(dev: str):
     import torch
     from chatterbox.models.s3gen import S3GEN_SR, S3Gen
     from chatterbox.models.t3 import T3
-    from chatterbox.models.t3.modules.t3_config import T3Config
     from chatterbox.models.voice_encoder import VoiceEncoder
     from chatterbox.tts_turbo import ChatterboxTurboTTS
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
+    from tests.tts_chatterbox.tiny_chatterbox import turbo_hparams
+
     torch.manual_seed(0)
     tmp = tempfile.mkdtemp()
-    hp = T3Config(text_tokens_dict_size=50276)
-    hp.llama_config_name = "GPT2_medium"
-    hp.speech_tokens_dict_size = 6563
-    hp.input_pos_emb = None
-    hp.speech_cond_prompt_len = 375
-    hp.use_perceiver_resampler = False
-    hp.emotion_adv = False
+    hp = turbo_hparams()
     words = sorted(set(pre_tokenizers.Whitespace().pre_tokenize_str(SENTENCE + " " + SENTENCE[:30])) | {("[UNK]", 0)})
     vocab = {w: i for i, w in enumerate(sorted({w for w, _ in words}))}
     tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))

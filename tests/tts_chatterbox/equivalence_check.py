@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
 
 import torch  # noqa: E402
-from tiny_chatterbox import text_tokens, tiny_cond, tiny_t3  # noqa: E402
+from tiny_chatterbox import drain, prefill_modes_diff, text_tokens, tiny_cond, tiny_t3  # noqa: E402
 
 from tts.app.backends.chatterbox_fast.decoder import DecoderShape, T3BatchDecoder  # noqa: E402
 from tts.app.backends.chatterbox_fast.scheduler import FINISHED, DecodeJob, DecodeScheduler  # noqa: E402
@@ -77,12 +77,7 @@ def main() -> None:
         time.sleep(0.03)  # later requests join a batch already decoding
         if len(jobs) == 2:
             leaver.cancelled.set()
-    batched = []
-    for job in jobs:
-        got = []
-        while (tok := job.tokens.get(timeout=60)) is not FINISHED:
-            got.append(tok)
-        batched.append(got)
+    batched = [drain(job) for job in jobs]
     leaver_tokens = 3
     while leaver.tokens.get(timeout=60) is not FINISHED:
         leaver_tokens += 1
@@ -109,45 +104,15 @@ def main() -> None:
 
 
 def padded_prefill_diff(t3) -> dict:
-    """Three ways to join the same 3 requests into slots [0, 2, 3], compared on the logits and
-    on every real cache entry (last layer):
-    - full: the whole prompt causally from scratch (no cached conditioning), the reference;
-    - eager: the cached voice conditioning copied in, then text + BOS attending to it;
-    - padded: the same, as the CUDA graph replays it (3 joiners padded to 4 by repeating the
-      last, text padded to a bucket)."""
-    shape = DecoderShape(4, 256, (64, 128, 256))
-    slots = [0, 2, 3]
-    runs = {}
-    for mode in ("full", "eager", "padded"):
-        decoder = T3BatchDecoder(t3, shape, dtype=torch.float32, device="cpu")
-        sched = DecodeScheduler(decoder)
-        jobs = [
+    """The first three requests joined into slots [0, 2, 3] (3 joiners padded to 4)."""
+    return prefill_modes_diff(
+        t3,
+        DecoderShape(4, 256, (64, 128, 256)),
+        lambda: [
             DecodeJob(text_tokens=text_tokens(t3, ids), t3_cond=tiny_cond(t3, seed=voice))
             for ids, _, _, voice in REQUESTS[:3]
-        ]
-        prompts = [sched._prompt_embeds(job) for job in jobs]
-        lens = [e.shape[1] for e, _ in prompts]
-        with torch.inference_mode():
-            if mode == "full":
-                logits = []
-                for (e, _), slot in zip(prompts, slots, strict=True):
-                    rows = torch.tensor(decoder.rows_of([slot]))
-                    out = decoder._layers(e, torch.arange(e.shape[1])[None].expand(2, -1), rows, kv_len=None)
-                    logits.append(t3.speech_head(out[:, -1]).float())
-                logits = torch.cat(logits)
-            else:
-                prefixes, suffixes = sched.join_inputs(jobs)
-                decoder.load_prefixes(prefixes, slots)
-                fn = decoder._prefill_replay if mode == "padded" else decoder._prefill_eager
-                logits = fn(prefixes, suffixes, slots)
-        cache = [decoder.k_cache[-1][2 * s : 2 * s + 2, :, :n].clone() for s, n in zip(slots, lens, strict=True)]
-        runs[mode] = (logits, cache)
-
-    def diff(a, b) -> float:
-        (la, ca), (lb, cb) = runs[a], runs[b]
-        return max([(la - lb).abs().max().item()] + [(x - y).abs().max().item() for x, y in zip(ca, cb, strict=True)])
-
-    return {"cached_vs_full": diff("eager", "full"), "padded_vs_eager": diff("padded", "eager")}
+        ],
+    )
 
 
 if __name__ == "__main__":

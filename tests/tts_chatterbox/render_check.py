@@ -16,9 +16,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT)]
+sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
 
 import torch  # noqa: E402
+from tiny_chatterbox import random_s3gen_reference  # noqa: E402
 
 from tts.app.backends.chatterbox_fast.s3gen_render import S3GenRenderer, graph_safe_istft  # noqa: E402
 
@@ -28,15 +29,8 @@ def main() -> None:
 
     torch.manual_seed(0)
     s3gen = S3Gen().eval()
-    g = torch.Generator().manual_seed(1)
-    prompt = 20
-    ref = {
-        "prompt_token": torch.randint(0, 6561, (1, prompt), generator=g),
-        "prompt_token_len": torch.tensor([prompt]),
-        "prompt_feat": torch.randn(1, 2 * prompt, 80, generator=g),
-        "prompt_feat_len": None,
-        "embedding": torch.randn(1, 192, generator=g),
-    }
+    ref = random_s3gen_reference(20)
+    g = torch.Generator().manual_seed(2)
     win = torch.randint(0, 6561, (1, 14), generator=g)
     renderer = S3GenRenderer(s3gen, cuda_graphs=False, n_timesteps=4)
     voice = renderer.voice(ref)

@@ -17,11 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
 
 import torch  # noqa: E402
-from tiny_chatterbox import tiny_cond, tiny_turbo_t3, turbo_text_tokens  # noqa: E402
+from tiny_chatterbox import drain, prefill_modes_diff, tiny_cond, tiny_turbo_t3, turbo_text_tokens  # noqa: E402
 
 from tts.app.backends.chatterbox_fast.decoder import DecoderShape, T3BatchDecoder  # noqa: E402
 from tts.app.backends.chatterbox_fast.sampling import SlotSampling, turbo_scores  # noqa: E402
-from tts.app.backends.chatterbox_fast.scheduler import FINISHED, DecodeJob, DecodeScheduler  # noqa: E402
+from tts.app.backends.chatterbox_fast.scheduler import DecodeJob, DecodeScheduler  # noqa: E402
 
 # (text ids, tokens, voice): the last request speaks in the first one's voice (cached conditioning).
 REQUESTS = [
@@ -66,15 +66,8 @@ def main() -> None:
             too_long = scheduler.submit(
                 DecodeJob(text_tokens=turbo_text_tokens([11] * 300), t3_cond=tiny_cond(t3, seed=9), top_k=1)
             )
-    batched = []
-    for job in jobs:
-        got = []
-        while (tok := job.tokens.get(timeout=60)) is not FINISHED:
-            got.append(tok)
-        batched.append(got)
-    too_long_tokens = []
-    while (tok := too_long.tokens.get(timeout=60)) is not FINISHED:
-        too_long_tokens.append(tok)
+    batched = [drain(job) for job in jobs]
+    too_long_tokens = drain(too_long)
     deadline = time.time() + 10
     while scheduler.active and time.time() < deadline:
         time.sleep(0.01)
@@ -140,39 +133,15 @@ def sampler_diff() -> float:
 
 
 def padded_prefill_diff(t3) -> dict:
-    """Joining after cached conditioning (eager, and padded as a CUDA graph replays it) vs a
-    prefill of the whole prompt from scratch: logits and every real cache entry."""
-    slots = [0, 2, 3]
-    runs = {}
-    for mode in ("full", "eager", "padded"):
-        decoder = T3BatchDecoder(t3, SHAPE, dtype=torch.float32, device="cpu")
-        sched = DecodeScheduler(decoder)
-        jobs = [
+    """The first three requests joined into slots [0, 2, 3] (3 joiners padded to 4)."""
+    return prefill_modes_diff(
+        t3,
+        SHAPE,
+        lambda: [
             DecodeJob(text_tokens=turbo_text_tokens(ids), t3_cond=tiny_cond(t3, seed=voice))
             for ids, _, voice in REQUESTS[:3]
-        ]
-        prompts = [sched._prompt_embeds(job) for job in jobs]
-        lens = [e.shape[1] for e, _ in prompts]
-        with torch.inference_mode():
-            if mode == "full":
-                logits = []
-                for (e, _), slot in zip(prompts, slots, strict=True):
-                    out = decoder._layers(e, torch.arange(e.shape[1])[None], torch.tensor([slot]), kv_len=None)
-                    logits.append(t3.speech_head(out[:, -1]).float())
-                logits = torch.cat(logits)
-            else:
-                prefixes, suffixes = sched.join_inputs(jobs)
-                decoder.load_prefixes(prefixes, slots)
-                fn = decoder._prefill_replay if mode == "padded" else decoder._prefill_eager
-                logits = fn(prefixes, suffixes, slots)
-        cache = [decoder.k_cache[-1][s : s + 1, :, :n].clone() for s, n in zip(slots, lens, strict=True)]
-        runs[mode] = (logits, cache)
-
-    def diff(a, b) -> float:
-        (la, ca), (lb, cb) = runs[a], runs[b]
-        return max([(la - lb).abs().max().item()] + [(x - y).abs().max().item() for x, y in zip(ca, cb, strict=True)])
-
-    return {"cached_vs_full": diff("eager", "full"), "padded_vs_eager": diff("padded", "eager")}
+        ],
+    )
 
 
 def mixed_voice_prompts(t3) -> float:

@@ -17,7 +17,7 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from tiny_chatterbox import tiny_cond, tiny_turbo_t3  # noqa: E402
+from tiny_chatterbox import random_s3gen_reference, tiny_cond, tiny_turbo_t3  # noqa: E402
 
 from tts.app.backends.chatterbox import ChatterboxCall  # noqa: E402
 from tts.app.backends.chatterbox_fast.engine import FastChatterboxEngine, FastEngineConfig  # noqa: E402
@@ -52,15 +52,7 @@ def build_model():
     t3 = tiny_turbo_t3()
     torch.manual_seed(0)
     s3gen = S3Gen(meanflow=True).eval()
-    g = torch.Generator().manual_seed(1)
-    prompt = 20
-    ref = {
-        "prompt_token": torch.randint(0, 6561, (1, prompt), generator=g),
-        "prompt_token_len": torch.tensor([prompt]),
-        "prompt_feat": torch.randn(1, 2 * prompt, 80, generator=g),
-        "prompt_feat_len": None,
-        "embedding": torch.randn(1, 192, generator=g),
-    }
+    ref = random_s3gen_reference(20)
     conds = Conditionals(tiny_cond(t3), ref)
     return ChatterboxTurboTTS(
         t3=t3, s3gen=s3gen, ve=VoiceEncoder().eval(), tokenizer=word_tokenizer(), device="cpu", conds=conds
