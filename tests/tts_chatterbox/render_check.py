@@ -59,7 +59,7 @@ def main() -> None:
     vocoder = BatchedVocoder(s3gen, max_batch=2, n_cfm_timesteps=4)
     vocoder.start()
     wins = [long_[:12], long_[3:20], short, long_[5:]]
-    futs = [vocoder.submit("v", ref, w, first=i < 2, deadline=-i) for i, w in enumerate(wins)]
+    futs = [vocoder.submit(ref, w, first=i < 2, deadline=-i) for i, w in enumerate(wins)]
     got = [f.result(timeout=120) for f in futs]
     vocoder.stop()
     fade = s3gen.trim_fade.numpy()
@@ -70,6 +70,7 @@ def main() -> None:
             a[: len(fade)] *= fade
         want.append(a)
     vocoder_diff = max(float(abs(x - y).max()) for x, y in zip(got, want, strict=True))
+    same_name = reuploaded_voice(s3gen, renderer, ref, short)
 
     mag = torch.rand(3, 9, 50, generator=g) * 3
     ph = torch.randn(3, 9, 50, generator=g)
@@ -88,10 +89,33 @@ def main() -> None:
                 "vocoder_lengths_ok": [len(x) for x in got] == [len(w) * 960 for w in wins],
                 "windows_rendered": vocoder.windows,
                 "render_len": ours.shape[1],
+                **same_name,
                 **meanflow,
             }
         )
     )
+
+
+def reuploaded_voice(s3gen, renderer, ref: dict, window: list[int]) -> dict:
+    """A voice deleted and uploaded again under its old name is a new reference dict: its
+    window, queued in the same vocoder batch as one in the old reference, must render in its
+    own timbre (noise is off here, so renders compare exactly)."""
+    from tts.app.backends.chatterbox_fast.vocoder import BatchedVocoder
+
+    new_ref = random_s3gen_reference(20, seed=5)
+    vocoder = BatchedVocoder(s3gen, max_batch=2, n_cfm_timesteps=4)
+    futs = [vocoder.submit(r, window, first=False) for r in (ref, new_ref)]  # queued, then one batch
+    vocoder.start()
+    old_audio, new_audio = (f.result(timeout=120) for f in futs)
+    vocoder.stop()
+    n = len(window) * 960
+    want_new = renderer.render(renderer.voice(new_ref), [window])[0, :n].numpy()
+    want_old = renderer.render(renderer.voice(ref), [window])[0, :n].numpy()
+    return {
+        "reuploaded_vs_own_voice": float(abs(new_audio - want_new).max()),
+        "reuploaded_vs_old_voice": float(abs(new_audio - want_old).max()),
+        "old_vs_own_voice": float(abs(old_audio - want_old).max()),
+    }
 
 
 def meanflow_vs_upstream(ref: dict, win: torch.Tensor) -> dict:

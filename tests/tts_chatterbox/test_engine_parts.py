@@ -2,6 +2,7 @@
 
 from types import SimpleNamespace
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from tts.app.backends.chatterbox_fast.capacity import sentence_windows
@@ -64,6 +65,19 @@ def test_engine_settings_come_from_the_environment():
     assert cfg.prefix_cache_mb == 64
     assert (cfg.max_slots, cfg.t3_dtype, cfg.cuda_graphs, cfg.capacity) == (48, "float16", False, 20)
     assert (cfg.s3gen_prompt_tokens, cfg.plan.first_tokens) == (75, 12)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        # A window no longer than its 3 held-back tokens would never move the stream on.
+        ({"TTS_CHATTERBOX_FAST_MAX_CHUNK_TOKENS": "3"}, "TTS_CHATTERBOX_FAST_MAX_CHUNK_TOKENS"),
+        ({"TTS_CHATTERBOX_FAST_FIRST_CHUNK_TOKENS": "0"}, "TTS_CHATTERBOX_FAST_FIRST_CHUNK_TOKENS"),
+    ],
+)
+def test_chunk_settings_that_would_never_play_are_refused_by_name(env, named):
+    with pytest.raises(ValueError, match=named):
+        FastEngineConfig.from_env(env)
 
 
 def test_voice_conditioning_cache_is_lru_and_bounded_in_bytes():

@@ -41,3 +41,8 @@ def test_vocoder_batches_return_each_window_as_rendered_alone(check):
     assert check["vocoder_lengths_ok"]
     assert check["vocoder_vs_alone"] < 1e-4
     assert check["windows_rendered"] == 4
+
+
+def test_a_voice_uploaded_again_under_its_name_renders_in_its_own_timbre(check):
+    assert check["reuploaded_vs_own_voice"] < 1e-4 and check["old_vs_own_voice"] < 1e-4
+    assert check["reuploaded_vs_old_voice"] > 1e-3  # the two references really sound different

@@ -104,6 +104,56 @@ def cancel_after_first_chunk(engine) -> dict:
     }
 
 
+def slow_reader(engine) -> dict:
+    """A caller that reads its first chunk, then nothing until T3 has decoded the whole
+    sentence: the backlog must still go out in planned windows (shapes the vocoder captured),
+    not as one window of every token, and all of it must be heard."""
+    sizes = []
+    submit = engine.vocoder.submit
+    engine.vocoder.submit = lambda ref, tokens, **kw: sizes.append(len(tokens)) or submit(ref, tokens, **kw)
+    jobs = []
+    make_job = engine.make_job
+    engine.make_job = lambda *a: jobs.append(make_job(*a)) or jobs[-1]
+    try:
+        call = ChatterboxCall(text="this is a test", audio_prompt_path=None, kwargs={"max_new_tokens": 60, **BASE})
+        gen = engine.stream(call, threading.Event())
+        first = next(gen)
+        deadline = time.time() + 60
+        while not jobs[0].finished and time.time() < deadline:
+            time.sleep(0.01)
+        backlog = len(jobs[0].buffer)
+        rest = list(gen)
+    finally:
+        engine.vocoder.submit, engine.make_job = submit, make_job
+    plan = engine.config.plan
+    return {
+        "samples": int(len(first) + sum(len(c) for c in rest)),
+        "max_new_tokens": 60,
+        "backlog_tokens": backlog,
+        "window_sizes": sizes,
+        "longest_captured_window": plan.max_tokens + plan.context_tokens + plan.overlap_tokens,
+    }
+
+
+def shutdown_fails_streams(engine) -> dict:
+    """engine.close() with a stream in flight: the stream fails at once, not after the 60 s
+    token timeout."""
+    call = ChatterboxCall(
+        text="this is the turbo engine", audio_prompt_path=None, kwargs={"max_new_tokens": 400, **BASE}
+    )
+    gen = engine.stream(call, threading.Event())
+    next(gen)
+    engine.close()
+    t0 = time.perf_counter()
+    try:
+        for _ in gen:
+            pass
+        error = None
+    except RuntimeError as exc:
+        error = f"{exc} ({exc.__cause__})" if exc.__cause__ else str(exc)
+    return {"error": error, "seconds": time.perf_counter() - t0}
+
+
 def ignored_kwargs_same_job(engine) -> bool:
     """cfg_weight / exaggeration change nothing in the decode job Turbo builds."""
     text, kwargs = REQUESTS["b"]
@@ -138,6 +188,7 @@ def main() -> None:
     for t in threads:
         t.join(timeout=120)
     cancel = cancel_after_first_chunk(engine)
+    slow = slow_reader(engine)
     deadline = time.time() + 20
     while engine.scheduler.active and time.time() < deadline:
         time.sleep(0.01)
@@ -156,10 +207,11 @@ def main() -> None:
         "active_after": engine.scheduler.active,
         "free_slots": free_slots,
         "active_streams": engine.active_streams,
+        "slow_reader": slow,
         "build_s": build_s,
-        "total_s": time.perf_counter() - t0,
     }
-    engine.close()
+    result["shutdown"] = shutdown_fails_streams(engine)  # last: it closes the engine
+    result["total_s"] = time.perf_counter() - t0
     print(json.dumps(result))
 
 

@@ -209,7 +209,9 @@ class FastChatterboxEngine:
 
     def forget_clip(self, path: str) -> None:
         with self._voice_lock:
-            self._voices.pop(path, None)
+            voice = self._voices.pop(path, None)
+        if voice is not None:
+            self.vocoder.forget(voice.ref_dict)
 
     # ---- one segment ----
 
@@ -324,7 +326,10 @@ class FastChatterboxEngine:
                 last_progress = time.monotonic()
             want = stitcher.planned_tokens + plan.next_size(planned)
             if len(tokens) >= want:
-                self._render(rendering, stitcher, voice, tokens, job, clock, final=False)
+                # At most the planned window, however many tokens arrived (a caller that read
+                # slowly, a thread that waited for the GIL): the rest go in the next windows,
+                # so every render stays inside the shapes the vocoder captured at start-up.
+                self._render(rendering, stitcher, voice, tokens, want, job, clock, final=False)
                 planned += 1
                 continue
             if decoded_all:
@@ -334,7 +339,7 @@ class FastChatterboxEngine:
                 if self.turbo:  # upstream Turbo ends each sentence with 3 silence tokens
                     tokens.extend([SILENCE_TOKEN] * 3)
                 if len(tokens) > stitcher.planned_tokens:
-                    self._render(rendering, stitcher, voice, tokens, job, clock, final=True)
+                    self._render(rendering, stitcher, voice, tokens, len(tokens), job, clock, final=True)
                 continue
             # Sleep until the decoder has at least the missing tokens, a window is rendered,
             # or decoding ends: all three arrive on job.tokens.
@@ -356,16 +361,18 @@ class FastChatterboxEngine:
         stitcher: StreamStitcher,
         voice: _Voice,
         tokens: list[int],
+        end: int,
         job: DecodeJob,
         clock: dict,
         *,
         final: bool,
     ):
-        start, end = stitcher.plan_window(len(tokens), final)
+        """Submit the window of ``tokens`` that ends at ``end`` (the stitcher picks its start)."""
+        start, end = stitcher.plan_window(end, final)
         # Before the first audio, the request's arrival time orders it among other first
         # windows; after, the moment its caller's buffered audio runs out.
         deadline = clock["submitted"] if clock["start"] is None else clock["start"] + clock["audio_s"]
-        fut = self.vocoder.submit(voice.key, voice.ref_dict, tokens[start:end], first=start == 0, deadline=deadline)
+        fut = self.vocoder.submit(voice.ref_dict, tokens[start:end], first=start == 0, deadline=deadline)
         fut.add_done_callback(lambda _f: job.tokens.put(WINDOW_DONE))
         rendering.append((fut, start, end, final))
 

@@ -127,6 +127,9 @@ class S3GenRenderer:
         self._voices[id(ref_dict)] = (ref_dict, v)  # the dict is kept alive: its id stays unique
         return v
 
+    def forget(self, ref_dict: dict) -> None:
+        self._voices.pop(id(ref_dict), None)
+
     # ---- the math (eager; captured as is on CUDA) ----
 
     def forward(

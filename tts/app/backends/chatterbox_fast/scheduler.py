@@ -110,6 +110,12 @@ class DecodeScheduler:
             self._cv.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        with self._cv:
+            left = list(self._waiting) + list(self._active.values())
+            self._waiting.clear()
+        for job in left:  # their streams fail now instead of waiting out their timeout
+            job.error = RuntimeError("the TTS engine is shutting down")
+            self._finish(job)
 
     def submit(self, job: DecodeJob) -> DecodeJob:
         with self._cv:

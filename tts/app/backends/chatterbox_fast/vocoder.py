@@ -36,6 +36,18 @@ class ChunkPlan:
     context_tokens: int = 6
     overlap_tokens: int = 3  # = S3Gen's pre-lookahead: the tokens a window renders without right context
 
+    def __post_init__(self) -> None:
+        # A window no longer than the tokens it holds back would never move the stream on:
+        # it would plan windows forever and play nothing.
+        for name, value in (("FIRST_CHUNK_TOKENS", self.first_tokens), ("MAX_CHUNK_TOKENS", self.max_tokens)):
+            if value <= self.overlap_tokens:
+                raise ValueError(
+                    f"TTS_CHATTERBOX_FAST_{name} must be more than the {self.overlap_tokens} tokens "
+                    f"each window holds back for the next, not {value}"
+                )
+        if self.growth < 1:
+            raise ValueError(f"chunk growth must be at least 1, not {self.growth}")
+
     def next_size(self, done_chunks: int) -> int:
         return int(min(self.max_tokens, self.first_tokens * self.growth**done_chunks))
 
@@ -82,8 +94,7 @@ class StreamStitcher:
 
 @dataclass
 class RenderJob:
-    voice_key: str
-    ref_dict: dict
+    ref_dict: dict  # the voice: windows batch together only with the same dict object
     tokens: list[int]
     first: bool  # window starts at token 0: apply S3Gen's reference-spillover fade-in
     deadline: float = 0.0  # monotonic time the caller's audio runs out: most urgent first
@@ -163,6 +174,10 @@ class BatchedVocoder:
             self._stopping = True
             self._cv.notify_all()
         self._thread.join(timeout=10)
+        with self._cv:
+            pending, self._pending = self._pending, []
+        for job in pending:  # their streams fail now instead of waiting out their timeout
+            job.future.set_exception(RuntimeError("the TTS engine is shutting down"))
 
     def warm_up(self, ref_dict: dict, plan: ChunkPlan) -> int:
         """Render every (batch, length) bucket once so graphs are captured before serving."""
@@ -177,12 +192,18 @@ class BatchedVocoder:
             n *= 2
         return self.graphed.captured if self.graph_mode == "estimator" else self.renderer.captured
 
-    def submit(self, voice_key: str, ref_dict: dict, tokens: list[int], first: bool, deadline: float = 0.0) -> Future:
-        job = RenderJob(voice_key, ref_dict, tokens, first, deadline)
+    def submit(self, ref_dict: dict, tokens: list[int], first: bool, deadline: float = 0.0) -> Future:
+        job = RenderJob(ref_dict, tokens, first, deadline)
         with self._cv:
+            if self._stopping:
+                raise RuntimeError("the S3Gen vocoder is stopped")
             self._pending.append(job)
             self._cv.notify()
         return job.future
+
+    def forget(self, ref_dict: dict) -> None:
+        """Drop a voice's prepared reference (its clip was deleted or replaced)."""
+        self.renderer.forget(ref_dict)
 
     def _next_batch(self) -> list[RenderJob] | None:
         """The most urgent windows (earliest deadline: a caller about to hear silence, or a
@@ -206,9 +227,11 @@ class BatchedVocoder:
                 if j.first:
                     self.first_windows += 1
                     self.first_wait_s += t0 - j.submitted
-            by_voice: dict[str, list[RenderJob]] = {}
+            # By the reference itself, not a name: a voice uploaded again under its old name
+            # is another reference, and its windows must not render in the old one's timbre.
+            by_voice: dict[int, list[RenderJob]] = {}
             for j in batch:
-                by_voice.setdefault(j.voice_key, []).append(j)
+                by_voice.setdefault(id(j.ref_dict), []).append(j)
             for jobs in by_voice.values():
                 try:
                     outs = self.render(jobs[0].ref_dict, [j.tokens for j in jobs], [j.first for j in jobs])
