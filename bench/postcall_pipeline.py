@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -149,8 +150,13 @@ def main() -> None:
             f"{'orchestration overhead (wall - stages)':44} {overhead:8.2f} {overhead / n:8.2f} {overhead / wall:7.1%}"
         )
         statuses = result.output_for_node("call_analyses")
-        ok = sum(1 for a in statuses.values() if a.status.value == "ok")
-        print(f"analyses valid: {ok}/{len(statuses)}")
+        valid = [a.analysis for a in statuses.values() if a.status.value == "ok"]
+        print(f"analyses valid: {len(valid)}/{len(statuses)}")
+        # What an analyst would read as no summary at all: template or JSON debris ("{ {"), numbers.
+        debris = [a.summary for a in valid if not re.match(r"^[A-Za-z][^{}]*$", a.summary)]
+        print(f"valid analyses whose summary is debris: {len(debris)}/{len(valid)} {debris[:3]}")
+        for a in valid[:3]:
+            print(f"  summary: {a.summary[:100]!r}")
     finally:
         for proc in procs:
             proc.terminate()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from callcenter.record import CallAnalysis
@@ -37,8 +39,18 @@ def llm(base_url: str, **overrides) -> CallLLM:
     return CallLLM(**{**settings, **overrides})
 
 
+VALID = (
+    '{"summary": "The caller booked a cleaning for Thursday at two.", "disposition": "booked", '
+    '"sentiment": "positive", "customer_intent": "book a cleaning", "action_items": [], '
+    '"follow_up_needed": false, "goal_achieved": true, "extracted_fields": {}}'
+)
+PROSE = re.compile(r"^[A-Za-z][^{}]*$")
+
+
 def test_structured_analysis_validates(llm_base_url: str) -> None:
     result = llm(llm_base_url).analyze(TRANSCRIPT, "recall")
+    # The server's grammar holds the model to prose: no template debris in what analysts read.
+    assert PROSE.match(result.analysis.summary) and PROSE.match(result.analysis.customer_intent)
     assert isinstance(result.analysis, CallAnalysis)
     assert set(result.analysis.extracted_fields) == {"appointment_time"}  # the campaign's fields, exactly
     assert result.attempts >= 1
@@ -67,11 +79,22 @@ def test_unreachable_endpoint_fails_with_the_url() -> None:
         ("", "no content"),
         ('{"summary": "x"', "not a valid CallAnalysis"),
         ('{"summary": "ok", "disposition": "Sale!", "sentiment": "happy"}', "disposition"),
+        # Template debris is no summary, whatever the rest says.
+        (VALID.replace("The caller booked a cleaning for Thursday at two.", "{ { json_data }} {"), "summary"),
+        (VALID.replace("The caller booked a cleaning for Thursday at two.", "{0} {1}"), "summary"),
+        (VALID.replace("The caller booked a cleaning for Thursday at two.", "10.2.3.4.5 10/23/2019"), "summary"),
+        (VALID.replace('"book a cleaning"', '"{ {"'), "customer_intent"),
     ],
 )
 def test_parse_rejects_bad_output(raw: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_analysis(raw)
+
+
+def test_parse_accepts_prose() -> None:
+    analysis = parse_analysis(VALID)
+    assert analysis.summary == "The caller booked a cleaning for Thursday at two."
+    assert analysis.customer_intent == "book a cleaning"
 
 
 def test_schema_spells_out_campaign_fields() -> None:

@@ -53,6 +53,17 @@ SYSTEM_PROMPT = (
 )
 
 
+def prose(min_len: int, max_len: int) -> str:
+    """Text that starts with a letter and holds no braces, ``min_len``-``max_len`` long.
+
+    Small models fill a free string with template or JSON debris ("{ {", "{0} {1}") or a run
+    of numbers ("10.2.3.4.5"); as a pattern the server's grammar keeps them from starting one,
+    and validation refuses it.
+    No double quote or backslash either: llama.cpp copies a character class into its grammar
+    as is, so one allowing a raw quote would let the model end the JSON string mid-summary."""
+    return rf'^[A-Za-z][^{{}}"\\]{{{min_len - 1},{max_len - 1}}}$'
+
+
 def _output_model(field_names: tuple[str, ...]) -> type[BaseModel]:
     """CallAnalysis with the campaign's extracted fields as explicit nullable strings.
 
@@ -67,11 +78,11 @@ def _output_model(field_names: tuple[str, ...]) -> type[BaseModel]:
     return create_model(  # type: ignore[call-overload]
         "CallAnalysisOutput",
         __config__=ConfigDict(extra="forbid"),
-        summary=(str, Field(min_length=1, max_length=600)),
+        summary=(str, Field(min_length=10, max_length=600, pattern=prose(10, 600))),
         # The bound lives in the pattern: llama.cpp's grammar ignores maxLength next to a pattern.
         disposition=(str, Field(min_length=1, max_length=40, pattern=r"^[a-z_]{1,40}$")),
         sentiment=(Sentiment, ...),
-        customer_intent=(str, Field(min_length=1, max_length=120)),
+        customer_intent=(str, Field(min_length=3, max_length=120, pattern=prose(3, 120))),
         action_items=(list[Annotated[str, Field(max_length=200)]], Field(max_length=5)),
         follow_up_needed=(bool, ...),
         goal_achieved=(bool | None, ...),
