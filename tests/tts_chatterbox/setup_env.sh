@@ -15,9 +15,11 @@ fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 # The CPU build of torch (on disk on these machines; a bare 'torch' would pull CUDA).
 "${PIP[@]}" install "torch==$(grep -E '^torch==' requirements/dev.lock | cut -d= -f3)"
-# What chatterbox's model code imports, at versions that run on torch 2.13 / numpy 2.
+# What chatterbox's model code imports, on torch 2.13 / numpy 2. transformers is the version
+# chatterbox-tts 0.1.7 pins, i.e. the one the GPU image runs: the engine reaches into its Llama
+# and GPT-2 modules, so the CPU checks must exercise that version, not a newer one.
 "${PIP[@]}" install \
-  "transformers==5.24.0" "tokenizers==0.23.3" "huggingface_hub==2.4.0" "safetensors==0.8.0" \
+  "transformers==5.2.0" "tokenizers==0.22.1" "huggingface_hub==1.3.0" "safetensors==0.8.0" \
   "numpy==2.4.6" "scipy==1.17.1" "soundfile==0.14.0" "librosa==0.11.0" \
   "diffusers==0.29.0" "conformer==0.3.2" "einops" "omegaconf" "tqdm" "pytest" "onnx" "setuptools<81"
 # torchaudio: PyPI's newest is built for another torch; chatterbox only needs its pure-Python
