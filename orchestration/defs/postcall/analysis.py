@@ -78,7 +78,8 @@ def _output_model(field_names: tuple[str, ...]) -> type[BaseModel]:
     return create_model(  # type: ignore[call-overload]
         "CallAnalysisOutput",
         __config__=ConfigDict(extra="forbid"),
-        summary=(str, Field(min_length=10, max_length=600, pattern=prose(10, 600))),
+        # Two or three sentences: a bound small models reach before max_tokens cuts the JSON off.
+        summary=(str, Field(min_length=10, max_length=300, pattern=prose(10, 300))),
         # The bound lives in the pattern: llama.cpp's grammar ignores maxLength next to a pattern.
         disposition=(str, Field(min_length=1, max_length=40, pattern=r"^[a-z_]{1,40}$")),
         sentiment=(Sentiment, ...),
