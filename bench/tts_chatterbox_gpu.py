@@ -459,6 +459,8 @@ def engine_counters(engine) -> dict:
         "batches": v.batches,
         "first_windows": v.first_windows,
         "first_wait_s": v.first_wait_s,
+        "idle_capture_s": v.idle_capture_s,
+        "captured": v.renderer.captured,
     }
 
 
@@ -511,6 +513,9 @@ def concurrency_sweep(
             "vocoder_busy_frac": round(d["busy_s"] / wall, 3),
             "vocoder_windows_per_batch": round(d["windows"] / max(1, d["batches"]), 2),
             "first_window_wait_ms_mean": round(1e3 * d["first_wait_s"] / max(1, d["first_windows"]), 1),
+            # Graphs captured mid-sweep (shapes start-up missed) and the idle time they took.
+            "graphs_captured": d["captured"],
+            "idle_capture_s": round(d["idle_capture_s"], 2),
             "errors": len(errors),
             "first_error": errors[0] if errors else None,
         }

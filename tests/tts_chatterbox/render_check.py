@@ -13,6 +13,7 @@ A randomly initialised S3Gen of the real classes. Prints one JSON line:
 
 import json
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,6 +72,7 @@ def main() -> None:
         want.append(a)
     vocoder_diff = max(float(abs(x - y).max()) for x, y in zip(got, want, strict=True))
     same_name = reuploaded_voice(s3gen, renderer, ref, short)
+    deferred = deferred_capture(s3gen, ref, short)
 
     mag = torch.rand(3, 9, 50, generator=g) * 3
     ph = torch.randn(3, 9, 50, generator=g)
@@ -90,6 +92,7 @@ def main() -> None:
                 "windows_rendered": vocoder.windows,
                 "render_len": ours.shape[1],
                 **same_name,
+                **deferred,
                 **meanflow,
             }
         )
@@ -116,6 +119,42 @@ def reuploaded_voice(s3gen, renderer, ref: dict, window: list[int]) -> dict:
         "reuploaded_vs_old_voice": float(abs(new_audio - want_old).max()),
         "old_vs_own_voice": float(abs(old_audio - want_old).max()),
     }
+
+
+def deferred_capture(s3gen, ref: dict, window: list[int]) -> dict:
+    """Graph capture policy, with capture and replay stood in for (no CUDA here): before the
+    vocoder starts, a new bucket is captured at once (warm-up); once it serves, a new bucket
+    (a cloned voice's prompt length) renders eagerly and is captured only when no window
+    waits, so no caller waits behind a capture."""
+    from tts.app.backends.chatterbox_fast.vocoder import BatchedVocoder
+
+    vocoder = BatchedVocoder(s3gen, max_batch=2, n_cfm_timesteps=4)
+    r = vocoder.renderer
+    events = []
+    r.use_graphs = True
+    r._capture = lambda key: events.append(("capture", key[2])) or r._graphs.setdefault(key, "entry")
+    r._replay = lambda entry, voice, tokens, lens: (
+        events.append(("replay", voice.prompt_len)) or torch.zeros(tokens.shape[0], tokens.shape[1] * 960)
+    )
+    eager = r.forward
+    r.forward = lambda *a: events.append(("eager", a[2].shape[1])) or eager(*a)
+    vocoder.render(ref, [window], [False])  # warm-up: captured, then replayed
+    warm = list(events)
+    events.clear()
+    cloned = random_s3gen_reference(12, seed=8)  # another prompt length
+    futs = [vocoder.submit(cloned, window, first=False) for _ in range(3)]  # 3 windows: 2 batches
+    vocoder.start()
+    for f in futs:
+        f.result(timeout=120)
+    deadline = time.time() + 30
+    while r.deferred and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    serving = list(events)
+    events.clear()
+    vocoder.render(cloned, [window], [False])  # captured by now: replayed
+    vocoder.stop()
+    return {"capture_warm_up": warm, "capture_serving": serving, "capture_after_idle": list(events)}
 
 
 def meanflow_vs_upstream(ref: dict, win: torch.Tensor) -> dict:

@@ -23,7 +23,9 @@ def test_capacity_and_load_are_exposed_for_dialing():
             prefix_hits=7,
             prefix_misses=2,
         ),
-        vocoder=SimpleNamespace(windows=6, batches=2, busy_s=0.3, first_windows=3, first_wait_s=0.12),
+        vocoder=SimpleNamespace(
+            windows=6, batches=2, busy_s=0.3, first_windows=3, first_wait_s=0.12, idle_capture_s=0.4
+        ),
     )
     registry = CollectorRegistry()
     FastChatterboxEngine.register_metrics(engine, registry)
@@ -35,6 +37,7 @@ def test_capacity_and_load_are_exposed_for_dialing():
     assert "tts_chatterbox_first_window_wait_seconds_total 0.12" in text
     assert "tts_chatterbox_vocoder_busy_seconds_total 0.3" in text
     assert "tts_chatterbox_prefix_cache_hits_total 7.0" in text
+    assert "tts_chatterbox_vocoder_idle_capture_seconds_total 0.4" in text
     engine.capacity = 24  # a re-measurement is what /metrics shows next
     assert "tts_chatterbox_capacity_streams 24.0" in generate_latest(registry).decode()
 

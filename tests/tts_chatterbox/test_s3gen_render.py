@@ -46,3 +46,13 @@ def test_vocoder_batches_return_each_window_as_rendered_alone(check):
 def test_a_voice_uploaded_again_under_its_name_renders_in_its_own_timbre(check):
     assert check["reuploaded_vs_own_voice"] < 1e-4 and check["old_vs_own_voice"] < 1e-4
     assert check["reuploaded_vs_old_voice"] > 1e-3  # the two references really sound different
+
+
+def test_new_buckets_while_serving_render_eagerly_and_are_captured_when_idle(check):
+    assert check["capture_warm_up"] == [["capture", 20], ["replay", 20]]
+    # Two batches of the cloned voice (prompt 12) render eagerly; its bucket(s) are captured
+    # only after them, when nothing waits; the next window replays.
+    serving = check["capture_serving"]
+    assert serving[:2] == [["eager", 12], ["eager", 12]], serving
+    assert serving[2:] and all(e[0] == "capture" and e[1] == 12 for e in serving[2:]), serving
+    assert check["capture_after_idle"] == [["replay", 12]]

@@ -454,6 +454,11 @@ class _EngineCounters:
                 "Time first windows waited for the vocoder (queue, before rendering)",
                 voc.first_wait_s,
             ),
+            (
+                "tts_chatterbox_vocoder_idle_capture_seconds",
+                "Time the idle vocoder spent capturing graphs for shapes met while serving (new voices)",
+                voc.idle_capture_s,
+            ),
         ):
             yield CounterMetricFamily(name, doc, value=value)
 

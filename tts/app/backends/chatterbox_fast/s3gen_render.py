@@ -102,6 +102,11 @@ class S3GenRenderer:
         self._voice_bufs: dict[int, RenderVoice] = {}  # static voice inputs, one set per prompt length
         self._loaded: dict[int, RenderVoice] = {}  # the voice whose values those inputs hold now
         self._failed: set[tuple[int, int, int]] = set()
+        # Serving (the vocoder has started): a bucket not captured at start-up, e.g. a cloned
+        # voice whose reference prompt has another length, renders eagerly and is captured
+        # later, when the vocoder is idle (capture_deferred), never in front of waiting windows.
+        self.serving = False
+        self._deferred: list[tuple[int, int, int]] = []
         self._pool = None
         self._lock = threading.Lock()
         self.captured = 0
@@ -217,13 +222,33 @@ class S3GenRenderer:
             with self._lock:
                 entry = self._graphs.get(key)
                 if entry is None and key not in self._failed:
-                    entry = self._capture(key)
+                    if not self.serving:
+                        entry = self._capture(key)
+                    elif key not in self._deferred:
+                        self._deferred.append(key)
                 if entry is not None:
                     return self._replay(entry, voice, tokens, token_lens)
-        # CPU, a batch past the graphs' rows, or a bucket that could not be captured.
+        # CPU, a batch past the graphs' rows, a bucket that could not be captured, or one whose
+        # capture waits for the vocoder to be idle.
         return self.forward(
             tokens.to(self.device), token_lens.to(self.device), voice.prompt_token, voice.prompt_feat, voice.spks
         )
+
+    @property
+    def deferred(self) -> int:
+        """Buckets met while serving that wait to be captured."""
+        return len(self._deferred)
+
+    @torch.inference_mode()
+    def capture_deferred(self) -> bool:
+        """Capture the oldest bucket met while serving (the vocoder calls this when idle)."""
+        with self._lock:
+            if not self._deferred:
+                return False
+            key = self._deferred.pop(0)
+            if key not in self._graphs and key not in self._failed:
+                self._capture(key)
+            return True
 
     def _replay(self, entry: tuple, voice: RenderVoice, tokens: torch.Tensor, token_lens: torch.Tensor):
         graph, (tok_buf, len_buf), vbuf, out = entry

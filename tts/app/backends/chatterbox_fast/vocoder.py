@@ -165,8 +165,10 @@ class BatchedVocoder:
         self.busy_s = 0.0  # wall time spent rendering
         self.first_windows = 0
         self.first_wait_s = 0.0  # the same for streams' first windows (first audio)
+        self.idle_capture_s = 0.0  # wall time capturing graphs for buckets met while serving
 
     def start(self) -> None:
+        self.renderer.serving = True  # from now on new buckets are captured only when idle
         self._thread.start()
 
     def stop(self) -> None:
@@ -210,6 +212,8 @@ class BatchedVocoder:
         stream still waiting for its first audio), up to the batch limit."""
         with self._cv:
             while not self._pending and not self._stopping:
+                if self.renderer.deferred:
+                    return []  # idle: time to capture a bucket met while serving
                 self._cv.wait()
             if self._stopping:
                 return None
@@ -222,6 +226,9 @@ class BatchedVocoder:
             batch = self._next_batch()
             if batch is None:
                 return
+            if not batch:
+                self._capture_deferred()
+                continue
             t0 = time.monotonic()
             for j in batch:
                 if j.first:
@@ -243,6 +250,13 @@ class BatchedVocoder:
                 for j, audio in zip(jobs, outs, strict=True):
                     j.future.set_result(audio)
             self.busy_s += time.monotonic() - t0
+
+    def _capture_deferred(self) -> None:
+        ctx = torch.cuda.stream(self._stream) if self._stream is not None else _nullcontext()
+        t0 = time.monotonic()
+        with ctx:
+            self.renderer.capture_deferred()
+        self.idle_capture_s += time.monotonic() - t0
 
     @torch.inference_mode()
     def render(self, ref_dict: dict, windows: list[list[int]], first: list[bool]) -> list[np.ndarray]:
