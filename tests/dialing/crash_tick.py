@@ -2,8 +2,9 @@
 
     python -m tests.dialing.crash_tick <ledger-json> <campaigns-dir> <livekit-url> <key> <secret> <before|after>
 
-``before``: killed after the attempt row is committed, before CreateDispatch is sent.
-``after``:  killed after LiveKit created the dispatch, before the ledger recorded it.
+``before``:  killed after the attempt row is committed, before it is marked as sending.
+``sending``: killed after it is marked as sending, before CreateDispatch reaches LiveKit.
+``after``:   killed after LiveKit created the dispatch, before the ledger recorded it.
 """
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ async def main() -> None:
         real_create = lk.agent_dispatch.create_dispatch
 
         async def create_then_maybe_die(req):  # noqa: ANN001, ANN202
-            if when == "before":
+            if when == "sending":
                 os.kill(os.getpid(), signal.SIGKILL)
             result = await real_create(req)
             os.kill(os.getpid(), signal.SIGKILL)
             return result
 
         lk.agent_dispatch.create_dispatch = create_then_maybe_die
+        if when == "before":
+            store.mark_sending = lambda _attempt_id: os.kill(os.getpid(), signal.SIGKILL)
         tick = DialingTick(
             store,
             load_catalog(Path(campaigns_dir)),

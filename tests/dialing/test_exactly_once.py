@@ -58,7 +58,8 @@ async def test_killed_run_then_retry_dials_each_attempt_once(
 
     killed_tick(ledger_target, tmp_path / "campaigns", livekit_double, when, clock)
     (reserved,) = store.attempts()
-    assert reserved.status is AttemptStatus.RESERVED  # recorded before the dispatch was attempted
+    # Recorded before the dispatch was attempted; marked as sending right before it went out.
+    assert reserved.status is (AttemptStatus.RESERVED if when == "before" else AttemptStatus.SENDING)
     creates = livekit_double.calls("AgentDispatchService", "CreateDispatch")
     assert len(creates) == (0 if when == "before" else 1)
 
@@ -81,6 +82,41 @@ async def test_killed_run_then_retry_dials_each_attempt_once(
     assert again.dialed[camp.id] == 0
     (only,) = store.attempts()
     assert only.status is AttemptStatus.DISPATCHED and only.attempt_id == reserved.attempt_id
+
+
+async def test_a_dispatch_that_may_have_gone_out_is_never_sent_again(
+    store: DialStore,
+    ledger_target: dict[str, str],
+    livekit_double: LiveKitDouble,
+    bucket,
+    clock: FakeClock,
+    tmp_path: Path,
+) -> None:
+    """Killed while sending: whether LiveKit got it is unknown, and a call that rang leaves no
+    trace once the agent deleted its room and before its report lands. So it is not sent again:
+    it holds its slot until its report closes it or max_call_duration times it out as failed."""
+    camp = campaign(max_concurrent_calls=1)
+    cat = write_catalog(tmp_path / "campaigns", camp)
+    store.replace_contacts(camp.id, ny_contacts(2))
+    killed_tick(ledger_target, tmp_path / "campaigns", livekit_double, "sending", clock)
+    (sending,) = store.attempts()
+    assert sending.status is AttemptStatus.SENDING
+    async with lk_client(livekit_double) as lk:
+        tick = make_tick(store, cat, lk, bucket, clock)
+        for minutes in (3, 15, 60):  # past the 10-minute recovery window too
+            clock.advance(timedelta(minutes=minutes))
+            result = await tick.run()
+            assert result.unconfirmed == [sending.call_id] and result.redialed == []
+            assert result.plans[camp.id].skip_counts == {"in_flight": 1, "capacity": 1}
+        clock.advance(timedelta(hours=2))  # past max_call_duration: closed as failed, slot freed
+        result = await tick.run()
+    assert result.sweep.timed_out == [sending.call_id]
+    # The freed slot goes to the next contact; the unconfirmed attempt itself was never sent again.
+    creates = livekit_double.calls("AgentDispatchService", "CreateDispatch")
+    assert [parse_dispatch(c.message.metadata).contact_id for c in creates] == ["c-0002"]
+    assert all(c.message.room != sending.call_id for c in creates)
+    first = next(a for a in store.attempts() if a.attempt_id == sending.attempt_id)
+    assert first.status is AttemptStatus.CLOSED and first.outcome == "failed"
 
 
 async def test_a_stale_reservation_with_no_trace_is_closed_not_redialled(

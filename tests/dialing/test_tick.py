@@ -188,7 +188,7 @@ async def test_pause_resume_and_a_pause_landing_mid_tick(
     assert resumed.not_dialed == {f"{camp.id}:campaign_paused": 4}
 
 
-async def test_stop_cancels_unconfirmed_attempts_and_hangs_up_live_calls(
+async def test_stop_hangs_up_live_calls(
     store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock
 ) -> None:
     camp = campaign(max_concurrent_calls=2)
@@ -246,3 +246,90 @@ async def test_overlapping_ticks_dial_once(
         assert livekit_double.calls("AgentDispatchService", "CreateDispatch") == []
         clock.advance(timedelta(minutes=3))  # the slow run died; its lease expired
         assert (await make_tick(store, catalog(camp), lk, bucket, clock).run()).dialed[camp.id] == 2
+
+
+async def test_a_5xx_from_livekit_is_unconfirmed_and_never_dialled_again(
+    store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock
+) -> None:
+    """A 502/504 may come from a proxy after LiveKit created the dispatch: the phone may ring,
+    so the attempt is neither cancelled (which would free its number for a second dial) nor resent."""
+    camp = campaign(max_concurrent_calls=1)
+    store.replace_contacts(camp.id, ny_contacts(1))
+    default = livekit_double._h_AgentDispatchService_CreateDispatch
+
+    def created_then_bad_gateway(req, claims):
+        default(req, claims)
+        raise TwirpFailure("internal", "bad gateway", 502)
+
+    livekit_double.on("AgentDispatchService", "CreateDispatch", created_then_bad_gateway)
+    async with lk_client(livekit_double) as lk:
+        tick = make_tick(store, catalog(camp), lk, bucket, clock)
+        first = await tick.run()
+        (attempt,) = store.attempts()
+        assert first.not_dialed == {f"{camp.id}:unconfirmed": 1}
+        assert attempt.status is AttemptStatus.SENDING
+        livekit_double.on("AgentDispatchService", "CreateDispatch", default)
+        clock.advance(timedelta(minutes=2))
+        second = await tick.run()  # LiveKit lists the dispatch: recovered, not resent
+    assert second.recovered == [attempt.call_id]
+    assert len(livekit_double.calls("AgentDispatchService", "CreateDispatch")) == 1
+    assert store.attempts()[0].status is AttemptStatus.DISPATCHED
+
+
+async def test_a_stop_landing_while_a_dispatch_is_in_flight_keeps_its_outcome(
+    store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock
+) -> None:
+    """The stop cancels what was not sent yet; the dispatch already on its way lands, is hung up
+    with the live calls, its report closes it, and a resume does not dial the contact again."""
+    camp = campaign(max_concurrent_calls=2)
+    store.replace_contacts(camp.id, ny_contacts(2))
+    default = livekit_double._h_AgentDispatchService_CreateDispatch
+    live: list[str] = []
+
+    def stop_mid_dispatch(req, claims):
+        if not live:
+            live.extend(apply_control(store, camp.id, ControlAction.STOP, "complaint", clock.now))
+        return default(req, claims)
+
+    livekit_double.on("AgentDispatchService", "CreateDispatch", stop_mid_dispatch)
+    async with lk_client(livekit_double) as lk:
+        tick = make_tick(store, catalog(camp), lk, bucket, clock)
+        tick.settings = tick.settings.__class__(global_limit=100, parallelism=1)
+        result = await tick.run()
+        (sent,) = [a for a in store.attempts() if a.status is AttemptStatus.DISPATCHED]
+        assert live == [sent.call_id]  # the stop lists the call on its way, to hang it up
+        assert result.dialed[camp.id] == 1 and result.not_dialed == {f"{camp.id}:campaign_stopped": 1}
+        assert len(livekit_double.calls("AgentDispatchService", "CreateDispatch")) == 1
+        write_report(bucket, sent.call_id, CallOutcome.ANSWERED, clock.now)
+        apply_control(store, camp.id, ControlAction.RESUME, "reviewed", clock.now)
+        clock.advance(timedelta(minutes=1))
+        await tick.run()
+    closed = next(a for a in store.attempts() if a.attempt_id == sent.attempt_id)
+    assert closed.status is AttemptStatus.CLOSED and closed.outcome == "answered"
+    rooms = [
+        parse_dispatch(c.message.metadata).contact_id
+        for c in livekit_double.calls("AgentDispatchService", "CreateDispatch")
+    ]
+    assert rooms.count(sent.contact_id) == 1  # answered: never dialled again
+
+
+async def test_an_unreadable_report_times_out_instead_of_holding_the_slot(
+    store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock
+) -> None:
+    camp = campaign(max_concurrent_calls=1)
+    store.replace_contacts(camp.id, ny_contacts(1))
+    async with lk_client(livekit_double) as lk:
+        tick = make_tick(store, catalog(camp), lk, bucket, clock)
+        await tick.run()
+        (attempt,) = store.attempts()
+        report = write_report(bucket, attempt.call_id, CallOutcome.ANSWERED, clock.now)
+        name = next(b.name for b in bucket.list_prefix("recordings/") if attempt.call_id in b.name)
+        bucket.client.bucket(bucket.bucket_name).blob(name).upload_from_string(b"{not json")
+        clock.advance(timedelta(minutes=5))
+        early = await tick.run()
+        assert early.sweep.unreadable and early.sweep.timed_out == []
+        clock.advance(timedelta(hours=3))  # past max_call_duration
+        late = await tick.run()
+    assert late.sweep.timed_out == [report.call_id]
+    closed = next(a for a in store.attempts() if a.attempt_id == attempt.attempt_id)
+    assert closed.status is AttemptStatus.CLOSED and closed.outcome == "failed" and "unreadable" in closed.note

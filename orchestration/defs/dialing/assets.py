@@ -221,7 +221,7 @@ def ledger_metadata(store: DialStore, campaign_ids: list[str], now: datetime) ->
         meta[f"{cid}/dialed"] = sum(counts.values())
         for outcome in REPORTED_OUTCOMES:
             meta[f"{cid}/{outcome}"] = counts.get(outcome, 0)
-        meta[f"{cid}/in_progress"] = counts.get("dispatched", 0) + counts.get("reserved", 0)
+        meta[f"{cid}/in_progress"] = counts.get("dispatched", 0) + counts.get("sending", 0) + counts.get("reserved", 0)
         abandoned, answered = store.abandonment(cid, now - ABANDONMENT_WINDOW)
         meta[f"{cid}/abandonment_rate_30d"] = round(abandoned / answered, 4) if answered else 0.0
     return meta

@@ -27,13 +27,24 @@ def apply_control(store: DialStore, campaign_id: str, action: ControlAction, rea
     store.set_campaign_state(campaign_id, state, reason, now)
     if action is not ControlAction.STOP:
         return []
+    # Reservations not yet sent never go out (the dialer's mark_sending finds them cancelled);
+    # a dispatch already on its way is left to land, so its outcome is still recorded.
     for attempt in store.attempts([AttemptStatus.RESERVED], campaign_id=campaign_id):
-        store.cancel(attempt.attempt_id, "campaign stopped before dispatch was confirmed", now)
-    return [a.call_id for a in store.attempts([AttemptStatus.DISPATCHED], campaign_id=campaign_id)]
+        store.cancel(attempt.attempt_id, "campaign stopped before the dispatch was sent", now)
+    live = [AttemptStatus.SENDING, AttemptStatus.DISPATCHED]
+    return [a.call_id for a in store.attempts(live, campaign_id=campaign_id)]
 
 
 async def hang_up(lk: api.LiveKitAPI, call_ids: list[str]) -> int:
-    """Delete the rooms of live calls: LiveKit disconnects the callee and the agent at once."""
+    """Delete the rooms of live calls: LiveKit disconnects the callee and the agent at once.
+    A room that does not exist (the call ended, or its dispatch never landed) is skipped."""
+    ended = 0
     for call_id in call_ids:
-        await lk.room.delete_room(api.DeleteRoomRequest(room=call_id))
-    return len(call_ids)
+        try:
+            await lk.room.delete_room(api.DeleteRoomRequest(room=call_id))
+        except api.TwirpError as e:
+            if e.code != "not_found":
+                raise
+            continue
+        ended += 1
+    return ended

@@ -63,6 +63,8 @@ class TickResult:
     recovered: list[str] = field(default_factory=list)  # reserved attempts found already dispatched
     redialed: list[str] = field(default_factory=list)  # reserved attempts dispatched by this tick
     expired: list[str] = field(default_factory=list)
+    # Dispatches sent whose answer never came and that left no trace yet: never sent again.
+    unconfirmed: list[str] = field(default_factory=list)
     sweep: OutcomeSweep = field(default_factory=OutcomeSweep)
     global_live: int = 0
 
@@ -234,6 +236,9 @@ class DialingTick:
 
     async def _dispatch(self, attempt: Attempt, request: OutboundCallRequest) -> str:
         assert self.lk is not None
+        # From here on the call may ring: a row left "sending" is never sent again.
+        if not self.store.mark_sending(attempt.attempt_id):
+            return "cancelled_before_dispatch"  # a stop cancelled the reservation meanwhile
         try:
             dispatch = await self.lk.agent_dispatch.create_dispatch(
                 api.CreateAgentDispatchRequest(
@@ -241,15 +246,19 @@ class DialingTick:
                 )
             )
         except api.TwirpError as e:
-            # The server answered with an error: nothing was created, nobody was called.
+            if e.status >= 500:
+                # A 5xx may come from a proxy after LiveKit created the dispatch: it may ring.
+                log.warning("dispatch of %s unconfirmed (%s); its report or a timeout closes it", attempt.call_id, e)
+                return "unconfirmed"
+            # LiveKit itself refused it: nothing was created, nobody was called.
             self.store.cancel(attempt.attempt_id, f"dispatch refused: {e.code} {e.message}", self.clock())
             return f"refused: {e.code} {e.message}"
         except aiohttp.ClientConnectorError as e:
             self.store.cancel(attempt.attempt_id, f"LiveKit unreachable: {e}", self.clock())
             return f"refused: LiveKit unreachable ({e})"
         except (TimeoutError, aiohttp.ClientError) as e:
-            # Unknown whether LiveKit created it: keep the reservation, the next tick reconciles.
-            log.warning("dispatch of %s unconfirmed (%s); left reserved for reconciliation", attempt.call_id, e)
+            # Unknown whether LiveKit created it: never sent again; the next ticks look for it.
+            log.warning("dispatch of %s unconfirmed (%s); its report or a timeout closes it", attempt.call_id, e)
             return "unconfirmed"
         self.store.mark_dispatched(attempt.attempt_id, dispatch.id, self.clock())
         return "dialed"
@@ -257,12 +266,22 @@ class DialingTick:
     # --- crash recovery --------------------------------------------------------------
     async def _reconcile_reserved(self, result: TickResult) -> None:
         assert self.lk is not None
-        for attempt in self.store.attempts([AttemptStatus.RESERVED]):
+        ttl = self.settings.lease_ttl.total_seconds()
+        for attempt in self.store.attempts([AttemptStatus.RESERVED, AttemptStatus.SENDING]):
+            # Renewed per row, as per dial: a slow recovery must not let the next tick start.
+            if not self.store.acquire_lease(LEASE_NAME, self.holder, self.clock(), ttl):
+                raise TickBusy("lost the ledger lease to another tick during recovery; it carries on")
             now = self.clock()
             found = await self._trace(attempt)
             if found is not None:
-                self.store.mark_dispatched(attempt.attempt_id, found, now)
-                result.recovered.append(attempt.call_id)
+                if self.store.mark_dispatched(attempt.attempt_id, found, now):
+                    result.recovered.append(attempt.call_id)
+                continue
+            if attempt.status is AttemptStatus.SENDING:
+                # It may have rung and left no trace yet (the agent deletes the room at hang-up
+                # and writes its report after the recording): never sent again. Its report
+                # closes it, or the sweep times it out as failed after max_call_duration.
+                result.unconfirmed.append(attempt.call_id)
                 continue
             if attempt.reserved_at + self.settings.recovery_window < now:
                 # Too old to tell whether it rang: count it as a failed attempt, never redial blindly.

@@ -69,20 +69,22 @@ def find_report(read: ReadReport, call_id: str) -> SessionReport | None:
 
 
 def sweep_outcomes(store: DialStore, read: ReadReport, now: datetime, max_call_duration: timedelta) -> OutcomeSweep:
-    """Close every dispatched attempt whose report has landed; time out the ones that never report."""
+    """Close every dispatched (or unconfirmed) attempt whose report has landed; time out the
+    ones that never report, or whose report cannot be read."""
     sweep = OutcomeSweep()
-    for attempt in store.attempts([AttemptStatus.DISPATCHED]):
+    for attempt in store.attempts([AttemptStatus.DISPATCHED, AttemptStatus.SENDING]):
+        problem = "no session report"
         try:
             report = find_report(read, attempt.call_id)
         except (ValidationError, ValueError) as e:
             sweep.unreadable.append(f"{attempt.call_id}: {e}")
-            continue
+            report, problem = None, f"session report unreadable ({str(e)[:200]})"
         if report is None:
             started = attempt.dispatched_at or attempt.reserved_at
             if started + max_call_duration < now:
                 # Frees the call slot; counted as failed so the contact is retried after backoff.
                 store.close_attempt(
-                    attempt.call_id, CallOutcome.FAILED, now, note=f"no session report within {max_call_duration}"
+                    attempt.call_id, CallOutcome.FAILED, now, note=f"{problem} within {max_call_duration}"
                 )
                 sweep.timed_out.append(attempt.call_id)
             continue

@@ -25,10 +25,17 @@ from orchestration.defs.dialing.contacts import Contact
 
 
 class AttemptStatus(StrEnum):
-    RESERVED = "reserved"  # written, dispatch not confirmed: reconciled before anything else
+    RESERVED = "reserved"  # written, dispatch not yet sent: a crashed run's is sent by the next tick
+    # The dispatch is being sent, or was and LiveKit's answer never came: it may have rung, so it
+    # is never sent again; its report closes it, or it times out as failed.
+    SENDING = "sending"
     DISPATCHED = "dispatched"  # agent dispatch created: the call is (or was) live
     CLOSED = "closed"  # outcome known
     CANCELLED = "cancelled"  # never dialled (dispatch refused, campaign stopped): not an attempt
+
+
+# Attempts that hold a call slot and wait for an outcome.
+OPEN_STATUSES = (AttemptStatus.RESERVED.value, AttemptStatus.SENDING.value, AttemptStatus.DISPATCHED.value)
 
 
 class CampaignState(StrEnum):
@@ -289,22 +296,51 @@ class DialStore:
             ).fetchone()
         return row is not None
 
-    def mark_dispatched(self, attempt_id: str, dispatch_id: str, at: datetime) -> None:
+    def mark_sending(self, attempt_id: str) -> bool:
+        """Committed right before the dispatch goes out. False when the reservation is gone
+        (a stop cancelled it since): then nothing may be sent."""
         with self.transaction() as cur:
-            self._exec(
+            row = self._exec(
                 cur,
-                "UPDATE dial_attempts SET status = ?, dispatch_id = ?, dispatched_at = ? WHERE attempt_id = ? AND status = ?",
-                (AttemptStatus.DISPATCHED.value, dispatch_id, _ts(at), attempt_id, AttemptStatus.RESERVED.value),
-            )
+                "UPDATE dial_attempts SET status = ? WHERE attempt_id = ? AND status = ? RETURNING attempt_id",
+                (AttemptStatus.SENDING.value, attempt_id, AttemptStatus.RESERVED.value),
+            ).fetchone()
+        return row is not None
+
+    def mark_dispatched(self, attempt_id: str, dispatch_id: str, at: datetime) -> bool:
+        """False when the attempt was no longer open (closed by its report already)."""
+        with self.transaction() as cur:
+            row = self._exec(
+                cur,
+                "UPDATE dial_attempts SET status = ?, dispatch_id = ?, dispatched_at = ? "
+                "WHERE attempt_id = ? AND status IN (?, ?) RETURNING attempt_id",
+                (
+                    AttemptStatus.DISPATCHED.value,
+                    dispatch_id,
+                    _ts(at),
+                    attempt_id,
+                    AttemptStatus.RESERVED.value,
+                    AttemptStatus.SENDING.value,
+                ),
+            ).fetchone()
+        return row is not None
 
     def cancel(self, attempt_id: str, note: str, at: datetime) -> None:
-        """Never dialled: free the idempotency key so the contact's attempt number is reused."""
+        """Never dialled (not sent, or refused by LiveKit): free the idempotency key so the
+        contact's attempt number is reused."""
         with self.transaction() as cur:
             self._exec(
                 cur,
                 "UPDATE dial_attempts SET status = ?, note = ?, closed_at = ?, idempotency_key = idempotency_key || '#' || attempt_id "
-                "WHERE attempt_id = ? AND status = ?",
-                (AttemptStatus.CANCELLED.value, note, _ts(at), attempt_id, AttemptStatus.RESERVED.value),
+                "WHERE attempt_id = ? AND status IN (?, ?)",
+                (
+                    AttemptStatus.CANCELLED.value,
+                    note,
+                    _ts(at),
+                    attempt_id,
+                    AttemptStatus.RESERVED.value,
+                    AttemptStatus.SENDING.value,
+                ),
             )
 
     def close_attempt(
@@ -321,7 +357,7 @@ class DialStore:
             row = self._exec(
                 cur,
                 "UPDATE dial_attempts SET status = ?, outcome = ?, closed_at = ?, sip_status_code = ?, abandoned = ?, note = ? "
-                "WHERE call_id = ? AND status IN (?, ?) RETURNING attempt_id",
+                "WHERE call_id = ? AND status IN (?, ?, ?) RETURNING attempt_id",
                 (
                     AttemptStatus.CLOSED.value,
                     outcome.value,
@@ -330,8 +366,7 @@ class DialStore:
                     abandoned,
                     note,
                     call_id,
-                    AttemptStatus.RESERVED.value,
-                    AttemptStatus.DISPATCHED.value,
+                    *OPEN_STATUSES,
                 ),
             ).fetchone()
         return row is not None
@@ -360,12 +395,12 @@ class DialStore:
         return _attempt(row) if row else None
 
     def live_counts(self) -> dict[str, int]:
-        """Attempts reserved or dispatched and not yet closed, per campaign: calls holding capacity."""
+        """Attempts reserved, sending or dispatched and not yet closed, per campaign: calls holding capacity."""
         with self.transaction() as cur:
             rows = self._exec(
                 cur,
-                "SELECT campaign_id, COUNT(*) FROM dial_attempts WHERE status IN (?, ?) GROUP BY campaign_id",
-                (AttemptStatus.RESERVED.value, AttemptStatus.DISPATCHED.value),
+                "SELECT campaign_id, COUNT(*) FROM dial_attempts WHERE status IN (?, ?, ?) GROUP BY campaign_id",
+                OPEN_STATUSES,
             ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
 
