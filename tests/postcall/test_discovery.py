@@ -94,3 +94,30 @@ def test_call_id_floor_sorts_before_every_later_call() -> None:
 def test_cursor_round_trip() -> None:
     cursor = DiscoveryCursor(since=datetime(2026, 11, 25, tzinfo=UTC), at_since=frozenset({"a#1"}))
     assert DiscoveryCursor.parse(cursor.serialize(), datetime.now(UTC), timedelta(days=1)) == cursor
+
+
+def test_a_report_finalized_while_a_tick_lists_is_requested_next_tick() -> None:
+    """Day D is listed, then D+1; a long call of day D finishes while D+1 is being listed, so
+    its ``updated`` is older than a short D+1 call's seen in the same tick. The watermark must
+    not jump past it."""
+    from orchestration.defs.postcall.discovery import ListedObject, discover
+
+    t = datetime(2026, 11, 26, 0, 30, tzinfo=UTC)
+    day_d = report_path(new_call_id(t - timedelta(hours=1)), t - timedelta(hours=1))  # started 23:30
+    day_d1 = report_path(new_call_id(t - timedelta(minutes=1)), t - timedelta(minutes=1))
+    long_call = ListedObject(day_d, 1, t + timedelta(seconds=5))  # finalized mid-tick
+    short_call = ListedObject(day_d1, 1, t + timedelta(seconds=8))
+    buckets = {"first": {day_d1: short_call}, "second": {day_d: long_call, day_d1: short_call}}
+    state = {"tick": "first"}
+
+    def list_objects(prefix: str, offset: str):
+        return [o for name, o in sorted(buckets[state["tick"]].items()) if name.startswith(prefix) and name >= offset]
+
+    cursor = DiscoveryCursor(since=t - timedelta(minutes=5))
+    first, cursor = discover(list_objects, cursor, t + timedelta(seconds=10), timedelta(hours=6))
+    assert [r.report_object for b in first for r in b.refs] == [day_d1]
+    state["tick"] = "second"
+    second, cursor = discover(list_objects, cursor, t + timedelta(seconds=40), timedelta(hours=6))
+    assert [r.report_object for b in second for r in b.refs] == [day_d]  # found, and day_d1 not again
+    third, _ = discover(list_objects, cursor, t + timedelta(minutes=5), timedelta(hours=6))
+    assert third == []

@@ -2,8 +2,14 @@
 
 Listing stays small: only the date prefixes that can hold new reports, and within each only
 names at or after the oldest call that may still have been running at the last watermark
-(call ids are uuid7, so names sort by start time). The cursor holds the watermark (the
-newest ``updated`` time seen) and the keys seen at exactly that instant.
+(call ids are uuid7, so names sort by start time). The cursor holds the watermark and the
+keys of every report already requested at or after it.
+
+The watermark trails the newest ``updated`` seen by ``SETTLE``: prefixes (and pages) are listed
+one after another, so a report finalized during a tick can carry an ``updated`` older than one
+listed later in the same tick; and the bucket's clock and ours differ a little. Jumping to the
+newest time seen would skip such a report for good. Trailing, it is listed again next tick and
+requested then; reports already requested are known by key and not requested twice.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from callcenter.paths import REPORT_FILENAME, day_prefix, parse_object_name
 from orchestration.defs.postcall.calls import CallRef
 
 MAX_CALLS_PER_RUN = 200
+# How far the watermark trails the tick: a tick's own listing time plus clock skew.
+SETTLE = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -90,22 +98,22 @@ def discover(
     max_per_run: int = MAX_CALLS_PER_RUN,
 ) -> tuple[list[CallBatch], DiscoveryCursor]:
     """New session reports since ``cursor``, batched by day; and the advanced cursor."""
-    new: list[tuple[ListedObject, CallRef]] = []
-    for prefix, offset in prefixes_to_list(cursor.since, now, max_call):
+    listed: list[tuple[ListedObject, CallRef]] = []
+    # Through a few minutes past today: a report written just after midnight by a clock
+    # slightly ahead of ours is in tomorrow's prefix.
+    for prefix, offset in prefixes_to_list(cursor.since, now + SETTLE, max_call):
         for obj in list_objects(prefix, offset):
             parsed = parse_object_name(obj.name)
             if parsed is None or parsed.name != REPORT_FILENAME:
                 continue
-            ref = CallRef(obj.name, obj.generation)
-            if obj.updated < cursor.since or (obj.updated == cursor.since and ref.key in cursor.at_since):
-                continue
-            new.append((obj, ref))
+            listed.append((obj, CallRef(obj.name, obj.generation)))
+    new = [(obj, ref) for obj, ref in listed if obj.updated >= cursor.since and ref.key not in cursor.at_since]
     if not new:
         return [], cursor
     newest = max(obj.updated for obj, _ in new)
-    at_newest = {ref.key for obj, ref in new if obj.updated == newest}
-    if newest == cursor.since:
-        at_newest |= cursor.at_since
+    since = max(cursor.since, min(newest, now - SETTLE))
+    # Everything listed at or after the new watermark has been requested: now or before.
+    at_since = frozenset(ref.key for obj, ref in listed if obj.updated >= since)
     by_day: dict[date, list[CallRef]] = {}
     for _, ref in new:
         by_day.setdefault(ref.day, []).append(ref)
@@ -114,4 +122,4 @@ def discover(
         refs = sorted(set(by_day[day]))
         for i in range(0, len(refs), max_per_run):
             batches.append(CallBatch(day, tuple(refs[i : i + max_per_run])))
-    return batches, DiscoveryCursor(since=newest, at_since=frozenset(at_newest))
+    return batches, DiscoveryCursor(since=since, at_since=at_since)
