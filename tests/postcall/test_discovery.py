@@ -121,3 +121,18 @@ def test_a_report_finalized_while_a_tick_lists_is_requested_next_tick() -> None:
     assert [r.report_object for b in second for r in b.refs] == [day_d]  # found, and day_d1 not again
     third, _ = discover(list_objects, cursor, t + timedelta(minutes=5), timedelta(hours=6))
     assert third == []
+
+
+def test_the_nightly_reconciliation_reprocesses_every_call_of_the_last_week() -> None:
+    """What the sensor's bounded listing cannot see (a report landing hours after its call
+    started) is caught by a nightly run over every call of each of the last 7 days."""
+    from orchestration.defs.postcall.sensors import RECONCILE_DAYS, postcall_reconcile_schedule
+
+    at = datetime(2026, 11, 26, 3, 15, tzinfo=UTC)
+    requests = postcall_reconcile_schedule(dg.build_schedule_context(scheduled_execution_time=at))
+    assert [r.partition_key for r in requests] == [
+        (at - timedelta(days=n)).date().isoformat() for n in range(RECONCILE_DAYS, -1, -1)
+    ]
+    for r in requests:
+        assert r.run_config["ops"]["call_transcripts"]["config"]["calls"] == []  # every call of the day
+        assert r.run_key.startswith(f"reconcile:{r.partition_key}:") and r.tags["callcenter/domain"] == "postcall"

@@ -16,6 +16,7 @@ from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResou
 from orchestration.defs.postcall.sensors import (
     call_recordings_sensor,
     postcall_job,
+    postcall_reconcile_schedule,
     postcall_views_job,
     postcall_views_schedule,
 )
@@ -31,7 +32,7 @@ defs = dg.Definitions(
     assets=[call_transcripts, call_analyses, call_index, *VIEW_ASSETS],
     jobs=[postcall_job, postcall_views_job],
     sensors=[call_recordings_sensor],
-    schedules=[postcall_views_schedule],
+    schedules=[postcall_views_schedule, postcall_reconcile_schedule],
 )
 
 

@@ -1,4 +1,4 @@
-"""The recordings-bucket sensor and the views schedule."""
+"""The recordings-bucket sensor, the nightly reconciliation and the views schedule."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -66,6 +66,34 @@ def call_recordings_sensor(context: dg.SensorEvaluationContext, recordings_bucke
         return dg.SkipReason(f"no new session reports since {cursor.since.isoformat()}")
     context.update_cursor(new_cursor.serialize())
     return requests
+
+
+RECONCILE_DAYS = 7
+
+
+@dg.schedule(
+    job=postcall_job,
+    cron_schedule="15 3 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description=(
+        "Nightly, every call of the last 7 days: what the sensor's listing cannot see (a report "
+        "written or rewritten hours after its call started) is processed; calls already indexed "
+        "from the same report generation are skipped."
+    ),
+)
+def postcall_reconcile_schedule(context: dg.ScheduleEvaluationContext):
+    at = context.scheduled_execution_time.astimezone(UTC)
+    days = [(at - timedelta(days=n)).date() for n in range(RECONCILE_DAYS, -1, -1)]
+    return [
+        dg.RunRequest(
+            run_key=f"reconcile:{day}:{at:%Y%m%d}",
+            partition_key=day.isoformat(),
+            run_config={"ops": {"call_transcripts": {"config": {"calls": []}}}},
+            tags={**DOMAIN_TAGS, "callcenter/reconcile": "true"},
+        )
+        for day in days
+    ]
 
 
 @dg.schedule(
