@@ -78,7 +78,8 @@ class CallIndex(Protocol):
     """The searchable store of indexed calls."""
 
     def upsert(self, record: CallRecord, embedding: Sequence[float]) -> None:
-        """Insert or replace one call atomically (re-processing replaces, never duplicates)."""
+        """Insert or replace one call atomically (re-processing replaces, never duplicates; a
+        record from an older report generation than the stored one is ignored)."""
         ...
 
     def upsert_many(self, items: Iterable[tuple[CallRecord, Sequence[float]]]) -> int:

@@ -98,6 +98,9 @@ ON CONFLICT (call_id) DO UPDATE SET
     search_text = EXCLUDED.search_text, search = EXCLUDED.search, embedding = EXCLUDED.embedding,
     indexed_at = now(), persona_key = EXCLUDED.persona_key, contact_id = EXCLUDED.contact_id,
     latency_p50_ms = EXCLUDED.latency_p50_ms, sentiment_rank = EXCLUDED.sentiment_rank
+-- A run still holding an older generation of the report (or a retry of it) never replaces a newer one.
+WHERE COALESCE((calls.record->>'source_generation')::bigint, 0)
+   <= COALESCE((EXCLUDED.record->>'source_generation')::bigint, 0)
 """
 
 # Sort keys that can be NULL get NULLS LAST; the others must not, or no index serves DESC.

@@ -280,7 +280,11 @@ class SqliteCallIndex(SqlPages):
         vec = np.asarray(embedding, dtype=np.float32)
         vec_blob = vec.tobytes()
         cols = _filter_values(record)
-        row = self._conn.execute("SELECT id FROM calls WHERE call_id = ?", (record.call_id,)).fetchone()
+        row = self._conn.execute(
+            "SELECT id, json_extract(record, '$.source_generation') FROM calls WHERE call_id = ?", (record.call_id,)
+        ).fetchone()
+        if row is not None and (row[1] or 0) > (record.source_generation or 0):
+            return  # a run still holding an older generation of the report never replaces a newer one
         names = ", ".join(cols)
         marks = ", ".join("?" for _ in cols)
         values = list(cols.values())

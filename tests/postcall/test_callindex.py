@@ -48,6 +48,18 @@ def test_upsert_replaces_rather_than_duplicates(index: CallIndex, record_factory
     assert index.search_vector(unit(2), limit=1)[0].record.call_id == rec.call_id
 
 
+def test_an_older_report_generation_never_replaces_a_newer_one(index: CallIndex, record_factory) -> None:
+    """The run of a report's first generation may finish (or be retried) after the run of its
+    rewrite: the newer row stays, text, vector and all."""
+    rec = record_factory(T0, text="the rewritten report")
+    index.upsert(rec.model_copy(update={"source_generation": 2}), unit(2))
+    index.upsert(rec.model_copy(update={"source_generation": 1, "transcript": rec.transcript[:1]}), unit(1))
+    stored = index.get(rec.call_id)
+    assert stored is not None and stored.source_generation == 2 and stored.transcript == rec.transcript
+    assert [h.record.call_id for h in index.search_text("rewritten")] == [rec.call_id]
+    assert index.search_vector(unit(2), limit=1)[0].record.source_generation == 2
+
+
 def test_failed_batch_leaves_nothing_behind(index: CallIndex, record_factory) -> None:
     good = record_factory(T0)
     with pytest.raises(ValueError, match="384 dimensions"):

@@ -116,3 +116,14 @@ def test_configured_patterns_redact_and_raw_is_kept_only_when_allowed(bucket, re
     assert "Maria" not in texts and "[REDACTED NAME]" in texts and result.redactions >= 1
     (name, raw) = next(iter(raw_written.items()))
     assert name == call.report_object.replace("session.json", "transcript.raw.json") and b"Maria" in raw
+
+
+def test_a_report_stored_under_another_call_is_not_indexed_under_either(bucket, render_demo_call) -> None:
+    """A misfiled report (its call id is not its folder's) fails its own call with the reason; it
+    must not go on to replace the row of the call it names."""
+    call = render_demo_call("wrong_number", STARTED)
+    other = render_demo_call("billing_question", STARTED.replace(minute=5))
+    upload_call(bucket, call, report=other.report.model_dump_json().encode())
+    result = _transcribe(bucket, call)
+    assert result.report is None  # so call_index lists it as unindexable, with the reason
+    assert f"names call {other.report.call_id}" in result.failure and call.report.call_id in result.failure

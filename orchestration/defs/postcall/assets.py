@@ -142,12 +142,14 @@ def call_transcripts(
         index = call_index_store.open()
         try:
             done = {
-                r for r in refs if (rec := index.get(r.call_id)) is not None and rec.source_generation == r.generation
+                r
+                for r in refs
+                if (rec := index.get(r.call_id)) is not None and (rec.source_generation or 0) >= r.generation
             }
         finally:
             index.close()
         if done:
-            context.log.info("skipping %d call(s) already indexed from the same report generation", len(done))
+            context.log.info("skipping %d call(s) already indexed from the same or a newer report", len(done))
         refs = [r for r in refs if r not in done]
 
     read = _reader(recordings_bucket)

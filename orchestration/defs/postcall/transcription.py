@@ -141,6 +141,8 @@ def _transcribe_call(
     report = call.report
     if report.call_id != ref.call_id:
         call.failure = f"session report names call {report.call_id}, but it is stored under {ref.call_id}"
+        # Not indexed under either id: the row of the call it names must not be overwritten.
+        call.report = None
         return call
 
     live_items = [(t.speaker, t.start, t.end, t.text) for t in report.turns]
