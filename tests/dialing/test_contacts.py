@@ -87,6 +87,25 @@ def test_registry_file_numbers_in_any_notation(tmp_path: Path) -> None:
     path = tmp_path / "national-dnc.txt"
     path.write_text("# extract\nphone_number\n415,5550113\n(212) 555-0198\n+1 303 555 0104\nnot a number\n\n")
     reg = parse_registry(path)
-    assert reg.source == "registry:national-dnc.txt"
+    assert reg.source == f"registry:{path.resolve()}"
     assert reg.numbers == {"+14155550113", "+12125550198", "+13035550104"}
     assert reg.bad_lines == [(6, "not a number")]
+
+
+def test_registry_numbers_without_a_country_code_are_read_in_each_campaigns_region(tmp_path: Path) -> None:
+    """Read only as US numbers, a UK campaign's registry entry was no number at all, while its
+    contact list read the same digits as +44 and dialled them."""
+    path = tmp_path / "dnc.txt"
+    path.write_text("020 7946 0018\n(212) 555-0198\n")
+    assert "+442079460018" not in parse_registry(path).numbers  # the old reading: US only
+    assert "+442079460018" in parse_registry(path, ["GB"]).numbers
+    both = parse_registry(path, ["US", "GB"])
+    assert "+442079460018" in both.numbers and "+12125550198" in both.numbers and both.bad_lines == []
+
+
+def test_two_registry_files_of_one_name_are_two_sources(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "dnc.txt").write_text("+12125550101\n")
+    (tmp_path / "b" / "dnc.txt").write_text("+12125550102\n")
+    assert parse_registry(tmp_path / "a" / "dnc.txt").source != parse_registry(tmp_path / "b" / "dnc.txt").source

@@ -333,3 +333,26 @@ async def test_an_unreadable_report_times_out_instead_of_holding_the_slot(
     assert late.sweep.timed_out == [report.call_id]
     closed = next(a for a in store.attempts() if a.attempt_id == attempt.attempt_id)
     assert closed.status is AttemptStatus.CLOSED and closed.outcome == "failed" and "unreadable" in closed.note
+
+
+async def test_a_slow_tick_does_not_dial_past_the_end_of_the_calling_window(
+    store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock
+) -> None:
+    """Planned at 20:59:30 local time; by the second dial the clock has passed 21:00."""
+    camp = campaign(max_concurrent_calls=10)
+    store.replace_contacts(camp.id, ny_contacts(3))
+    clock.now = clock.now.replace(hour=1, minute=59, second=30)  # 20:59:30 in New York (EST)
+    default = livekit_double._h_AgentDispatchService_CreateDispatch
+
+    def slow(req, claims):
+        clock.advance(timedelta(seconds=40))
+        return default(req, claims)
+
+    livekit_double.on("AgentDispatchService", "CreateDispatch", slow)
+    async with lk_client(livekit_double) as lk:
+        tick = make_tick(store, catalog(camp), lk, bucket, clock)
+        tick.settings = tick.settings.__class__(global_limit=100, parallelism=1)
+        result = await tick.run()
+    assert result.plans[camp.id].selected and len(result.plans[camp.id].selected) == 3
+    assert result.dialed[camp.id] == 1
+    assert result.not_dialed == {f"{camp.id}:outside_calling_window": 2}

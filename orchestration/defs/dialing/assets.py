@@ -122,13 +122,17 @@ def do_not_call_list(
     """Suppression: operator registry files imported into the ledger, next to the internal
     list that calls feed (do-not-call requests made to the agent)."""
     catalog = campaign_catalog.load()
-    files = [Path(p) for p in campaign_catalog.registry_files]
-    files += [Path(cf.resolve(p)) for cf in catalog.values() for p in cf.campaign.dnc_registry]
+    # Each file is read in the regions of the campaigns it serves; the shared ones in all of them.
+    all_regions = {cf.campaign.default_region for cf in catalog.values()} or {"US"}
+    regions: dict[Path, set[str]] = {Path(p).resolve(): set(all_regions) for p in campaign_catalog.registry_files}
+    for cf in catalog.values():
+        for p in cf.campaign.dnc_registry:
+            regions.setdefault(Path(cf.resolve(p)).resolve(), set()).add(cf.campaign.default_region)
     meta: dict[str, object] = {}
     now = datetime.now(UTC)
     with dial_ledger_store.open() as store:
-        for path in sorted(set(files)):
-            reg = parse_registry(path)
+        for path in sorted(regions):
+            reg = parse_registry(path, regions[path])
             store.replace_do_not_call_source(reg.source, reg.numbers, now)
             meta[f"{reg.source}/sha256"] = reg.digest
             if reg.bad_lines:

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 for r in lst.invalid + lst.duplicates:
                     print(f"  row {r.row} {r.contact_id or '-'} {r.value or ''}: {r.reason}")
                 for path in cf.campaign.dnc_registry:
-                    reg = parse_registry(Path(cf.resolve(path)))
+                    reg = parse_registry(Path(cf.resolve(path)), [cf.campaign.default_region])
                     n = store.replace_do_not_call_source(reg.source, reg.numbers, now)
                     print(f"  {reg.source}: {n} numbers suppressed, {len(reg.bad_lines)} unreadable lines")
         elif args.cmd == "dry-run":

@@ -217,6 +217,9 @@ class DialingTick:
         if self.store.is_do_not_call(sel.contact.phone_number):
             return "do_not_call"
         now = self.clock()
+        # The plan was made at the tick's start: a slow tick must not ring past the window's end.
+        if not window_verdict(campaign.calling_window, now, sel.contact.time_zones)[0]:
+            return "outside_calling_window"
         call_id = new_call_id()
         attempt = Attempt(
             attempt_id=f"att-{call_id[5:]}",

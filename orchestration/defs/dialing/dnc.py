@@ -2,13 +2,15 @@
 
 One number per line, in any common notation ("+1 415 555 0123", "4155550123",
 "415,5550123"); blank lines and lines starting with '#' are ignored. Each file is imported
-as its own source and replaces that source's previous import, so removals take effect.
+as its own source (by full path) and replaces that source's previous import, so removals
+take effect.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +27,15 @@ class RegistryFile:
     digest: str
 
 
-def parse_registry(path: Path, default_region: str = "US") -> RegistryFile:
+def parse_registry(path: Path, regions: Iterable[str] = ("US",)) -> RegistryFile:
+    """Numbers of a registry file. A line without a country code is read in each of ``regions``
+    (the regions of the campaigns it serves), and suppressed in all of them: read only as a
+    US number, a UK campaign's "020 7946 0018" was no number at all while its contact list read
+    the same digits as +44 and dialled them. The source is the file's full path: two files of
+    one name in different folders are two sources."""
     if not path.is_file():
         raise FileNotFoundError(f"do-not-call registry file {path} does not exist (check the campaign's dnc_registry)")
+    regions = sorted(set(regions)) or ["US"]
     data = path.read_bytes()
     numbers: set[str] = set()
     bad: list[tuple[int, str]] = []
@@ -36,14 +44,17 @@ def parse_registry(path: Path, default_region: str = "US") -> RegistryFile:
         if not text or text.startswith("#") or text.lower().startswith(("phone", "number", "area")):
             continue
         compact = _SEPARATORS.sub("", text)
-        try:
-            parsed = phonenumbers.parse(compact, default_region)
-        except phonenumbers.NumberParseException:
+        read = set()
+        for region in regions:
+            try:
+                parsed = phonenumbers.parse(compact, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_possible_number(parsed):
+                # Suppress even numbers phonenumbers calls invalid: a registry entry is never ignored.
+                read.add(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+        if read:
+            numbers |= read
+        else:
             bad.append((i, text))
-            continue
-        if not phonenumbers.is_possible_number(parsed):
-            bad.append((i, text))
-            continue
-        # Suppress even numbers phonenumbers calls invalid: a registry entry is never ignored.
-        numbers.add(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
-    return RegistryFile(f"registry:{path.name}", numbers, bad, hashlib.sha256(data).hexdigest()[:16])
+    return RegistryFile(f"registry:{path.resolve()}", numbers, bad, hashlib.sha256(data).hexdigest()[:16])
