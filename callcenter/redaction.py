@@ -164,7 +164,47 @@ def _card_window(run: _Run) -> tuple[int, int] | None:
 
 
 def redact(text: str, policy: RedactionPolicy | None = None) -> Redacted:
-    policy = policy or RedactionPolicy()
+    return _apply(text, _spans(text, policy or RedactionPolicy()))
+
+
+def redact_conversation(turns: Sequence[tuple[str, str]], policy: RedactionPolicy | None = None) -> Redacted:
+    """Redact a conversation's ``(speaker, text)`` turns, in order, as one text.
+
+    Turn by turn, "4111 1111" / "1111 1111 1111" (one caller, a pause between) is two short
+    numbers, and "seven three one" answering the agent's "the security code on the back?" has
+    no keyword near it. Here a number runs on across consecutive turns of one speaker (not into
+    another speaker's: a barrier token sits between them), and keywords count across turns.
+    Returns the turns' redacted texts joined by newlines, one line per turn, and the count.
+    """
+    parts: list[str] = []
+    bounds: list[tuple[int, int]] = []
+    pos, previous = 0, None
+    for speaker, text in turns:
+        text = text.replace("\n", " ")  # one line per turn in the result
+        if parts:
+            sep = " " if speaker == previous else " | "
+            parts.append(sep)
+            pos += len(sep)
+        bounds.append((pos, pos + len(text)))
+        parts.append(text)
+        pos += len(text)
+        previous = speaker
+    joined = "".join(parts)
+    merged = _merge(_spans(joined, policy or RedactionPolicy()))
+    lines = []
+    for a, b in bounds:
+        pieces, cursor = [], a
+        for start, end, label in merged:
+            if end <= a or start >= b:
+                continue
+            pieces += [joined[cursor : max(start, a)], label]
+            cursor = min(end, b)
+        pieces.append(joined[cursor:b])
+        lines.append("".join(pieces))
+    return Redacted(text="\n".join(lines), count=len(merged), labels=[m[2] for m in merged])
+
+
+def _spans(text: str, policy: RedactionPolicy) -> list[tuple[int, int, str]]:
     spans: list[tuple[int, int, str]] = []
     tokens = [_Token(m.group(), m.start(), m.end()) for m in _TOKEN_RE.finditer(text)]
     for run in _number_runs(tokens):
@@ -183,10 +223,10 @@ def redact(text: str, policy: RedactionPolicy | None = None) -> Redacted:
     for pattern in policy.patterns:
         label = f"[REDACTED {pattern.label.upper()}]"
         spans.extend((m.start(), m.end(), label) for m in pattern.compiled().finditer(text) if m.end() > m.start())
-    return _apply(text, spans)
+    return spans
 
 
-def _apply(text: str, spans: Iterable[tuple[int, int, str]]) -> Redacted:
+def _merge(spans: Iterable[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
     merged: list[tuple[int, int, str]] = []
     for start, end, label in sorted(spans):
         if merged and start < merged[-1][1]:  # overlapping: keep one redaction covering both
@@ -194,6 +234,11 @@ def _apply(text: str, spans: Iterable[tuple[int, int, str]]) -> Redacted:
             merged[-1] = (prev[0], max(prev[1], end), prev[2])
         else:
             merged.append((start, end, label))
+    return merged
+
+
+def _apply(text: str, spans: Iterable[tuple[int, int, str]]) -> Redacted:
+    merged = _merge(spans)
     out: list[str] = []
     pos = 0
     for start, end, label in merged:

@@ -56,3 +56,35 @@ def test_configured_patterns_and_switches() -> None:
     result = redact("member MB-123456, cvv 123, card 4111111111111111", policy)
     assert result.text == "member [REDACTED MEMBER_ID], cvv 123, card [REDACTED CARD]"
     assert result.count == 2
+
+
+@pytest.mark.parametrize(
+    ("turns", "expected"),
+    [
+        # One caller, a pause in the middle of the card: two segments, one number.
+        (
+            [("caller", "my card is 4111 1111"), ("caller", "1111 1111 thanks")],
+            ["my card is [REDACTED CARD]", "[REDACTED CARD] thanks"],
+        ),
+        # The code answers the agent's question: the keyword is in the other speaker's turn.
+        (
+            [("agent", "And the security code on the back?"), ("caller", "seven three one")],
+            ["And the security code on the back?", "[REDACTED CVV]"],
+        ),
+        (
+            [("caller", "My social is"), ("caller", "one two three four five six seven eight nine")],
+            ["My social is", "[REDACTED SSN]"],
+        ),
+        # A number does not run on into the other speaker's turn: eight digits each, no card.
+        (
+            [("agent", "your reference is 4111 1111"), ("caller", "1111 1111 is my member number")],
+            ["your reference is 4111 1111", "1111 1111 is my member number"],
+        ),
+    ],
+)
+def test_numbers_and_keywords_count_across_turns(turns, expected) -> None:
+    from callcenter.redaction import redact_conversation
+
+    result = redact_conversation(turns)
+    assert result.text.split("\n") == expected
+    assert result.count == (0 if expected == [t for _, t in turns] else 1)  # one number, however many turns

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from callcenter.record import TranscriptSegment, TranscriptSource
-from callcenter.redaction import RedactionPolicy, redact
+from callcenter.redaction import RedactionPolicy, redact_conversation
 from callcenter.report import SessionReport, Speaker, parse_report
 from orchestration.defs.postcall.audio import RecordingUnusable, decode_recording, speech_fraction
 from orchestration.defs.postcall.calls import CallRef
@@ -96,15 +96,16 @@ def _words(segments: list[TranscriptSegment]) -> int:
 def _redacted_segments(
     items: list[tuple[Speaker, float, float, str]], policy: RedactionPolicy
 ) -> tuple[list[TranscriptSegment], int]:
-    out: list[TranscriptSegment] = []
-    count = 0
-    for speaker, start, end, text in sorted(items, key=lambda i: (i[1], i[0].value)):
-        result = redact(text, policy)
-        count += result.count
-        out.append(
-            TranscriptSegment(speaker=speaker, text=result.text, start=max(start, 0.0), end=max(end, start, 0.0))
-        )
-    return out, count
+    ordered = sorted(items, key=lambda i: (i[1], i[0].value))
+    # As one conversation: a number split across two segments, or a code answering the other
+    # speaker's question, is redacted as it would be within one segment.
+    result = redact_conversation([(speaker.value, text) for speaker, _, _, text in ordered], policy)
+    texts = result.text.split("\n") if ordered else []
+    out = [
+        TranscriptSegment(speaker=speaker, text=text, start=max(start, 0.0), end=max(end, start, 0.0))
+        for (speaker, start, end, _), text in zip(ordered, texts, strict=True)
+    ]
+    return out, result.count
 
 
 def transcribe_call(
