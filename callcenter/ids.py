@@ -38,3 +38,11 @@ def call_id_time(call_id: str) -> datetime:
         raise ValueError(f"not a call id: {call_id!r} (expected call-<uuid7>)")
     hex_ms = call_id[5:13] + call_id[14:18]
     return datetime.fromtimestamp(int(hex_ms, 16) / 1000, tz=UTC)
+
+
+def call_id_floor(at: datetime) -> str:
+    """The smallest call id of calls created at or after ``at``: names sort by creation time,
+    so a bucket listing can start there (``start_offset``)."""
+    ms = max(int(at.timestamp() * 1000), 0)
+    h = f"{ms:012x}"
+    return f"call-{h[:8]}-{h[8:12]}-7000-8000-000000000000"

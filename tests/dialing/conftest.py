@@ -18,7 +18,7 @@ from callcenter.ids import call_id_time
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.paths import report_path
 from callcenter.report import SessionReport, Turn
-from orchestration.defs.dialing.assets import bucket_reader
+from orchestration.defs.dialing.assets import bucket_lister, bucket_reader
 from orchestration.defs.dialing.campaigns import Campaign, CampaignFile, load_catalog
 from orchestration.defs.dialing.contacts import Contact
 from orchestration.defs.dialing.dialer import DialingTick, TickSettings
@@ -155,6 +155,8 @@ def write_report(
     do_not_call: bool = False,
     answered: bool | None = None,
     first_agent_turn_s: float | None = 0.8,
+    direction: CallDirection = CallDirection.OUTBOUND,
+    from_number: str | None = None,
 ) -> SessionReport:
     """The agent's session report for a call, where the agent writes it."""
     started = ended_at - timedelta(seconds=60)
@@ -172,7 +174,8 @@ def write_report(
     report = SessionReport(
         call_id=call_id,
         room=call_id,
-        direction=CallDirection.OUTBOUND,
+        direction=direction,
+        from_number=from_number,
         sip_status_code=sip_status_code,
         started_at=started,
         answered_at=started + timedelta(seconds=5) if answered else None,
@@ -199,7 +202,8 @@ def make_tick(
     global_limit: int = 100,
 ) -> DialingTick:
     read = bucket_reader(bucket) if bucket is not None else (lambda _name: None)
-    return DialingTick(store, cat, lk, read, TickSettings(global_limit=global_limit), clock)
+    lister = bucket_lister(bucket) if bucket is not None else None
+    return DialingTick(store, cat, lk, read, TickSettings(global_limit=global_limit), clock, list_reports=lister)
 
 
 def lk_client(double: LiveKitDouble):  # noqa: ANN201

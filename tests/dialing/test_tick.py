@@ -356,3 +356,42 @@ async def test_a_slow_tick_does_not_dial_past_the_end_of_the_calling_window(
     assert result.plans[camp.id].selected and len(result.plans[camp.id].selected) == 3
     assert result.dialed[camp.id] == 1
     assert result.not_dialed == {f"{camp.id}:outside_calling_window": 2}
+
+
+async def test_a_do_not_call_request_on_an_inbound_call_stops_outbound_dials(
+    store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock
+) -> None:
+    """A contact calls in and asks to be taken off the list: no attempt of ours carries that
+    report, yet the next tick must not dial the number."""
+    from callcenter.outcomes import CallDirection
+
+    camp = campaign(max_concurrent_calls=5)
+    store.replace_contacts(camp.id, ny_contacts(2))
+    inbound = new_call_id(clock.now - timedelta(minutes=3))
+    write_report(
+        bucket,
+        inbound,
+        CallOutcome.ANSWERED,
+        clock.now - timedelta(minutes=1),
+        do_not_call=True,
+        direction=CallDirection.INBOUND,
+        from_number="+1 212-555-0001",  # as the caller id arrived: normalised to the list's E.164
+    )
+    write_report(
+        bucket,
+        new_call_id(clock.now - timedelta(minutes=2)),
+        CallOutcome.ANSWERED,
+        clock.now,
+        direction=CallDirection.INBOUND,
+        from_number="+12125550002",
+    )  # no request: still dialled
+    async with lk_client(livekit_double) as lk:
+        result = await make_tick(store, catalog(camp), lk, bucket, clock).run()
+    assert store.is_do_not_call("+12125550001") and not store.is_do_not_call("+12125550002")
+    assert result.sweep.do_not_call == ["+12125550001"]
+    assert result.plans[camp.id].skip_counts == {"do_not_call": 1} and result.dialed[camp.id] == 1
+    dialled = [
+        parse_dispatch(c.message.metadata).contact_id
+        for c in livekit_double.calls("AgentDispatchService", "CreateDispatch")
+    ]
+    assert dialled == ["c-0002"]

@@ -19,7 +19,7 @@ from orchestration.defs.dialing.dialer import (
     TickSettings,
 )
 from orchestration.defs.dialing.dnc import parse_registry
-from orchestration.defs.dialing.outcomes import ReadReport
+from orchestration.defs.dialing.outcomes import ListReports, ReadReport
 from orchestration.defs.dialing.planner import ABANDONMENT_LIMIT, Plan
 from orchestration.defs.dialing.resources import CallCapacity, CampaignCatalog, DialLedgerStore
 from orchestration.defs.dialing.store import DialStore
@@ -57,6 +57,15 @@ def utc_clock(at: str | None = None) -> Clock:
     if fixed.tzinfo is None:
         raise dg.Failure(description=f"dry-run time {at!r} needs a UTC offset, e.g. {at}Z")
     return lambda: fixed
+
+
+def bucket_lister(bucket: RecordingsBucket) -> ListReports:
+    def list_reports(prefix: str, start_offset: str | None):
+        for blob in bucket.list_prefix(prefix, start_offset=start_offset):
+            if start_offset is None or blob.name >= start_offset:  # the emulator ignores startOffset
+                yield blob.name, blob.updated
+
+    return list_reports
 
 
 def bucket_reader(bucket: RecordingsBucket) -> ReadReport:
@@ -209,13 +218,14 @@ def _tick(
     *,
     global_limit: int,
     holder: str | None = None,
+    list_reports: ListReports | None = None,
 ) -> DialingTick:
     settings = TickSettings(
         global_limit=global_limit,
         max_call_duration=timedelta(minutes=capacity.max_call_minutes),
         parallelism=capacity.parallel_dispatches,
     )
-    return DialingTick(store, catalog, lk, read, settings, clock, holder=holder)
+    return DialingTick(store, catalog, lk, read, settings, clock, holder=holder, list_reports=list_reports)
 
 
 def ledger_metadata(store: DialStore, campaign_ids: list[str], now: datetime) -> dict[str, object]:
@@ -260,6 +270,7 @@ def dial_ledger(
                     clock,
                     holder=context.run_id,
                     global_limit=global_limit,
+                    list_reports=bucket_lister(recordings_bucket),
                 )
                 return await tick.run(config.campaign_ids)
 

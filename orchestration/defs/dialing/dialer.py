@@ -25,7 +25,14 @@ from callcenter.dispatch import AGENT_NAME, OutboundCallRequest
 from callcenter.ids import is_call_id, new_call_id
 from callcenter.outcomes import CallOutcome
 from orchestration.defs.dialing.campaigns import Campaign, CampaignFile
-from orchestration.defs.dialing.outcomes import OutcomeSweep, ReadReport, find_report, sweep_outcomes
+from orchestration.defs.dialing.outcomes import (
+    ListReports,
+    OutcomeSweep,
+    ReadReport,
+    find_report,
+    sweep_inbound_do_not_call,
+    sweep_outcomes,
+)
 from orchestration.defs.dialing.planner import Capacity, Plan, Selection, gc_paused, plan_tick
 from orchestration.defs.dialing.store import Attempt, AttemptStatus, CampaignState, DialStore, attempt_key
 from orchestration.defs.dialing.windows import window_verdict
@@ -105,10 +112,13 @@ class DialingTick:
         settings: TickSettings,
         clock: Clock,
         holder: str | None = None,
+        list_reports: ListReports | None = None,
     ):
         self.store, self.campaigns, self.lk = store, campaigns, lk
         self.read_report, self.settings, self.clock = read_report, settings, clock
         self.holder = holder or f"tick-{uuid.uuid4()}"
+        # Lists the bucket's session reports: inbound callers' do-not-call requests come from there.
+        self.list_reports = list_reports
 
     # --- planning (read-only; the dry run stops here) --------------------------------
     def plan(self, campaign: Campaign, global_live: int, global_used: int = 0) -> Plan:
@@ -156,6 +166,10 @@ class DialingTick:
         result = TickResult()
         try:
             result.sweep = sweep_outcomes(self.store, self.read_report, self.clock(), self.settings.max_call_duration)
+            if self.list_reports is not None:
+                result.sweep.do_not_call += sweep_inbound_do_not_call(
+                    self.store, self.list_reports, self.read_report, self.clock(), self.settings.max_call_duration
+                )
             await self._reconcile_reserved(result)
             result.global_live = max(sum(self.store.live_counts().values()), await self._live_rooms())
             used = 0

@@ -8,15 +8,15 @@ made during the call goes straight into suppression, before the next tick plans.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
-from callcenter.ids import call_id_time
-from callcenter.outcomes import CallOutcome, outcome_for_sip_status
-from callcenter.paths import report_path
+from callcenter.ids import call_id_floor, call_id_time
+from callcenter.outcomes import CallDirection, CallOutcome, outcome_for_sip_status
+from callcenter.paths import REPORT_FILENAME, day_prefix, report_path
 from callcenter.report import SessionReport, Speaker, parse_report
 from orchestration.defs.dialing.store import AttemptStatus, DialStore
 
@@ -123,3 +123,59 @@ def apply_report(store: DialStore, report: SessionReport, now: datetime, sweep: 
         if dnc:
             sweep.do_not_call.append(attempt.phone_number)
     return closed
+
+
+# (prefix, start_offset) -> the report objects' (name, updated) under it.
+ListReports = Callable[[str, str | None], Iterable[tuple[str, datetime]]]
+INBOUND_DNC_MARK = "inbound_do_not_call"
+SETTLE = timedelta(minutes=2)  # listing time and clock skew: the watermark trails by this much
+
+
+def sweep_inbound_do_not_call(
+    store: DialStore,
+    list_reports: ListReports,
+    read: ReadReport,
+    now: datetime,
+    max_call_duration: timedelta,
+    first_lookback: timedelta = timedelta(days=1),
+) -> list[str]:
+    """Callers who asked on an inbound call not to be called: no attempt of ours carries their
+    report, so it is found in the bucket. Lists only the date prefixes (and, within them, the
+    call ids) of calls that may have ended since the last sweep; adding a number twice is
+    harmless, so reports near the watermark may be read again."""
+    since = store.mark(INBOUND_DNC_MARK) or now - first_lookback
+    floor = since - max_call_duration
+    added: list[str] = []
+    day = floor.astimezone(UTC).date()
+    while day <= (now + SETTLE).astimezone(UTC).date():
+        prefix = day_prefix(day)
+        day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        offset = prefix + call_id_floor(floor) if floor > day_start else None
+        for name, updated in list_reports(prefix, offset):
+            if not name.endswith("/" + REPORT_FILENAME) or updated < since - SETTLE:
+                continue
+            raw = read(name)
+            try:
+                report = parse_report(raw) if raw is not None else None
+            except (ValidationError, ValueError):
+                continue  # postcall reports it; an outbound call's DNC comes from its attempt
+            if report is None or report.direction is not CallDirection.INBOUND or not report.from_number:
+                continue
+            if report.do_not_call_requested or report.outcome is CallOutcome.DO_NOT_CALL:
+                number = e164(report.from_number)
+                store.add_do_not_call([number], "call", now, call_id=report.call_id)
+                added.append(number)
+        day += timedelta(days=1)
+    store.set_mark(INBOUND_DNC_MARK, max(since, now - SETTLE))
+    return added
+
+
+def e164(number: str, region: str = "US") -> str:
+    """A caller id as the contact lists store numbers (E.164); as given when it does not parse."""
+    import phonenumbers
+
+    try:
+        parsed = phonenumbers.parse(number, None if number.startswith("+") else region)
+    except phonenumbers.NumberParseException:
+        return number
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

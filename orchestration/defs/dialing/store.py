@@ -92,6 +92,8 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS dial_attempts_status ON dial_attempts (status)",
     """CREATE TABLE IF NOT EXISTS dialing_leases (
         name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL)""",
+    # Watermarks of sweeps over the bucket (e.g. inbound calls' do-not-call requests).
+    """CREATE TABLE IF NOT EXISTS dialing_marks (name TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL)""",
 ]
 
 _ATTEMPT_COLUMNS = (
@@ -257,6 +259,20 @@ class DialStore:
         with self.transaction() as cur:
             rows = self._exec(cur, "SELECT source, COUNT(*) FROM do_not_call GROUP BY source").fetchall()
         return {r[0]: int(r[1]) for r in rows}
+
+    # --- sweep watermarks ------------------------------------------------------------
+    def mark(self, name: str) -> datetime | None:
+        with self.transaction() as cur:
+            row = self._exec(cur, "SELECT at FROM dialing_marks WHERE name = ?", (name,)).fetchone()
+        return _dt(row[0]) if row else None
+
+    def set_mark(self, name: str, at: datetime) -> None:
+        with self.transaction() as cur:
+            self._exec(
+                cur,
+                "INSERT INTO dialing_marks (name, at) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET at = excluded.at",
+                (name, _ts(at)),
+            )
 
     # --- attempts -------------------------------------------------------------------
     def history(self, campaign_id: str) -> dict[str, ContactHistory]:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from callcenter.ids import call_id_floor
 from callcenter.paths import REPORT_FILENAME, day_prefix, parse_object_name
 from orchestration.defs.postcall.calls import CallRef
 
@@ -67,13 +68,6 @@ class CallBatch:
         # Derived only from object names + generations: the same objects always give the same key.
         digest = hashlib.sha256("\n".join(r.key for r in sorted(self.refs)).encode()).hexdigest()[:24]
         return f"postcall:{self.partition_key}:{digest}"
-
-
-def call_id_floor(at: datetime) -> str:
-    """The smallest call id (as a name component) of calls started at or after ``at``."""
-    ms = max(int(at.timestamp() * 1000), 0)
-    h = f"{ms:012x}"
-    return f"call-{h[:8]}-{h[8:12]}-7000-8000-000000000000"
 
 
 def prefixes_to_list(since: datetime, now: datetime, max_call: timedelta) -> list[tuple[str, str]]:
