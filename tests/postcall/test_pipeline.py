@@ -133,6 +133,8 @@ def test_bucket_to_searchable_record(bucket, tmp_path, llm_base_url, render_demo
     duration = checks["recording_duration_matches_sip"]
     assert set(duration.metadata["details"].value) == {empty.report.call_id}  # billing and wrong_number match
     assert checks["index_rows_match_processed_calls"].passed
+    unreadable = checks["session_reports_indexable"]
+    assert not unreadable.passed and set(unreadable.metadata["details"].value) == {corrupt.report.call_id}
     assert checks["transcript_non_empty"].passed
 
     # The same calls again: nothing indexed is redone (same report generations); only the call

@@ -274,8 +274,13 @@ def call_analyses(
         dg.AssetCheckSpec(
             "index_rows_match_processed_calls",
             asset="call_index",
-            description="every processed call has exactly one index row, from this run's report generation",
-        )
+            description="every processed call has exactly one index row, from this run's report generation or a newer one",
+        ),
+        dg.AssetCheckSpec(
+            "session_reports_indexable",
+            asset="call_index",
+            description="every completed call's session report could be read and indexed (else: which, and why)",
+        ),
     ],
 )
 def call_index(
@@ -307,8 +312,11 @@ def call_index(
         mismatched = {}
         for record in records:
             stored = index.get(record.call_id)
-            if stored is None or stored.source_generation != record.source_generation:
-                mismatched[record.call_id] = "missing from the index" if stored is None else "stale generation"
+            if stored is None:
+                mismatched[record.call_id] = "missing from the index"
+            elif (stored.source_generation or 0) < (record.source_generation or 0):
+                mismatched[record.call_id] = "stale generation"
+            # A newer generation stored meanwhile (its own run finished first) is no mismatch.
         day = _partition_day(context)
         day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         day_rows = index.count(CallFilter(started_from=day_start, started_to=day_start + timedelta(days=1)))
@@ -326,3 +334,5 @@ def call_index(
         },
     )
     yield _check("index_rows_match_processed_calls", mismatched, processed_calls=len(records), rows_for_day=day_rows)
+    # A call with no readable report has no row to show an analyst: it must not pass unseen.
+    yield _check("session_reports_indexable", unindexable, severity=dg.AssetCheckSeverity.WARN)
