@@ -395,3 +395,16 @@ async def test_a_do_not_call_request_on_an_inbound_call_stops_outbound_dials(
         for c in livekit_double.calls("AgentDispatchService", "CreateDispatch")
     ]
     assert dialled == ["c-0002"]
+
+
+async def test_a_number_listed_by_two_campaigns_is_called_by_one_at_a_time(
+    store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock
+) -> None:
+    first, second = campaign(id="renewals"), campaign(id="winback")
+    store.replace_contacts(first.id, ny_contacts(1))
+    store.replace_contacts(second.id, ny_contacts(1))  # the same person, in another list
+    async with lk_client(livekit_double) as lk:
+        result = await make_tick(store, catalog(first, second), lk, bucket, clock).run()
+    assert result.dialed[first.id] + result.dialed[second.id] == 1
+    assert result.not_dialed == {"winback:number_in_call": 1}
+    assert len(livekit_double.calls("AgentDispatchService", "CreateDispatch")) == 1

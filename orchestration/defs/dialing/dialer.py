@@ -230,6 +230,10 @@ class DialingTick:
             return f"campaign_{state.value}"
         if self.store.is_do_not_call(sel.contact.phone_number):
             return "do_not_call"
+        # One call at a time to a number, whichever campaigns list it: a DNC said on the first
+        # must be able to stop the second.
+        if self.store.number_in_call(sel.contact.phone_number) is not None:
+            return "number_in_call"
         now = self.clock()
         # The plan was made at the tick's start: a slow tick must not ring past the window's end.
         if not window_verdict(campaign.calling_window, now, sel.contact.time_zones)[0]:

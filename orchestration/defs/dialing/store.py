@@ -90,6 +90,7 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS campaign_contacts_order ON campaign_contacts (campaign_id, position)",
     "CREATE INDEX IF NOT EXISTS dial_attempts_campaign ON dial_attempts (campaign_id, contact_id)",
     "CREATE INDEX IF NOT EXISTS dial_attempts_status ON dial_attempts (status)",
+    "CREATE INDEX IF NOT EXISTS dial_attempts_phone ON dial_attempts (phone_number, status)",
     """CREATE TABLE IF NOT EXISTS dialing_leases (
         name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL)""",
     # Watermarks of sweeps over the bucket (e.g. inbound calls' do-not-call requests).
@@ -409,6 +410,16 @@ class DialStore:
                 cur, f"SELECT {_ATTEMPT_COLUMNS} FROM dial_attempts WHERE call_id = ?", (call_id,)
             ).fetchone()
         return _attempt(row) if row else None
+
+    def number_in_call(self, phone_number: str) -> str | None:
+        """The campaign of an open attempt to this number, in any campaign; None when none."""
+        with self.transaction() as cur:
+            row = self._exec(
+                cur,
+                "SELECT campaign_id FROM dial_attempts WHERE phone_number = ? AND status IN (?, ?, ?) LIMIT 1",
+                (phone_number, *OPEN_STATUSES),
+            ).fetchone()
+        return row[0] if row else None
 
     def live_counts(self) -> dict[str, int]:
         """Attempts reserved, sending or dispatched and not yet closed, per campaign: calls holding capacity."""
