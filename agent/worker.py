@@ -30,7 +30,7 @@ from agent.session_report import build_report, upload_report
 from agent.settings import AgentSettings, load_settings
 from callcenter.dispatch import OutboundCallRequest, parse_dispatch
 from callcenter.ids import is_call_id
-from callcenter.outcomes import CallDirection
+from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.report import SessionReport
 
 log = logging.getLogger("agent.worker")
@@ -108,6 +108,17 @@ async def connect_call(call: CallState, agent: CallCenterAgent, lkapi: api.LiveK
     Returns False when an outbound call did not connect (outcome and SIP status are set).
     """
     request = call.request
+    if request is not None and request.dial_by is not None and utcnow() > request.dial_by:
+        # The dispatch waited for a worker past its deadline (the calling window's end, or
+        # minutes in a queue): ringing now could break the window. The report says it failed,
+        # and the dial ledger retries after backoff, inside the window.
+        log.warning(
+            "not dialing: the dispatch's deadline %s has passed",
+            request.dial_by.isoformat(),
+            extra={"call_id": call.call_id},
+        )
+        call.outcome = CallOutcome.FAILED
+        return False
     if request is not None:
         result = await place_call(
             lkapi,

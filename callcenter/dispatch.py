@@ -8,6 +8,7 @@ before it dials. Stable contract: add optional fields only.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -58,11 +59,23 @@ class OutboundCallRequest(BaseModel):
     recording_disclosure: bool = Field(True, description="speak the campaign's recording notice before recording")
     ring_timeout_s: float = Field(30.0, gt=0, le=120, description="give up (no_answer) after this long ringing")
     contact_name: str | None = Field(None, max_length=200, description="the callee's name from the contact list")
+    dial_by: datetime | None = Field(
+        None,
+        description="UTC instant after which the agent must not place the call: the end of the contact's "
+        "calling window, or a dispatch that waited too long for a free worker; None = no limit",
+    )
     contact_fields: dict[str, str] = Field(
         default_factory=dict,
         description="the contact list's own columns (policy number, renewal date, ...) for the script; "
         f"at most {MAX_CONTACT_FIELDS} of up to {MAX_FIELD_CHARS} characters each",
     )
+
+    @field_validator("dial_by")
+    @classmethod
+    def _dial_by_aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("dial_by must carry a UTC offset")
+        return v
 
     @field_validator("call_id")
     @classmethod

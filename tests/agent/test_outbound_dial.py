@@ -175,3 +175,24 @@ async def test_inbound_call_records_only_after_the_recording_notice_was_spoken(
     assert len(heard) == 1 and "This call is recorded" in heard[0]
     assert tc.call.sip_status_code == 200 and tc.call.recording_path is not None
     assert livekit_double.calls("SIP", "CreateSIPParticipant") == []  # inbound: nothing to dial
+
+
+async def test_a_dispatch_past_its_deadline_is_not_dialled(
+    agent_settings: AgentSettings,
+    scripted_llm: ScriptedLLM,
+    livekit_double: LiveKitDouble,
+    gcs_emulator: str,
+) -> None:
+    """It waited for a free worker past the calling window's end: the phone must not ring, and
+    the report says the attempt failed, so the ledger retries it inside the window."""
+    from datetime import UTC, datetime, timedelta
+
+    scripted_llm.script([])
+    settings = agent_settings.model_copy(update={"sip_outbound_trunk_id": outbound_trunk(livekit_double)})
+    request = outbound_request(dial_by=datetime.now(UTC) - timedelta(seconds=1))
+    async with text_call(settings, livekit_double, request) as tc:
+        assert await connect_call(tc.call, tc.agent, tc.lkapi, settings) is False
+        await finish_call(tc.call, tc.session.history, tc.lkapi, settings)
+    assert livekit_double.calls("SIP", "CreateSIPParticipant") == []
+    stored = read_report(gcs_emulator, settings.recordings_bucket, request.call_id, tc.call.started_at)
+    assert stored.outcome is CallOutcome.FAILED and stored.answered_at is None

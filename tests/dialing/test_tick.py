@@ -408,3 +408,23 @@ async def test_a_number_listed_by_two_campaigns_is_called_by_one_at_a_time(
     assert result.dialed[first.id] + result.dialed[second.id] == 1
     assert result.not_dialed == {"winback:number_in_call": 1}
     assert len(livekit_double.calls("AgentDispatchService", "CreateDispatch")) == 1
+
+
+@pytest.mark.parametrize(
+    ("utc_time", "deadline_utc"),
+    [
+        ((1, 58), (2, 0)),  # 20:58 in New York: the window closes first (21:00 local = 02:00 UTC)
+        ((15, 0), (15, 5)),  # 10:00 there: a dispatch queued for a worker goes stale after 5 minutes
+    ],
+)
+async def test_each_dispatch_carries_the_moment_the_agent_must_give_up(
+    store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock, utc_time, deadline_utc
+) -> None:
+    camp = campaign()
+    store.replace_contacts(camp.id, ny_contacts(1))
+    clock.now = clock.now.replace(hour=utc_time[0], minute=utc_time[1], second=0, microsecond=0)
+    async with lk_client(livekit_double) as lk:
+        await make_tick(store, catalog(camp), lk, bucket, clock).run()
+    (create,) = livekit_double.calls("AgentDispatchService", "CreateDispatch")
+    dial_by = parse_dispatch(create.message.metadata).dial_by
+    assert dial_by == clock.now.replace(hour=deadline_utc[0], minute=deadline_utc[1])

@@ -25,6 +25,7 @@ from callcenter.dispatch import AGENT_NAME, OutboundCallRequest
 from callcenter.ids import is_call_id, new_call_id
 from callcenter.outcomes import CallOutcome
 from orchestration.defs.dialing.campaigns import Campaign, CampaignFile
+from orchestration.defs.dialing.contacts import Contact
 from orchestration.defs.dialing.outcomes import (
     ListReports,
     OutcomeSweep,
@@ -35,7 +36,7 @@ from orchestration.defs.dialing.outcomes import (
 )
 from orchestration.defs.dialing.planner import Capacity, Plan, Selection, gc_paused, plan_tick
 from orchestration.defs.dialing.store import Attempt, AttemptStatus, CampaignState, DialStore, attempt_key
-from orchestration.defs.dialing.windows import window_verdict
+from orchestration.defs.dialing.windows import window_closes, window_verdict
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +77,25 @@ class TickResult:
     global_live: int = 0
 
 
+# A dispatch that waits longer than this for a free agent worker is stale: the agent drops it.
+DISPATCH_VALIDITY = timedelta(minutes=5)
+
+
 def build_request(
-    campaign: Campaign, attempt: Attempt, name: str | None = None, fields: Mapping[str, Any] | None = None
+    campaign: Campaign,
+    attempt: Attempt,
+    name: str | None = None,
+    fields: Mapping[str, Any] | None = None,
+    *,
+    dial_by: datetime | None = None,
 ) -> OutboundCallRequest:
     """Validated dispatch metadata: a bad campaign or number fails here, before the ledger.
 
-    ``name`` and ``fields`` come from the contact list (its custom columns), for the script.
+    ``name`` and ``fields`` come from the contact list (its custom columns), for the script;
+    ``dial_by`` is when the agent must give up placing the call (see ``dial_deadline``).
     """
     return OutboundCallRequest(
+        dial_by=dial_by,
         contact_name=name,
         contact_fields=dict(fields or {}),
         call_id=attempt.call_id,
@@ -250,7 +262,12 @@ class DialingTick:
             status=AttemptStatus.RESERVED,
             reserved_at=now,
         )
-        request = build_request(campaign, attempt, *self.store.contact_profile(campaign.id, attempt.contact_id))
+        request = build_request(
+            campaign,
+            attempt,
+            *self.store.contact_profile(campaign.id, attempt.contact_id),
+            dial_by=dial_deadline(campaign, now, sel.contact.time_zones),
+        )
         if not self.store.reserve(attempt):
             return "already_reserved"
         return await self._dispatch(attempt, request)
@@ -315,13 +332,14 @@ class DialingTick:
                 result.expired.append(attempt.call_id)
                 continue
             cf = self.campaigns.get(attempt.campaign_id)
-            why_not = self._still_dialable(cf.campaign if cf else None, attempt, now)
+            why_not, contact = self._still_dialable(cf.campaign if cf else None, attempt, now)
             if why_not:
                 self.store.cancel(attempt.attempt_id, f"not dialled after recovery: {why_not}", now)
                 continue
-            assert cf is not None
+            assert cf is not None and contact is not None
             profile = self.store.contact_profile(attempt.campaign_id, attempt.contact_id)
-            outcome = await self._dispatch(attempt, build_request(cf.campaign, attempt, *profile))
+            deadline = dial_deadline(cf.campaign, now, contact.time_zones)
+            outcome = await self._dispatch(attempt, build_request(cf.campaign, attempt, *profile, dial_by=deadline))
             if outcome == "dialed":
                 result.redialed.append(attempt.call_id)
                 result.dialed[attempt.campaign_id] += 1
@@ -341,16 +359,25 @@ class DialingTick:
             return "session-report"
         return None
 
-    def _still_dialable(self, campaign: Campaign | None, attempt: Attempt, now: datetime) -> str | None:
+    def _still_dialable(
+        self, campaign: Campaign | None, attempt: Attempt, now: datetime
+    ) -> tuple[str | None, Contact | None]:
+        """(why not, the contact): why the attempt may not be sent now, None when it may."""
         if campaign is None:
-            return f"campaign {attempt.campaign_id} no longer defined"
+            return f"campaign {attempt.campaign_id} no longer defined", None
         state, _ = self.store.campaign_state(campaign.id)
         if state is not CampaignState.ACTIVE:
-            return f"campaign {state.value}"
+            return f"campaign {state.value}", None
         if self.store.is_do_not_call(attempt.phone_number):
-            return "number on the do-not-call list"
+            return "number on the do-not-call list", None
         contact = next((c for c in self.store.load_contacts(campaign.id) if c.contact_id == attempt.contact_id), None)
         if contact is None:
-            return "contact removed from the list"
+            return "contact removed from the list", None
         allowed, why = window_verdict(campaign.calling_window, now, contact.time_zones)
-        return None if allowed else why
+        return (None if allowed else why), contact
+
+
+def dial_deadline(campaign: Campaign, now: datetime, zones: tuple[str, ...]) -> datetime:
+    """Until when the agent may place the call: the calling window's end in the contact's
+    zones, and no later than DISPATCH_VALIDITY from now (a dispatch queued for a worker)."""
+    return min(window_closes(campaign.calling_window, now, zones), now + DISPATCH_VALIDITY)

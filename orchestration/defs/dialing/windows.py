@@ -10,7 +10,7 @@ because their number could also be an hour later somewhere else.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -69,3 +69,14 @@ def window_verdict(window: CallingWindow, now: datetime, zones: tuple[str, ...])
 
 def _describe(window: CallingWindow) -> str:
     return f"{window.effective_start:%H:%M}-{window.effective_end:%H:%M} {'/'.join(window.days)}"
+
+
+def window_closes(window: CallingWindow, now: datetime, zones: Iterable[str]) -> datetime:
+    """When today's window ends in the first of ``zones`` to close it, as a UTC instant."""
+    ends = [
+        datetime.combine(local.date(), window.effective_end, tzinfo=local.tzinfo).astimezone(UTC)
+        for local in local_times(now, zones)
+    ]
+    if not ends:
+        raise ValueError("no time zone: the window's end is unknown")
+    return min(ends)
