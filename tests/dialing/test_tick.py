@@ -428,3 +428,26 @@ async def test_each_dispatch_carries_the_moment_the_agent_must_give_up(
     (create,) = livekit_double.calls("AgentDispatchService", "CreateDispatch")
     dial_by = parse_dispatch(create.message.metadata).dial_by
     assert dial_by == clock.now.replace(hour=deadline_utc[0], minute=deadline_utc[1])
+
+
+async def test_unconfirmed_dispatches_hold_fleet_capacity_within_the_tick(
+    store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock
+) -> None:
+    """Two campaigns, a fleet limit of 2: the first campaign's two dispatches time out (they
+    may ring), so the second campaign dials nobody in the same tick."""
+    first, second = campaign(id="renewals"), campaign(id="winback")
+    store.replace_contacts(first.id, ny_contacts(2))
+    store.replace_contacts(second.id, ny_contacts(2, start=10))
+    default = livekit_double._h_AgentDispatchService_CreateDispatch
+
+    def bad_gateway_for_renewals(req, claims):
+        if parse_dispatch(req.metadata).campaign_id == "renewals":
+            default(req, claims)
+            raise TwirpFailure("unavailable", "upstream timed out", 504)
+        return default(req, claims)
+
+    livekit_double.on("AgentDispatchService", "CreateDispatch", bad_gateway_for_renewals)
+    async with lk_client(livekit_double) as lk:
+        result = await make_tick(store, catalog(first, second), lk, bucket, clock, global_limit=2).run()
+    assert result.not_dialed["renewals:unconfirmed"] == 2
+    assert result.dialed["winback"] == 0 and result.plans["winback"].skip_counts == {"capacity": 2}

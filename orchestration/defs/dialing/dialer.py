@@ -189,9 +189,11 @@ class DialingTick:
                 campaign = self._campaign(cid)
                 plan = self.plan(campaign, result.global_live, used)
                 result.plans[cid] = plan
-                before = result.dialed[cid]  # recovered attempts are already in global_live
+                # Recovered attempts are already in global_live; an unconfirmed dispatch may ring,
+                # so it holds a slot of the fleet's like a confirmed one.
+                before = result.dialed[cid] + result.not_dialed[f"{cid}:unconfirmed"]
                 await self._dial_all(campaign, plan.selected, result)
-                used += result.dialed[cid] - before
+                used += result.dialed[cid] + result.not_dialed[f"{cid}:unconfirmed"] - before
         finally:
             self.store.release_lease(LEASE_NAME, self.holder)
         return result
