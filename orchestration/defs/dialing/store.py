@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -313,34 +313,33 @@ class DialStore:
             ).fetchone()
         return row is not None
 
+    def _wrote_row(self, sql: str, params: Sequence[Any]) -> bool:
+        """Run one conditional write ending in RETURNING in its own transaction: did a row change?"""
+        with self.transaction() as cur:
+            return self._exec(cur, sql, params).fetchone() is not None
+
     def mark_sending(self, attempt_id: str) -> bool:
         """Committed right before the dispatch goes out. False when the reservation is gone
         (a stop cancelled it since): then nothing may be sent."""
-        with self.transaction() as cur:
-            row = self._exec(
-                cur,
-                "UPDATE dial_attempts SET status = ? WHERE attempt_id = ? AND status = ? RETURNING attempt_id",
-                (AttemptStatus.SENDING.value, attempt_id, AttemptStatus.RESERVED.value),
-            ).fetchone()
-        return row is not None
+        return self._wrote_row(
+            "UPDATE dial_attempts SET status = ? WHERE attempt_id = ? AND status = ? RETURNING attempt_id",
+            (AttemptStatus.SENDING.value, attempt_id, AttemptStatus.RESERVED.value),
+        )
 
     def mark_dispatched(self, attempt_id: str, dispatch_id: str, at: datetime) -> bool:
         """False when the attempt was no longer open (closed by its report already)."""
-        with self.transaction() as cur:
-            row = self._exec(
-                cur,
-                "UPDATE dial_attempts SET status = ?, dispatch_id = ?, dispatched_at = ? "
-                "WHERE attempt_id = ? AND status IN (?, ?) RETURNING attempt_id",
-                (
-                    AttemptStatus.DISPATCHED.value,
-                    dispatch_id,
-                    _ts(at),
-                    attempt_id,
-                    AttemptStatus.RESERVED.value,
-                    AttemptStatus.SENDING.value,
-                ),
-            ).fetchone()
-        return row is not None
+        return self._wrote_row(
+            "UPDATE dial_attempts SET status = ?, dispatch_id = ?, dispatched_at = ? "
+            "WHERE attempt_id = ? AND status IN (?, ?) RETURNING attempt_id",
+            (
+                AttemptStatus.DISPATCHED.value,
+                dispatch_id,
+                _ts(at),
+                attempt_id,
+                AttemptStatus.RESERVED.value,
+                AttemptStatus.SENDING.value,
+            ),
+        )
 
     def cancel(self, attempt_id: str, note: str, at: datetime) -> None:
         """Never dialled (not sent, or refused by LiveKit): free the idempotency key so the
@@ -370,23 +369,20 @@ class DialStore:
         note: str | None = None,
     ) -> bool:
         """Close the open attempt of ``call_id``; False when already closed (reports are idempotent)."""
-        with self.transaction() as cur:
-            row = self._exec(
-                cur,
-                "UPDATE dial_attempts SET status = ?, outcome = ?, closed_at = ?, sip_status_code = ?, abandoned = ?, note = ? "
-                "WHERE call_id = ? AND status IN (?, ?, ?) RETURNING attempt_id",
-                (
-                    AttemptStatus.CLOSED.value,
-                    outcome.value,
-                    _ts(at),
-                    sip_status_code,
-                    abandoned,
-                    note,
-                    call_id,
-                    *OPEN_STATUSES,
-                ),
-            ).fetchone()
-        return row is not None
+        return self._wrote_row(
+            "UPDATE dial_attempts SET status = ?, outcome = ?, closed_at = ?, sip_status_code = ?, abandoned = ?, note = ? "
+            "WHERE call_id = ? AND status IN (?, ?, ?) RETURNING attempt_id",
+            (
+                AttemptStatus.CLOSED.value,
+                outcome.value,
+                _ts(at),
+                sip_status_code,
+                abandoned,
+                note,
+                call_id,
+                *OPEN_STATUSES,
+            ),
+        )
 
     def attempts(
         self, statuses: Iterable[AttemptStatus] | None = None, campaign_id: str | None = None
