@@ -45,8 +45,14 @@ class CallCenterAgent(Agent):
         persona = self.call.persona
         text = persona.opening_line() if self.call.speaks_recording_notice else persona.opening_line_without_notice()
         handle = self.session.say(text, allow_interruptions=False)
-        self.call.automated_agent_disclosed = True
-        self.call.recording_disclosed = self.call.speaks_recording_notice
+
+        def heard(h) -> None:  # noqa: ANN001
+            # Disclosed once played out whole: a caller who hangs up mid-greeting heard neither.
+            if not h.interrupted:
+                self.call.automated_agent_disclosed = True
+                self.call.recording_disclosed = self.call.speaks_recording_notice
+
+        handle.add_done_callback(heard)
         return handle
 
     def _say_then(self, ctx: RunContext[CallState], text: str | None, action: Callable[[], Awaitable[None]]) -> None:

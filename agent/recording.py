@@ -19,8 +19,12 @@ from callcenter.paths import audio_path
 
 log = logging.getLogger("agent.recording")
 
-_ENDED = {api.EgressStatus.EGRESS_COMPLETE, api.EgressStatus.EGRESS_FAILED, api.EgressStatus.EGRESS_ABORTED,
-          api.EgressStatus.EGRESS_LIMIT_REACHED}
+_ENDED = {
+    api.EgressStatus.EGRESS_COMPLETE,
+    api.EgressStatus.EGRESS_FAILED,
+    api.EgressStatus.EGRESS_ABORTED,
+    api.EgressStatus.EGRESS_LIMIT_REACHED,
+}
 
 
 def recording_request(settings: AgentSettings, call: CallState) -> api.RoomCompositeEgressRequest:
@@ -62,6 +66,14 @@ async def finish_recording(lkapi: api.LiveKitAPI, call: CallState, *, timeout_s:
     """
     if call.egress_id is None:
         return True
+    try:
+        return await _wait_for_egress(lkapi, call, timeout_s)
+    except Exception as exc:  # never in the way of the session report: it must still be written
+        log.error("could not confirm the recording: %s", type(exc).__name__, extra={"call_id": call.call_id})
+        return False
+
+
+async def _wait_for_egress(lkapi: api.LiveKitAPI, call: CallState, timeout_s: float) -> bool:
     try:
         await lkapi.egress.stop_egress(api.StopEgressRequest(egress_id=call.egress_id))
     except api.TwirpError as exc:

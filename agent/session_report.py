@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from datetime import UTC, datetime
 
 from google.api_core.retry import Retry
@@ -25,6 +26,21 @@ from callcenter.report import SessionReport, Speaker, Turn, TurnLatency
 log = logging.getLogger("agent.session_report")
 
 _SPEAKERS = {"user": Speaker.CALLER, "assistant": Speaker.AGENT}
+
+# A do-not-call request in the caller's own words. The LLM's record_do_not_call tool is the
+# first line; this is the backstop for a caller who says it and hangs up before the tool runs
+# (closing the session cancels the reply in flight). Matching too much suppresses a number
+# too many; matching too little calls someone who asked not to be called.
+DO_NOT_CALL_WORDS = re.compile(
+    r"\b(?:stop|quit|don'?t|do not|never)\s+(?:calling|call|ringing|phoning|contacting)\b"
+    r"|\b(?:take|remove|delete)\s+(?:me|my number|my name|this number)\s+(?:off|from)\b"
+    r"|\bdo[- ]not[- ]call\b",
+    re.IGNORECASE,
+)
+
+
+def asked_not_to_be_called(turns: list[Turn]) -> bool:
+    return any(t.speaker is Speaker.CALLER and DO_NOT_CALL_WORDS.search(t.text) for t in turns)
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -97,7 +113,7 @@ def build_report(call: CallState, history: llm.ChatContext, *, ended_at: datetim
         persona=call.persona.name,
         recording_disclosed=call.recording_disclosed,
         automated_agent_disclosed=call.automated_agent_disclosed,
-        do_not_call_requested=call.do_not_call_requested,
+        do_not_call_requested=call.do_not_call_requested or asked_not_to_be_called(turns),
         transferred_to=call.transferred_to,
         recording_path=call.recording_path,
         turns=turns,

@@ -14,6 +14,7 @@ SIGTERM drains: the worker stops taking jobs and lets running calls finish for u
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from livekit import api, rtc
 from livekit.agents import NOT_GIVEN, AgentServer, JobContext, JobProcess, cli, llm, room_io
@@ -57,6 +58,14 @@ def outbound_request(ctx: JobContext) -> OutboundCallRequest | None:
     return request
 
 
+def metadata_problems(exc: Exception) -> list[str]:
+    """What was wrong with a dispatch, for the log: field names and error kinds only (pydantic's
+    own message quotes the values: the callee's number, the contact list's columns)."""
+    if isinstance(exc, ValidationError):
+        return [".".join(map(str, e["loc"])) + ": " + e["type"] for e in exc.errors()]
+    return [type(exc).__name__]
+
+
 async def entrypoint(ctx: JobContext) -> None:
     settings: AgentSettings = ctx.proc.userdata.get("settings") or load_settings()
     call_id = ctx.room.name
@@ -66,7 +75,9 @@ async def entrypoint(ctx: JobContext) -> None:
         request = outbound_request(ctx)
     except (ValidationError, ValueError) as exc:
         # nothing was dialed: the dial ledger sees no report and retries per its policy
-        log.error("rejecting outbound job with invalid metadata: %s", exc, extra={"call_id": call_id})
+        log.error(
+            "rejecting outbound job with invalid metadata: %s", metadata_problems(exc), extra={"call_id": call_id}
+        )
         ctx.shutdown(reason="invalid dispatch metadata")
         return
     control = CallControl(ctx.api, call_id, on_finished=lambda: ctx.shutdown(reason="call ended"))
@@ -76,7 +87,8 @@ async def entrypoint(ctx: JobContext) -> None:
     agent = OutboundCallAgent(call) if request else CallCenterAgent(call)
 
     async def write_report(reason: str) -> None:
-        report = await finish_call(call, session.history, ctx.api, settings)
+        ended_at = utcnow()  # the hang-up, not after waiting for Egress to finish the file
+        report = await finish_call(call, session.history, ctx.api, settings, ended_at=ended_at)
         # tokens / audio seconds per model: capacity planning reads these from the logs
         usage = [u.model_dump(exclude_none=True) for u in session.usage.model_usage]
         log.info("call finished: %s (%s)", report.outcome, reason, extra={"call_id": call_id, "usage": usage})
@@ -137,9 +149,11 @@ async def connect_call(call: CallState, agent: CallCenterAgent, lkapi: api.LiveK
     mark_answered(call)
 
     greeting = agent.greet()
-    if call.recording_disclosed:
+    if call.speaks_recording_notice:
         # the notice is heard before anything is recorded
         await greeting.wait_for_playout()
+        if greeting.interrupted:
+            return True  # the caller left during the notice: nothing to record
     try:
         await start_recording(lkapi, settings, call)
     except Exception:
@@ -149,12 +163,19 @@ async def connect_call(call: CallState, agent: CallCenterAgent, lkapi: api.LiveK
 
 
 async def finish_call(
-    call: CallState, history: llm.ChatContext, lkapi: api.LiveKitAPI, settings: AgentSettings
+    call: CallState,
+    history: llm.ChatContext,
+    lkapi: api.LiveKitAPI,
+    settings: AgentSettings,
+    *,
+    ended_at: datetime | None = None,
 ) -> SessionReport:
-    """At shutdown: let Egress finalise the audio, then write the session report (last)."""
+    """At shutdown: let Egress finalise the audio, then write the session report (last).
+    ``ended_at``: when the call ended (default: now)."""
+    ended_at = ended_at or utcnow()
     if not await finish_recording(lkapi, call):
         call.recording_path = None  # do not point readers at a file that is not there
-    report = build_report(call, history, ended_at=utcnow(), agent_name=settings.agent_name)
+    report = build_report(call, history, ended_at=ended_at, agent_name=settings.agent_name)
     await upload_report(settings, report)
     return report
 
