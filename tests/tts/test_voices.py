@@ -55,6 +55,9 @@ def test_upload_list_use_and_delete(client, clips):
         ("Bad Name!", "good", 400, "name"),
         ("joe", "good", 409, "name"),
         ("empty", b"", 400, "file"),
+        ("joe\n", "good", 400, "name"),  # "$" let a trailing newline through: a second "joe"
+        # FFmpeg's concat demuxer opens the files an upload names: not a clip format.
+        ("concat", b"ffconcat version 1.0\nfile good.wav\n", 400, "file"),
     ],
 )
 def test_upload_validation(client, clips, name, clip, status, param):
@@ -117,3 +120,32 @@ def test_voices_mirror_to_a_bucket(make_client, piper_backend, clips, tmp_path, 
     assert "mirrored" in {v["id"] for v in fresh.get("/v1/audio/voices").json()["data"]}
     assert fresh.delete("/v1/audio/voices/mirrored").status_code == 200
     assert list(bucket.list_blobs()) == []
+
+
+def test_a_clip_that_decodes_to_hours_is_refused_without_decoding_it_all(tmp_path):
+    """A few hundred KB of FLAC can hold hours of a constant level; decoding all of it took
+    gigabytes. Decoding stops just past the longest clip allowed."""
+    from tts.app.voices import CLIP_SAMPLE_RATE, decode_clip
+
+    path = tmp_path / "hours.flac"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "aevalsrc=0.5:s=24000:d=3600",
+            "-c:a",
+            "flac",
+            str(path),
+        ],
+        check=True,
+        timeout=120,
+    )
+    data = path.read_bytes()
+    assert len(data) < 10 * 1024 * 1024  # under the upload limit
+    samples, seconds = decode_clip(data, max_seconds=30.0)
+    assert 30.0 < seconds < 31.0  # just past the limit, not the hour the file holds
+    assert len(samples) < 31 * CLIP_SAMPLE_RATE

@@ -25,7 +25,8 @@ from tts.app.backends.base import SpeechBackend, Voice
 log = logging.getLogger(__name__)
 
 CLIP_SAMPLE_RATE = 24_000
-VOICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# \Z, not $: "$" also matches before a final newline, and "joe\n" was a voice of its own.
+VOICE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
 
 
 class VoiceError(Exception):
@@ -45,19 +46,35 @@ class ClipRules:
     max_bytes: int = 10 * 1024 * 1024
 
 
-def decode_clip(data: bytes) -> tuple[np.ndarray, float]:
-    """Decode any FFmpeg-readable audio to float32 mono at 24 kHz; returns (samples, seconds)."""
+# Containers a reference clip may come in. FFmpeg reads far more (its concat demuxer even
+# opens files named inside the upload), none of which a recorded voice needs.
+CLIP_FORMATS = {"wav", "mp3", "flac", "ogg", "mov,mp4,m4a,3gp,3g2,mj2", "aac", "webm", "matroska,webm"}
+
+
+def decode_clip(data: bytes, max_seconds: float = 3600.0) -> tuple[np.ndarray, float]:
+    """Decode a wav/mp3/flac/ogg/m4a/webm clip to float32 mono at 24 kHz; returns (samples, seconds).
+
+    Decoding stops past ``max_seconds`` (the length is then reported as just over it): a few
+    KB of FLAC can hold hours of audio, and decoding all of it took gigabytes."""
+    limit = int(max_seconds * CLIP_SAMPLE_RATE) + 1
     try:
         with av.open(io.BytesIO(data)) as container:
+            if container.format.name not in CLIP_FORMATS:
+                raise VoiceError(400, "The uploaded file is not wav, mp3, flac, ogg, m4a or webm audio.", "file")
             if not container.streams.audio:
                 raise VoiceError(400, "The uploaded file has no audio stream.", "file")
             resampler = av.AudioResampler("flt", "mono", CLIP_SAMPLE_RATE)
-            parts = []
+            parts, n = [], 0
             for frame in container.decode(audio=0):
                 for out in resampler.resample(frame):
                     parts.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                parts.append(out.to_ndarray().reshape(-1))
+                    n += len(parts[-1])
+                if n >= limit:
+                    break
+            else:
+                for out in resampler.resample(None):
+                    parts.append(out.to_ndarray().reshape(-1))
+                    n += len(parts[-1])
     except VoiceError:
         raise
     except (av.error.FFmpegError, ValueError, IndexError):
@@ -201,7 +218,7 @@ class VoiceLibrary:
             raise VoiceError(413, f"The clip is larger than {self.rules.max_bytes} bytes.", "file")
         if not data:
             raise VoiceError(400, "The uploaded file is empty.", "file")
-        samples, seconds = decode_clip(data)
+        samples, seconds = decode_clip(data, max_seconds=self.rules.max_seconds)
         if seconds < self.rules.min_seconds or seconds > self.rules.max_seconds:
             raise VoiceError(
                 400,
