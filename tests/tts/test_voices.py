@@ -149,3 +149,63 @@ def test_a_clip_that_decodes_to_hours_is_refused_without_decoding_it_all(tmp_pat
     samples, seconds = decode_clip(data, max_seconds=30.0)
     assert 30.0 < seconds < 31.0  # just past the limit, not the hour the file holds
     assert len(samples) < 31 * CLIP_SAMPLE_RATE
+
+
+def test_a_chunked_upload_over_the_limit_is_refused_before_it_is_spooled(make_client, piper_backend):
+    """No Content-Length: the body is counted as it arrives and refused once over the limit
+    (before, the whole body was spooled to disk, then refused)."""
+    client = make_client(RecordingBackend(piper_backend), max_upload_bytes=50_000)
+    sent = {"bytes": 0}
+    boundary = "xyz"
+
+    def body():
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nbig\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="c.wav"\r\n'
+            "Content-Type: audio/wav\r\n\r\n"
+        ).encode()
+        for _ in range(200):  # 200 x 64 KB = 12.5 MB, never declared
+            sent["bytes"] += 65536
+            yield b"\0" * 65536
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = client.post(
+        "/v1/audio/voices", content=body(), headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+    )
+    assert response.status_code == 413 and response.json()["error"]["param"] == "file"
+    assert "50000 bytes" in response.json()["error"]["message"]
+
+
+def test_a_chunked_speech_body_over_the_limit_is_413(client):
+    def body():
+        yield b'{"model": "tts-1", "voice": "joe", "input": "'
+        for _ in range(64):
+            yield b"a" * 65536
+        yield b'"}'
+
+    response = client.post("/v1/audio/speech", content=body(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "body_too_large"
+
+
+async def test_body_limits_stop_reading_at_the_limit():
+    """At the ASGI level (the test client buffers whole bodies): chunks are pulled only until
+    the limit is passed, then 413; the route never runs."""
+    from tts.app.main import BodyLimit, BodyLimits
+
+    pulled, sent, reached = [], [], []
+
+    async def receive():
+        pulled.append(1)
+        return {"type": "http.request", "body": b"\0" * 65536, "more_body": len(pulled) < 200}
+
+    async def send(message):
+        sent.append(message)
+
+    async def route(scope, receive, send):
+        reached.append(scope["path"])
+
+    app = BodyLimits(route, {"/v1/audio/voices": BodyLimit(100_000, "file", "The clip is larger than 100000 bytes.")})
+    scope = {"type": "http", "method": "POST", "path": "/v1/audio/voices", "headers": []}
+    await app(scope, receive, send)
+    assert len(pulled) == 2 and reached == []  # 128 KB read of the 12.5 MB on offer
+    assert sent[0]["status"] == 413

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -67,27 +68,62 @@ async def load_and_warm(runtime: Runtime) -> None:
         log.exception("speech backend failed to load")
 
 
-class SpeechBodyLimit:
-    """413 for a declared Content-Length over the limit on POST /v1/audio/speech.
+@dataclass(frozen=True)
+class BodyLimit:
+    limit: int
+    param: str
+    message: str
+
+
+class BodyLimits:
+    """413 for a POST body over its route's limit, whether declared (Content-Length) or sent
+    chunked: the body is read here, at most ``limit`` bytes, and handed on. Without it a chunked
+    upload was spooled whole (200 MB seen) before the route could refuse it.
 
     Plain ASGI rather than @app.middleware("http"): Starlette's BaseHTTPMiddleware wraps
     `receive`, and the handler then never sees the client's disconnect.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limits: dict[str, BodyLimit]) -> None:
         self.app = app
-        self.limit = limit
+        self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/v1/audio/speech":
-            declared = dict(scope["headers"]).get(b"content-length", b"")
-            if declared.isdigit() and int(declared) > self.limit:
-                error = APIError(
-                    413, f"The request body is larger than {self.limit} bytes.", param="input", code="body_too_large"
-                )
-                await error_response(error)(scope, receive, send)
+        rule = self.limits.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if rule is None:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > rule.limit:
+            await self._refuse(rule, scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client left before sending its body
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > rule.limit:
+                await self._refuse(rule, scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body, handed = b"".join(chunks), False
+
+        async def replay() -> dict:
+            nonlocal handed
+            if not handed:
+                handed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # then the disconnect, which streaming handlers watch for
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(rule: BodyLimit, scope: Scope, receive: Receive, send: Send) -> None:
+        await error_response(APIError(413, rule.message, param=rule.param, code="body_too_large"))(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, backend: SpeechBackend | None = None) -> FastAPI:
@@ -130,7 +166,20 @@ def create_app(settings: Settings | None = None, backend: SpeechBackend | None =
     app = FastAPI(title="Call-center speech server", version="1.0", lifespan=lifespan)
     app.state.runtime = runtime
     # A speech body is a few KiB of JSON; refuse megabytes before parsing them.
-    app.add_middleware(SpeechBodyLimit, limit=max(64 * 1024, settings.max_input_chars * 8))
+    speech_limit = max(64 * 1024, settings.max_input_chars * 8)
+    # The clip plus a little for the multipart framing and the short fields.
+    upload_limit = settings.max_upload_bytes + 256 * 1024
+    app.add_middleware(
+        BodyLimits,
+        limits={
+            "/v1/audio/speech": BodyLimit(
+                speech_limit, "input", f"The request body is larger than {speech_limit} bytes."
+            ),
+            "/v1/audio/voices": BodyLimit(
+                upload_limit, "file", f"The clip is larger than {settings.max_upload_bytes} bytes."
+            ),
+        },
+    )
 
     install_error_handlers(app)
     app.include_router(speech.router)
