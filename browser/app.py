@@ -112,11 +112,19 @@ def _csv_lines(rows: Iterator[CallRow]) -> Iterator[str]:
     yield buf.getvalue()
 
 
+def _audit(request: Request, event: str, **details: object) -> None:
+    analyst = getattr(request.state, "analyst", None)
+    if analyst is not None:
+        request.app.state.audit.record(event, analyst, request.client.host if request.client else None, **details)
+
+
 @router.get("/calls.csv", name="export_csv")
 def export_csv(request: Request) -> StreamingResponse:
     settings: BrowserSettings = request.app.state.settings
     q = parse_list_query(list(request.query_params.multi_items()))
     rows = _queries(request).export_rows(q, settings.csv_export_max_rows)
+    # Up to csv_export_max_rows calls leave in one file: who took which, like a page view.
+    _audit(request, "calls_exported", filters=str(request.query_params), max_rows=settings.csv_export_max_rows)
     return StreamingResponse(
         _csv_lines(rows),
         media_type="text/csv; charset=utf-8",
@@ -175,6 +183,8 @@ def search_page(request: Request) -> HTMLResponse:
         if len(text) > 500:
             raise BadFilter("the search text is longer than 500 characters; shorten it")
         results = queries.search_text(text, limit) if mode == "text" else queries.similar_to_text(text, limit)
+    if results is not None:
+        _audit(request, "calls_searched", mode=mode, query=text, similar_to=similar_to, results=len(results))
     return _page(
         request, "search.html", nav="search", text=text, mode=mode, results=results, limit=limit, similar_to=similar_to
     )

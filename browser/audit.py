@@ -1,4 +1,4 @@
-"""The audit trail: every call page view is logged (who, which call, when, from where)."""
+"""The audit trail: every call page view, search and CSV export is logged (who, what, when, from where)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ logger = logging.getLogger("browser.audit")
 
 
 class CallViewAudit:
-    """Writes one record per call page view to the ``browser.audit`` logger and, if set, a JSONL file."""
+    """Writes one record per call page view, search and export to the ``browser.audit`` logger
+    and, if set, a JSONL file."""
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
@@ -23,13 +24,16 @@ class CallViewAudit:
             path.parent.mkdir(parents=True, exist_ok=True)
 
     def call_viewed(self, analyst: Analyst, call_id: str, client: str | None) -> dict:
+        return self.record("call_viewed", analyst, client, call_id=call_id)
+
+    def record(self, event: str, analyst: Analyst, client: str | None, **details: object) -> dict:
         entry = {
-            "event": "call_viewed",
+            "event": event,
             "at": datetime.now(UTC).isoformat(),
             "analyst": analyst.email,
             "via": analyst.via,
-            "call_id": call_id,
             "client": client,
+            **details,
         }
         line = json.dumps(entry, sort_keys=True)
         logger.info(line)

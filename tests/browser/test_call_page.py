@@ -111,6 +111,21 @@ def test_every_call_page_view_is_audited(make_client, calls, tmp_path, caplog):
     assert sum(record.call_id in m for m in caplog.messages) == 2
 
 
+def test_searches_and_csv_exports_are_audited_too(make_client, calls, tmp_path):
+    """An export carries up to 100,000 summaries out at once: who took which, and who searched
+    for what, is logged like a page view."""
+    audit = tmp_path / "audit.jsonl"
+    client = make_client(audit_log_path=audit)
+    assert client.get("/calls.csv", params={"outcome": "answered"}).status_code == 200
+    assert client.get("/search", params={"q": "refund"}).status_code == 200
+    assert client.get("/search").status_code == 200  # the empty form: no search made
+    entries = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [e["event"] for e in entries] == ["calls_exported", "calls_searched"]
+    exported, searched = entries
+    assert exported["filters"] == "outcome=answered" and exported["analyst"] == "local-analyst"
+    assert searched["query"] == "refund" and searched["mode"] == "text" and isinstance(searched["results"], int)
+
+
 def test_an_index_failure_is_a_500_page_without_a_stack_trace(make_client):
     client = make_client()
     client.app.state.queries.index.close()  # the store goes away under the app
