@@ -45,9 +45,16 @@ class BrowserSettings(BaseSettings):
     gcp_project: str | None = Field(None, validation_alias="GOOGLE_CLOUD_PROJECT")
     signed_url_minutes: int = Field(15, ge=1, le=7 * 24 * 60)
 
-    # Production sign-in: IAP (Gateway/IAP sets the header) and/or bearer tokens for scripts.
-    trust_iap_header: bool = True
+    # Production sign-in: IAP and/or bearer tokens for scripts. With ``iap_audience`` set, the
+    # analyst is whoever IAP's signed X-Goog-IAP-JWT-Assertion names (checked against Google's
+    # IAP keys); ``trust_iap_header`` alone takes the plain email header on trust, which is only
+    # safe where nothing but the IAP-fronted load balancer reaches the pod. Off by default: a
+    # token-only deployment must not let a forged header in.
+    trust_iap_header: bool = False
     iap_user_header: str = "X-Goog-Authenticated-User-Email"
+    iap_audience: str | None = Field(
+        None, description="/projects/<project number>/global/backendServices/<backend service id>"
+    )
     api_tokens: SecretStr | None = Field(
         None, description="comma-separated bearer tokens accepted in production (from a Kubernetes Secret)"
     )
@@ -69,10 +76,11 @@ class BrowserSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_sign_in(self) -> BrowserSettings:
-        if self.mode is BrowserMode.PRODUCTION and not (self.trust_iap_header or self.tokens()):
+        if self.mode is BrowserMode.PRODUCTION and not (self.trust_iap_header or self.iap_audience or self.tokens()):
             raise ValueError(
-                "production mode needs a way to sign in: set CALLCENTER_BROWSER_API_TOKENS "
-                "or CALLCENTER_BROWSER_TRUST_IAP_HEADER=true (behind IAP)"
+                "production mode needs a way to sign in: set CALLCENTER_BROWSER_API_TOKENS, "
+                "CALLCENTER_BROWSER_IAP_AUDIENCE (verifies IAP's signed assertion) "
+                "or CALLCENTER_BROWSER_TRUST_IAP_HEADER=true (only where just IAP reaches the pod)"
             )
         return self
 

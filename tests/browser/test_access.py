@@ -15,8 +15,12 @@ TOKEN = "s3cret-analyst-token"
 
 @pytest.fixture
 def production(make_client, tmp_path):
+    """Behind IAP, trusting its email header (only the load balancer reaches the pod), and tokens."""
     audit = tmp_path / "audit.jsonl"
-    return make_client(mode="production", api_tokens=f"other-token, {TOKEN}", audit_log_path=audit), audit
+    client = make_client(
+        mode="production", api_tokens=f"other-token, {TOKEN}", audit_log_path=audit, trust_iap_header=True
+    )
+    return client, audit
 
 
 @pytest.mark.parametrize(
@@ -82,3 +86,78 @@ def test_local_mode_refuses_to_serve_beyond_loopback():
     with pytest.raises(ValidationError, match="local mode has no sign-in"):
         BrowserSettings(mode="local", host="0.0.0.0")
     assert BrowserSettings(mode="production", host="0.0.0.0", api_tokens=TOKEN).host == "0.0.0.0"
+
+
+def test_a_token_only_deployment_ignores_a_forged_iap_header(make_client, calls):
+    """The header was trusted by default: any caller sending it got in under any email."""
+    client = make_client(mode="production", api_tokens=TOKEN)
+    record, _ = calls[0]
+    forged = {"X-Goog-Authenticated-User-Email": "accounts.google.com:ceo@example.com"}
+    assert client.get("/calls.csv", headers=forged).status_code == 401
+    assert client.get(f"/calls/{record.call_id}", headers=forged).status_code == 401
+
+
+AUDIENCE = "/projects/123456789/global/backendServices/987654321"
+
+
+@pytest.fixture
+def iap_signer(monkeypatch):
+    """An ES256 key standing in for IAP's, served as Google's IAP key set is (kid -> PEM)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from google.auth import crypt
+
+    import browser.auth
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+    class KeySet:
+        status = 200
+        data = json.dumps({"test-key": public_pem}).encode()
+
+    keys = browser.auth.CachedKeys()
+    monkeypatch.setattr(keys, "fetch", lambda url: KeySet())
+    monkeypatch.setattr(browser.auth, "IAP_KEYS", keys)
+    return crypt.ES256Signer.from_string(private_pem, key_id="test-key")
+
+
+def iap_assertion(signer, **claims) -> str:
+    import time
+
+    from google.auth import jwt
+
+    now = int(time.time())
+    payload = {
+        "iss": "https://cloud.google.com/iap",
+        "aud": AUDIENCE,
+        "email": "ana@example.com",
+        "sub": "1",
+        "iat": now,
+        "exp": now + 600,
+        **claims,
+    }
+    return jwt.encode(signer, payload).decode()
+
+
+def test_the_signed_iap_assertion_names_the_analyst(make_client, calls, iap_signer):
+    client = make_client(mode="production", iap_audience=AUDIENCE)
+    record, _ = calls[0]
+    ok = client.get(f"/calls/{record.call_id}", headers={"X-Goog-IAP-JWT-Assertion": iap_assertion(iap_signer)})
+    assert ok.status_code == 200 and "ana@example.com" in ok.text
+    # The plain header alone, another backend's assertion, or a stale one: not signed in.
+    forged = {"X-Goog-Authenticated-User-Email": "accounts.google.com:ceo@example.com"}
+    assert client.get("/calls", headers=forged).status_code == 401
+    other = iap_assertion(iap_signer, aud="/projects/1/global/backendServices/2")
+    assert client.get("/calls", headers={"X-Goog-IAP-JWT-Assertion": other}).status_code == 401
+    stale = iap_assertion(iap_signer, iat=1, exp=2)
+    assert client.get("/calls", headers={"X-Goog-IAP-JWT-Assertion": stale}).status_code == 401
+    not_iap = iap_assertion(iap_signer, iss="https://accounts.google.com")
+    assert client.get("/calls", headers={"X-Goog-IAP-JWT-Assertion": not_iap}).status_code == 401
