@@ -40,13 +40,27 @@ class CallControl:
         self._local = local_participant
 
     async def hang_up(self) -> None:
-        """End the call for everyone: deleting the room disconnects the SIP leg (BYE)."""
+        """End the call for everyone: deleting the room disconnects the SIP leg (BYE). If that
+        fails, the caller is removed instead; either way the job ends (and writes its report):
+        an agent left silent on the line, after a goodbye, would hold it until the caller hung up."""
         try:
-            await self._api.room.delete_room(api.DeleteRoomRequest(room=self.room_name))
-        except api.TwirpError as exc:
-            if exc.code != "not_found":  # already gone: the caller hung up first
+            try:
+                await self._api.room.delete_room(api.DeleteRoomRequest(room=self.room_name))
+            except api.TwirpError as exc:
+                if exc.code == "not_found":  # already gone: the caller hung up first
+                    return
                 raise
-        self._finish()
+        except Exception as exc:
+            log.error("could not delete the room (%s); removing the caller instead", type(exc).__name__)
+            if self.caller_identity:
+                try:
+                    await self._api.room.remove_participant(
+                        api.RoomParticipantIdentity(room=self.room_name, identity=self.caller_identity)
+                    )
+                except Exception as exc2:  # noqa: BLE001 - logged; the job still ends below
+                    log.error("could not remove the caller either (%s)", type(exc2).__name__)
+        finally:
+            self._finish()
 
     async def transfer(self, transfer_to: str) -> None:
         """Cold transfer (SIP REFER) of the caller; the agent leaves the call afterwards."""

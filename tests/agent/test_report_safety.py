@@ -118,3 +118,25 @@ def test_invalid_dispatch_metadata_is_logged_without_its_values() -> None:
     logged = " ".join(metadata_problems(err.value))
     assert "phone_number" in logged and "contact_fields" in logged
     assert "415 555 0123" not in logged and "PN-998877" not in logged
+
+
+async def test_a_failed_hang_up_removes_the_caller_and_still_ends_the_job(
+    agent_settings, scripted_llm, livekit_double
+) -> None:
+    """Before: a DeleteRoom error left the agent silent on the line, job running, no report."""
+    from livekit.protocol import room as room_pb
+
+    scripted_llm.script([])
+
+    def unavailable(_req, _claims):
+        raise TwirpFailure("unavailable", "room service unavailable", 503)
+
+    livekit_double.on("RoomService", "DeleteRoom", unavailable)
+    livekit_double.on("RoomService", "RemoveParticipant", lambda _req, _claims: room_pb.RemoveParticipantResponse())
+    async with text_call(agent_settings, livekit_double, outbound_request()) as tc:
+        control = tc.call.control
+        control.caller_identity = "sip-callee"
+        await control.hang_up()
+        assert control.finished.is_set()
+    (removed,) = livekit_double.calls("RoomService", "RemoveParticipant")
+    assert removed.message.identity == "sip-callee"
