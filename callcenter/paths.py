@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+
+from callcenter.ids import call_id_floor
 
 RECORDINGS_PREFIX = "recordings"
 AUDIO_FILENAME = "audio.ogg"
@@ -59,3 +61,20 @@ def parse_object_name(name: str) -> CallObject | None:
     except ValueError:
         return None
     return CallObject(day=day, call_id=m["call_id"], name=m["name"])
+
+
+def prefixes_to_list(since: datetime, now: datetime, max_call: timedelta) -> list[tuple[str, str]]:
+    """(prefix, start_offset) pairs covering calls that may have completed after ``since``:
+    the date prefixes from ``since - max_call`` to ``now``, each listed from the first call id
+    that can matter (call ids sort by start time); the offset is the prefix itself when the
+    whole day can."""
+    floor = since - max_call
+    out = []
+    day = floor.astimezone(UTC).date()
+    while day <= now.astimezone(UTC).date():
+        prefix = day_prefix(day)
+        day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        offset = prefix + call_id_floor(floor) if floor > day_start else prefix
+        out.append((prefix, offset))
+        day += timedelta(days=1)
+    return out

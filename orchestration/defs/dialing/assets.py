@@ -60,9 +60,9 @@ def utc_clock(at: str | None = None) -> Clock:
 
 
 def bucket_lister(bucket: RecordingsBucket) -> ListReports:
-    def list_reports(prefix: str, start_offset: str | None):
-        for blob in bucket.list_prefix(prefix, start_offset=start_offset):
-            if start_offset is None or blob.name >= start_offset:  # the emulator ignores startOffset
+    def list_reports(prefix: str, offset: str):
+        for blob in bucket.list_prefix(prefix, start_offset=offset if offset != prefix else None):
+            if blob.name >= offset:  # the emulator ignores startOffset
                 yield blob.name, blob.updated
 
     return list_reports

@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
-from callcenter.ids import call_id_floor, call_id_time
+from callcenter.ids import call_id_time
 from callcenter.outcomes import CallDirection, CallOutcome, outcome_for_sip_status
-from callcenter.paths import REPORT_FILENAME, day_prefix, report_path
+from callcenter.paths import REPORT_FILENAME, prefixes_to_list, report_path
 from callcenter.report import SessionReport, Speaker, parse_report
+from orchestration.defs.dialing.contacts import normalise_number
 from orchestration.defs.dialing.store import AttemptStatus, DialStore
 
 # Answered calls where the agent says nothing for this long count as abandoned (FTC/Ofcom
@@ -125,8 +126,8 @@ def apply_report(store: DialStore, report: SessionReport, now: datetime, sweep: 
     return closed
 
 
-# (prefix, start_offset) -> the report objects' (name, updated) under it.
-ListReports = Callable[[str, str | None], Iterable[tuple[str, datetime]]]
+# (prefix, start_offset) -> the report objects' (name, updated) under it, listed from the offset.
+ListReports = Callable[[str, str], Iterable[tuple[str, datetime]]]
 INBOUND_DNC_MARK = "inbound_do_not_call"
 SETTLE = timedelta(minutes=2)  # listing time and clock skew: the watermark trails by this much
 
@@ -144,13 +145,8 @@ def sweep_inbound_do_not_call(
     call ids) of calls that may have ended since the last sweep; adding a number twice is
     harmless, so reports near the watermark may be read again."""
     since = store.mark(INBOUND_DNC_MARK) or now - first_lookback
-    floor = since - max_call_duration
     added: list[str] = []
-    day = floor.astimezone(UTC).date()
-    while day <= (now + SETTLE).astimezone(UTC).date():
-        prefix = day_prefix(day)
-        day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        offset = prefix + call_id_floor(floor) if floor > day_start else None
+    for prefix, offset in prefixes_to_list(since, now + SETTLE, max_call_duration):
         for name, updated in list_reports(prefix, offset):
             if not name.endswith("/" + REPORT_FILENAME) or updated < since - SETTLE:
                 continue
@@ -162,20 +158,9 @@ def sweep_inbound_do_not_call(
             if report is None or report.direction is not CallDirection.INBOUND or not report.from_number:
                 continue
             if report.do_not_call_requested or report.outcome is CallOutcome.DO_NOT_CALL:
-                number = e164(report.from_number)
+                # As contact lists store numbers (E.164); as given when no list could hold it.
+                number = normalise_number(report.from_number, "US")[0] or report.from_number
                 store.add_do_not_call([number], "call", now, call_id=report.call_id)
                 added.append(number)
-        day += timedelta(days=1)
     store.set_mark(INBOUND_DNC_MARK, max(since, now - SETTLE))
     return added
-
-
-def e164(number: str, region: str = "US") -> str:
-    """A caller id as the contact lists store numbers (E.164); as given when it does not parse."""
-    import phonenumbers
-
-    try:
-        parsed = phonenumbers.parse(number, None if number.startswith("+") else region)
-    except phonenumbers.NumberParseException:
-        return number
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

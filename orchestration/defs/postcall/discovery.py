@@ -18,10 +18,10 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from callcenter.ids import call_id_floor
-from callcenter.paths import REPORT_FILENAME, day_prefix, parse_object_name
+from callcenter.ids import call_id_floor  # noqa: F401 (re-exported for tests)
+from callcenter.paths import REPORT_FILENAME, parse_object_name, prefixes_to_list
 from orchestration.defs.postcall.calls import CallRef
 
 MAX_CALLS_PER_RUN = 200
@@ -68,20 +68,6 @@ class CallBatch:
         # Derived only from object names + generations: the same objects always give the same key.
         digest = hashlib.sha256("\n".join(r.key for r in sorted(self.refs)).encode()).hexdigest()[:24]
         return f"postcall:{self.partition_key}:{digest}"
-
-
-def prefixes_to_list(since: datetime, now: datetime, max_call: timedelta) -> list[tuple[str, str]]:
-    """(prefix, start_offset) pairs covering calls that may have completed after ``since``."""
-    floor = since - max_call
-    out = []
-    day = floor.astimezone(UTC).date()
-    while day <= now.astimezone(UTC).date():
-        prefix = day_prefix(day)
-        day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        offset = prefix + call_id_floor(floor) if floor > day_start else prefix
-        out.append((prefix, offset))
-        day += timedelta(days=1)
-    return out
 
 
 def discover(
