@@ -167,20 +167,26 @@ def redact(text: str, policy: RedactionPolicy | None = None) -> Redacted:
     return _apply(text, _spans(text, policy or RedactionPolicy()))
 
 
-def redact_conversation(turns: Sequence[tuple[str, str]], policy: RedactionPolicy | None = None) -> Redacted:
+@dataclass
+class RedactedTurns:
+    texts: list[str]  # one per turn, in order
+    count: int = 0
+    labels: list[str] = field(default_factory=list)
+
+
+def redact_conversation(turns: Sequence[tuple[str, str]], policy: RedactionPolicy | None = None) -> RedactedTurns:
     """Redact a conversation's ``(speaker, text)`` turns, in order, as one text.
 
     Turn by turn, "4111 1111" / "1111 1111 1111" (one caller, a pause between) is two short
     numbers, and "seven three one" answering the agent's "the security code on the back?" has
     no keyword near it. Here a number runs on across consecutive turns of one speaker (not into
     another speaker's: a barrier token sits between them), and keywords count across turns.
-    Returns the turns' redacted texts joined by newlines, one line per turn, and the count.
+    Returns each turn's redacted text and the count.
     """
     parts: list[str] = []
     bounds: list[tuple[int, int]] = []
     pos, previous = 0, None
     for speaker, text in turns:
-        text = text.replace("\n", " ")  # one line per turn in the result
         if parts:
             sep = " " if speaker == previous else " | "
             parts.append(sep)
@@ -191,7 +197,7 @@ def redact_conversation(turns: Sequence[tuple[str, str]], policy: RedactionPolic
         previous = speaker
     joined = "".join(parts)
     merged = _merge(_spans(joined, policy or RedactionPolicy()))
-    lines = []
+    texts = []
     for a, b in bounds:
         pieces, cursor = [], a
         for start, end, label in merged:
@@ -200,8 +206,8 @@ def redact_conversation(turns: Sequence[tuple[str, str]], policy: RedactionPolic
             pieces += [joined[cursor : max(start, a)], label]
             cursor = min(end, b)
         pieces.append(joined[cursor:b])
-        lines.append("".join(pieces))
-    return Redacted(text="\n".join(lines), count=len(merged), labels=[m[2] for m in merged])
+        texts.append("".join(pieces))
+    return RedactedTurns(texts=texts, count=len(merged), labels=[m[2] for m in merged])
 
 
 def _spans(text: str, policy: RedactionPolicy) -> list[tuple[int, int, str]]:

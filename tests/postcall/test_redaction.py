@@ -86,5 +86,5 @@ def test_numbers_and_keywords_count_across_turns(turns, expected) -> None:
     from callcenter.redaction import redact_conversation
 
     result = redact_conversation(turns)
-    assert result.text.split("\n") == expected
+    assert result.texts == expected
     assert result.count == (0 if expected == [t for _, t in turns] else 1)  # one number, however many turns

@@ -100,10 +100,9 @@ def _redacted_segments(
     # As one conversation: a number split across two segments, or a code answering the other
     # speaker's question, is redacted as it would be within one segment.
     result = redact_conversation([(speaker.value, text) for speaker, _, _, text in ordered], policy)
-    texts = result.text.split("\n") if ordered else []
     out = [
         TranscriptSegment(speaker=speaker, text=text, start=max(start, 0.0), end=max(end, start, 0.0))
-        for (speaker, start, end, _), text in zip(ordered, texts, strict=True)
+        for (speaker, start, end, _), text in zip(ordered, result.texts, strict=True)
     ]
     return out, result.count
 
