@@ -79,7 +79,7 @@ RECONCILE_DAYS = 7
     description=(
         "Nightly, every call of the last 7 days: what the sensor's listing cannot see (a report "
         "written or rewritten hours after its call started) is processed; calls already indexed "
-        "from the same report generation are skipped."
+        "from the same or a newer report generation are skipped."
     ),
 )
 def postcall_reconcile_schedule(context: dg.ScheduleEvaluationContext):

@@ -11,6 +11,7 @@ side. Windows of many streams with the same voice run as one padded S3Gen batch
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -251,18 +252,20 @@ class BatchedVocoder:
                     j.future.set_result(audio)
             self.busy_s += time.monotonic() - t0
 
+    def _on_stream(self):  # noqa: ANN202 - a context manager
+        """The vocoder's own CUDA stream (renders and captures), or nothing on the CPU."""
+        return torch.cuda.stream(self._stream) if self._stream is not None else contextlib.nullcontext()
+
     def _capture_deferred(self) -> None:
-        ctx = torch.cuda.stream(self._stream) if self._stream is not None else _nullcontext()
         t0 = time.monotonic()
-        with ctx:
+        with self._on_stream():
             self.renderer.capture_deferred()
         self.idle_capture_s += time.monotonic() - t0
 
     @torch.inference_mode()
     def render(self, ref_dict: dict, windows: list[list[int]], first: list[bool]) -> list[np.ndarray]:
         """Vocode token windows of one voice in one padded batch: float32 audio per window."""
-        ctx = torch.cuda.stream(self._stream) if self._stream is not None else _nullcontext()
-        with ctx:
+        with self._on_stream():
             voice = self.renderer.voice(ref_dict)
             wavs = self.renderer.render(voice, windows)
             fade = self.s3gen.trim_fade
@@ -290,11 +293,3 @@ def trim_reference(ref_dict: dict, max_tokens: int) -> dict:
     if out.get("prompt_feat_len") is not None:
         out["prompt_feat_len"] = torch.full_like(ref_dict["prompt_feat_len"], 2 * max_tokens)
     return out
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
