@@ -26,7 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SENTENCE = "Hi, this is Ava from Riverside Dental, calling about your appointment tomorrow."
+from tts.app.backends.chatterbox_fast.capacity import PROBE_SENTENCE as SENTENCE  # noqa: E402
+
 TOKENS = 75  # 3.0 s of audio: one sentence
 SAMPLES_PER_TOKEN = 960
 FIRST_TOKENS = 24  # --first-tokens: the first window (time to first audio vs. the buffer it builds)
@@ -174,39 +175,10 @@ def bench_stock(model, results: dict) -> None:
 
 
 def stream_once(engine, tokens: int, start_evt: threading.Event | None = None, delay: float = 0.0) -> dict:
-    from tts.app.backends.chatterbox import ChatterboxCall
+    """One caller's sentence, timed as it plays (the engine's own capacity probe does the same)."""
+    from tts.app.backends.chatterbox_fast.capacity import play
 
-    call = ChatterboxCall(
-        text=SENTENCE, audio_prompt_path=None, kwargs={"max_new_tokens": tokens, "stop_on_eos": False}
-    )
-    if start_evt is not None:
-        start_evt.wait()
-    time.sleep(delay)
-    t0 = time.perf_counter()
-    arrivals, samples = [], 0
-    for chunk in engine.stream(call, threading.Event()):
-        arrivals.append((time.perf_counter() - t0, len(chunk)))
-        samples += len(chunk)
-    wall = time.perf_counter() - t0
-    audio_s = samples / engine.sample_rate
-    # Playback starts when the first chunk lands; every later chunk must land before the
-    # audio before it has finished playing (else the caller hears a gap).
-    underrun_s, played_until = 0.0, None
-    for t, n in arrivals:
-        if played_until is None:
-            played_until = t
-        elif t > played_until:
-            underrun_s += t - played_until
-            played_until = t
-        played_until += n / engine.sample_rate
-    return {
-        "ttfa_s": arrivals[0][0] if arrivals else None,
-        "wall_s": wall,
-        "audio_s": audio_s,
-        "rtf": wall / audio_s if audio_s else None,
-        "underrun_s": underrun_s,
-        "chunks": len(arrivals),
-    }
+    return play(engine, tokens, start=start_evt, delay=delay)
 
 
 def check_render_graph(model, results: dict) -> None:
@@ -289,6 +261,7 @@ def bench_fast(
         watermark=False,
         s3gen_prompt_tokens=prompt_tokens,
         plan=ChunkPlan(first_tokens=FIRST_TOKENS),
+        light_first_tokens=0,  # one plan per variant here; --probe measures the adaptive policy
     )
     engine = FastChatterboxEngine(model, cfg, generator_seed=0)
     tag = "fast" if prompt_tokens == 0 else f"fast_prompt{prompt_tokens}"
@@ -392,8 +365,37 @@ def bench_fast(
         )
         for stagger_s in staggers:
             concurrency_sweep(engine, results, sweep_counts, stagger_s, emit_tagged, prefix=f"fast_{vtag}")
-        emit_tagged(results, f"fast_{vtag}_capacity_measured", engine.measure_capacity())
+        emit_tagged(results, f"fast_{vtag}_capacity_measured", engine.measure_capacity(probe="model"))
     emit_tagged(results, "gpu_peak_mem_gib", round(torch.cuda.max_memory_allocated() / 2**30, 2))
+    engine.close()
+
+
+def bench_probe(model, results: dict, stream_counts: list[int], staggers: tuple[float, ...], light_first: int) -> None:
+    """The engine as the server builds it: capacity measured by load at start-up (the light
+    plan's limit, then the serving policy's), then the sweeps under that adaptive policy."""
+    import torch
+
+    from tts.app.backends.chatterbox_fast.engine import FastChatterboxEngine, FastEngineConfig
+    from tts.app.backends.chatterbox_fast.vocoder import ChunkPlan
+
+    cfg = FastEngineConfig(
+        max_slots=max(64, max(stream_counts)),
+        watermark=False,
+        plan=ChunkPlan(first_tokens=FIRST_TOKENS),
+        light_first_tokens=light_first,
+    )
+    engine = FastChatterboxEngine(model, cfg, generator_seed=0)
+    for _ in range(2):
+        stream_once(engine, TOKENS)
+    report = engine.measure_capacity()
+    model_points = report.pop("model")
+    emit(results, "probe_capacity", {**report, "model_estimate": model_points["capacity_streams"]})
+    emit(results, "probe_capacity_model_points", model_points["points"])
+    light_before = engine.light_plans
+    for stagger_s in staggers:
+        concurrency_sweep(engine, results, stream_counts, stagger_s, emit, prefix="adaptive")
+    emit(results, "adaptive_light_plan_sentences", engine.light_plans - light_before)
+    emit(results, "gpu_peak_mem_gib", round(torch.cuda.max_memory_allocated() / 2**30, 2))
     engine.close()
 
 
@@ -550,6 +552,13 @@ def main() -> None:
     ap.add_argument("--skip-stock", action="store_true")
     ap.add_argument("--prompt-tokens", default="0,75", help="S3Gen reference prompt trims to compare (0: full)")
     ap.add_argument("--first-tokens", type=int, default=24)
+    ap.add_argument(
+        "--probe",
+        action="store_true",
+        help="only the engine as served: capacity measured by load, then --streams/--stagger sweeps "
+        "under its adaptive first window (--light-first-tokens)",
+    )
+    ap.add_argument("--light-first-tokens", type=int, default=16)
     ap.add_argument("--stagger", default="0", help="callers start spread over this many seconds (list: one sweep each)")
     ap.add_argument(
         "--variants",
@@ -574,6 +583,10 @@ def main() -> None:
     t0 = time.perf_counter()
     model = build_model("cuda", args.model)
     emit(results, "setup_s", round(time.perf_counter() - t0, 1))
+    if args.probe:
+        staggers = tuple(float(x) for x in args.stagger.split(","))
+        bench_probe(model, results, [int(x) for x in args.streams.split(",")], staggers, args.light_first_tokens)
+        return
     if not args.skip_stock:
         bench_stock(model, results)
     check_render_graph(model, results)

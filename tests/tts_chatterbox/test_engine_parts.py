@@ -5,7 +5,8 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from tts.app.backends.chatterbox_fast.capacity import sentence_windows
+from tts.app.backends.chatterbox_fast.capacity import probe_capacity, search, sentence_windows
+from tts.app.backends.chatterbox_fast.decoder import slot_buckets
 from tts.app.backends.chatterbox_fast.engine import FastChatterboxEngine, FastEngineConfig
 from tts.app.backends.chatterbox_fast.vocoder import ChunkPlan
 
@@ -14,6 +15,8 @@ def test_capacity_and_load_are_exposed_for_dialing():
     engine = SimpleNamespace(
         capacity=32,
         _streams=5,
+        light_streams=16,
+        light_plans=9,
         scheduler=SimpleNamespace(
             active=4,
             last_step_s=0.0047,
@@ -32,6 +35,9 @@ def test_capacity_and_load_are_exposed_for_dialing():
     text = generate_latest(registry).decode()
     assert "tts_chatterbox_capacity_streams 32.0" in text
     assert "tts_chatterbox_active_streams 5.0" in text
+    # Up to 16 streams a sentence starts with the short first window; 9 did so far.
+    assert "tts_chatterbox_light_streams 16.0" in text
+    assert "tts_chatterbox_light_plan_sentences_total 9.0" in text
     # Where first audio waits: decode step time and the vocoder queue, as counters.
     assert "tts_chatterbox_decode_step_seconds_total 0.05" in text
     assert "tts_chatterbox_first_window_wait_seconds_total 0.12" in text
@@ -120,3 +126,120 @@ def test_voice_conditioning_cache_is_lru_and_bounded_in_bytes():
     assert list(sched._prefixes) == ["a", "c"]
     assert computed == [1.0, 2.0, 3.0, 4.0]
     assert (sched.prefix_hits, sched.prefix_misses) == (2, 4)
+
+
+STREAM_COUNTS = slot_buckets(128)  # 1, 2, 4, 8, 16, 24, ... 128: the counts the probe may try
+
+
+@pytest.mark.parametrize("true_capacity", [0, 1, 3, 8, 20, 40, 64, 70, 100, 128])
+@pytest.mark.parametrize("estimate", [1, 24, 64, 96, 128])
+def test_capacity_search_finds_the_largest_passing_count_from_any_estimate(true_capacity, estimate):
+    probed = []
+
+    def passes(n):
+        probed.append(n)
+        return n <= true_capacity
+
+    capacity, order = search(passes, list(STREAM_COUNTS), estimate, max_probes=20)
+    assert capacity == max((n for n in STREAM_COUNTS if n <= true_capacity), default=0)
+    assert order == probed and len(set(order)) == len(order)  # no count probed twice
+
+
+def test_capacity_search_stays_within_its_probe_budget_near_the_estimate():
+    # Within a factor of 2 of the estimate, 6 probes of about 7 s each find the exact bucket.
+    for true_capacity in range(8, 129):
+        for estimate in (true_capacity // 2, true_capacity, min(128, true_capacity * 2)):
+            capacity, order = search(lambda n, cap=true_capacity: n <= cap, list(STREAM_COUNTS), estimate, max_probes=6)
+            assert len(order) <= 6
+            assert capacity == max(n for n in STREAM_COUNTS if n <= true_capacity), (true_capacity, estimate, order)
+
+
+def _probe_engine(max_slots=64):
+    return SimpleNamespace(
+        config=SimpleNamespace(max_slots=max_slots, plan=ChunkPlan(first_tokens=24)),
+        decoder=SimpleNamespace(slot_buckets=slot_buckets(max_slots)),
+        light_plan=ChunkPlan(first_tokens=16),
+        light_streams=0,
+    )
+
+
+def test_capacity_probe_measures_the_light_plan_then_the_serving_policy():
+    engine = _probe_engine()
+    calls = []
+
+    def load(eng, n, stagger_s):
+        calls.append((n, eng.light_streams))
+        # Everyone on the light plan: 32 callers stay gap-free; the serving policy (light up to
+        # the measured 32, standard beyond): 48.
+        limit = 32 if eng.light_streams == eng.config.max_slots else 48
+        return {"streams": n, "passed": n <= limit}
+
+    report = probe_capacity(engine, estimate=64, stagger_s=3.0, load=load)
+    assert (report["capacity_streams"], report["light_streams"]) == (48, 32)
+    assert engine.light_streams == 32  # what the engine serves with from now on
+    light = [c for c in calls if c[1] == 64]
+    serving = [c for c in calls if c[1] == 32]
+    assert light and serving and len(light) + len(serving) == len(calls)
+    assert calls.index(serving[0]) == len(light)  # the light plan's limit first
+    assert [r["streams"] for r in report["probes"]["light"]] == [n for n, _ in light]
+
+
+def test_capacity_probe_never_lets_the_light_plan_past_the_capacity():
+    engine = _probe_engine()
+    report = probe_capacity(
+        engine, estimate=16, load=lambda eng, n, stagger_s: {"passed": n <= (40 if eng.light_streams == 64 else 24)}
+    )
+    assert (report["capacity_streams"], report["light_streams"], engine.light_streams) == (24, 24, 24)
+
+
+def test_capacity_probe_keeps_a_configured_light_limit_and_skips_its_search():
+    engine = _probe_engine()
+    engine.light_streams = 8
+    seen = set()
+    report = probe_capacity(
+        engine,
+        estimate=32,
+        light=False,
+        load=lambda eng, n, stagger_s: seen.add(eng.light_streams) or {"passed": n <= 40},
+    )
+    assert seen == {8} and report["probes"]["light"] == []
+    assert (report["capacity_streams"], report["light_streams"]) == (40, 8)
+
+
+def test_a_sentence_gets_the_short_first_window_only_while_few_stream():
+    cfg = FastEngineConfig(plan=ChunkPlan(first_tokens=24), light_first_tokens=16)
+    engine = SimpleNamespace(config=cfg, light_streams=8, light_plans=0, _streams=8)
+    assert FastChatterboxEngine.plan_for_new_stream(engine).first_tokens == 16  # this one is the 8th
+    engine._streams = 9
+    assert FastChatterboxEngine.plan_for_new_stream(engine).first_tokens == 24
+    assert engine.light_plans == 1  # counted for /metrics
+    engine.light_streams, engine._streams = 0, 1  # not measured (or measured 0): never light
+    assert FastChatterboxEngine.plan_for_new_stream(engine).first_tokens == 24
+    # A light window no shorter than the standard one is no light plan at all.
+    assert FastEngineConfig(plan=ChunkPlan(first_tokens=16), light_first_tokens=16).light_plan is None
+    assert FastEngineConfig(light_first_tokens=0).light_plan is None
+
+
+def test_capacity_and_light_plan_settings_come_from_the_environment():
+    cfg = FastEngineConfig.from_env(
+        {
+            "TTS_CHATTERBOX_FAST_CAPACITY_PROBE": "model",
+            "TTS_CHATTERBOX_FAST_LIGHT_FIRST_CHUNK_TOKENS": "12",
+            "TTS_CHATTERBOX_FAST_LIGHT_STREAMS": "20",
+        }
+    )
+    assert (cfg.capacity_probe, cfg.light_first_tokens, cfg.light_streams) == ("model", 12, 20)
+    assert cfg.light_plan.first_tokens == 12 and cfg.light_plan.max_tokens == cfg.plan.max_tokens
+    assert FastEngineConfig.from_env({}).capacity_probe == "load"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"TTS_CHATTERBOX_FAST_CAPACITY_PROBE": "guess"}, "TTS_CHATTERBOX_FAST_CAPACITY_PROBE"),
+        ({"TTS_CHATTERBOX_FAST_LIGHT_FIRST_CHUNK_TOKENS": "3"}, "TTS_CHATTERBOX_FAST_LIGHT_FIRST_CHUNK_TOKENS"),
+    ],
+)
+def test_capacity_settings_that_cannot_work_are_refused_by_name(env, named):
+    with pytest.raises(ValueError, match=named):
+        FastEngineConfig.from_env(env)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+SAMPLES_PER_TOKEN = 960
 sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
 
 import numpy as np  # noqa: E402
@@ -154,6 +155,41 @@ def shutdown_fails_streams(engine) -> dict:
     return {"error": error, "seconds": time.perf_counter() - t0}
 
 
+def adaptive_first_window(engine) -> dict:
+    """A sentence starting while at most ``light_streams`` stream gets the short first window;
+    one starting beside another stream past that limit gets the standard one. Then the
+    capacity probe's load test, two real callers through this engine."""
+    from tts.app.backends.chatterbox_fast.capacity import load_test
+
+    def call(text: str):
+        return engine.stream(ChatterboxCall(text=text, audio_prompt_path=None, kwargs=kwargs), threading.Event())
+
+    kwargs = {"max_new_tokens": 30, **BASE}
+    engine.light_streams = 1
+    light_before = engine.light_plans
+    try:
+        alone = list(call("this is a test"))
+        held = call("this is a test")
+        held_first = next(held)  # still streaming: the next sentence starts with 2 streams up
+        beside = list(call("a short test"))
+        list(held)
+        light_sentences = engine.light_plans - light_before
+        probe = load_test(engine, 2, tokens=20, sentences=1, stagger_s=0.0, timeout_s=120)
+    finally:
+        engine.light_streams = 0
+    return {
+        # The first chunk plays a window's tokens less the ones it holds back for the next.
+        "first_chunk_tokens": [len(c) / SAMPLES_PER_TOKEN for c in (alone[0], held_first, beside[0])],
+        "light_first_tokens": engine.light_plan.first_tokens,
+        "standard_first_tokens": engine.config.plan.first_tokens,
+        "held_back_tokens": engine.config.plan.overlap_tokens,
+        "light_sentences": light_sentences,
+        "samples": [int(sum(len(c) for c in chunks)) for chunks in (alone, beside)],
+        "max_new_tokens": kwargs["max_new_tokens"],
+        "probe": probe,
+    }
+
+
 def ignored_kwargs_same_job(engine) -> bool:
     """cfg_weight / exaggeration change nothing in the decode job Turbo builds."""
     text, kwargs = REQUESTS["b"]
@@ -176,6 +212,7 @@ def main() -> None:
         cuda_graphs=False,
         watermark=False,
         plan=ChunkPlan(first_tokens=8, max_tokens=16),
+        light_first_tokens=5,  # used only while engine.light_streams > 0 (adaptive_first_window)
     )
     engine = FastChatterboxEngine(model, config, generator_seed=0)
     build_s = time.perf_counter() - t0
@@ -189,6 +226,7 @@ def main() -> None:
         t.join(timeout=120)
     cancel = cancel_after_first_chunk(engine)
     slow = slow_reader(engine)
+    adaptive = adaptive_first_window(engine)
     deadline = time.time() + 20
     while engine.scheduler.active and time.time() < deadline:
         time.sleep(0.01)
@@ -208,6 +246,7 @@ def main() -> None:
         "free_slots": free_slots,
         "active_streams": engine.active_streams,
         "slow_reader": slow,
+        "adaptive": adaptive,
         "build_s": build_s,
     }
     result["shutdown"] = shutdown_fails_streams(engine)  # last: it closes the engine

@@ -1,16 +1,25 @@
 """Admission from measured capacity: how many streams this GPU keeps in real time.
 
-Timed at start-up on the loaded model (seconds, before /ready): decode steps at several batch
-sizes and S3Gen windows at several batch sizes. A stream of audio needs, per second, 25 decode
-steps (shared with the batch) and the vocoding of 25 tokens (batched across streams). The
-capacity is the largest n whose combined GPU time per second stays under 1/headroom.
+Measured at start-up on the loaded model, before /ready, in two steps:
+
+- ``measure``, the timing model (seconds): decode steps and S3Gen windows timed at several
+  batch sizes. A stream needs, per second of audio, 25 decode steps (shared with the batch)
+  and the vocoding of 25 tokens (batched across streams); n streams fit while their GPU time
+  per second stays under 1/headroom. It cannot see what load does to a decode step.
+- ``probe_capacity``, by load (about a minute): that estimate starts a search over stream
+  counts, each probe real callers streaming sentences through the engine (``load_test``);
+  the capacity is the most callers whose every sentence ran at RTF < 1 and played gap-free.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 
 import torch
+
+log = logging.getLogger(__name__)
 
 TOKENS_PER_SECOND = 25
 
@@ -108,4 +117,193 @@ def measure(engine, *, headroom: float, prompt_len: int | None, audio_s: float) 
         "sentence_windows": windows,
         "points": points,
         "vocoder_measured": points[0]["vocode_batch_s"] is not None,
+    }
+
+
+# ---- measured by load: callers streaming through the engine itself ----
+
+GAP_SLACK_S = 0.05  # a chunk this late after the audio before it ran out is not heard as a gap
+
+
+def play(engine, tokens: int, *, start=None, delay: float = 0.0) -> dict:
+    """One caller: a sentence of exactly ``tokens`` speech tokens through ``engine.stream``,
+    played back as it arrives. ``underrun_s``: silence heard between chunks."""
+    import threading
+
+    from tts.app.backends.chatterbox import ChatterboxCall
+
+    call = ChatterboxCall(
+        text=PROBE_SENTENCE, audio_prompt_path=None, kwargs={"max_new_tokens": tokens, "stop_on_eos": False}
+    )
+    if start is not None:
+        start.wait()
+    time.sleep(delay)
+    t0 = time.perf_counter()
+    arrivals = []
+    for chunk in engine.stream(call, threading.Event()):
+        arrivals.append((time.perf_counter() - t0, len(chunk)))
+    wall = time.perf_counter() - t0
+    audio_s = sum(n for _, n in arrivals) / engine.sample_rate
+    underrun, played_until = 0.0, None
+    for t, n in arrivals:
+        if played_until is None:
+            played_until = t
+        elif t > played_until:
+            underrun += t - played_until
+            played_until = t
+        played_until += n / engine.sample_rate
+    return {
+        "ttfa_s": arrivals[0][0] if arrivals else None,
+        "wall_s": wall,
+        "audio_s": audio_s,
+        "rtf": wall / audio_s if audio_s else None,
+        "underrun_s": underrun,
+        "chunks": len(arrivals),
+    }
+
+
+PROBE_SENTENCE = "Hi, this is Ava from Riverside Dental, calling about your appointment tomorrow."
+
+
+def load_test(
+    engine, n: int, *, tokens: int = 75, sentences: int = 2, stagger_s: float = 3.0, timeout_s: float = 120.0
+) -> dict:
+    """``n`` callers whose starts spread over ``stagger_s`` (calls arrive independently), each
+    speaking ``sentences`` of ``tokens`` back to back. Passes when every sentence of every
+    caller ran at RTF < 1 and played without a gap."""
+    import statistics
+    import threading
+
+    start = threading.Event()
+    out: list[list[dict]] = [[] for _ in range(n)]
+
+    def caller(i: int) -> None:
+        try:
+            for k in range(sentences):
+                out[i].append(
+                    play(engine, tokens, start=start if k == 0 else None, delay=stagger_s * i / n if k == 0 else 0.0)
+                )
+        except Exception as exc:  # a failed stream fails the probe; the reason is reported
+            out[i].append({"error": repr(exc)[:200]})
+
+    threads = [threading.Thread(target=caller, args=(i,), daemon=True, name=f"capacity-probe-{i}") for i in range(n)]
+    for t in threads:
+        t.start()
+    start.set()
+    deadline = time.monotonic() + timeout_s
+    for t in threads:
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
+    stuck = sum(t.is_alive() for t in threads)
+    rows = [r for rs in out for r in rs]
+    errors = [r["error"] for r in rows if "error" in r]
+    done = [r for r in rows if "error" not in r and r["rtf"] is not None]
+    slow = sum(1 for r in done if r["rtf"] >= 1)
+    gaps = sum(1 for r in done if r["underrun_s"] >= GAP_SLACK_S)
+    ttfa = sorted(r["ttfa_s"] for r in done)
+    complete = not stuck and not errors and len(done) == n * sentences
+    return {
+        "streams": n,
+        "passed": complete and slow == 0 and gaps == 0,
+        "sentences_slow": slow,
+        "sentences_with_gaps": gaps,
+        "rtf_max": round(max((r["rtf"] for r in done), default=0.0), 3),
+        "underrun_s_max": round(max((r["underrun_s"] for r in done), default=0.0), 3),
+        "ttfa_median_s": round(statistics.median(ttfa), 3) if ttfa else None,
+        "ttfa_p95_s": round(ttfa[math.ceil(0.95 * len(ttfa)) - 1], 3) if ttfa else None,
+        "errors": len(errors) + stuck,
+        "first_error": errors[0] if errors else ("callers still streaming at the probe's timeout" if stuck else None),
+    }
+
+
+STEP = 1.5  # the search's stride away from the estimate, as a factor of stream count
+
+
+def search(passes, candidates: list[int], start: int, *, max_probes: int = 6) -> tuple[int, list[int]]:
+    """The largest candidate for which ``passes(n)`` holds, assuming it holds up to some n and
+    fails beyond. Starts at the candidate nearest ``start`` (an estimate), steps away from it
+    by a factor of ``STEP`` until the answer flips, then bisects between the last pass and
+    the first fail. At most ``max_probes`` calls. Returns (capacity, the n probed in order);
+    0 if the smallest candidate probed failed and none below it was left to try."""
+    cands = sorted(set(candidates))
+    if not cands:
+        raise ValueError("no stream counts to probe")
+    probed: list[int] = []
+
+    def probe(i: int) -> bool:
+        probed.append(cands[i])
+        return bool(passes(cands[i]))
+
+    def nearest(value: float) -> int:
+        return min(range(len(cands)), key=lambda k: abs(cands[k] - value))
+
+    i = nearest(start)
+    lo, hi = -1, len(cands)  # indices: lo passed (or none), hi failed (or none probed)
+    if probe(i):
+        lo = i
+        while lo + 1 < len(cands) and len(probed) < max_probes:
+            j = max(nearest(cands[lo] * STEP), lo + 1)
+            if not probe(j):
+                hi = j
+                break
+            lo = j
+    else:
+        hi = i
+        while hi > 0 and len(probed) < max_probes:
+            j = min(nearest(cands[hi] / STEP), hi - 1)
+            if probe(j):
+                lo = j
+                break
+            hi = j
+    while hi - lo > 1 and hi < len(cands) and len(probed) < max_probes:
+        mid = (lo + hi) // 2 if lo >= 0 else hi // 2
+        if mid == lo or mid >= hi:
+            break
+        if probe(mid):
+            lo = mid
+        else:
+            hi = mid
+    return (cands[lo] if lo >= 0 else 0), probed
+
+
+def probe_capacity(
+    engine, *, estimate: int, stagger_s: float = 3.0, light: bool = True, max_probes: int = 6, load=load_test
+) -> dict:
+    """Capacity measured by load, for the policy the engine serves with.
+
+    First, with ``light`` (else ``engine.light_streams`` stands as configured), the light plan
+    alone: every caller's first window ``light_first_tokens`` long (first audio sooner, more
+    vocoder work per sentence); ``light_streams`` is the most callers that plan keeps
+    real-time and gap-free. Then the serving policy (the light plan while at most
+    ``light_streams`` stream, the standard plan beyond): ``capacity_streams``. Each probe is
+    ``load`` (``load_test``), the search ``search``, starting from ``estimate``."""
+    slots = engine.config.max_slots
+    cands = [b for b in engine.decoder.slot_buckets if b <= slots] or [slots]
+    rows: dict[str, list[dict]] = {"light": [], "serving": []}
+
+    def passes(kind: str):
+        def run(n: int) -> bool:
+            row = load(engine, n, stagger_s=stagger_s)
+            rows[kind].append(row)
+            log.info("capacity probe (%s plan): %s", kind, row)
+            return row["passed"]
+
+        return run
+
+    if engine.light_plan is None:
+        light_streams = 0
+    elif light:
+        engine.light_streams = slots  # every caller on the light plan
+        light_streams, _ = search(passes("light"), cands, max(1, estimate // 2), max_probes=max_probes)
+    else:
+        light_streams = engine.light_streams
+    engine.light_streams = light_streams
+    capacity, _ = search(passes("serving"), cands, max(estimate, light_streams, 1), max_probes=max_probes)
+    engine.light_streams = min(light_streams, capacity)
+    return {
+        "capacity_streams": capacity,
+        "light_streams": engine.light_streams,
+        "light_first_tokens": engine.light_plan.first_tokens if engine.light_plan else None,
+        "first_tokens": engine.config.plan.first_tokens,
+        "stagger_s": stagger_s,
+        "probes": rows,
     }

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,13 @@ class FastEngineConfig:
     t3_dtype: str = "bfloat16"  # bfloat16 | float16 | float32
     cuda_graphs: bool = True
     capacity: int = 0  # 0: measure at start-up; >0: trust this many streams
+    # How capacity is measured at start-up: "load" (callers streaming through the engine,
+    # capacity.probe_capacity) or "model" (timed decode steps and vocoder batches only).
+    capacity_probe: str = "load"
+    # While few callers stream, their first window is this short (first audio sooner); beyond
+    # the measured light_streams, plan.first_tokens. 0: always plan.first_tokens.
+    light_first_tokens: int = 16
+    light_streams: int = 0  # 0: measured with the capacity (load probe); >0: trust this many
     watermark: bool = True  # upstream watermarks every output (Perth); per window here
     s3gen_dtype: str = "float16"  # the flow-matching estimator's dtype on CUDA
     s3gen_prompt_tokens: int = 0  # >0: trim S3Gen's reference prompt to this many tokens (25/s)
@@ -55,6 +62,22 @@ class FastEngineConfig:
     prefix_cache_mb: int = 512
     plan: ChunkPlan = ChunkPlan()
 
+    def __post_init__(self) -> None:
+        if self.capacity_probe not in ("load", "model"):
+            raise ValueError(f"TTS_CHATTERBOX_FAST_CAPACITY_PROBE must be load or model, not {self.capacity_probe!r}")
+        if self.light_first_tokens and self.light_first_tokens <= self.plan.overlap_tokens:
+            raise ValueError(
+                f"TTS_CHATTERBOX_FAST_LIGHT_FIRST_CHUNK_TOKENS must be 0 (off) or more than the "
+                f"{self.plan.overlap_tokens} tokens each window holds back, not {self.light_first_tokens}"
+            )
+
+    @property
+    def light_plan(self) -> ChunkPlan | None:
+        """The plan of a caller who starts while few stream; None when it would be no shorter."""
+        if not self.light_first_tokens or self.light_first_tokens >= self.plan.first_tokens:
+            return None
+        return replace(self.plan, first_tokens=self.light_first_tokens)
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> FastEngineConfig:
         e = os.environ if env is None else env
@@ -65,6 +88,9 @@ class FastEngineConfig:
             t3_dtype=e.get("TTS_CHATTERBOX_FAST_T3_DTYPE", cls.t3_dtype),
             cuda_graphs=e.get("TTS_CHATTERBOX_FAST_CUDA_GRAPHS", "1") not in ("0", "false", "no"),
             capacity=int(e.get("TTS_CHATTERBOX_FAST_CAPACITY", cls.capacity)),
+            capacity_probe=e.get("TTS_CHATTERBOX_FAST_CAPACITY_PROBE", cls.capacity_probe),
+            light_first_tokens=int(e.get("TTS_CHATTERBOX_FAST_LIGHT_FIRST_CHUNK_TOKENS", cls.light_first_tokens)),
+            light_streams=int(e.get("TTS_CHATTERBOX_FAST_LIGHT_STREAMS", cls.light_streams)),
             watermark=e.get("TTS_CHATTERBOX_FAST_WATERMARK", "1") not in ("0", "false", "no"),
             s3gen_dtype=e.get("TTS_CHATTERBOX_FAST_S3GEN_DTYPE", cls.s3gen_dtype),
             s3gen_prompt_tokens=int(e.get("TTS_CHATTERBOX_FAST_S3GEN_PROMPT_TOKENS", cls.s3gen_prompt_tokens)),
@@ -153,6 +179,10 @@ class FastChatterboxEngine:
         self.vocoder.start()
         self.capacity = self.config.capacity or self.config.max_slots
         self.capacity_report: dict | None = None
+        # Callers that start while at most this many stream get the light plan (measured by
+        # the load probe unless configured; 0 until then: everyone on the standard plan).
+        self.light_streams = self.config.light_streams
+        self.light_plans = 0  # sentences started on the light plan (a counter on /metrics)
         self._streams = 0
         self._streams_lock = threading.Lock()
 
@@ -168,6 +198,19 @@ class FastChatterboxEngine:
     @property
     def active_streams(self) -> int:
         return self._streams
+
+    @property
+    def light_plan(self) -> ChunkPlan | None:
+        return self.config.light_plan
+
+    def plan_for_new_stream(self) -> ChunkPlan:
+        """The chunk plan of a sentence starting now: its first window short while the GPU has
+        room (this stream is counted in ``active_streams`` already), the standard one beyond."""
+        light = self.config.light_plan
+        if light is not None and self._streams <= self.light_streams:
+            self.light_plans += 1
+            return light
+        return self.config.plan
 
     def close(self) -> None:
         self.scheduler.stop()
@@ -291,7 +334,7 @@ class FastChatterboxEngine:
 
     def _stream_job(self, job: DecodeJob, voice: _Voice, cancelled: threading.Event) -> Iterator[np.ndarray]:
         """Plan windows as tokens arrive, render them ahead (pipelined), emit in order."""
-        plan = self.config.plan
+        plan = self.plan_for_new_stream()
         stitcher = StreamStitcher(plan)
         job.buffered = True
         self.scheduler.submit(job)
@@ -384,18 +427,44 @@ class FastChatterboxEngine:
 
     # ---- capacity ----
 
-    def measure_capacity(self, *, headroom: float = 2.3, prompt_len: int | None = None, audio_s: float = 3.0) -> dict:
-        """Streams the GPU sustains in real time, from timed decode steps and vocoder batches.
+    def measure_capacity(
+        self,
+        *,
+        probe: str | None = None,
+        headroom: float = 2.3,
+        prompt_len: int | None = None,
+        audio_s: float = 3.0,
+        stagger_s: float = 3.0,
+    ) -> dict:
+        """Streams the GPU sustains in real time; sets ``capacity`` (and ``light_streams``).
 
-        Per second of audio a stream needs 25 decode steps (shared by the whole batch) and
-        vocoding of 25 tokens (batched per voice); n streams fit while both together take
-        under 1/headroom of each wall-clock second. headroom 2.3 is calibrated on the H100
-        burst bench (docs/benchmarks.md): the timing model alone was ~2x optimistic there
-        (imperfect batching, GIL, the first-window burst).
+        First the timing model: per second of audio a stream needs 25 decode steps (shared by
+        the whole batch) and vocoding of 25 tokens (batched per voice); n streams fit while
+        both together take under 1/headroom of each wall-clock second (2.3: calibrated on the
+        H100 Chatterbox bench). It misses what load does to the decode step (the vocoder's
+        kernels on the same GPU, the callers' threads): on the H200 it said 96 Turbo streams
+        where 64 played gap-free (docs/benchmarks.md). So with ``probe="load"`` (the default,
+        ``TTS_CHATTERBOX_FAST_CAPACITY_PROBE``) it is only the first guess of a search that
+        streams real sentences through this engine (``capacity.probe_capacity``): the capacity
+        is the most callers, arriving over ``stagger_s``, whose every sentence ran at RTF < 1
+        without a gap.
         """
-        from tts.app.backends.chatterbox_fast.capacity import measure
+        from tts.app.backends.chatterbox_fast import capacity as cap
 
-        report = measure(self, headroom=headroom, prompt_len=prompt_len, audio_s=audio_s)
+        model = cap.measure(self, headroom=headroom, prompt_len=prompt_len, audio_s=audio_s)
+        report = {"model": model, "capacity_streams": model["capacity_streams"], "light_streams": self.light_streams}
+        if (probe or self.config.capacity_probe) == "load":
+            t0 = time.perf_counter()
+            if self.config.light_streams:  # configured: only the serving policy is probed
+                self.light_streams = self.config.light_streams
+            measured = cap.probe_capacity(
+                self,
+                estimate=max(1, model["capacity_streams"]),
+                stagger_s=stagger_s,
+                light=not self.config.light_streams,
+            )
+            measured["seconds"] = round(time.perf_counter() - t0, 1)
+            report.update(measured)
         self.capacity = max(1, report["capacity_streams"])
         self.capacity_report = report
         return report
@@ -412,6 +481,11 @@ class FastChatterboxEngine:
         Gauge("tts_chatterbox_active_streams", "Segments streaming now", registry=registry).set_function(
             lambda: self._streams
         )
+        Gauge(
+            "tts_chatterbox_light_streams",
+            "Up to this many streams, a sentence starts with a short first window (measured at start-up)",
+            registry=registry,
+        ).set_function(lambda: self.light_streams)
         Gauge("tts_chatterbox_decode_batch", "Requests in the T3 decode batch", registry=registry).set_function(
             lambda: self.scheduler.active
         )
@@ -445,6 +519,11 @@ class _EngineCounters:
                 sched.prefix_hits,
             ),
             ("tts_chatterbox_prefix_cache_misses", "Voice conditionings computed", sched.prefix_misses),
+            (
+                "tts_chatterbox_light_plan_sentences",
+                "Sentences started with the short first window (few streams at the time)",
+                self.engine.light_plans,
+            ),
             ("tts_chatterbox_vocoder_windows", "Token windows vocoded by S3Gen", voc.windows),
             ("tts_chatterbox_vocoder_batches", "S3Gen batches", voc.batches),
             ("tts_chatterbox_vocoder_busy_seconds", "Wall time rendering S3Gen batches", voc.busy_s),
