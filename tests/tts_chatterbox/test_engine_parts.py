@@ -163,46 +163,52 @@ def _probe_engine(max_slots=64):
     )
 
 
-def test_capacity_probe_measures_the_light_plan_then_the_serving_policy():
-    engine = _probe_engine()
+def _limits(standard, light, serving):
+    """A load test whose callers stay real-time up to a limit that depends on the plan."""
     calls = []
 
     def load(eng, n, stagger_s):
-        calls.append((n, eng.light_streams))
-        # Everyone on the light plan: 32 callers stay gap-free; the serving policy (light up to
-        # the measured 32, standard beyond): 48.
-        limit = 32 if eng.light_streams == eng.config.max_slots else 48
+        if eng.light_streams == 0:
+            kind, limit = "standard", standard
+        elif eng.light_streams == eng.config.max_slots:
+            kind, limit = "light", light
+        else:
+            kind, limit = "serving", serving
+        calls.append((kind, n))
         return {"streams": n, "passed": n <= limit}
 
-    report = probe_capacity(engine, estimate=64, stagger_s=3.0, load=load)
-    assert (report["capacity_streams"], report["light_streams"]) == (48, 32)
-    assert engine.light_streams == 32  # what the engine serves with from now on
-    light = [c for c in calls if c[1] == 64]
-    serving = [c for c in calls if c[1] == 32]
-    assert light and serving and len(light) + len(serving) == len(calls)
-    assert calls.index(serving[0]) == len(light)  # the light plan's limit first
-    assert [r["streams"] for r in report["probes"]["light"]] == [n for n, _ in light]
+    return load, calls
 
 
-def test_capacity_probe_never_lets_the_light_plan_past_the_capacity():
+def test_capacity_probe_measures_each_plan_then_checks_the_serving_policy_at_capacity():
     engine = _probe_engine()
-    report = probe_capacity(
-        engine, estimate=16, load=lambda eng, n, stagger_s: {"passed": n <= (40 if eng.light_streams == 64 else 24)}
-    )
-    assert (report["capacity_streams"], report["light_streams"], engine.light_streams) == (24, 24, 24)
+    load, calls = _limits(standard=48, light=32, serving=48)
+    report = probe_capacity(engine, estimate=64, stagger_s=3.0, load=load)
+    assert (report["capacity_streams"], report["light_streams"], report["light_dropped"]) == (48, 32, False)
+    assert engine.light_streams == 32  # what the engine serves with from now on
+    kinds = [k for k, _ in calls]
+    assert kinds == sorted(kinds, key=["standard", "light", "serving"].index)  # in that order
+    assert calls[-1] == ("serving", 48)  # one check, at the capacity
+    assert all(n <= 48 for k, n in calls if k == "light")  # never searched past the capacity
+    assert [r["streams"] for r in report["probes"]["light"]] == [n for k, n in calls if k == "light"]
+
+
+def test_capacity_probe_drops_a_short_first_window_that_would_cost_callers():
+    # Chatterbox on the H200: 32 callers on the standard plan, 8 on the light one, and the
+    # mixed policy fails at 32 (its vocoder is the bottleneck): capacity first.
+    engine = _probe_engine()
+    load, calls = _limits(standard=32, light=8, serving=16)
+    report = probe_capacity(engine, estimate=24, load=load)
+    assert (report["capacity_streams"], report["light_streams"], report["light_dropped"]) == (32, 0, True)
+    assert engine.light_streams == 0
 
 
 def test_capacity_probe_keeps_a_configured_light_limit_and_skips_its_search():
     engine = _probe_engine()
     engine.light_streams = 8
-    seen = set()
-    report = probe_capacity(
-        engine,
-        estimate=32,
-        light=False,
-        load=lambda eng, n, stagger_s: seen.add(eng.light_streams) or {"passed": n <= 40},
-    )
-    assert seen == {8} and report["probes"]["light"] == []
+    load, calls = _limits(standard=40, light=0, serving=40)
+    report = probe_capacity(engine, estimate=32, light=False, load=load)
+    assert "light" not in {k for k, _ in calls} and report["probes"]["light"] == []
     assert (report["capacity_streams"], report["light_streams"]) == (40, 8)
 
 

@@ -270,38 +270,58 @@ def probe_capacity(
 ) -> dict:
     """Capacity measured by load, for the policy the engine serves with.
 
-    First, with ``light`` (else ``engine.light_streams`` stands as configured), the light plan
-    alone: every caller's first window ``light_first_tokens`` long (first audio sooner, more
-    vocoder work per sentence); ``light_streams`` is the most callers that plan keeps
-    real-time and gap-free. Then the serving policy (the light plan while at most
-    ``light_streams`` stream, the standard plan beyond): ``capacity_streams``. Each probe is
-    ``load`` (``load_test``), the search ``search``, starting from ``estimate``."""
+    1. The standard plan alone: ``capacity_streams``, the most callers it keeps real-time
+       and gap-free (the search starts from ``estimate``, the timing model's figure).
+    2. With ``light``, the light plan alone (every caller's first window
+       ``light_first_tokens``: first audio sooner, more vocoder work per sentence), up to the
+       capacity: ``light_streams``. Without, ``engine.light_streams`` as configured.
+    3. The serving policy (the light plan while at most ``light_streams`` stream, the
+       standard one beyond) at the full capacity, once. If it fails there, the short first
+       window would cost callers (on the H200, Chatterbox's 32 would become 16: its vocoder
+       is the bottleneck), so it is dropped: ``light_streams`` 0, and the report says so.
+
+    Each probe is ``load`` (``load_test``), each search ``search``."""
     slots = engine.config.max_slots
     cands = [b for b in engine.decoder.slot_buckets if b <= slots] or [slots]
-    rows: dict[str, list[dict]] = {"light": [], "serving": []}
+    rows: dict[str, list[dict]] = {"standard": [], "light": [], "serving": []}
 
     def passes(kind: str):
         def run(n: int) -> bool:
             row = load(engine, n, stagger_s=stagger_s)
             rows[kind].append(row)
-            log.info("capacity probe (%s plan): %s", kind, row)
+            log.info("capacity probe (%s): %s", kind, row)
             return row["passed"]
 
         return run
 
-    if engine.light_plan is None:
-        light_streams = 0
-    elif light:
-        engine.light_streams = slots  # every caller on the light plan
-        light_streams, _ = search(passes("light"), cands, max(1, estimate // 2), max_probes=max_probes)
-    else:
-        light_streams = engine.light_streams
+    configured = engine.light_streams
+    engine.light_streams = 0  # everyone on the standard plan
+    capacity, _ = search(passes("standard"), cands, max(1, estimate), max_probes=max_probes)
+    light_streams = 0
+    if engine.light_plan is not None and capacity:
+        if light:
+            engine.light_streams = slots  # everyone on the light plan
+            below = [b for b in cands if b <= capacity]
+            light_streams, _ = search(passes("light"), below, max(1, capacity // 2), max_probes=max_probes)
+        else:
+            light_streams = min(configured, capacity)
+        if light_streams:
+            engine.light_streams = light_streams
+            if not passes("serving")(capacity):
+                log.warning(
+                    "the short first window (%d tokens while at most %d stream) failed at the %d "
+                    "streams the standard plan keeps real-time: every sentence starts with %d tokens",
+                    engine.light_plan.first_tokens,
+                    light_streams,
+                    capacity,
+                    engine.config.plan.first_tokens,
+                )
+                light_streams = 0
     engine.light_streams = light_streams
-    capacity, _ = search(passes("serving"), cands, max(estimate, light_streams, 1), max_probes=max_probes)
-    engine.light_streams = min(light_streams, capacity)
     return {
         "capacity_streams": capacity,
-        "light_streams": engine.light_streams,
+        "light_streams": light_streams,
+        "light_dropped": bool(rows["serving"]) and not rows["serving"][-1]["passed"],
         "light_first_tokens": engine.light_plan.first_tokens if engine.light_plan else None,
         "first_tokens": engine.config.plan.first_tokens,
         "stagger_s": stagger_s,
