@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tts.app.backends.chatterbox_fast.capacity import PROBE_SENTENCE as SENTENCE  # noqa: E402
+from tts.app.backends.chatterbox_fast.capacity import play  # noqa: E402  (one caller's sentence, timed as it plays)
 
 TOKENS = 75  # 3.0 s of audio: one sentence
 SAMPLES_PER_TOKEN = 960
@@ -172,13 +173,6 @@ def bench_stock(model, results: dict) -> None:
             "concurrent_streams_rtf_below_1": int(audio_s // total),
         },
     )
-
-
-def stream_once(engine, tokens: int, start_evt: threading.Event | None = None, delay: float = 0.0) -> dict:
-    """One caller's sentence, timed as it plays (the engine's own capacity probe does the same)."""
-    from tts.app.backends.chatterbox_fast.capacity import play
-
-    return play(engine, tokens, start=start_evt, delay=delay)
 
 
 def check_render_graph(model, results: dict) -> None:
@@ -349,8 +343,8 @@ def bench_fast(
                 voc.append({"batch": n, "window_tokens": length, "s": round((time.perf_counter() - a) / 3, 4)})
         emit_tagged(results, f"fast_{vtag}_s3gen_window_vs_batch", voc)
         for _ in range(2):  # warm-up (allocator, cuDNN algorithms of S3Gen shapes)
-            stream_once(engine, TOKENS)
-        single = [stream_once(engine, TOKENS) for _ in range(3)]
+            play(engine, TOKENS)
+        single = [play(engine, TOKENS) for _ in range(3)]
         emit_tagged(
             results,
             f"fast_{vtag}_one_sentence",
@@ -371,8 +365,9 @@ def bench_fast(
 
 
 def bench_probe(model, results: dict, stream_counts: list[int], staggers: tuple[float, ...], light_first: int) -> None:
-    """The engine as the server builds it: capacity measured by load at start-up (the light
-    plan's limit, then the serving policy's), then the sweeps under that adaptive policy."""
+    """The engine as the server builds it: capacity measured by load at start-up (the standard
+    plan's capacity, the light plan's limit, the policy checked at capacity), then the sweeps
+    under the policy it serves with."""
     import torch
 
     from tts.app.backends.chatterbox_fast.engine import FastChatterboxEngine, FastEngineConfig
@@ -386,7 +381,7 @@ def bench_probe(model, results: dict, stream_counts: list[int], staggers: tuple[
     )
     engine = FastChatterboxEngine(model, cfg, generator_seed=0)
     for _ in range(2):
-        stream_once(engine, TOKENS)
+        play(engine, TOKENS)
     report = engine.measure_capacity()
     model_points = report.pop("model")
     emit(results, "probe_capacity", {**report, "model_estimate": model_points["capacity_streams"]})
@@ -476,8 +471,8 @@ def concurrency_sweep(
 
         def caller(i: int, out=out, start=start, n=n) -> None:
             try:
-                out[i].append(stream_once(engine, TOKENS, start, delay=stagger_s * i / n))
-                out[i].append(stream_once(engine, TOKENS))
+                out[i].append(play(engine, TOKENS, start=start, delay=stagger_s * i / n))
+                out[i].append(play(engine, TOKENS))
             except Exception as exc:  # recorded: a stalled or failed stream counts as not real-time
                 out[i].append({"error": repr(exc)[:200]})
 

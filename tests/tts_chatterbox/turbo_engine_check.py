@@ -180,7 +180,7 @@ def adaptive_first_window(engine) -> dict:
     return {
         # The first chunk plays a window's tokens less the ones it holds back for the next.
         "first_chunk_tokens": [len(c) / SAMPLES_PER_TOKEN for c in (alone[0], held_first, beside[0])],
-        "light_first_tokens": engine.light_plan.first_tokens,
+        "light_first_tokens": engine.config.light_plan.first_tokens,
         "standard_first_tokens": engine.config.plan.first_tokens,
         "held_back_tokens": engine.config.plan.overlap_tokens,
         "light_sentences": light_sentences,

@@ -6,7 +6,7 @@ Measured at start-up on the loaded model, before /ready, in two steps:
   batch sizes. A stream needs, per second of audio, 25 decode steps (shared with the batch)
   and the vocoding of 25 tokens (batched across streams); n streams fit while their GPU time
   per second stays under 1/headroom. It cannot see what load does to a decode step.
-- ``probe_capacity``, by load (about a minute): that estimate starts a search over stream
+- ``probe_capacity``, by load (17-27 s on an H200): that estimate starts a search over stream
   counts, each probe real callers streaming sentences through the engine (``load_test``);
   the capacity is the most callers whose every sentence ran at RTF < 1 and played gap-free.
 """
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
+import threading
 import time
 
 import torch
@@ -128,8 +130,6 @@ GAP_SLACK_S = 0.05  # a chunk this late after the audio before it ran out is not
 def play(engine, tokens: int, *, start=None, delay: float = 0.0) -> dict:
     """One caller: a sentence of exactly ``tokens`` speech tokens through ``engine.stream``,
     played back as it arrives. ``underrun_s``: silence heard between chunks."""
-    import threading
-
     from tts.app.backends.chatterbox import ChatterboxCall
 
     call = ChatterboxCall(
@@ -171,9 +171,6 @@ def load_test(
     """``n`` callers whose starts spread over ``stagger_s`` (calls arrive independently), each
     speaking ``sentences`` of ``tokens`` back to back. Passes when every sentence of every
     caller ran at RTF < 1 and played without a gap."""
-    import statistics
-    import threading
-
     start = threading.Event()
     out: list[list[dict]] = [[] for _ in range(n)]
 
@@ -266,15 +263,21 @@ def search(passes, candidates: list[int], start: int, *, max_probes: int = 6) ->
 
 
 def probe_capacity(
-    engine, *, estimate: int, stagger_s: float = 3.0, light: bool = True, max_probes: int = 6, load=load_test
+    engine,
+    *,
+    estimate: int,
+    stagger_s: float = 3.0,
+    light_streams: int | None = None,
+    max_probes: int = 6,
+    load=load_test,
 ) -> dict:
     """Capacity measured by load, for the policy the engine serves with.
 
     1. The standard plan alone: ``capacity_streams``, the most callers it keeps real-time
        and gap-free (the search starts from ``estimate``, the timing model's figure).
-    2. With ``light``, the light plan alone (every caller's first window
-       ``light_first_tokens``: first audio sooner, more vocoder work per sentence), up to the
-       capacity: ``light_streams``. Without, ``engine.light_streams`` as configured.
+    2. Unless ``light_streams`` is given (configured), the light plan alone (every caller's
+       first window ``light_first_tokens``: first audio sooner, more vocoder work per
+       sentence), up to the capacity: ``light_streams``.
     3. The serving policy (the light plan while at most ``light_streams`` stream, the
        standard one beyond) at the full capacity, once. If it fails there, the short first
        window would cost callers (on the H200, Chatterbox's 32 would become 16: its vocoder
@@ -294,35 +297,34 @@ def probe_capacity(
 
         return run
 
-    configured = engine.light_streams
     engine.light_streams = 0  # everyone on the standard plan
     capacity, _ = search(passes("standard"), cands, max(1, estimate), max_probes=max_probes)
-    light_streams = 0
-    if engine.light_plan is not None and capacity:
-        if light:
-            engine.light_streams = slots  # everyone on the light plan
-            below = [b for b in cands if b <= capacity]
-            light_streams, _ = search(passes("light"), below, max(1, capacity // 2), max_probes=max_probes)
-        else:
-            light_streams = min(configured, capacity)
-        if light_streams:
-            engine.light_streams = light_streams
-            if not passes("serving")(capacity):
-                log.warning(
-                    "the short first window (%d tokens while at most %d stream) failed at the %d "
-                    "streams the standard plan keeps real-time: every sentence starts with %d tokens",
-                    engine.light_plan.first_tokens,
-                    light_streams,
-                    capacity,
-                    engine.config.plan.first_tokens,
-                )
-                light_streams = 0
+    if engine.config.light_plan is None or not capacity:
+        light_streams = 0
+    elif light_streams is None:
+        engine.light_streams = slots  # everyone on the light plan
+        below = [b for b in cands if b <= capacity]
+        light_streams, _ = search(passes("light"), below, max(1, capacity // 2), max_probes=max_probes)
+    else:
+        light_streams = min(light_streams, capacity)
+    if light_streams:
+        engine.light_streams = light_streams
+        if not passes("serving")(capacity):
+            log.warning(
+                "the short first window (%d tokens while at most %d stream) failed at the %d "
+                "streams the standard plan keeps real-time: every sentence starts with %d tokens",
+                engine.config.light_plan.first_tokens,
+                light_streams,
+                capacity,
+                engine.config.plan.first_tokens,
+            )
+            light_streams = 0
     engine.light_streams = light_streams
     return {
         "capacity_streams": capacity,
         "light_streams": light_streams,
         "light_dropped": bool(rows["serving"]) and not rows["serving"][-1]["passed"],
-        "light_first_tokens": engine.light_plan.first_tokens if engine.light_plan else None,
+        "light_first_tokens": engine.config.light_plan.first_tokens if engine.config.light_plan else None,
         "first_tokens": engine.config.plan.first_tokens,
         "stagger_s": stagger_s,
         "probes": rows,

@@ -199,10 +199,6 @@ class FastChatterboxEngine:
     def active_streams(self) -> int:
         return self._streams
 
-    @property
-    def light_plan(self) -> ChunkPlan | None:
-        return self.config.light_plan
-
     def plan_for_new_stream(self) -> ChunkPlan:
         """The chunk plan of a sentence starting now: its first window short while the GPU has
         room (this stream is counted in ``active_streams`` already), the standard one beyond."""
@@ -455,13 +451,11 @@ class FastChatterboxEngine:
         report = {"model": model, "capacity_streams": model["capacity_streams"], "light_streams": self.light_streams}
         if (probe or self.config.capacity_probe) == "load":
             t0 = time.perf_counter()
-            if self.config.light_streams:  # configured: only the serving policy is probed
-                self.light_streams = self.config.light_streams
             measured = cap.probe_capacity(
                 self,
                 estimate=max(1, model["capacity_streams"]),
                 stagger_s=stagger_s,
-                light=not self.config.light_streams,
+                light_streams=self.config.light_streams or None,  # configured: not searched
             )
             measured["seconds"] = round(time.perf_counter() - t0, 1)
             report.update(measured)
