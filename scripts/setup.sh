@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs everything the project needs on a fresh Debian machine with Python 3.11:
-# Debian packages, the virtualenv in .venv, and the locked Python dependencies in one
-# resolver run. Idempotent: a second run with nothing changed returns in seconds.
+# Installs everything the project needs on a fresh Debian machine with Python 3.11 and Go:
+# Debian packages, livekit-server built from its Go module (cached), the virtualenv in .venv,
+# and the locked Python dependencies in one resolver run. Idempotent: a second run with
+# nothing changed returns in seconds.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -15,6 +16,14 @@ VENV="$ROOT/.venv"
 # segfault in VMs that do not grant AMX tile state (seen here on every batched prompt).
 WHEEL_CACHE="${CALLCENTER_WHEEL_CACHE:-$HOME/.cache/callcenter/wheels}"
 LLAMA_CPP_VERSION="0.3.36"
+# livekit-server, built from the Go module proxy by module@version (it declares go 1.26 and
+# no replace directive) and cached like the llama.cpp wheel: ~5 min on 2 cores, once.
+# The version matches livekit-api 1.2.2 / livekit-agents 1.8.9 (protocol 1.4x). The local stack
+# and the end-to-end tests run it on loopback; .local/bin/livekit-server points at the cache.
+# livekit-sip (github.com/livekit/sip) and Egress are refused by the module proxy here (403):
+# docs/local-livekit.md says what stands in for them locally.
+LIVEKIT_SERVER_VERSION="v1.13.5"
+BIN_CACHE="${CALLCENTER_BIN_CACHE:-$HOME/.cache/callcenter/bin}"
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
@@ -32,9 +41,32 @@ fi
 
 command -v "$PYTHON" >/dev/null || { echo "need $PYTHON (Python 3.11) on PATH, or set PYTHON=" >&2; exit 1; }
 
+# livekit-server builds in the background while pip works (one is CPU-bound, the other mostly I/O)
+LIVEKIT_BIN="$BIN_CACHE/livekit-server-$LIVEKIT_SERVER_VERSION"
+build_pid=""
+mkdir -p "$BIN_CACHE" "$ROOT/.local/bin"
+if [ ! -x "$LIVEKIT_BIN" ]; then
+  command -v go >/dev/null || { echo "need Go >= 1.26 on PATH to build livekit-server" >&2; exit 1; }
+  log "building livekit-server $LIVEKIT_SERVER_VERSION from its Go module (~5 min on 2 cores, once per machine; cached in $BIN_CACHE)"
+  (
+    tmp="$(mktemp -d)"
+    GOBIN="$tmp" go install "github.com/livekit/livekit-server/cmd/server@$LIVEKIT_SERVER_VERSION" >"$BIN_CACHE/livekit-server.build.log" 2>&1 \
+      && mv "$tmp/server" "$LIVEKIT_BIN"
+    rm -rf "$tmp"
+  ) &
+  build_pid=$!
+fi
+finish_livekit() {
+  if [ -n "$build_pid" ] && ! wait "$build_pid"; then
+    echo "building livekit-server failed: $BIN_CACHE/livekit-server.build.log" >&2; exit 1
+  fi
+  ln -sfn "$LIVEKIT_BIN" "$ROOT/.local/bin/livekit-server"
+}
+
 stamp_now="$(cat requirements/dev.lock pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ -f "$VENV/.installed" ] && [ "$(cat "$VENV/.installed")" = "$stamp_now" ]; then
   log "Python environment up to date ($VENV)"
+  finish_livekit
   exit 0
 fi
 
@@ -51,13 +83,13 @@ if ! ls "$WHEEL_CACHE"/llama_cpp_python-"$LLAMA_CPP_VERSION"-*.whl >/dev/null 2>
   CMAKE_ARGS="-DGGML_NATIVE=OFF" "${PIP[@]}" wheel -q --no-deps "llama-cpp-python==$LLAMA_CPP_VERSION" -w "$WHEEL_CACHE"
 fi
 
-# The CPU build of torch first (it lies on disk on these machines; a bare 'torch'
-# requirement would pull a multi-GB CUDA build), then everything else in ONE run.
-log "installing torch (CPU)"
-"${PIP[@]}" install -q "torch==$(grep -E '^torch==' requirements/dev.lock | cut -d= -f3)"
+# torch comes from PyPI with the rest (the embeddings' sentence-transformers needs it): PyPI
+# serves only its CUDA build, whose nvidia-* libraries (~4 GB) are pinned in the lock too and
+# simply unused on a CPU machine. No second index, no second resolver run.
 log "installing locked dependencies (one resolver run)"
 "${PIP[@]}" install -q --find-links "$WHEEL_CACHE" -r requirements/dev.lock
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e .
 
+finish_livekit
 echo "$stamp_now" > "$VENV/.installed"
 log "done: $VENV"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv-chatterbox: chatterbox-tts 0.1.7 on the CPU torch of the dev lock.
+# Creates .venv-chatterbox: chatterbox-tts 0.1.7 on the torch of the dev lock (PyPI's build; runs on the CPU here).
 # chatterbox-tts pins torch 2.6 / numpy<2 / gradio, which must never enter .venv, so it is
 # installed with --no-deps next to the few packages its model code really imports.
 # Idempotent: a stamp of this script's content makes a second run return at once.
@@ -13,7 +13,7 @@ if [ -f "$VENV/.installed" ] && [ "$(cat "$VENV/.installed")" = "$stamp_now" ]; 
 fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
-# The CPU build of torch (on disk on these machines; a bare 'torch' would pull CUDA).
+# The dev lock's torch, from PyPI (pip's cache makes this a copy after the first setup).
 "${PIP[@]}" install "torch==$(grep -E '^torch==' requirements/dev.lock | cut -d= -f3)"
 # What chatterbox's model code imports, on torch 2.13 / numpy 2. transformers is the version
 # chatterbox-tts 0.1.7 pins, i.e. the one the GPU image runs: the engine reaches into its Llama
