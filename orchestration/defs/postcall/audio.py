@@ -1,8 +1,9 @@
 """Egress recordings -> per-channel 16 kHz mono PCM, with the checks a bad file must fail.
 
-Egress writes audio-only calls as stereo Ogg/Opus (agent on one channel, caller on the
-other, per the session report's ``recording_channels``). A zero-byte, undecodable or
-wrong-codec file raises ``RecordingUnusable`` with a reason stored on the call record.
+Egress writes audio-only calls as Ogg/Opus: stereo, agent on one channel and caller on the
+other per the session report's ``recording_channels``, when it honours DUAL_CHANNEL_AGENT
+(``channels.py`` checks that it did). A zero-byte, undecodable or wrong-codec file raises
+``RecordingUnusable`` with a reason stored on the call record.
 """
 
 from __future__ import annotations
@@ -29,13 +30,6 @@ class DecodedRecording:
     duration_s: float
     codec: str
     decode_error: str | None = None  # set when decoding stopped early (truncated file)
-
-    def channel(self, index: int) -> np.ndarray:
-        if index >= len(self.channels):
-            raise RecordingUnusable(
-                f"recording has {len(self.channels)} channel(s); the session report maps a speaker to channel {index}"
-            )
-        return self.channels[index]
 
 
 def decode_recording(data: bytes, accepted_codecs: frozenset[str] = ACCEPTED_CODECS) -> DecodedRecording:

@@ -18,6 +18,7 @@ from callcenter.redaction import RedactionPolicy, redact_conversation
 from callcenter.report import SessionReport, Speaker, parse_report
 from orchestration.defs.postcall.audio import RecordingUnusable, decode_recording, speech_fraction
 from orchestration.defs.postcall.calls import CallRef
+from orchestration.defs.postcall.channels import ChannelMode, separate_speakers
 from orchestration.defs.postcall.speech import SpeechToText
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,10 @@ class TranscribedCall:
     recording_bytes: int | None = None  # None: no recording object
     recording_duration_s: float | None = None
     recording_problem: str | None = None  # the recording was unusable (the live transcript may still serve)
-    channel_speech: dict[str, float] = field(default_factory=dict)
+    channel_speech: dict[str, float] = field(default_factory=dict)  # per speaker's track
+    channel_mode: ChannelMode | None = None  # how the recording's audio was attributed; None: not decoded
+    channel_reason: str | None = None  # why that mode (measured figures only, no words of the call)
+    channel_stats: dict[str, float] = field(default_factory=dict)
     recording_transcript: list[TranscriptSegment] = field(default_factory=list)
     live_transcript: list[TranscriptSegment] = field(default_factory=list)
     chosen: TranscriptSource | None = None
@@ -161,13 +165,15 @@ def _transcribe_call(
             call.recording_duration_s = round(decoded.duration_s, 3)
             if decoded.decode_error:
                 call.recording_problem = decoded.decode_error
+            # Egress may have written the room's mix on both channels, or the speakers the other way
+            # round: attribute by what the audio holds, not only by what was asked of Egress.
+            separated = separate_speakers(decoded.channels, report.turns, report.recording_channels)
+            call.channel_mode, call.channel_reason = separated.mode, separated.reason
+            call.channel_stats = separated.stats
             started = time.perf_counter()
-            for speaker in (Speaker.AGENT, Speaker.CALLER):
-                channel = decoded.channel(
-                    report.recording_channels.get(speaker.value, 0 if speaker is Speaker.AGENT else 1)
-                )
-                call.channel_speech[speaker.value] = round(speech_fraction(channel), 4)
-                raw_items.extend((speaker, s.start, s.end, s.text) for s in stt.transcribe(channel))
+            for speaker, track in separated.tracks.items():
+                call.channel_speech[speaker.value] = round(speech_fraction(track), 4)
+                raw_items.extend((speaker, s.start, s.end, s.text) for s in stt.transcribe(track))
             call.stt_seconds = time.perf_counter() - started
         except RecordingUnusable as exc:
             call.recording_problem = str(exc)
@@ -188,9 +194,12 @@ def _transcribe_call(
         call.redactions = live_redactions
     if call.recording_problem and call.chosen is None:
         call.failure = call.recording_problem
+    elif call.channel_mode is ChannelMode.MONO_FALLBACK and call.chosen is None:
+        call.failure = f"recording not attributable to speakers: {call.channel_reason}"
     log.info(
-        "transcribed %s: %s words from the recording, %s live, using %s",
+        "transcribed %s (%s): %s words from the recording, %s live, using %s",
         ref.call_id,
+        call.channel_mode.value if call.channel_mode else "no recording",
         rec_words,
         live_words,
         call.chosen.value if call.chosen else "none",

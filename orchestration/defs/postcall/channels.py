@@ -1,0 +1,210 @@
+"""Which audio is whose: one track per speaker from the recording, whatever Egress wrote.
+
+Egress is asked for DUAL_CHANNEL_AGENT (agent on one channel, caller on the other), but
+without ``enable_room_composite_sdk_source`` it records audio-only room composites through
+Chrome and ignores the option: both channels carry the same mix (livekit/egress#1121,
+livekit/agents#4462). livekit/egress#1199 saw the caller on the left and the agent on the
+right. So the channels are checked against the session report's turn times before anyone's
+words are attributed:
+
+- two different channels: each is one speaker; the one whose speech follows the agent's turn
+  times is the agent's (``dual_channel``, or ``dual_channel_swapped`` when that is not the
+  channel the report names);
+- one channel, or two carrying the same audio: the mix is cut by the live transcript's turn
+  times into one track per speaker (``mixed_split_by_report``), unless the report has no turn
+  times or they do not match the recording's speech (``mono_fallback``: no track, the live
+  transcript serves).
+
+Reasons hold measured figures only, never words of the call: they go into Dagster metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from callcenter.report import Speaker, Turn
+from orchestration.defs.postcall.audio import STT_RATE, RecordingUnusable
+
+ENVELOPE_FRAME_S = 0.05
+# Speech energy is scored between these levels (dBFS): below is silence or line noise.
+_FLOOR_DBFS, _CEILING_DBFS = -55.0, -25.0
+# Two channels are one mix when their samples, or their energy over time, are this alike.
+# Separated speakers correlate near 0 (they take turns); Opus coding of one mix twice stays above 0.99.
+SAME_AUDIO_SAMPLE_CORRELATION = 0.9
+SAME_AUDIO_ENVELOPE_CORRELATION = 0.97
+# How much better one channel assignment must fit the agent's turn times than the other to be believed.
+ORIENTATION_MARGIN = 0.2
+# A mix is split by the turn times only when its speech follows them at least this closely.
+TURNS_MATCH_MIN_CORRELATION = 0.3
+# Turn times come from the live STT and the agent's playout: widen each turn a little, but never
+# into the other speaker's turn.
+SPLIT_PAD_S = 0.2
+
+
+class ChannelMode(StrEnum):
+    """How the recording's audio was attributed to speakers."""
+
+    DUAL_CHANNEL = "dual_channel"  # one speaker per channel, as the session report maps them
+    DUAL_CHANNEL_SWAPPED = "dual_channel_swapped"  # one speaker per channel, the other way round
+    MIXED_SPLIT_BY_REPORT = "mixed_split_by_report"  # one mix, cut by the live transcript's turn times
+    MONO_FALLBACK = "mono_fallback"  # one mix that could not be split: nothing attributed from the recording
+
+
+@dataclass
+class SpeakerTracks:
+    mode: ChannelMode
+    reason: str
+    tracks: dict[Speaker, np.ndarray] = field(default_factory=dict)  # float32 at STT_RATE, recording times
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation; 0 where either side is constant (a silent channel, a speaker with no turns)."""
+    n = min(len(a), len(b))
+    if n < 2:
+        return 0.0
+    a, b = a[:n].astype(np.float64), b[:n].astype(np.float64)
+    a, b = a - a.mean(), b - b.mean()
+    denom = np.sqrt(np.dot(a, a) * np.dot(b, b))
+    return float(np.dot(a, b) / denom) if denom > 1e-12 else 0.0
+
+
+def speech_envelope(samples: np.ndarray, rate: int = STT_RATE) -> np.ndarray:
+    """Speech energy per 50 ms frame, 0 (silence) to 1 (clear speech)."""
+    frame = int(rate * ENVELOPE_FRAME_S)
+    n = len(samples) // frame
+    if n == 0:
+        return np.zeros(0)
+    frames = samples[: n * frame].astype(np.float64).reshape(n, frame)
+    dbfs = 10 * np.log10(np.maximum(np.mean(frames**2, axis=1), 1e-12))
+    return np.clip((dbfs - _FLOOR_DBFS) / (_CEILING_DBFS - _FLOOR_DBFS), 0.0, 1.0)
+
+
+def turn_activity(turns: Sequence[Turn], speaker: Speaker, n_frames: int, pad_s: float = 0.0) -> np.ndarray:
+    """1 for the 50 ms frames inside ``speaker``'s turns (widened by ``pad_s``), else 0."""
+    active = np.zeros(n_frames, dtype=bool)
+    for turn in turns:
+        if turn.speaker is speaker:
+            a = max(int((turn.start - pad_s) / ENVELOPE_FRAME_S), 0)
+            b = min(int(np.ceil((turn.end + pad_s) / ENVELOPE_FRAME_S)), n_frames)
+            active[a:b] = True
+    return active
+
+
+def _mix(channels: Sequence[np.ndarray]) -> np.ndarray:
+    if len(channels) == 1:
+        return channels[0]
+    n = min(len(c) for c in channels)
+    return np.mean([c[:n] for c in channels], axis=0).astype(np.float32)
+
+
+def _speaker_mask(turns: Sequence[Turn], speaker: Speaker, n_samples: int) -> np.ndarray:
+    """Samples to keep for ``speaker``: its padded turns, less the other speaker's own turns."""
+    n_frames = -(-n_samples // int(STT_RATE * ENVELOPE_FRAME_S))
+    own = turn_activity(turns, speaker, n_frames)
+    other = Speaker.CALLER if speaker is Speaker.AGENT else Speaker.AGENT
+    keep = turn_activity(turns, speaker, n_frames, SPLIT_PAD_S) & ~(turn_activity(turns, other, n_frames) & ~own)
+    return np.repeat(keep, int(STT_RATE * ENVELOPE_FRAME_S))[:n_samples]
+
+
+def _split_mix(mix: np.ndarray, turns: Sequence[Turn], why_mixed: str, stats: dict[str, float]) -> SpeakerTracks:
+    if not turns:
+        return SpeakerTracks(
+            ChannelMode.MONO_FALLBACK, f"{why_mixed}; the session report has no turn times to split it by", stats=stats
+        )
+    envelope = speech_envelope(mix)
+    anyone = turn_activity(turns, Speaker.AGENT, len(envelope)) | turn_activity(turns, Speaker.CALLER, len(envelope))
+    match = _correlation(envelope, anyone.astype(np.float64))
+    stats["turns_match_correlation"] = round(match, 3)
+    if match < TURNS_MATCH_MIN_CORRELATION:
+        return SpeakerTracks(
+            ChannelMode.MONO_FALLBACK,
+            f"{why_mixed}; the session report's turn times do not match the recording's speech "
+            f"(correlation {match:.2f} < {TURNS_MATCH_MIN_CORRELATION})",
+            stats=stats,
+        )
+    tracks = {
+        speaker: np.where(_speaker_mask(turns, speaker, len(mix)), mix, 0.0).astype(np.float32)
+        for speaker in (Speaker.AGENT, Speaker.CALLER)
+    }
+    return SpeakerTracks(
+        ChannelMode.MIXED_SPLIT_BY_REPORT,
+        f"{why_mixed}; split by the session report's turn times (correlation {match:.2f})",
+        tracks,
+        stats,
+    )
+
+
+def separate_speakers(
+    channels: Sequence[np.ndarray], turns: Sequence[Turn], recording_channels: dict[str, int]
+) -> SpeakerTracks:
+    """One track per speaker from the decoded channels, checked against the report's turn times.
+
+    ``recording_channels`` is the session report's map of speaker -> channel index.
+    """
+    agent_ch = recording_channels.get(Speaker.AGENT.value, 0)
+    caller_ch = recording_channels.get(Speaker.CALLER.value, 1)
+    if len(channels) == 1:
+        return _split_mix(channels[0], turns, "recording has one channel", {})
+    for index in (agent_ch, caller_ch):
+        if not 0 <= index < len(channels):
+            raise RecordingUnusable(
+                f"recording has {len(channels)} channel(s); the session report maps a speaker to channel {index}"
+            )
+    if agent_ch == caller_ch:
+        return _split_mix(channels[agent_ch], turns, f"the session report maps both speakers to channel {agent_ch}", {})
+
+    agent, caller = channels[agent_ch], channels[caller_ch]
+    envelopes = speech_envelope(agent), speech_envelope(caller)
+    stats = {
+        "channel_correlation": round(_correlation(agent, caller), 4),
+        "envelope_correlation": round(_correlation(*envelopes), 4),
+    }
+    if (
+        stats["channel_correlation"] >= SAME_AUDIO_SAMPLE_CORRELATION
+        or stats["envelope_correlation"] >= SAME_AUDIO_ENVELOPE_CORRELATION
+    ):
+        why = (
+            f"both channels carry the same audio (sample correlation {stats['channel_correlation']:.2f}, "
+            f"energy correlation {stats['envelope_correlation']:.2f}): Egress mixed the room"
+        )
+        return _split_mix(_mix([agent, caller]), turns, why, stats)
+
+    as_mapped = {Speaker.AGENT: agent, Speaker.CALLER: caller}
+    if not any(t.speaker is Speaker.AGENT for t in turns):
+        return SpeakerTracks(
+            ChannelMode.DUAL_CHANNEL,
+            "two separate channels; no turn times of the agent to check them by: the session report's mapping kept",
+            as_mapped,
+            stats,
+        )
+    n = min(len(e) for e in envelopes)
+    said = {s: turn_activity(turns, s, n).astype(np.float64) for s in (Speaker.AGENT, Speaker.CALLER)}
+    # How much better the report's mapping fits the turn times than the other way round.
+    score = (
+        _correlation(envelopes[0], said[Speaker.AGENT])
+        - _correlation(envelopes[0], said[Speaker.CALLER])
+        + _correlation(envelopes[1], said[Speaker.CALLER])
+        - _correlation(envelopes[1], said[Speaker.AGENT])
+    ) / 2
+    stats["orientation_score"] = round(score, 3)
+    if score <= -ORIENTATION_MARGIN:
+        return SpeakerTracks(
+            ChannelMode.DUAL_CHANNEL_SWAPPED,
+            f"the agent's turn times follow channel {caller_ch}, not channel {agent_ch} as the session report maps it "
+            f"(score {score:.2f}): channels swapped",
+            {Speaker.AGENT: caller, Speaker.CALLER: agent},
+            stats,
+        )
+    if score >= ORIENTATION_MARGIN:
+        reason = f"two separate channels, as the session report maps them (score {score:.2f})"
+    else:
+        reason = (
+            f"two separate channels; the turn times do not tell them apart (score {score:.2f}): "
+            "the session report's mapping kept"
+        )
+    return SpeakerTracks(ChannelMode.DUAL_CHANNEL, reason, as_mapped, stats)
