@@ -32,6 +32,13 @@ class AgentSettings(BaseSettings):
         1800, ge=0, description="SIGTERM: seconds running calls may take to finish; pod grace period must be >= this"
     )
     worker_port: int = Field(8081, description="the worker's health/HTTP port (readiness + liveness probes)")
+    worker_max_calls: int | None = Field(
+        None,
+        gt=0,
+        description="when set, the worker's load is its running calls over this (full at the limit) instead of "
+        "its CPU use; the local stack sets it, where the models share the worker's CPU and a busy core would "
+        "turn every dispatch away (LiveKit does not offer a refused room's job again)",
+    )
     livekit_url: str = ""
     livekit_api_key: str = ""
     livekit_api_secret: SecretStr = SecretStr("")

@@ -30,7 +30,7 @@ from agent.recording import finish_recording, start_recording
 from agent.session_report import build_report, upload_report
 from agent.settings import AgentSettings, load_settings
 from callcenter.dispatch import OutboundCallRequest, parse_dispatch
-from callcenter.ids import is_call_id
+from callcenter.ids import is_call_id, new_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.report import SessionReport
 
@@ -58,6 +58,16 @@ def outbound_request(ctx: JobContext) -> OutboundCallRequest | None:
     return request
 
 
+def call_id_for(room_name: str, request: OutboundCallRequest | None) -> str:
+    """The call's id: an outbound call's is its dispatch's (the room is named after it). An inbound
+    room is named by the SIP dispatch rule (``<prefix>_<caller number>_<random>``), which is no call
+    id and carries the caller's number: the agent mints ``call-<uuid7>`` and the report keeps the
+    room name in ``room``."""
+    if request is not None:
+        return request.call_id
+    return room_name if is_call_id(room_name) else new_call_id()
+
+
 def metadata_problems(exc: Exception) -> list[str]:
     """What was wrong with a dispatch, for the log: field names and error kinds only (pydantic's
     own message quotes the values: the callee's number, the contact list's columns)."""
@@ -68,20 +78,18 @@ def metadata_problems(exc: Exception) -> list[str]:
 
 async def entrypoint(ctx: JobContext) -> None:
     settings: AgentSettings = ctx.proc.userdata.get("settings") or load_settings()
-    call_id = ctx.room.name
-    if not is_call_id(call_id):
-        log.warning("room %s is not named call-<uuid7>; reports are keyed by it anyway", call_id)
+    room_name = ctx.room.name
     try:
         request = outbound_request(ctx)
     except (ValidationError, ValueError) as exc:
         # nothing was dialed: the dial ledger sees no report and retries per its policy
-        log.error(
-            "rejecting outbound job with invalid metadata: %s", metadata_problems(exc), extra={"call_id": call_id}
-        )
+        # (an inbound room's name carries the caller's number: it is never logged)
+        log.error("rejecting outbound job with invalid metadata: %s", metadata_problems(exc))
         ctx.shutdown(reason="invalid dispatch metadata")
         return
-    control = CallControl(ctx.api, call_id, on_finished=lambda: ctx.shutdown(reason="call ended"))
-    call = new_call(control, request, settings)
+    call_id = call_id_for(room_name, request)
+    control = CallControl(ctx.api, room_name, on_finished=lambda: ctx.shutdown(reason="call ended"))
+    call = new_call(control, request, settings, call_id=call_id)
 
     session = build_session(settings, userdata=call, vad_model=ctx.proc.userdata.get("vad") or load_vad(settings))
     agent = OutboundCallAgent(call) if request else CallCenterAgent(call)
@@ -180,12 +188,16 @@ async def finish_call(
     return report
 
 
-def new_call(control: CallControl, request: OutboundCallRequest | None, settings: AgentSettings) -> CallState:
-    """The call's state from the dispatch (outbound) or the inbound line's settings."""
+def new_call(
+    control: CallControl, request: OutboundCallRequest | None, settings: AgentSettings, *, call_id: str | None = None
+) -> CallState:
+    """The call's state from the dispatch (outbound) or the inbound line's settings.
+    ``call_id`` defaults to the dispatch's (outbound) or the room's name."""
     persona = load_persona(request.persona if request else settings.inbound_persona, settings.personas_dir)
+    call_id = call_id or (request.call_id if request is not None else control.room_name)
     if request is not None:
         return CallState(
-            call_id=control.room_name,
+            call_id=call_id,
             direction=CallDirection.OUTBOUND,
             persona=persona,
             control=control,
@@ -195,7 +207,7 @@ def new_call(control: CallControl, request: OutboundCallRequest | None, settings
             transfer_to=request.sip_transfer_to,
         )
     return CallState(
-        call_id=control.room_name,
+        call_id=call_id,
         direction=CallDirection.INBOUND,
         persona=persona,
         control=control,
@@ -209,8 +221,21 @@ def _as_uri(number: str | None) -> str | None:
     return number if number.startswith(("sip:", "tel:")) else f"tel:{number}"
 
 
+def calls_load(max_calls: int):  # noqa: ANN201
+    """The worker's load as its running calls over ``max_calls``: 1.0 (full) at the limit."""
+
+    def load(server: AgentServer) -> float:
+        return min(1.0, len(server.active_jobs) / max_calls)
+
+    return load
+
+
 def build_server(settings: AgentSettings) -> AgentServer:
+    extra: dict = {}
+    if settings.worker_max_calls:
+        extra = {"load_fnc": calls_load(settings.worker_max_calls), "load_threshold": 1.0}
     server = AgentServer(
+        **extra,
         setup_fnc=prewarm,
         drain_timeout=settings.drain_timeout_s,
         port=settings.worker_port,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack.livekit import LocalLiveKit
 from tests.doubles.livekit_server import LiveKitDouble
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,26 @@ def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def real_livekit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLiveKit]:
+    """The real livekit-server (built by scripts/setup.sh) with its Redis, on loopback ports of
+    its own; one per test session (rooms, trunks and rules are named uniquely by the tests)."""
+    lk = LocalLiveKit(http_port=free_port(), rtc_tcp_port=free_port(), rtc_udp_port=free_port(), redis_port=free_port())
+    config = lk.write_config(tmp_path_factory.mktemp("livekit") / "livekit.yaml")
+    redis_svc, server_svc = lk.services(config)
+    logs = tmp_path_factory.mktemp("livekit-logs")
+    procs: list[subprocess.Popen] = []
+    try:
+        for svc in (redis_svc, server_svc):
+            out = (logs / f"{svc.name}.log").open("wb")
+            procs.append(subprocess.Popen(svc.argv, stdout=out, stderr=subprocess.STDOUT))
+            wait_for_port(svc.port, procs[-1], timeout=30)
+        yield lk
+    finally:
+        for proc in reversed(procs):
+            stop_process(proc)
 
 
 @pytest.fixture

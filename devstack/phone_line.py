@@ -1,0 +1,301 @@
+"""The local stand-in for livekit-sip: a simulated phone caller that joins the real livekit-server.
+
+Production inbound calls reach the agent through livekit-sip: the carrier's INVITE matches the
+inbound trunk, the individual dispatch rule creates a room named
+``<room_prefix>_<caller number>_<random>`` and dispatches the agent into it, and the caller joins
+as a participant of kind SIP with ``sip.*`` attributes. livekit-sip cannot be built here (the Go
+module proxy refuses github.com/livekit/sip, see docs/local-livekit.md), so this module does the
+same from the room side: a token of kind ``sip`` with the same attributes, the same room name
+shape and the dispatch rule's agent dispatch. Its audio is real: it publishes the caller's voice
+over WebRTC (RTP/Opus through livekit-server) and records what the agent says back.
+
+It is named as a stand-in everywhere it is used, and never ships to GKE.
+
+    python -m devstack.phone_line --say hello.wav --record heard.wav   # one call into the local stack
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import string
+import time
+import wave
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from livekit import api, rtc
+
+log = logging.getLogger("devstack.phone_line")
+
+SAMPLE_RATE = 16000
+FRAME_MS = 20
+FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
+SPEECH_RMS = 300.0  # int16 RMS above which a received frame counts as the agent speaking
+
+# attributes livekit-sip sets on the caller's participant (the agent reads the first two)
+ATTR_CALLER_NUMBER = "sip.phoneNumber"
+ATTR_TRUNK_NUMBER = "sip.trunkPhoneNumber"
+ATTR_CALL_STATUS = "sip.callStatus"
+
+
+def individual_room_name(room_prefix: str, caller_number: str) -> str:
+    """The room name livekit-sip's individual dispatch rule gives an inbound call."""
+    alphabet = string.ascii_letters + string.digits
+    return f"{room_prefix}_{caller_number}_{''.join(secrets.choice(alphabet) for _ in range(12))}"
+
+
+def load_wav_16k(path: Path) -> np.ndarray:
+    """Mono int16 at 16 kHz (what the line speaks); other rates are resampled linearly."""
+    with wave.open(str(path)) as w:
+        if w.getsampwidth() != 2:
+            raise ValueError(f"{path}: expected 16-bit PCM")
+        rate, channels = w.getframerate(), w.getnchannels()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    if channels > 1:
+        pcm = pcm.reshape(-1, channels)[:, 0]
+    if rate != SAMPLE_RATE:
+        n = int(len(pcm) * SAMPLE_RATE / rate)
+        pcm = np.interp(np.linspace(0, len(pcm) - 1, n), np.arange(len(pcm)), pcm.astype(np.float32)).astype(np.int16)
+    return pcm
+
+
+@dataclass
+class Say:
+    """One caller utterance: spoken ``after_agent_quiet_s`` after the agent last spoke (or
+    ``at_s`` after the call connected, whichever comes later)."""
+
+    pcm: np.ndarray
+    after_agent_quiet_s: float = 1.2
+    at_s: float = 0.0
+
+
+@dataclass
+class LineResult:
+    room: str
+    heard: np.ndarray  # what the caller's earpiece played, 16 kHz mono int16, in real time
+    agent_joined: bool
+    # per utterance: (caller's last frame sent, agent's first speech frame heard after it), monotonic s
+    turn_gaps: list[tuple[float, float | None]] = field(default_factory=list)
+
+    def write_heard(self, path: Path) -> Path:
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(SAMPLE_RATE)
+            w.writeframes(self.heard.tobytes())
+        return path
+
+    @property
+    def voice_to_voice_s(self) -> list[float]:
+        return [heard - sent for sent, heard in self.turn_gaps if heard is not None]
+
+
+def caller_token(
+    api_key: str,
+    api_secret: str,
+    *,
+    room: str,
+    caller_number: str,
+    trunk_number: str,
+    agent_name: str,
+) -> str:
+    """A SIP participant's token as livekit-sip mints it, with the dispatch rule's agent dispatch."""
+    return (
+        api.AccessToken(api_key, api_secret)
+        .with_identity(f"sip_{caller_number}")
+        .with_name(caller_number)
+        .with_kind("sip")
+        .with_attributes({ATTR_CALLER_NUMBER: caller_number, ATTR_TRUNK_NUMBER: trunk_number, ATTR_CALL_STATUS: "active"})
+        .with_grants(api.VideoGrants(room_join=True, room=room, room_create=True))
+        .with_room_config(api.RoomConfiguration(agents=[api.RoomAgentDispatch(agent_name=agent_name)]))
+        .to_jwt()
+    )
+
+
+class _Earpiece:
+    """What the caller hears: every frame of the agent's audio, with when speech was heard."""
+
+    def __init__(self) -> None:
+        self.frames: list[np.ndarray] = []
+        self.last_speech_at: float | None = None
+        self.speech_frames: list[float] = []
+
+    async def listen(self, track: rtc.Track) -> None:
+        stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
+        async for event in stream:
+            pcm = np.frombuffer(event.frame.data, dtype=np.int16).copy()
+            self.frames.append(pcm)
+            if pcm.size and float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) > SPEECH_RMS:
+                now = time.monotonic()
+                self.last_speech_at = now
+                self.speech_frames.append(now)
+
+    def first_speech_after(self, t: float) -> float | None:
+        return next((s for s in self.speech_frames if s > t), None)
+
+
+async def place_inbound_call(
+    url: str,
+    api_key: str,
+    api_secret: str,
+    *,
+    caller_number: str,
+    trunk_number: str,
+    room_prefix: str = "call-",
+    agent_name: str,
+    script: Sequence[Say] = (),
+    agent_timeout_s: float = 60.0,
+    hang_up_after_s: float = 8.0,
+    hang_up_mid_reply: bool = False,
+) -> LineResult:
+    """One inbound call: join, wait for the agent, speak the script, hang up.
+
+    The caller hangs up ``hang_up_after_s`` after the agent last spoke once the script is done;
+    with ``hang_up_mid_reply`` it hangs up as soon as the agent starts answering the last utterance.
+    """
+    room_name = individual_room_name(room_prefix, caller_number)
+    token = caller_token(
+        api_key, api_secret, room=room_name, caller_number=caller_number, trunk_number=trunk_number, agent_name=agent_name
+    )
+    room = rtc.Room()
+    earpiece = _Earpiece()
+    tasks: list[asyncio.Task] = []
+    agent_here = asyncio.Event()
+
+    def on_track(track: rtc.Track, _pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+        if track.kind == rtc.TrackKind.KIND_AUDIO:
+            tasks.append(asyncio.create_task(earpiece.listen(track)))
+
+    def on_joined(participant: rtc.RemoteParticipant) -> None:
+        if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
+            agent_here.set()
+
+    room.on("track_subscribed", on_track)
+    room.on("participant_connected", on_joined)
+    await room.connect(url, token)
+    result = LineResult(room=room_name, heard=np.zeros(0, np.int16), agent_joined=False)
+    try:
+        if any(p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT for p in room.remote_participants.values()):
+            agent_here.set()
+        source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=100)
+        track = rtc.LocalAudioTrack.create_audio_track("caller", source)
+        await room.local_participant.publish_track(track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+        mouth = _Mouth(source)
+        tasks.append(asyncio.create_task(mouth.run()))
+        try:
+            await asyncio.wait_for(agent_here.wait(), agent_timeout_s)
+        except TimeoutError:
+            log.error("no agent joined %s within %.0f s", room_name, agent_timeout_s)
+            return result
+        result.agent_joined = True
+        connected = time.monotonic()
+        for say in script:
+            await _until_quiet(earpiece, connected, say, deadline=time.monotonic() + agent_timeout_s)
+            sent = await mouth.say(say.pcm)
+            result.turn_gaps.append((sent, None))
+            if hang_up_mid_reply and say is script[-1]:
+                await _until(lambda s=sent: earpiece.first_speech_after(s) is not None, agent_timeout_s)
+                await asyncio.sleep(0.3)  # a few words into the reply
+                break
+        if not hang_up_mid_reply:
+            quiet_since = time.monotonic()
+            end = quiet_since + agent_timeout_s
+            while time.monotonic() < end and room.isconnected():
+                last = earpiece.last_speech_at or 0.0
+                if time.monotonic() - max(last, quiet_since) > hang_up_after_s:
+                    break
+                await asyncio.sleep(0.1)
+        result.turn_gaps = [(sent, earpiece.first_speech_after(sent)) for sent, _ in result.turn_gaps]
+    finally:
+        await room.disconnect()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        result.heard = np.concatenate(earpiece.frames) if earpiece.frames else np.zeros(0, np.int16)
+    return result
+
+
+async def _until(predicate, timeout_s: float) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def _until_quiet(earpiece: _Earpiece, connected: float, say: Say, *, deadline: float) -> None:
+    """Wait until the agent has said something and then been quiet for ``after_agent_quiet_s``."""
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        last = earpiece.last_speech_at
+        if now - connected >= say.at_s and last is not None and now - last >= say.after_agent_quiet_s:
+            return
+        await asyncio.sleep(0.05)
+
+
+class _Mouth:
+    """The caller's microphone: a steady real-time 20 ms frame stream, silence between utterances."""
+
+    def __init__(self, source: rtc.AudioSource) -> None:
+        self._source = source
+        self._queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future]] = asyncio.Queue()
+
+    async def say(self, pcm: np.ndarray) -> float:
+        """Speak ``pcm``; returns when its last frame was sent (monotonic seconds)."""
+        done: asyncio.Future = asyncio.get_running_loop().create_future()
+        await self._queue.put((pcm, done))
+        return await done
+
+    async def run(self) -> None:
+        silence = np.zeros(FRAME_SAMPLES, np.int16)
+        next_at = time.monotonic()
+        while True:
+            pcm, done = (None, None)
+            if not self._queue.empty():
+                pcm, done = self._queue.get_nowait()
+            chunks = [silence] if pcm is None else [pcm[i : i + FRAME_SAMPLES] for i in range(0, len(pcm), FRAME_SAMPLES)]
+            for chunk in chunks:
+                if len(chunk) < FRAME_SAMPLES:
+                    chunk = np.pad(chunk, (0, FRAME_SAMPLES - len(chunk)))
+                frame = rtc.AudioFrame(chunk.tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES)
+                await self._source.capture_frame(frame)
+                next_at += FRAME_MS / 1000
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            if done is not None and not done.done():
+                done.set_result(time.monotonic())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Call the local stack's agent as a phone caller would (livekit-sip stand-in)")
+    parser.add_argument("--say", type=Path, action="append", default=[], help="WAV the caller says (repeatable, in order)")
+    parser.add_argument("--record", type=Path, help="write what the caller heard to this WAV")
+    parser.add_argument("--caller", default="+14155550199")
+    parser.add_argument("--trunk-number", default=os.environ.get("CALLCENTER_LOCAL_PHONE_NUMBER", "+14155550100"))
+    parser.add_argument("--agent-name", default=os.environ.get("AGENT_NAME", "call-center-agent"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    result = asyncio.run(
+        place_inbound_call(
+            os.environ.get("LIVEKIT_URL", "ws://127.0.0.1:7880"),
+            os.environ.get("LIVEKIT_API_KEY", "devkey"),
+            os.environ["LIVEKIT_API_SECRET"],
+            caller_number=args.caller,
+            trunk_number=args.trunk_number,
+            agent_name=args.agent_name,
+            script=[Say(load_wav_16k(p)) for p in args.say],
+        )
+    )
+    log.info("room %s: agent joined=%s, voice-to-voice %s", result.room, result.agent_joined, result.voice_to_voice_s)
+    if args.record:
+        result.write_heard(args.record)
+
+
+if __name__ == "__main__":
+    main()
