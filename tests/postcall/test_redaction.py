@@ -14,7 +14,7 @@ from callcenter.redaction import RedactionPattern, RedactionPolicy, luhn_valid, 
             "my card number is four one one one one one one one one one one one one one one one.",
             "my card number is [REDACTED CARD].",
         ),
-        ("card 4111 1111 1111 1111 exp 12/28", "card [REDACTED CARD] exp 12/28"),
+        ("card 4111 1111 1111 1111 exp 12/28", "card [REDACTED CARD] exp [REDACTED EXPIRY]"),
         ("it's 5500-0000-0000-0004, thanks", "it's [REDACTED CARD], thanks"),
         # Whisper repeating digits of a spoken card: the whole spoken number goes.
         (
