@@ -9,20 +9,27 @@ Post-call must attribute every word to the speaker who said it, whichever of the
 from __future__ import annotations
 
 import io
+import json
 from datetime import UTC, datetime
 
 import av
+import dagster as dg
 import numpy as np
 import pytest
 
+from callcenter.ids import new_call_id
+from callcenter.paths import audio_path, report_path
 from callcenter.record import TranscriptSource
 from callcenter.redaction import RedactionPolicy
 from callcenter.report import Speaker, Turn
+from orchestration.defs.postcall.assets import call_transcripts
 from orchestration.defs.postcall.audio import STT_RATE, decode_recording
 from orchestration.defs.postcall.calls import CallRef
 from orchestration.defs.postcall.channels import ChannelMode, separate_speakers
+from orchestration.defs.postcall.resources import CallIndexResource, RedactionSettings
 from orchestration.defs.postcall.speech import WhisperSpeechToText
 from orchestration.defs.postcall.transcription import transcribe_call
+from tests.postcall.conftest import upload_call
 
 pytestmark = pytest.mark.xdist_group("postcall")
 
@@ -230,3 +237,55 @@ def test_a_mix_the_turn_times_cannot_split_keeps_the_live_transcript(render_demo
     assert result.recording_transcript == []  # never the mix once as each speaker
     assert result.chosen is TranscriptSource.LIVE and result.failure is None
     assert [s.speaker for s in result.transcript] == [t.speaker for t in call.report.turns]
+
+
+# --- the asset check: which mode each call used ------------------------------------------------------------
+
+
+def _as_new_call(call, started_at: datetime):
+    call_id = new_call_id(started_at)
+    report = call.report.model_copy(
+        update={"call_id": call_id, "room": call_id, "recording_path": audio_path(call_id, started_at)}
+    )
+    return type(call)(report, audio_path(call_id, started_at), report_path(call_id, started_at), call.audio)
+
+
+def test_the_asset_check_shows_each_calls_mode(bucket, tmp_path, render_demo_call) -> None:
+    as_asked = render_demo_call("wrong_number", STARTED)
+    swapped = _as_new_call(as_asked, STARTED.replace(minute=10))
+    mixed = _as_new_call(as_asked, STARTED.replace(minute=20))
+    upload_call(bucket, as_asked)
+    upload_call(bucket, swapped, audio=swapped_channels(as_asked))
+    upload_call(bucket, mixed, audio=identical_channels(as_asked))
+
+    result = dg.materialize(
+        [call_transcripts],
+        partition_key=STARTED.date().isoformat(),
+        resources={
+            "recordings_bucket": bucket,
+            "speech_to_text": WhisperSpeechToText(),
+            "call_index_store": CallIndexResource(data_dir=str(tmp_path)),
+            "redaction": RedactionSettings(),
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "recording_channel_mode")
+    # Calls Egress did not record as asked are named, with the mode and its reason; the rest pass.
+    assert not check.passed and check.severity is dg.AssetCheckSeverity.WARN
+    metadata = {k: v.value for k, v in check.metadata.items()}
+    assert metadata["modes"] == {"dual_channel": 1, "dual_channel_swapped": 1, "mixed_split_by_report": 1}
+    assert metadata["calls_by_mode"] == {
+        "dual_channel": [as_asked.report.call_id],
+        "dual_channel_swapped": [swapped.report.call_id],
+        "mixed_split_by_report": [mixed.report.call_id],
+    }
+    details = metadata["details"]
+    assert set(details) == {swapped.report.call_id, mixed.report.call_id}
+    assert details[swapped.report.call_id].startswith("dual_channel_swapped: ")
+    assert details[mixed.report.call_id].startswith("mixed_split_by_report: both channels carry the same audio")
+    # No PII in metadata: no words of the call, no phone numbers.
+    dumped = json.dumps(metadata).lower()
+    assert not any(w in dumped for w in ("maria", "wrong number", "assistant", as_asked.report.to_number))
+    output = result.asset_materializations_for_node("call_transcripts")[0].metadata
+    assert output["channel_modes"].value == metadata["modes"]

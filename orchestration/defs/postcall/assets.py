@@ -20,6 +20,7 @@ from callcenter.record import AnalysisStatus
 from callindex import CallFilter
 from orchestration.defs.postcall.analysis import AnalysisFailed, CallLLM
 from orchestration.defs.postcall.calls import CallRef
+from orchestration.defs.postcall.channels import ChannelMode
 from orchestration.defs.postcall.partitions import daily_calls
 from orchestration.defs.postcall.records import AnalyzedCall, build_record
 from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
@@ -96,6 +97,10 @@ def _check(name: str, failing: dict[str, str], severity=dg.AssetCheckSeverity.ER
     )
 
 
+def _channel_modes(calls: dict[str, TranscribedCall]) -> dict[str, int]:
+    return dict(Counter(c.channel_mode.value for c in calls.values() if c.channel_mode is not None))
+
+
 @dg.asset(
     partitions_def=daily_calls,
     group_name=GROUP,
@@ -117,6 +122,13 @@ def _check(name: str, failing: dict[str, str], severity=dg.AssetCheckSeverity.ER
         ),
         dg.AssetCheckSpec(
             "transcript_non_empty", asset="call_transcripts", description="answered calls have a transcript"
+        ),
+        dg.AssetCheckSpec(
+            "recording_channel_mode",
+            asset="call_transcripts",
+            description="which channel layout each recording had and how its words were attributed: "
+            "dual_channel (as asked of Egress) passes; dual_channel_swapped, mixed_split_by_report and "
+            "mono_fallback are named with the reason (Egress did not record the agent's dual-channel request)",
         ),
     ],
 )
@@ -180,6 +192,7 @@ def call_transcripts(
             "transcription_seconds": round(sum(c.seconds for c in results.values()), 2),
             "redactions": sum(c.redactions for c in results.values()),
             "transcript_sources": dg.MetadataValue.json(dict(Counter(str(c.chosen) for c in results.values()))),
+            "channel_modes": dg.MetadataValue.json(_channel_modes(results)),
             "failures": dg.MetadataValue.json(failed),
         },
     )
@@ -208,6 +221,22 @@ def call_transcripts(
     yield _check(
         "transcript_non_empty",
         {cid: c.failure or "no words transcribed" for cid, c in answered.items() if not c.transcript},
+    )
+    decoded = {cid: c for cid, c in results.items() if c.channel_mode is not None}
+    calls_by_mode: dict[str, list[str]] = {}
+    for cid, c in sorted(decoded.items()):
+        calls_by_mode.setdefault(c.channel_mode.value, []).append(cid)
+    # Reasons hold measured figures only (correlations, channel indices): no words of the call.
+    yield _check(
+        "recording_channel_mode",
+        {
+            cid: f"{c.channel_mode.value}: {c.channel_reason}"
+            for cid, c in decoded.items()
+            if c.channel_mode is not ChannelMode.DUAL_CHANNEL
+        },
+        severity=dg.AssetCheckSeverity.WARN,
+        modes=dg.MetadataValue.json(_channel_modes(decoded)),
+        calls_by_mode=dg.MetadataValue.json({mode: ids[:50] for mode, ids in calls_by_mode.items()}),
     )
 
 
