@@ -20,6 +20,7 @@ from openai import APIConnectionError, APIStatusError, APITimeoutError, OpenAI
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from callcenter.record import CallAnalysis, Sentiment
+from callcenter.redaction import RedactionPolicy, redact, redact_value
 
 
 class StructuredOutput(StrEnum):
@@ -197,6 +198,39 @@ class CallLLM(dg.ConfigurableResource):
             transient,
             seconds=time.perf_counter() - started,
         )
+
+
+def redact_analysis(analysis: CallAnalysis, policy: RedactionPolicy | None = None) -> CallAnalysis:
+    """The analysis with its text redacted again before it is stored.
+
+    The model only saw a redacted transcript, but redaction can miss a number the model then
+    copies into its summary, or the model can write one back in another form ("4111-1111-...",
+    a bare "731" under ``card_cvv``). Extracted fields are redacted with their name as context:
+    a bare "12/28" means nothing, under ``card_expiry`` it is an expiry date.
+    """
+    policy = policy or RedactionPolicy()
+
+    def field_value(name: str, value: Any) -> Any:
+        if isinstance(value, str):
+            return redact_value(name, value, policy)
+        if isinstance(value, list):
+            return [field_value(name, v) for v in value]
+        if isinstance(value, dict):
+            return {k: field_value(f"{name} {k}", v) for k, v in value.items()}
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            text = redact_value(name, str(value), policy)
+            return value if text == str(value) else text
+        return value
+
+    return analysis.model_copy(
+        update={
+            "summary": redact(analysis.summary, policy).text,
+            "customer_intent": redact(analysis.customer_intent, policy).text,
+            "disposition": redact(analysis.disposition, policy).text,
+            "action_items": [redact(item, policy).text for item in analysis.action_items],
+            "extracted_fields": {k: field_value(k, v) for k, v in analysis.extracted_fields.items()},
+        }
+    )
 
 
 def describe_schema() -> str:

@@ -17,8 +17,9 @@ from pydantic import Field
 
 from callcenter.paths import REPORT_FILENAME, day_prefix, parse_object_name
 from callcenter.record import AnalysisStatus
+from callcenter.redaction import redact
 from callindex import CallFilter
-from orchestration.defs.postcall.analysis import AnalysisFailed, CallLLM
+from orchestration.defs.postcall.analysis import AnalysisFailed, CallLLM, redact_analysis
 from orchestration.defs.postcall.calls import CallRef
 from orchestration.defs.postcall.channels import ChannelMode
 from orchestration.defs.postcall.partitions import daily_calls
@@ -250,9 +251,14 @@ def call_transcripts(
     check_specs=[dg.AssetCheckSpec("analysis_valid", asset="call_analyses", description="every analysis validated")],
 )
 def call_analyses(
-    context: dg.AssetExecutionContext, call_transcripts: dict[str, TranscribedCall], call_llm: CallLLM
+    context: dg.AssetExecutionContext,
+    call_transcripts: dict[str, TranscribedCall],
+    call_llm: CallLLM,
+    redaction: RedactionSettings,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """LLM analysis per call (summary, disposition, sentiment, intent, actions, goal), validated by pydantic."""
+    """LLM analysis per call (summary, disposition, sentiment, intent, actions, goal), validated by
+    pydantic, redacted again (what the model writes is stored, indexed and shown to analysts)."""
+    policy = redaction.policy()
     client = call_llm.client()
     results: dict[str, AnalyzedCall] = {}
     for call_id, call in call_transcripts.items():
@@ -267,13 +273,19 @@ def call_analyses(
                 # The LLM service is down, not the call's fault: fail the step so it is retried
                 # later, instead of indexing every call of the batch as "analysis failed".
                 raise
-            context.log.warning("analysis of %s failed: %s", call_id, exc.reason)
+            # A server's error message may quote the prompt back: the reason is logged and stored redacted.
+            reason = redact(exc.reason, policy).text
+            context.log.warning("analysis of %s failed: %s", call_id, reason)
             results[call_id] = AnalyzedCall(
-                call_id, AnalysisStatus.FAILED, error=exc.reason, attempts=exc.attempts, seconds=exc.seconds
+                call_id, AnalysisStatus.FAILED, error=reason, attempts=exc.attempts, seconds=exc.seconds
             )
             continue
         results[call_id] = AnalyzedCall(
-            call_id, AnalysisStatus.OK, analysis=result.analysis, attempts=result.attempts, seconds=result.seconds
+            call_id,
+            AnalysisStatus.OK,
+            analysis=redact_analysis(result.analysis, policy),
+            attempts=result.attempts,
+            seconds=result.seconds,
         )
     statuses = Counter(a.status.value for a in results.values())
     yield dg.Output(
