@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from agent.call_control import CallControl
 from agent.personas import Persona
@@ -37,6 +38,7 @@ class CallState:
     recording_path: str | None = None
     recording_started_at: datetime | None = None
     egress_id: str | None = None
+    local_recorder: Any = None  # agent.local_recorder.LocalRecorder, on the local stack only
 
     @property
     def speaks_recording_notice(self) -> bool:

@@ -51,6 +51,9 @@ async def start_recording(lkapi: api.LiveKitAPI, settings: AgentSettings, call: 
         return
     if not settings.recordings_bucket:
         raise RuntimeError("RECORDINGS_BUCKET is not set: Egress cannot record the call")
+    if settings.recorder == "local":
+        await _start_local_recorder(settings, call)
+        return
     info = await lkapi.egress.start_room_composite_egress(recording_request(settings, call))
     call.egress_id = info.egress_id
     call.recording_path = audio_path(call.call_id, call.started_at)
@@ -58,12 +61,43 @@ async def start_recording(lkapi: api.LiveKitAPI, settings: AgentSettings, call: 
     log.info("recording started", extra={"call_id": call.call_id, "egress_id": info.egress_id})
 
 
-async def finish_recording(lkapi: api.LiveKitAPI, call: CallState, *, timeout_s: float = 60.0) -> bool:
+async def _start_local_recorder(settings: AgentSettings, call: CallState) -> None:
+    from agent.local_recorder import LocalRecorder  # the local stack's stand-in for Egress
+
+    recorder = LocalRecorder(
+        settings.livekit_url, settings.livekit_api_key, settings.livekit_api_secret.get_secret_value(), call.control.room_name
+    )
+    await recorder.start()
+    call.local_recorder = recorder
+    call.recording_path = audio_path(call.call_id, call.started_at)
+    call.recording_started_at = utcnow()
+    log.info("recording started (local recorder)", extra={"call_id": call.call_id})
+
+
+async def _finish_local_recorder(settings: AgentSettings, call: CallState) -> bool:
+    from agent.local_recorder import upload
+    from agent.session_report import recordings_client
+
+    try:
+        ogg = await call.local_recorder.stop()
+        bucket = recordings_client(settings).bucket(settings.recordings_bucket)
+        await upload(bucket, call.recording_path, ogg)
+        return True
+    except Exception as exc:  # never in the way of the session report
+        log.error("could not write the local recording: %s", type(exc).__name__, extra={"call_id": call.call_id})
+        return False
+
+
+async def finish_recording(
+    lkapi: api.LiveKitAPI, call: CallState, *, settings: AgentSettings | None = None, timeout_s: float = 60.0
+) -> bool:
     """Stop the call's egress if still running and wait until its file is uploaded.
 
     The session report must land after the audio ("report present = call complete").
     Returns False when Egress did not finish in time or failed.
     """
+    if call.local_recorder is not None and settings is not None:
+        return await _finish_local_recorder(settings, call)
     if call.egress_id is None:
         return True
     try:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from callcenter.dispatch import AGENT_NAME
+from callcenter.dispatch import AGENT_NAME, OUTBOUND_TRUNK_NAME
 
 PERSONAS_DIR = Path(__file__).resolve().parent / "personas"
 
@@ -76,7 +77,12 @@ class AgentSettings(BaseSettings):
     personas_dir: Path = PERSONAS_DIR
     inbound_persona: str = "inbound_support"
     inbound_transfer_number: str | None = Field(None, description="E.164 or sip: URI of the human queue")
-    sip_outbound_trunk_id: str | None = None
+    sip_outbound_trunk_name: str = Field(
+        OUTBOUND_TRUNK_NAME,
+        min_length=1,
+        description="the outbound trunk the rollout keeps in LiveKit by name; its id is looked up at dial time",
+    )
+    sip_outbound_trunk_id: str | None = Field(None, description="an explicit trunk id instead of the lookup by name")
     max_call_duration_s: int = Field(1800, gt=0)
 
     # --- recordings -----------------------------------------------------------------------
@@ -84,6 +90,9 @@ class AgentSettings(BaseSettings):
     gcp_project: str | None = None
     storage_emulator_host: str | None = None  # set locally (gcp-storage-emulator); unset on GKE
     egress_enabled: bool = True
+    # "local": the local stack's recorder participant (agent/local_recorder.py) instead of Egress,
+    # which cannot be built here; never set on GKE
+    recorder: Literal["egress", "local"] = "egress"
     # Egress uploads with Workload Identity when empty; a service-account JSON only where WI is unavailable
     egress_gcp_credentials: SecretStr = SecretStr("")
 

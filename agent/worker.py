@@ -181,7 +181,7 @@ async def finish_call(
     """At shutdown: let Egress finalise the audio, then write the session report (last).
     ``ended_at``: when the call ended (default: now)."""
     ended_at = ended_at or utcnow()
-    if not await finish_recording(lkapi, call):
+    if not await finish_recording(lkapi, call, settings=settings):
         call.recording_path = None  # do not point readers at a file that is not there
     report = build_report(call, history, ended_at=ended_at, agent_name=settings.agent_name)
     await upload_report(settings, report)

@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import av
 import numpy as np
 
+from callcenter.audio import encode_ogg_opus
 from callcenter.ids import deterministic_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.paths import audio_path, report_path
@@ -33,7 +33,6 @@ from callcenter.report import SessionReport, Speaker, Turn, TurnLatency
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 24_000
-OPUS_RATE = 48_000
 BUSINESS = "Jade Dental"
 
 
@@ -150,25 +149,6 @@ def speak_caller(text: str, voice: str) -> np.ndarray:
         return _resample(pcm, w.getframerate())
 
 
-def encode_ogg_opus(stereo: np.ndarray) -> bytes:
-    """Stereo float32 [n, 2] at SAMPLE_RATE -> Ogg/Opus bytes, as Egress writes audio-only recordings."""
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="ogg") as container:
-        stream = container.add_stream("libopus", rate=OPUS_RATE, layout="stereo")
-        stream.bit_rate = 48_000
-        resampler = av.AudioResampler(format="s16", layout="stereo", rate=OPUS_RATE)
-        pcm = (np.clip(stereo, -1, 1) * 32767).astype(np.int16)
-        for start in range(0, len(pcm), SAMPLE_RATE):
-            frame = av.AudioFrame.from_ndarray(pcm[start : start + SAMPLE_RATE].reshape(1, -1), format="s16", layout="stereo")
-            frame.sample_rate = SAMPLE_RATE
-            for rf in resampler.resample(frame):
-                container.mux(stream.encode(rf))
-        for rf in resampler.resample(None):
-            container.mux(stream.encode(rf))
-        container.mux(stream.encode(None))
-    return buf.getvalue()
-
-
 @dataclass
 class DemoCall:
     report: SessionReport
@@ -236,7 +216,7 @@ def render_call(scenario: Scenario, started_at: datetime, rng: random.Random, in
         turns=turns,
         latency=latency,
     )
-    return DemoCall(report, audio_path(call_id, started_at), report_path(call_id, started_at), encode_ogg_opus(stereo))
+    return DemoCall(report, audio_path(call_id, started_at), report_path(call_id, started_at), encode_ogg_opus(stereo, SAMPLE_RATE))
 
 
 def plan_calls(count: int, now: datetime, seed: int = 7, days: int = 2) -> Iterator[tuple[Scenario, datetime, random.Random, int]]:

@@ -1,0 +1,34 @@
+"""The recording's audio format, as Egress writes audio-only dual-channel recordings: stereo
+Ogg/Opus at 48 kHz (agent on channel 0, caller on channel 1, as ``SessionReport.recording_channels``
+says). The one encoder for everything that writes such a file locally: the demo calls and the
+local recorder stand-in."""
+
+from __future__ import annotations
+
+import io
+
+import av
+import numpy as np
+
+OPUS_RATE = 48_000
+
+
+def encode_ogg_opus(stereo: np.ndarray, sample_rate: int) -> bytes:
+    """Stereo float32 ``[n, 2]`` in [-1, 1] at ``sample_rate`` -> Ogg/Opus bytes."""
+    if stereo.ndim != 2 or stereo.shape[1] != 2:
+        raise ValueError(f"expected stereo samples shaped [n, 2], got {stereo.shape}")
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="ogg") as container:
+        stream = container.add_stream("libopus", rate=OPUS_RATE, layout="stereo")
+        stream.bit_rate = 48_000
+        resampler = av.AudioResampler(format="s16", layout="stereo", rate=OPUS_RATE)
+        pcm = (np.clip(stereo, -1, 1) * 32767).astype(np.int16)
+        for start in range(0, len(pcm), sample_rate):
+            frame = av.AudioFrame.from_ndarray(pcm[start : start + sample_rate].reshape(1, -1), format="s16", layout="stereo")
+            frame.sample_rate = sample_rate
+            for rf in resampler.resample(frame):
+                container.mux(stream.encode(rf))
+        for rf in resampler.resample(None):
+            container.mux(stream.encode(rf))
+        container.mux(stream.encode(None))
+    return buf.getvalue()
