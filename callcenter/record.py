@@ -25,6 +25,15 @@ class TranscriptSource(StrEnum):
     LIVE = "live"  # the agent's live transcript from the session report
 
 
+class ChannelMode(StrEnum):
+    """How the recording's audio was attributed to speakers (Egress does not always record as asked)."""
+
+    DUAL_CHANNEL = "dual_channel"  # one speaker per channel, as the session report maps them
+    DUAL_CHANNEL_SWAPPED = "dual_channel_swapped"  # one speaker per channel, the other way round
+    MIXED_SPLIT_BY_REPORT = "mixed_split_by_report"  # one mix, cut by the live transcript's turn times
+    MONO_FALLBACK = "mono_fallback"  # one mix that could not be split: nothing attributed from the recording
+
+
 class TranscriptSegment(Turn):
     """One utterance of a transcript, in the same shape as a session report's turn."""
 
@@ -88,6 +97,10 @@ class CallRecord(CallFacts):
 
     recording_uri: str | None = Field(None, description="gs://bucket/recordings/.../audio.ogg")
     recording_duration_s: float | None = None
+    recording_channel_mode: ChannelMode | None = Field(None, description="None: no recording was decoded")
+    recording_channel_reason: str | None = Field(
+        None, description="why that mode: measured figures (correlations), never words of the call"
+    )
 
     transcript: list[TranscriptSegment] = Field(default_factory=list)
     transcript_source: TranscriptSource | None = None

@@ -19,13 +19,14 @@ import pytest
 
 from callcenter.ids import new_call_id
 from callcenter.paths import audio_path, report_path
-from callcenter.record import TranscriptSource
+from callcenter.record import CallRecord, TranscriptSource
 from callcenter.redaction import RedactionPolicy
 from callcenter.report import Speaker, Turn
 from orchestration.defs.postcall.assets import call_transcripts
 from orchestration.defs.postcall.audio import STT_RATE, decode_recording
 from orchestration.defs.postcall.calls import CallRef
 from orchestration.defs.postcall.channels import ChannelMode, separate_speakers
+from orchestration.defs.postcall.records import build_record
 from orchestration.defs.postcall.resources import CallIndexResource, RedactionSettings
 from orchestration.defs.postcall.speech import WhisperSpeechToText
 from orchestration.defs.postcall.transcription import transcribe_call
@@ -289,3 +290,12 @@ def test_the_asset_check_shows_each_calls_mode(bucket, tmp_path, render_demo_cal
     assert not any(w in dumped for w in ("maria", "wrong number", "assistant", as_asked.report.to_number))
     output = result.asset_materializations_for_node("call_transcripts")[0].metadata
     assert output["channel_modes"].value == metadata["modes"]
+
+
+def test_the_index_record_keeps_the_mode_and_its_reason(render_demo_call) -> None:
+    call = render_demo_call("wrong_number", STARTED)
+    transcribed = _transcribe(call, identical_channels(call))
+    record = build_record(transcribed, None, "gs://b/" + call.audio_object, datetime.now(UTC))
+    stored = CallRecord.model_validate_json(record.model_dump_json())
+    assert stored.recording_channel_mode is ChannelMode.MIXED_SPLIT_BY_REPORT
+    assert "same audio" in stored.recording_channel_reason

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import numpy as np
 
+from callcenter.record import ChannelMode
 from callcenter.report import Speaker, Turn
 from orchestration.defs.postcall.audio import STT_RATE, RecordingUnusable
+
+__all__ = ["ChannelMode", "SpeakerTracks", "separate_speakers"]
 
 ENVELOPE_FRAME_S = 0.05
 # Speech energy is scored between these levels (dBFS): below is silence or line noise.
@@ -43,15 +45,6 @@ TURNS_MATCH_MIN_CORRELATION = 0.3
 # Turn times come from the live STT and the agent's playout: widen each turn a little, but never
 # into the other speaker's turn.
 SPLIT_PAD_S = 0.2
-
-
-class ChannelMode(StrEnum):
-    """How the recording's audio was attributed to speakers."""
-
-    DUAL_CHANNEL = "dual_channel"  # one speaker per channel, as the session report maps them
-    DUAL_CHANNEL_SWAPPED = "dual_channel_swapped"  # one speaker per channel, the other way round
-    MIXED_SPLIT_BY_REPORT = "mixed_split_by_report"  # one mix, cut by the live transcript's turn times
-    MONO_FALLBACK = "mono_fallback"  # one mix that could not be split: nothing attributed from the recording
 
 
 @dataclass

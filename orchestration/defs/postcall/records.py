@@ -77,6 +77,8 @@ def build_record(
         recording_uri=recording_uri if call.recording_bytes else None,
         recording_path=call.recording_object if call.recording_bytes else None,
         recording_duration_s=call.recording_duration_s,
+        recording_channel_mode=call.channel_mode,
+        recording_channel_reason=call.channel_reason,
         transcript=call.transcript,
         transcript_source=call.chosen,
         alternate_transcript=call.alternate_transcript,
