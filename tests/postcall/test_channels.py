@@ -182,6 +182,23 @@ def test_a_mix_whose_turn_times_do_not_match_falls_back_with_a_reason() -> None:
     assert "do not match" in result.reason
 
 
+@pytest.mark.parametrize("offset_s", [-2.0, 3.5])
+def test_turn_times_offset_from_the_recording_are_matched_first(offset_s: float) -> None:
+    """The agent counts turn times from when it asked Egress to record; Egress starts writing
+    seconds later (Chrome has to load), so the report's clock runs ahead of the file's."""
+    channels, _ = _layouts()["identical"]
+    late = [t.model_copy(update={"start": t.start - offset_s, "end": t.end - offset_s}) for t in TURNS]
+    late = [t for t in late if t.start >= 0]
+    result = separate_speakers(channels, late, MAPPING)
+    assert result.mode is ChannelMode.MIXED_SPLIT_BY_REPORT, result.reason
+    assert result.stats["turn_offset_s"] == pytest.approx(offset_s, abs=0.06)
+    assert "turn times moved" in result.reason
+    agent_track, caller_track = result.tracks[Speaker.AGENT], result.tracks[Speaker.CALLER]
+    rms = lambda x, a, b: float(np.sqrt(np.mean(x[int(a * STT_RATE) : int(b * STT_RATE)] ** 2)))  # noqa: E731
+    assert rms(agent_track, 6.3, 8.9) > 0.05 and rms(agent_track, 3.9, 5.2) < 0.01
+    assert rms(caller_track, 3.9, 5.2) > 0.05 and rms(caller_track, 6.3, 8.9) < 0.01
+
+
 def test_separated_channels_the_turn_times_cannot_tell_apart_keep_the_reports_mapping() -> None:
     channels, _ = _layouts()["separated"]
     result = separate_speakers(channels, [], MAPPING)
@@ -226,6 +243,15 @@ def test_a_mono_recording_is_split_by_the_reports_turn_times(render_demo_call) -
     result = _transcribe(call, mono(call))
     assert result.recording_problem is None
     assert result.channel_mode is ChannelMode.MIXED_SPLIT_BY_REPORT, result.channel_reason
+    _assert_wrong_number_attributed(result)
+
+
+def test_a_mix_is_split_by_turn_times_counted_from_before_egress_started(render_demo_call) -> None:
+    call = render_demo_call("wrong_number", STARTED)
+    late = [t.model_copy(update={"start": t.start + 2.5, "end": t.end + 2.5}) for t in call.report.turns]
+    result = _transcribe(call, identical_channels(call), report=call.report.model_copy(update={"turns": late}))
+    assert result.channel_mode is ChannelMode.MIXED_SPLIT_BY_REPORT, result.channel_reason
+    assert result.channel_stats["turn_offset_s"] == pytest.approx(-2.5, abs=0.1)
     _assert_wrong_number_attributed(result)
 
 

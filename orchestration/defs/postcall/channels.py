@@ -45,6 +45,12 @@ TURNS_MATCH_MIN_CORRELATION = 0.3
 # Turn times come from the live STT and the agent's playout: widen each turn a little, but never
 # into the other speaker's turn.
 SPLIT_PAD_S = 0.2
+# The agent counts turn times from when it asked Egress to record; Egress starts writing once its
+# pipeline (for the web source, Chrome) is up, seconds later. Offsets up to this are searched for.
+MAX_TURN_OFFSET_S = 8.0
+# An offset is taken only when it fits the speech this much better than none (periodic turn-taking
+# gives small spurious peaks).
+OFFSET_MIN_GAIN = 0.05
 
 
 @dataclass
@@ -77,15 +83,32 @@ def speech_envelope(samples: np.ndarray, rate: int = STT_RATE) -> np.ndarray:
     return np.clip((dbfs - _FLOOR_DBFS) / (_CEILING_DBFS - _FLOOR_DBFS), 0.0, 1.0)
 
 
-def turn_activity(turns: Sequence[Turn], speaker: Speaker, n_frames: int, pad_s: float = 0.0) -> np.ndarray:
-    """1 for the 50 ms frames inside ``speaker``'s turns (widened by ``pad_s``), else 0."""
+def turn_activity(
+    turns: Sequence[Turn], speaker: Speaker | None, n_frames: int, pad_s: float = 0.0, offset_s: float = 0.0
+) -> np.ndarray:
+    """True for the 50 ms frames inside ``speaker``'s turns (anyone's for None), widened by ``pad_s``
+    and moved by ``offset_s`` onto the recording's clock."""
     active = np.zeros(n_frames, dtype=bool)
     for turn in turns:
-        if turn.speaker is speaker:
-            a = max(int((turn.start - pad_s) / ENVELOPE_FRAME_S), 0)
-            b = min(int(np.ceil((turn.end + pad_s) / ENVELOPE_FRAME_S)), n_frames)
+        if speaker is None or turn.speaker is speaker:
+            a = max(int(round((turn.start + offset_s - pad_s) / ENVELOPE_FRAME_S)), 0)
+            b = min(int(round((turn.end + offset_s + pad_s) / ENVELOPE_FRAME_S)), n_frames)
             active[a:b] = True
     return active
+
+
+def turn_offset(envelope: np.ndarray, turns: Sequence[Turn]) -> tuple[float, float]:
+    """Seconds to add to the report's turn times so they fit the recording's speech, and that fit
+    (correlation of the speech envelope with anyone's turns)."""
+    n = len(envelope)
+    k = int(MAX_TURN_OFFSET_S / ENVELOPE_FRAME_S)
+    # Turns placed k frames late on a grid k frames longer each side: frame i at shift s is base[i - s + k].
+    base = turn_activity(turns, None, n + 2 * k, offset_s=k * ENVELOPE_FRAME_S).astype(np.float64)
+    fits = {shift: _correlation(envelope, base[k - shift : k - shift + n]) for shift in range(-k, k + 1)}
+    best = max(fits, key=lambda shift: (fits[shift], -abs(shift)))
+    if fits[best] < fits[0] + OFFSET_MIN_GAIN:
+        best = 0
+    return round(best * ENVELOPE_FRAME_S, 3), fits[best]
 
 
 def _mix(channels: Sequence[np.ndarray]) -> np.ndarray:
@@ -95,13 +118,18 @@ def _mix(channels: Sequence[np.ndarray]) -> np.ndarray:
     return np.mean([c[:n] for c in channels], axis=0).astype(np.float32)
 
 
-def _speaker_mask(turns: Sequence[Turn], speaker: Speaker, n_samples: int) -> np.ndarray:
+def _speaker_mask(turns: Sequence[Turn], speaker: Speaker, n_samples: int, offset_s: float) -> np.ndarray:
     """Samples to keep for ``speaker``: its padded turns, less the other speaker's own turns."""
     n_frames = -(-n_samples // int(STT_RATE * ENVELOPE_FRAME_S))
-    own = turn_activity(turns, speaker, n_frames)
+    own = turn_activity(turns, speaker, n_frames, offset_s=offset_s)
     other = Speaker.CALLER if speaker is Speaker.AGENT else Speaker.AGENT
-    keep = turn_activity(turns, speaker, n_frames, SPLIT_PAD_S) & ~(turn_activity(turns, other, n_frames) & ~own)
+    theirs = turn_activity(turns, other, n_frames, offset_s=offset_s)
+    keep = turn_activity(turns, speaker, n_frames, SPLIT_PAD_S, offset_s) & ~(theirs & ~own)
     return np.repeat(keep, int(STT_RATE * ENVELOPE_FRAME_S))[:n_samples]
+
+
+def _moved(offset_s: float) -> str:
+    return f"; turn times moved {offset_s:+.2f} s onto the recording's clock" if offset_s else ""
 
 
 def _split_mix(mix: np.ndarray, turns: Sequence[Turn], why_mixed: str, stats: dict[str, float]) -> SpeakerTracks:
@@ -109,24 +137,23 @@ def _split_mix(mix: np.ndarray, turns: Sequence[Turn], why_mixed: str, stats: di
         return SpeakerTracks(
             ChannelMode.MONO_FALLBACK, f"{why_mixed}; the session report has no turn times to split it by", stats=stats
         )
-    envelope = speech_envelope(mix)
-    anyone = turn_activity(turns, Speaker.AGENT, len(envelope)) | turn_activity(turns, Speaker.CALLER, len(envelope))
-    match = _correlation(envelope, anyone.astype(np.float64))
+    offset_s, match = turn_offset(speech_envelope(mix), turns)
     stats["turns_match_correlation"] = round(match, 3)
     if match < TURNS_MATCH_MIN_CORRELATION:
         return SpeakerTracks(
             ChannelMode.MONO_FALLBACK,
             f"{why_mixed}; the session report's turn times do not match the recording's speech "
-            f"(correlation {match:.2f} < {TURNS_MATCH_MIN_CORRELATION})",
+            f"(correlation {match:.2f} < {TURNS_MATCH_MIN_CORRELATION}, offsets up to {MAX_TURN_OFFSET_S:.0f} s tried)",
             stats=stats,
         )
+    stats["turn_offset_s"] = offset_s
     tracks = {
-        speaker: np.where(_speaker_mask(turns, speaker, len(mix)), mix, 0.0).astype(np.float32)
+        speaker: np.where(_speaker_mask(turns, speaker, len(mix), offset_s), mix, 0.0).astype(np.float32)
         for speaker in (Speaker.AGENT, Speaker.CALLER)
     }
     return SpeakerTracks(
         ChannelMode.MIXED_SPLIT_BY_REPORT,
-        f"{why_mixed}; split by the session report's turn times (correlation {match:.2f})",
+        f"{why_mixed}; split by the session report's turn times (correlation {match:.2f}){_moved(offset_s)}",
         tracks,
         stats,
     )
@@ -176,7 +203,11 @@ def separate_speakers(
             stats,
         )
     n = min(len(e) for e in envelopes)
-    said = {s: turn_activity(turns, s, n).astype(np.float64) for s in (Speaker.AGENT, Speaker.CALLER)}
+    offset_s, _ = turn_offset(np.maximum(envelopes[0][:n], envelopes[1][:n]), turns)
+    stats["turn_offset_s"] = offset_s
+    said = {
+        s: turn_activity(turns, s, n, offset_s=offset_s).astype(np.float64) for s in (Speaker.AGENT, Speaker.CALLER)
+    }
     # How much better the report's mapping fits the turn times than the other way round.
     score = (
         _correlation(envelopes[0], said[Speaker.AGENT])
@@ -189,12 +220,12 @@ def separate_speakers(
         return SpeakerTracks(
             ChannelMode.DUAL_CHANNEL_SWAPPED,
             f"the agent's turn times follow channel {caller_ch}, not channel {agent_ch} as the session report maps it "
-            f"(score {score:.2f}): channels swapped",
+            f"(score {score:.2f}{_moved(offset_s)}): channels swapped",
             {Speaker.AGENT: caller, Speaker.CALLER: agent},
             stats,
         )
     if score >= ORIENTATION_MARGIN:
-        reason = f"two separate channels, as the session report maps them (score {score:.2f})"
+        reason = f"two separate channels, as the session report maps them (score {score:.2f}{_moved(offset_s)})"
     else:
         reason = (
             f"two separate channels; the turn times do not tell them apart (score {score:.2f}): "
