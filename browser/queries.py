@@ -105,7 +105,8 @@ class CallBrowserQueries:
 
     @classmethod
     def open(cls, index_url: str) -> CallBrowserQueries:
-        return cls(open_call_index(index_url))
+        # the browser only reads; in production it connects as a role that may only SELECT
+        return cls(open_call_index(index_url, read_only=True))
 
     def close(self) -> None:
         self.index.close()

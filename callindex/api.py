@@ -152,12 +152,15 @@ def check_embedding(embedding: Sequence[float]) -> None:
         raise ValueError(f"embedding must have {EMBEDDING_DIM} dimensions (all-MiniLM-L6-v2), got {len(embedding)}")
 
 
-def open_call_index(url: str) -> CallIndex:
-    """Open an index by URL: ``sqlite:///abs/path/calls.db`` (or a bare path) or ``postgresql://...``."""
+def open_call_index(url: str, *, read_only: bool = False) -> CallIndex:
+    """Open an index by URL: ``sqlite:///abs/path/calls.db`` (or a bare path) or ``postgresql://...``.
+
+    ``read_only`` (PostgreSQL): open it as a reader, with no schema creation or migration, for
+    a role that may only SELECT. The embedded SQLite file is local and opened as it is."""
     if url.startswith(("postgresql://", "postgres://")):
         from callindex.postgres import PostgresCallIndex
 
-        return PostgresCallIndex(url)
+        return PostgresCallIndex(url, read_only=read_only)
     path = url.removeprefix("sqlite://")
     if not path:
         raise ValueError("call index URL is empty: give sqlite:///path/to/calls.db or postgresql://user@host/db")

@@ -208,7 +208,10 @@ class PostgresCallIndex(SqlPages):
     def _record(self, stored: dict) -> CallRecord:
         return CallRecord.model_validate(stored)
 
-    def __init__(self, dsn: str, *, ef_search: int = 100) -> None:
+    def __init__(self, dsn: str, *, ef_search: int = 100, read_only: bool = False) -> None:
+        """``read_only``: a reader such as the call browser, connected as a role that may only
+        SELECT (manifests/bootstrap/postgres.yaml); it neither creates nor migrates the schema
+        (the writer, the post-call pipeline, does) and its session refuses every write."""
         self.ef_search = ef_search
         self._lock = threading.RLock()
         try:
@@ -218,6 +221,10 @@ class PostgresCallIndex(SqlPages):
             raise CallIndexError(
                 f"cannot connect to the call index database (CALLCENTER_CALL_INDEX_DSN): {exc}"
             ) from None
+        if read_only:
+            self._conn.execute("SET default_transaction_read_only = on")
+            register_vector(self._conn)
+            return
         with self._conn.transaction():
             had_columns = self._conn.execute(
                 "SELECT count(*) FROM information_schema.columns "

@@ -42,6 +42,7 @@ def _environment(container: KubeObject, secret_values: dict[tuple[str, str], str
 SECRETS = {
     ("call-browser-api-tokens", "tokens"): "token-for-scripts",
     ("dagster-postgresql-secret", "postgresql-password"): "0123abcd",
+    ("call-browser-postgresql-secret", "postgresql-password"): "4567cdef",
 }
 
 
@@ -64,11 +65,17 @@ def test_the_rendered_environment_starts_the_browser_in_production(
     assert settings.mode is BrowserMode.PRODUCTION
     assert settings.host == "0.0.0.0"
     assert settings.port == next(p["containerPort"] for p in container["ports"] if p["name"] == "http")
-    assert settings.call_index_url() == "postgresql://dagster:0123abcd@postgres:5432/call_index"
+    # its own read-only role (manifests/bootstrap/postgres.yaml), never the pipeline's dagster
+    assert settings.call_index_url() == "postgresql://call_browser:4567cdef@postgres:5432/call_index"
     assert settings.recordings_bucket == site["recordings-bucket"]
     assert settings.gcp_project == site["gcp-project"]
     assert settings.storage_emulator_host is None, "production signs real GCS URLs"
-    assert settings.tokens() == ["token-for-scripts"] and settings.trust_iap_header
+    assert settings.tokens() == ["token-for-scripts"]
+    # analysts are whoever IAP's signed assertion names, checked against the site's backend
+    # service; the plain email header is never taken on trust
+    assert not settings.trust_iap_header
+    assert settings.iap_audience == site["browser-iap-audience"]
+    assert "CALLCENTER_BROWSER_TRUST_IAP_HEADER" not in env
 
     # /healthz (the probes and the load balancer's check) answers without sign-in; pages do not
     client = TestClient(create_app(settings))
