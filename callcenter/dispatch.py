@@ -21,6 +21,11 @@ E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 # (outbound) name it explicitly so no other worker takes these jobs.
 AGENT_NAME = "call-center-agent"
 
+# The outbound trunk's name in LiveKit. LiveKit gives the trunk a generated id (ST_...): the
+# rollout keeps the trunk by this name and the agent looks the id up by it when it dials, so
+# no one copies the id from one to the other.
+OUTBOUND_TRUNK_NAME = "twilio-outbound"
+
 
 class VoicemailPolicy(StrEnum):
     """What the agent does when an answering machine picks up."""
@@ -51,7 +56,9 @@ class OutboundCallRequest(BaseModel):
     contact_id: str = Field(min_length=1)
     attempt_id: str = Field(min_length=1, description="dial ledger row; unique per attempt")
     persona: str = Field(min_length=1, description="persona/script name: agent/personas/<persona>.yaml")
-    sip_trunk_id: str | None = Field(None, description="outbound trunk; None = the agent's configured default")
+    sip_trunk_id: str | None = Field(
+        None, description="outbound trunk id; None = the agent's (the trunk named SIP_OUTBOUND_TRUNK_NAME)"
+    )
     caller_id: str | None = Field(None, description="E.164 number presented to the callee; None = the trunk's")
     transfer_number: str | None = Field(None, description="E.164 or sip: URI of the human queue; None = no transfer")
     voicemail_policy: VoicemailPolicy = VoicemailPolicy.HANG_UP

@@ -15,7 +15,7 @@ import dagster as dg
 from google.protobuf.message import Message
 from livekit import api
 
-from callcenter.dispatch import AGENT_NAME
+from callcenter.dispatch import AGENT_NAME, OUTBOUND_TRUNK_NAME
 
 # Twilio's Elastic SIP Trunking signalling ranges (all edges); only these may send INVITEs.
 TWILIO_SIGNALLING_RANGES = (
@@ -38,7 +38,7 @@ class SipTrunkSettings(dg.ConfigurableResource):
     phone_numbers: str = ""  # comma-separated E.164 numbers on the Twilio trunk
     inbound_trunk_name: str = "twilio-inbound"
     allowed_addresses: str = ",".join(TWILIO_SIGNALLING_RANGES)
-    outbound_trunk_name: str = "twilio-outbound"
+    outbound_trunk_name: str = OUTBOUND_TRUNK_NAME  # the agent finds the trunk by it (SIP_OUTBOUND_TRUNK_NAME)
     termination_uri: str = ""  # e.g. callcenter.pstn.twilio.com (Twilio trunk's Termination SIP URI)
     credentials_secret: str = "twilio-sip"  # keys: username, password
     dispatch_rule_name: str = "inbound-calls"
