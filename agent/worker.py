@@ -145,6 +145,7 @@ async def connect_call(call: CallState, agent: CallCenterAgent, lkapi: api.LiveK
             request,
             room_name=call.control.room_name,
             trunk_id=settings.sip_outbound_trunk_id,
+            trunk_name=settings.sip_outbound_trunk_name,
             max_call_duration_s=settings.max_call_duration_s,
         )
         call.sip_status_code = result.sip_status_code

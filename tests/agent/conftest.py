@@ -29,7 +29,6 @@ from tests.conftest import REPO_ROOT, free_port, stop_process, wait_for_port
 from tests.doubles.livekit_server import LiveKitDouble
 
 RECORDINGS_BUCKET = "call-recordings-test"
-OUTBOUND_TRUNK_NAME = "twilio-outbound"
 
 
 @pytest.fixture(scope="session")
