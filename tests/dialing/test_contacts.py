@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,6 +11,8 @@ import pytest
 
 from orchestration.defs.dialing.contacts import ContactListError, read_table, validate_contacts
 from orchestration.defs.dialing.dnc import parse_registry
+from orchestration.defs.dialing.windows import window_verdict
+from tests.dialing.conftest import campaign
 
 CSV = """contact_id,phone,name,tz,plan
 a1,(212) 555-0101,Ada,,gold
@@ -109,3 +112,24 @@ def test_two_registry_files_of_one_name_are_two_sources(tmp_path: Path) -> None:
     (tmp_path / "a" / "dnc.txt").write_text("+12125550101\n")
     (tmp_path / "b" / "dnc.txt").write_text("+12125550102\n")
     assert parse_registry(tmp_path / "a" / "dnc.txt").source != parse_registry(tmp_path / "b" / "dnc.txt").source
+
+
+# Wednesday 13:00 UTC: 08:00 in New York, 05:00 in Los Angeles.
+WEDNESDAY_13Z = datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
+
+
+def test_a_lists_time_zone_narrows_the_numbers_zones_and_never_widens_them(tmp_path: Path) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text(
+        "contact_id,phone_number,time_zone\n"
+        "la,+13105550101,America/New_York\n"  # a Los Angeles number said to be in New York
+        "tf,+18005550107,America/Chicago\n"  # toll-free: the list picks one of its many zones
+        "ny,+12125550102,America/New_York\n"
+    )
+    contacts = {c.contact_id: c for c in validate_contacts(read_table(str(path))).contacts}
+    la = contacts["la"]
+    assert "America/Los_Angeles" in la.time_zones
+    allowed, why = window_verdict(campaign().calling_window, WEDNESDAY_13Z, la.time_zones)
+    assert not allowed and "05:00" in why
+    assert contacts["tf"].time_zones == ("America/Chicago",) and contacts["tf"].zone_source == "list"
+    assert contacts["ny"].time_zones == ("America/New_York",) and contacts["ny"].zone_source == "list"

@@ -39,7 +39,7 @@ class Contact(NamedTuple):
     phone_number: str  # E.164
     name: str | None
     time_zones: tuple[str, ...]  # candidate IANA zones; one when given in the list
-    zone_source: str  # "list" | "number"
+    zone_source: str  # "list" | "number" | "list+number" (the list's zone is not one of the number's: both hold)
     fields: Mapping[str, Any] = MappingProxyType({})  # custom columns for the script
 
 
@@ -144,7 +144,7 @@ def validate_contacts(table: pa.Table, default_region: str = "US") -> ContactLis
                     )
                 )
                 continue
-            zones, zone_source = (given_zone,), "list"
+            zones, zone_source = narrow_zones(zones, given_zone)
         if contact_id in by_id:
             reason = (
                 f"duplicate row for contact {contact_id}"
@@ -188,6 +188,16 @@ def normalise_number(raw: str | None, default_region: str) -> tuple[str | None, 
         return None, (), f"{kind}: not dialled by campaigns"
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     return e164, zones_for_number(parsed), None
+
+
+def narrow_zones(number_zones: tuple[str, ...], listed: str) -> tuple[tuple[str, ...], str]:
+    """(zones, source): a list's time zone picks one of the zones the number can be in; it
+    never widens them. A New York zone on a Los Angeles number keeps Los Angeles too, so the
+    contact is called only when it is inside the window in both: at 08:00 in New York it is
+    05:00 where the number is. A number with no known zone takes the list's."""
+    if not number_zones or listed in number_zones:
+        return (listed,), "list"
+    return tuple(sorted({*number_zones, listed})), "list+number"
 
 
 def _text(value: Any) -> str | None:
