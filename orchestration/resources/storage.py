@@ -45,6 +45,14 @@ class RecordingsBucket(dg.ConfigurableResource):
     def read_bytes(self, object_name: str) -> bytes:
         return self.bucket.blob(object_name).download_as_bytes()
 
+    def read_uri(self, uri: str) -> bytes:
+        """The object ``gs://<bucket>/<object>``, in this bucket or another one the same client
+        may read (campaign contact lists, do-not-call registry files)."""
+        bucket_name, _, object_name = uri.removeprefix("gs://").partition("/")
+        if not uri.startswith("gs://") or not bucket_name or not object_name:
+            raise ValueError(f"{uri!r} is not gs://<bucket>/<object>")
+        return self.client.bucket(bucket_name).blob(object_name).download_as_bytes()
+
     def write_bytes(self, object_name: str, data: bytes, content_type: str) -> None:
         self.bucket.blob(object_name).upload_from_string(data, content_type=content_type)
 

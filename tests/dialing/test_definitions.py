@@ -62,7 +62,7 @@ def local_resources(tmp_path: Path, campaigns_dir: Path, **extra) -> dict:
 def test_demo_campaign_loads_and_dry_runs_locally(tmp_path: Path) -> None:
     campaigns_dir = tmp_path / "campaigns"
     shutil.copytree(REPO_CAMPAIGNS, campaigns_dir)
-    res = local_resources(tmp_path, campaigns_dir)
+    res = local_resources(tmp_path, campaigns_dir, recordings_bucket=dg.ResourceDefinition.none_resource())
     loaded = dg.materialize([campaign_contacts, do_not_call_list], resources=res)
     meta = loaded.asset_materializations_for_node("campaign_contacts")[0].metadata
     assert (

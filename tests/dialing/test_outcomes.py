@@ -124,11 +124,10 @@ def test_an_attempt_whose_report_never_comes_is_closed_after_max_call_duration(
     assert store.live_counts() == {}
 
 
-def test_contact_lists_are_read_from_a_bucket(bucket, monkeypatch: pytest.MonkeyPatch, gcs_emulator: str) -> None:
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
+def test_contact_lists_are_read_from_a_bucket(bucket) -> None:
     bucket.write_bytes("lists/renewals.csv", b"contact_id,phone_number\ng1,+12125550161\ng2,nonsense\n", "text/csv")
     camp = campaign(contacts=f"gs://{bucket.bucket_name}/lists/renewals.csv")
-    lst = fetch_contact_list(CampaignFile(campaign=camp, path=Path("/campaigns/renewals.yaml")))
+    lst = fetch_contact_list(CampaignFile(campaign=camp, path=Path("/campaigns/renewals.yaml")), bucket)
     assert [c.phone_number for c in lst.contacts] == ["+12125550161"]
     assert [r.contact_id for r in lst.invalid] == ["g2"]
 

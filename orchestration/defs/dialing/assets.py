@@ -3,13 +3,13 @@
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
 from google.api_core.exceptions import NotFound
+from pydantic import Field
 
 from orchestration.defs.dialing.campaigns import CampaignFile
-from orchestration.defs.dialing.contacts import ContactList, read_table, validate_contacts
+from orchestration.defs.dialing.contacts import ContactList, ContactListError, read_table, validate_contacts
 from orchestration.defs.dialing.dialer import (
     ABANDONMENT_WINDOW,
     Clock,
@@ -18,7 +18,7 @@ from orchestration.defs.dialing.dialer import (
     TickBusy,
     TickSettings,
 )
-from orchestration.defs.dialing.dnc import parse_registry
+from orchestration.defs.dialing.dnc import import_registry, registry_location
 from orchestration.defs.dialing.outcomes import ListReports, ReadReport
 from orchestration.defs.dialing.planner import ABANDONMENT_LIMIT, Plan
 from orchestration.defs.dialing.resources import CallCapacity, CampaignCatalog, DialLedgerStore
@@ -78,14 +78,14 @@ def bucket_reader(bucket: RecordingsBucket) -> ReadReport:
     return read
 
 
-def fetch_contact_list(cf: CampaignFile) -> ContactList:
+def fetch_contact_list(cf: CampaignFile, bucket: RecordingsBucket | None = None) -> ContactList:
+    """A campaign's contact list, from a local path or gs:// (read with the recordings bucket's client)."""
     location = cf.resolve(cf.campaign.contacts)
     data = None
     if location.startswith("gs://"):
-        from google.cloud import storage  # honours STORAGE_EMULATOR_HOST locally
-
-        bucket_name, _, name = location[5:].partition("/")
-        data = storage.Client().bucket(bucket_name).blob(name).download_as_bytes()
+        if bucket is None:
+            raise ContactListError(f"contact list {location} is in a bucket and no bucket client was given")
+        data = bucket.read_uri(location)
     return validate_contacts(read_table(location, data), cf.campaign.default_region)
 
 
@@ -99,7 +99,10 @@ def _rejected_table(cid: str, rows: list, limit: int = 50) -> str:
 
 @dg.asset(group_name=GROUP, kinds={"python"}, tags=DOMAIN_TAGS)
 def campaign_contacts(
-    context: dg.AssetExecutionContext, dial_ledger_store: DialLedgerStore, campaign_catalog: CampaignCatalog
+    context: dg.AssetExecutionContext,
+    dial_ledger_store: DialLedgerStore,
+    campaign_catalog: CampaignCatalog,
+    recordings_bucket: RecordingsBucket,
 ) -> dg.MaterializeResult:
     """Each campaign's contact list, numbers normalised to E.164 and validated, duplicates
     removed. Invalid and duplicate rows are listed in the metadata, never dropped silently."""
@@ -108,13 +111,15 @@ def campaign_contacts(
     rejected: list[str] = []
     with dial_ledger_store.open() as store:
         for cid, cf in sorted(catalog.items()):
-            lst = fetch_contact_list(cf)
+            lst = fetch_contact_list(cf, recordings_bucket)
             store.replace_contacts(cid, lst.contacts)
             meta[f"{cid}/rows"] = lst.rows
             meta[f"{cid}/valid"] = len(lst.contacts)
             meta[f"{cid}/invalid"] = len(lst.invalid)
             meta[f"{cid}/duplicates"] = len(lst.duplicates)
             meta[f"{cid}/time_zone_from_number"] = sum(1 for c in lst.contacts if c.zone_source == "number")
+            # The list's zone is not one the number can be in: called only when inside the window in both.
+            meta[f"{cid}/time_zone_conflicts"] = sum(1 for c in lst.contacts if c.zone_source == "list+number")
             if lst.invalid or lst.duplicates:
                 rejected.append(_rejected_table(cid, lst.invalid + lst.duplicates))
                 context.log.warning(
@@ -124,32 +129,63 @@ def campaign_contacts(
     return dg.MaterializeResult(metadata=meta)
 
 
+class RegistryImportConfig(dg.Config):
+    accept_shrink: list[str] = Field(
+        default_factory=list,
+        description="registry files (paths or gs:// URIs) whose large drop in numbers is intended: "
+        "imported as they are instead of held",
+    )
+
+
 @dg.asset(group_name=GROUP, kinds={"python"}, tags=DOMAIN_TAGS)
 def do_not_call_list(
-    context: dg.AssetExecutionContext, dial_ledger_store: DialLedgerStore, campaign_catalog: CampaignCatalog
+    context: dg.AssetExecutionContext,
+    config: RegistryImportConfig,
+    dial_ledger_store: DialLedgerStore,
+    campaign_catalog: CampaignCatalog,
+    recordings_bucket: RecordingsBucket,
 ) -> dg.MaterializeResult:
     """Suppression: operator registry files imported into the ledger, next to the internal
-    list that calls feed (do-not-call requests made to the agent)."""
+    list that calls feed (do-not-call requests made to the agent). Fails closed: a file that
+    cannot be read is recorded as failed and its campaigns dial nobody until it imports; a
+    re-import that would drop many numbers keeps the previous list. Either fails this step,
+    after every other file has been imported."""
     catalog = campaign_catalog.load()
     # Each file is read in the regions of the campaigns it serves; the shared ones in all of them.
     all_regions = {cf.campaign.default_region for cf in catalog.values()} or {"US"}
-    regions: dict[Path, set[str]] = {Path(p).resolve(): set(all_regions) for p in campaign_catalog.registry_files}
+    regions: dict[str, set[str]] = {registry_location(p): set(all_regions) for p in campaign_catalog.registry_files}
     for cf in catalog.values():
         for p in cf.campaign.dnc_registry:
-            regions.setdefault(Path(cf.resolve(p)).resolve(), set()).add(cf.campaign.default_region)
+            regions.setdefault(registry_location(cf.resolve(p)), set()).add(cf.campaign.default_region)
+    accepted = {registry_location(p) for p in config.accept_shrink}
     meta: dict[str, object] = {}
+    problems: list[str] = []
     now = datetime.now(UTC)
     with dial_ledger_store.open() as store:
-        for path in sorted(regions):
-            reg = parse_registry(path, regions[path])
-            store.replace_do_not_call_source(reg.source, reg.numbers, now)
-            meta[f"{reg.source}/sha256"] = reg.digest
-            if reg.bad_lines:
-                context.log.warning(f"{path}: {len(reg.bad_lines)} unreadable lines, first: {reg.bad_lines[:3]}")
-                meta[f"{reg.source}/unreadable_lines"] = len(reg.bad_lines)
+        for location in sorted(regions):
+            outcome = import_registry(
+                store,
+                location,
+                regions[location],
+                now,
+                read_gs=lambda uri: recordings_bucket.read_uri(uri),  # None locally: gs:// fails the import
+                accept_shrink=location in accepted,
+            )
+            meta[f"{outcome.source}/status"] = outcome.status
+            if outcome.detail:
+                meta[f"{outcome.source}/detail"] = outcome.detail
+            if outcome.status != "imported":
+                problems.append(f"{location}: {outcome.status}: {outcome.detail}")
         counts = store.do_not_call_counts()
     meta.update({f"numbers/{src}": n for src, n in sorted(counts.items())})
     meta["numbers/total_entries"] = sum(counts.values())
+    if problems:
+        # Recorded in the ledger already (the tick blocks failed registries' campaigns): say it loudly.
+        raise dg.Failure(
+            description="do-not-call registries not imported as read:\n" + "\n".join(problems),
+            metadata=meta,
+            allow_retries=False,
+        )
     return dg.MaterializeResult(metadata=meta)
 
 
@@ -193,6 +229,7 @@ def dialable_contacts(
             call_capacity,
             utc_clock(config.at),
             global_limit=global_limit,
+            registry_files=campaign_catalog.registry_files,
         )
         plans = tick.dry_run(config.campaign_ids)
     for plan in plans.values():
@@ -219,13 +256,24 @@ def _tick(
     global_limit: int,
     holder: str | None = None,
     list_reports: ListReports | None = None,
+    registry_files: list[str] | None = None,
 ) -> DialingTick:
     settings = TickSettings(
         global_limit=global_limit,
         max_call_duration=timedelta(minutes=capacity.max_call_minutes),
         parallelism=capacity.parallel_dispatches,
     )
-    return DialingTick(store, catalog, lk, read, settings, clock, holder=holder, list_reports=list_reports)
+    return DialingTick(
+        store,
+        catalog,
+        lk,
+        read,
+        settings,
+        clock,
+        holder=holder,
+        list_reports=list_reports,
+        registry_files=registry_files or (),
+    )
 
 
 def ledger_metadata(store: DialStore, campaign_ids: list[str], now: datetime) -> dict[str, object]:
@@ -271,6 +319,7 @@ def dial_ledger(
                     holder=context.run_id,
                     global_limit=global_limit,
                     list_reports=bucket_lister(recordings_bucket),
+                    registry_files=campaign_catalog.registry_files,
                 )
                 return await tick.run(config.campaign_ids)
 

@@ -24,9 +24,10 @@ from orchestration.defs.dialing.assets import fetch_contact_list, utc_clock
 from orchestration.defs.dialing.campaigns import load_catalog
 from orchestration.defs.dialing.controls import ControlAction, apply_control
 from orchestration.defs.dialing.dialer import ABANDONMENT_WINDOW, DialingTick, TickSettings
-from orchestration.defs.dialing.dnc import parse_registry
+from orchestration.defs.dialing.dnc import import_registry
 from orchestration.defs.dialing.resources import LEDGER_FILENAME
 from orchestration.defs.dialing.store import DialStore, open_store
+from orchestration.resources.storage import RecordingsBucket
 
 DEFAULT_CAMPAIGNS = Path(__file__).resolve().parents[3] / "campaigns"
 
@@ -34,6 +35,15 @@ DEFAULT_CAMPAIGNS = Path(__file__).resolve().parents[3] / "campaigns"
 def _store() -> DialStore:
     dsn, data_dir = os.environ.get("CALLCENTER_DIALING_DSN"), os.environ.get("CALLCENTER_DATA_DIR")
     return open_store(Path(data_dir) / LEDGER_FILENAME if data_dir else None, dsn)
+
+
+def _bucket() -> RecordingsBucket:
+    """The bucket client for gs:// lists and registries, configured as the code location's."""
+    return RecordingsBucket(
+        bucket_name=os.environ.get("CALLCENTER_RECORDINGS_BUCKET", ""),
+        project=os.environ.get("GOOGLE_CLOUD_PROJECT") or None,
+        emulator_host=os.environ.get("STORAGE_EMULATOR_HOST") or None,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "load":
             now = datetime.now(UTC)
             for cid, cf in sorted(catalog.items()):
-                lst = fetch_contact_list(cf)
+                lst = fetch_contact_list(cf, _bucket())
                 store.replace_contacts(cid, lst.contacts)
                 print(
                     f"{cid}: {lst.rows} rows, {len(lst.contacts)} loaded, {len(lst.invalid)} invalid, {len(lst.duplicates)} duplicate"
@@ -71,9 +81,12 @@ def main(argv: list[str] | None = None) -> int:
                 for r in lst.invalid + lst.duplicates:
                     print(f"  row {r.row} {r.contact_id or '-'} {r.value or ''}: {r.reason}")
                 for path in cf.campaign.dnc_registry:
-                    reg = parse_registry(Path(cf.resolve(path)), [cf.campaign.default_region])
-                    n = store.replace_do_not_call_source(reg.source, reg.numbers, now)
-                    print(f"  {reg.source}: {n} numbers suppressed, {len(reg.bad_lines)} unreadable lines")
+                    outcome = import_registry(
+                        store, cf.resolve(path), [cf.campaign.default_region], now, read_gs=_bucket().read_uri
+                    )
+                    print(
+                        f"  {outcome.source}: {outcome.status}, {outcome.numbers} numbers suppressed {outcome.detail}"
+                    )
         elif args.cmd == "dry-run":
             tick = DialingTick(
                 store, catalog, None, lambda _n: None, TickSettings(global_limit=args.global_limit), utc_clock(args.at)

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from livekit import api
 from callcenter.dispatch import AGENT_NAME, OutboundCallRequest
 from callcenter.ids import is_call_id, new_call_id
 from callcenter.outcomes import CallOutcome
+from orchestration.defs.dialing import dnc
 from orchestration.defs.dialing.campaigns import Campaign, CampaignFile
 from orchestration.defs.dialing.contacts import Contact
 from orchestration.defs.dialing.outcomes import (
@@ -125,8 +126,11 @@ class DialingTick:
         clock: Clock,
         holder: str | None = None,
         list_reports: ListReports | None = None,
+        registry_files: Sequence[str] = (),
     ):
         self.store, self.campaigns, self.lk = store, campaigns, lk
+        # Fleet-wide do-not-call registries (CampaignCatalog.registry_files): they gate every campaign.
+        self.registry_files = tuple(registry_files)
         self.read_report, self.settings, self.clock = read_report, settings, clock
         self.holder = holder or f"tick-{uuid.uuid4()}"
         # Lists the bucket's session reports: inbound callers' do-not-call requests come from there.
@@ -156,7 +160,16 @@ class DialingTick:
             history=history,
             capacity=capacity,
             abandonment=self.store.abandonment(campaign.id, now - ABANDONMENT_WINDOW),
+            registry_block=self.registry_block(campaign.id),
         )
+
+    def registry_block(self, campaign_id: str) -> str | None:
+        """Why the campaign's do-not-call registries forbid dialling (never imported, failed), or None."""
+        cf = self.campaigns.get(campaign_id)
+        if cf is None:
+            return None
+        locations = dnc.campaign_registries(cf, self.registry_files)
+        return dnc.registry_block(self.store.registry_imports(), locations) if locations else None
 
     def dry_run(self, campaign_ids: list[str] | None = None) -> dict[str, Plan]:
         global_live = sum(self.store.live_counts().values())
@@ -244,6 +257,8 @@ class DialingTick:
             return f"campaign_{state.value}"
         if self.store.is_do_not_call(sel.contact.phone_number):
             return "do_not_call"
+        if self.registry_block(campaign.id) is not None:
+            return "do_not_call_registry"
         # One call at a time to a number, whichever campaigns list it: a DNC said on the first
         # must be able to stop the second.
         if self.store.number_in_call(sel.contact.phone_number) is not None:
@@ -372,6 +387,8 @@ class DialingTick:
             return f"campaign {state.value}", None
         if self.store.is_do_not_call(attempt.phone_number):
             return "number on the do-not-call list", None
+        if (blocked := self.registry_block(campaign.id)) is not None:
+            return blocked, None
         contact = next((c for c in self.store.load_contacts(campaign.id) if c.contact_id == attempt.contact_id), None)
         if contact is None:
             return "contact removed from the list", None

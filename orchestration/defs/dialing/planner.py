@@ -26,6 +26,7 @@ class SkipReason(StrEnum):
     CAMPAIGN_PAUSED = "campaign_paused"
     CAMPAIGN_STOPPED = "campaign_stopped"
     ABANDONMENT_LIMIT = "abandonment_limit"
+    DO_NOT_CALL_REGISTRY = "do_not_call_registry"  # a registry of the campaign is not imported: fail closed
     DO_NOT_CALL = "do_not_call"
     COMPLETED = "completed"
     MAX_ATTEMPTS = "max_attempts"
@@ -115,9 +116,12 @@ def plan_tick(
     history: dict[str, ContactHistory],
     capacity: Capacity,
     abandonment: tuple[int, int] = (0, 0),
+    registry_block: str | None = None,
 ) -> Plan:
+    """``registry_block`` says why the campaign's do-not-call registries are not usable (never
+    imported, last import failed): then nobody is dialled."""
     with gc_paused():
-        return _plan(campaign, contacts, now, state, do_not_call, history, capacity, abandonment)
+        return _plan(campaign, contacts, now, state, do_not_call, history, capacity, abandonment, registry_block)
 
 
 def _plan(
@@ -129,9 +133,10 @@ def _plan(
     history: dict[str, ContactHistory],
     capacity: Capacity,
     abandonment: tuple[int, int],
+    registry_block: str | None = None,
 ) -> Plan:
     plan = Plan(campaign.id, now, capacity)
-    blocked = _campaign_block(state, abandonment)
+    blocked = _campaign_block(state, abandonment, registry_block)
     if blocked is not None:
         reason, detail = blocked
         plan.skipped = [Skip(c.contact_id, c.phone_number, reason, detail) for c in contacts]
@@ -216,11 +221,15 @@ def _plan(
     return plan
 
 
-def _campaign_block(state: CampaignState, abandonment: tuple[int, int]) -> tuple[SkipReason, str] | None:
+def _campaign_block(
+    state: CampaignState, abandonment: tuple[int, int], registry_block: str | None = None
+) -> tuple[SkipReason, str] | None:
     if state is CampaignState.PAUSED:
         return SkipReason.CAMPAIGN_PAUSED, "campaign is paused"
     if state is CampaignState.STOPPED:
         return SkipReason.CAMPAIGN_STOPPED, "campaign is stopped"
+    if registry_block is not None:
+        return SkipReason.DO_NOT_CALL_REGISTRY, registry_block
     abandoned, answered = abandonment
     if answered >= ABANDONMENT_MIN_SAMPLE and abandoned / answered >= ABANDONMENT_LIMIT:
         return (

@@ -64,6 +64,14 @@ class Attempt:
     note: str | None = None
 
 
+class RegistryImport(NamedTuple):
+    status: str  # "imported" | "held" (a large shrink refused: previous list kept) | "failed"
+    numbers: int
+    digest: str | None
+    detail: str | None
+    at: datetime
+
+
 class ContactHistory(NamedTuple):
     attempts: int  # reserved, dispatched or closed (cancelled ones never rang)
     open: bool
@@ -93,6 +101,11 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS dial_attempts_phone ON dial_attempts (phone_number, status)",
     """CREATE TABLE IF NOT EXISTS dialing_leases (
         name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL)""",
+    # The last import of each do-not-call registry file: a campaign whose registry never
+    # imported, or whose last import failed, dials nobody.
+    """CREATE TABLE IF NOT EXISTS do_not_call_imports (
+        source TEXT PRIMARY KEY, status TEXT NOT NULL, numbers INTEGER NOT NULL, digest TEXT, detail TEXT,
+        at DOUBLE PRECISION NOT NULL)""",
     # Watermarks of sweeps over the bucket (e.g. inbound calls' do-not-call requests).
     """CREATE TABLE IF NOT EXISTS dialing_marks (name TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL)""",
 ]
@@ -245,9 +258,29 @@ class DialStore:
             )
         return len(rows)
 
-    def do_not_call_numbers(self) -> set[str]:
+    def do_not_call_numbers(self, source: str | None = None) -> set[str]:
         with self.transaction() as cur:
+            if source is not None:
+                rows = self._exec(cur, "SELECT phone_number FROM do_not_call WHERE source = ?", (source,))
+                return {r[0] for r in rows.fetchall()}
             return {r[0] for r in self._exec(cur, "SELECT DISTINCT phone_number FROM do_not_call").fetchall()}
+
+    def record_registry_import(
+        self, source: str, status: str, numbers: int, digest: str | None, detail: str | None, at: datetime
+    ) -> None:
+        with self.transaction() as cur:
+            self._exec(
+                cur,
+                "INSERT INTO do_not_call_imports (source, status, numbers, digest, detail, at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (source) DO UPDATE SET status = excluded.status, numbers = excluded.numbers, "
+                "digest = excluded.digest, detail = excluded.detail, at = excluded.at",
+                (source, status, numbers, digest, detail, _ts(at)),
+            )
+
+    def registry_imports(self) -> dict[str, RegistryImport]:
+        with self.transaction() as cur:
+            rows = self._exec(cur, "SELECT source, status, numbers, digest, detail, at FROM do_not_call_imports")
+            return {r[0]: RegistryImport(r[1], int(r[2]), r[3], r[4], _dt(r[5])) for r in rows.fetchall()}
 
     def is_do_not_call(self, phone_number: str) -> bool:
         with self.transaction() as cur:
