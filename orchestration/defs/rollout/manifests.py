@@ -29,16 +29,61 @@ KubeObject = dict[str, Any]
 _POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}
 
 
+# The site's values: a ConfigMap in the overlay, marked local-config, that components/site
+# copies into the fields using them (manifests/components/site).
+SITE_VALUES = "call-center-site"
+
+
 class ManifestError(Exception):
     """The manifests cannot be rendered or do not fit the rollout's grouping."""
 
 
-def render_overlay(overlay_dir: Path, kubectl: str = "kubectl", timeout_s: float = 60.0) -> list[KubeObject]:
-    """``kubectl kustomize <overlay>``, parsed: every object the overlay renders, in order."""
+class MissingSiteValues(ManifestError):
+    """The overlay leaves site values empty: required inputs nobody supplied yet."""
+
+
+def _site_configmap(overlay_dir: Path) -> tuple[Path, dict[str, str]] | None:
+    """(file, data) of the site-values ConfigMap among the overlay's own resource files."""
+    kustomization = yaml.safe_load((overlay_dir / "kustomization.yaml").read_text()) or {}
+    for entry in kustomization.get("resources") or []:
+        path = overlay_dir / entry
+        if not path.is_file():
+            continue  # a directory (../../base) or a remote resource
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") == "ConfigMap" and (
+                (doc.get("metadata") or {}).get("name") == SITE_VALUES
+            ):
+                return path, {str(k): "" if v is None else str(v) for k, v in (doc.get("data") or {}).items()}
+    return None
+
+
+def missing_site_values(overlay_dir: Path) -> list[str]:
+    """The site values the overlay leaves empty, sorted. Every value a site file declares is
+    required: an empty one would render an IAP policy with no client, a browser that accepts no
+    analyst, SIP advertising pod IPs to the PSTN."""
+    found = _site_configmap(overlay_dir)
+    return sorted(key for key, value in found[1].items() if not value.strip()) if found else []
+
+
+def render_overlay(
+    overlay_dir: Path, kubectl: str = "kubectl", timeout_s: float = 60.0, *, require_site_values: bool = True
+) -> list[KubeObject]:
+    """``kubectl kustomize <overlay>``, parsed: every object the overlay renders, in order.
+
+    With ``require_site_values`` (what the rollout applies) an overlay whose site values are
+    not all supplied is refused, naming each; tests that only compare renders pass False."""
     if shutil.which(kubectl) is None:
         raise ManifestError(f"{kubectl!r} is not on PATH: install kubectl (it carries kustomize) to render manifests")
     if not (overlay_dir / "kustomization.yaml").is_file():
         raise ManifestError(f"no kustomization.yaml in {overlay_dir}: set the rollout overlay to an existing overlay")
+    if require_site_values and (missing := missing_site_values(overlay_dir)):
+        site_file, _ = _site_configmap(overlay_dir)  # type: ignore[misc]
+        # manifests/overlays/<site>/site.yaml, as an operator finds it in the repository
+        shown = site_file.relative_to(overlay_dir.parents[2]) if len(overlay_dir.parents) > 2 else site_file
+        raise MissingSiteValues(
+            f"site values not supplied: {', '.join(missing)}; set each in {shown} (what each is: the "
+            "comments there, manifests/README.md). Nothing is applied until they are."
+        )
     proc = subprocess.run(
         [kubectl, "kustomize", str(overlay_dir)], capture_output=True, text=True, timeout=timeout_s, check=False
     )
