@@ -59,10 +59,15 @@ def load_wav_16k(path: Path) -> np.ndarray:
         pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
     if channels > 1:
         pcm = pcm.reshape(-1, channels)[:, 0]
+    return to_line_pcm(pcm.astype(np.float32) / 32768.0, rate)
+
+
+def to_line_pcm(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Float mono audio in [-1, 1] at ``rate`` -> the line's int16 at 16 kHz (linear resampling)."""
     if rate != SAMPLE_RATE:
-        n = int(len(pcm) * SAMPLE_RATE / rate)
-        pcm = np.interp(np.linspace(0, len(pcm) - 1, n), np.arange(len(pcm)), pcm.astype(np.float32)).astype(np.int16)
-    return pcm
+        n = int(len(audio) * SAMPLE_RATE / rate)
+        audio = np.interp(np.linspace(0, len(audio) - 1, n), np.arange(len(audio)), audio)
+    return (np.clip(audio, -1, 1) * 32767).astype(np.int16)
 
 
 @dataclass
