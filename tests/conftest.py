@@ -6,13 +6,16 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from devstack.livekit import LocalLiveKit
+from orchestration.defs.postcall.llama_server import bundled_gguf
 from tests.doubles.livekit_server import LiveKitDouble
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -87,5 +90,87 @@ def gcs_emulator() -> Iterator[str]:
     try:
         wait_for_port(port, proc)
         yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(proc)
+
+
+# --- the local engines, once per test session (the agent, post-call and end-to-end tests) ---
+
+LLM_MODEL = "smollm2-135m"
+
+
+@pytest.fixture(scope="session")
+def llm_base_url() -> Iterator[str]:
+    """llama.cpp's OpenAI-compatible server with SmolLM2-135M, once per session (1 thread: 2-core CI)."""
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "orchestration.defs.postcall.llama_server",
+            "--model", bundled_gguf(), "--model_alias", LLM_MODEL,
+            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "1",
+        ],
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, proc, timeout=90)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        stop_process(proc)
+        log.close()
+        os.unlink(log.name)
+
+
+def _spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        args,
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture(scope="session")
+def stt_server() -> Iterator[str]:
+    """devstack/stt_server.py (faster-whisper tiny.en) on loopback; yields its /v1 base URL."""
+    port = free_port()
+    proc = _spawn([sys.executable, "-m", "devstack.stt_server", "--port", str(port), "--threads", "2"])
+    try:
+        wait_for_port(port, proc, timeout=90)
+        wait_until_ready(f"http://127.0.0.1:{port}/health", proc, timeout=90)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        stop_process(proc)
+
+
+def wait_until_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before {url} was ready")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
+
+
+@pytest.fixture(scope="session")
+def tts_server() -> Iterator[str]:
+    """The project's tts/ server with the Piper backend on loopback; yields its /v1 base URL."""
+    port = free_port()
+    proc = _spawn(
+        [sys.executable, "-m", "tts.app"],
+        env={"TTS_BACKEND": "piper", "TTS_HOST": "127.0.0.1", "TTS_PORT": str(port), "TTS_LOG_LEVEL": "warning"},
+    )
+    try:
+        wait_for_port(port, proc, timeout=90)
+        wait_until_ready(f"http://127.0.0.1:{port}/ready", proc, timeout=90)
+        yield f"http://127.0.0.1:{port}/v1"
     finally:
         stop_process(proc)

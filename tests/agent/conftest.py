@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
 import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
@@ -25,7 +20,6 @@ from agent.worker import new_call
 from callcenter.dispatch import OutboundCallRequest
 from callcenter.ids import new_call_id
 from tests.agent.llm_double import ScriptedLLM
-from tests.conftest import REPO_ROOT, free_port, stop_process, wait_for_port
 from tests.doubles.livekit_server import LiveKitDouble
 
 RECORDINGS_BUCKET = "call-recordings-test"
@@ -113,54 +107,3 @@ def outbound_request(**overrides: object) -> OutboundCallRequest:
     return OutboundCallRequest(**fields)  # type: ignore[arg-type]
 
 
-def _spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
-        args,
-        cwd=REPO_ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-@pytest.fixture(scope="session")
-def stt_server() -> Iterator[str]:
-    """devstack/stt_server.py (faster-whisper tiny.en) on loopback; yields its /v1 base URL."""
-    port = free_port()
-    proc = _spawn([sys.executable, "-m", "devstack.stt_server", "--port", str(port), "--threads", "2"])
-    try:
-        wait_for_port(port, proc, timeout=90)
-        wait_until_ready(f"http://127.0.0.1:{port}/health", proc, timeout=90)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        stop_process(proc)
-
-
-def wait_until_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before {url} was ready")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
-
-
-@pytest.fixture(scope="session")
-def tts_server() -> Iterator[str]:
-    """The project's tts/ server with the Piper backend on loopback; yields its /v1 base URL."""
-    port = free_port()
-    proc = _spawn(
-        [sys.executable, "-m", "tts.app"],
-        env={"TTS_BACKEND": "piper", "TTS_HOST": "127.0.0.1", "TTS_PORT": str(port), "TTS_LOG_LEVEL": "warning"},
-    )
-    try:
-        wait_for_port(port, proc, timeout=90)
-        wait_until_ready(f"http://127.0.0.1:{port}/ready", proc, timeout=90)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        stop_process(proc)

@@ -16,9 +16,7 @@ from google.cloud import storage
 
 from devstack.livekit import LocalLiveKit
 from orchestration.resources.storage import RecordingsBucket
-from tests.agent.conftest import stt_server, tts_server  # noqa: F401 - fixtures
-from tests.conftest import REPO_ROOT, free_port, stop_process
-from tests.postcall.conftest import LLM_MODEL, llm_base_url  # noqa: F401 - fixture
+from tests.conftest import LLM_MODEL, REPO_ROOT, free_port, stop_process
 
 AGENT_NAME = "call-center-agent-e2e"
 
@@ -34,7 +32,7 @@ def e2e_bucket(gcs_emulator: str) -> RecordingsBucket:
 @pytest.fixture(scope="module")
 def agent_worker(
     real_livekit: LocalLiveKit, stt_server: str, tts_server: str, llm_base_url: str, e2e_bucket: RecordingsBucket, tmp_path_factory
-) -> Iterator[LocalLiveKit]:  # noqa: F811
+) -> Iterator[LocalLiveKit]:
     """The agent worker registered with the real livekit-server; yields that server."""
     log_path = tmp_path_factory.mktemp("agent") / "agent.log"
     env = {

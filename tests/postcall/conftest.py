@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,35 +18,8 @@ from callcenter.ids import deterministic_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.record import AnalysisStatus, CallAnalysis, CallRecord, Sentiment, TranscriptSegment
 from callcenter.report import Speaker
-from orchestration.defs.postcall.llama_server import bundled_gguf
 from orchestration.resources.storage import RecordingsBucket
-from tests.conftest import REPO_ROOT, free_port, stop_process, wait_for_port
-
-LLM_MODEL = "smollm2-135m"
-
-
-@pytest.fixture(scope="session")
-def llm_base_url() -> Iterator[str]:
-    """llama.cpp's OpenAI-compatible server with SmolLM2-135M, once per session (1 thread: 2-core CI)."""
-    port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "orchestration.defs.postcall.llama_server",
-            "--model", bundled_gguf(), "--model_alias", LLM_MODEL,
-            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "1",
-        ],
-        cwd=REPO_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        wait_for_port(port, proc, timeout=90)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        stop_process(proc)
-        log.close()
-        os.unlink(log.name)
+from tests.conftest import LLM_MODEL  # noqa: F401 - re-exported for the post-call tests
 
 
 @pytest.fixture(scope="session")
