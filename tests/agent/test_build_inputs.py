@@ -120,14 +120,15 @@ def test_buildpacks_start_the_worker_as_the_web_process() -> None:
     module = processes["web"].split()[2]
     assert _module_file(module) is not None, f"the Procfile runs {module}, which does not exist"
     tree = ast.parse(_module_file(module).read_text())
-    assert any(
-        isinstance(n, ast.If) and "__main__" in ast.unparse(n.test) for n in tree.body
-    ), f"{module} does nothing when run with -m"
+    assert any(isinstance(n, ast.If) and "__main__" in ast.unparse(n.test) for n in tree.body), (
+        f"{module} does nothing when run with -m"
+    )
 
 
 def test_the_deployment_runs_the_images_default_process() -> None:
     deployment = next(
-        d for d in yaml.safe_load_all((REPO_ROOT / "manifests" / "base" / "agent.yaml").read_text())
+        d
+        for d in yaml.safe_load_all((REPO_ROOT / "manifests" / "base" / "agent.yaml").read_text())
         if d["kind"] == "Deployment"
     )
     container = deployment["spec"]["template"]["spec"]["containers"][0]

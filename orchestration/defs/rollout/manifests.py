@@ -50,8 +50,10 @@ def _site_configmap(overlay_dir: Path) -> tuple[Path, dict[str, str]] | None:
         if not path.is_file():
             continue  # a directory (../../base) or a remote resource
         for doc in yaml.safe_load_all(path.read_text()):
-            if isinstance(doc, dict) and doc.get("kind") == "ConfigMap" and (
-                (doc.get("metadata") or {}).get("name") == SITE_VALUES
+            if (
+                isinstance(doc, dict)
+                and doc.get("kind") == "ConfigMap"
+                and ((doc.get("metadata") or {}).get("name") == SITE_VALUES)
             ):
                 return path, {str(k): "" if v is None else str(v) for k, v in (doc.get("data") or {}).items()}
     return None
