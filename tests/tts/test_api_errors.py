@@ -123,6 +123,40 @@ def test_full_queue_answers_429_with_retry_after(make_client, piper_backend):
     assert "tts_rejected_total 1.0" in metrics
 
 
+def test_retry_after_is_the_time_the_queue_takes_to_drain(make_client, piper_backend):
+    """One slot, one place in the queue, syntheses measured at ~1.5 s: a full queue drains in
+    about 3 s, so "Retry-After: 1" (the floor) sent callers back into a queue still full."""
+    backend = RecordingBackend(piper_backend)
+    release = threading.Event()
+    held = threading.Event()
+
+    def pace(index: int) -> None:
+        if index == 0:
+            time.sleep(1.5)  # a completed synthesis the gate measures
+        else:
+            held.set()
+            assert release.wait(30)
+
+    backend.before_segment = pace
+    client = make_client(backend, max_concurrency=1, max_queue=1, retry_after_s=1)
+    assert client.post("/v1/audio/speech", json=speak("Measured.")).status_code == 200
+    threads = [threading.Thread(target=client.post, args=("/v1/audio/speech",), kwargs={"json": speak("Hold.")})]
+    threads[0].start()
+    assert held.wait(10)
+    threads.append(threading.Thread(target=client.post, args=("/v1/audio/speech",), kwargs={"json": speak("Wait.")}))
+    threads[1].start()
+    deadline = time.monotonic() + 20
+    while client.app.state.runtime.gate.admitted < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    refused = client.post("/v1/audio/speech", json=speak("One more."))
+    release.set()
+    for t in threads:
+        t.join(30)
+    assert refused.status_code == 429
+    # two admitted requests ahead, one at a time, ~1.5 s each
+    assert 3 <= int(refused.headers["retry-after"]) <= 4, refused.headers["retry-after"]
+
+
 def test_not_ready_is_503(make_client, piper_backend):
     backend = RecordingBackend(piper_backend)
     gate = threading.Event()

@@ -54,7 +54,9 @@ async def load_and_warm(runtime: Runtime) -> None:
         if register_metrics is not None:
             register_metrics(runtime.metrics.registry)
         concurrency = runtime.settings.max_concurrency or runtime.backend.max_parallel_segments
-        runtime.gate = SynthesisGate(concurrency, runtime.settings.max_queue, runtime.metrics)
+        runtime.gate = SynthesisGate(
+            concurrency, runtime.settings.max_queue, runtime.metrics, runtime.settings.retry_after_s
+        )
         await asyncio.to_thread(runtime.voices.open)
         runtime.state = "ready"
         log.info(
@@ -146,7 +148,7 @@ def create_app(settings: Settings | None = None, backend: SpeechBackend | None =
         settings=settings,
         backend=backend,
         voices=library,
-        gate=SynthesisGate(1, settings.max_queue, metrics),
+        gate=SynthesisGate(1, settings.max_queue, metrics, settings.retry_after_s),
         metrics=metrics,
     )
 

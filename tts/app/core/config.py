@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     max_input_chars: int = 4096
     # Concurrent syntheses; 0 = what the backend says it can run at once (1 for one GPU model).
     max_concurrency: int = 0
-    # Requests allowed to wait for a slot; beyond that, 429 with Retry-After.
+    # Requests allowed to wait for a slot; beyond that, 429 with Retry-After: the time the queue
+    # takes to drain at the measured synthesis time, never less than retry_after_s.
     max_queue: int = 16
     retry_after_s: int = 1
     # Output sample rate of every format but opus (48 kHz); OpenAI's pcm is 24 kHz s16le mono.

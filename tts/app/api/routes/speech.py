@@ -201,7 +201,7 @@ async def create_speech(body: SpeechRequest, runtime: RuntimeDep, request: Reque
                 429,
                 "The server is at capacity; retry after the time in Retry-After.",
                 code="queue_full",
-                headers={"Retry-After": str(runtime.settings.retry_after_s)},
+                headers={"Retry-After": str(runtime.gate.retry_after_s())},
             ) from None
     except APIError as exc:
         metrics.errors.labels(type=str(exc.status)).inc()
