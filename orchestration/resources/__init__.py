@@ -7,6 +7,7 @@ local <-> gke is configuration (CALLCENTER_DEPLOYMENT and the env vars below), n
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import dagster as dg
@@ -14,6 +15,11 @@ import dagster as dg
 from orchestration.deployment import Deployment
 from orchestration.resources.livekit import LiveKitResource
 from orchestration.resources.storage import RecordingsBucket
+
+
+def _env_or_empty(name: str) -> dg.EnvVar | str:
+    """The variable where it is set (read at run time, never shown in config), else empty."""
+    return dg.EnvVar(name) if os.environ.get(name) else ""
 
 
 def shared_resources(deployment: Deployment) -> dict[str, Any]:
@@ -25,8 +31,13 @@ def shared_resources(deployment: Deployment) -> dict[str, Any]:
                     project="local",
                     emulator_host=dg.EnvVar("STORAGE_EMULATOR_HOST"),
                 ),
-                # No LiveKit runs locally: rollout and dialing fail fast naming the settings.
-                "livekit": LiveKitResource(),
+                # The local stack's livekit-server (devstack sets LIVEKIT_*); without it, rollout
+                # and dialing fail fast naming the settings.
+                "livekit": LiveKitResource(
+                    url=_env_or_empty("LIVEKIT_URL"),
+                    api_key=_env_or_empty("LIVEKIT_API_KEY"),
+                    api_secret=_env_or_empty("LIVEKIT_API_SECRET"),
+                ),
             }
         case Deployment.GKE:
             return {

@@ -7,11 +7,12 @@ drift checks alone (nothing applied) to compare the live cluster with the manife
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import dagster as dg
 
-from orchestration.defs.rollout.assets import ALL_ASSETS, GROUP
+from orchestration.defs.rollout.assets import ALL_ASSETS, GROUP, TRUNKS
 from orchestration.defs.rollout.checks import ALL_CHECKS, DRIFT_CHECKS
 from orchestration.defs.rollout.kube import CONTEXT_ENV, KubernetesResource
 from orchestration.defs.rollout.probes import InferenceEndpoints
@@ -34,7 +35,18 @@ rollout_drift_job = dg.define_asset_job(
     description="Compare the live cluster with the rendered manifests; applies nothing.",
 )
 
-defs = dg.Definitions(assets=ALL_ASSETS, asset_checks=ALL_CHECKS, jobs=[rollout_job, rollout_drift_job])
+sip_trunks_job = dg.define_asset_job(
+    "sip_trunks",
+    selection=dg.AssetSelection.assets(*TRUNKS),
+    tags=RUN_TAGS,
+    description="The rollout's LiveKit part alone: inbound and outbound trunks and the dispatch rule. "
+    "On the local stack this is the part that runs (against its livekit-server); the Kubernetes "
+    "assets need a cluster (CALLCENTER_KUBE_CONTEXT).",
+)
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS, asset_checks=ALL_CHECKS, jobs=[rollout_job, rollout_drift_job, sip_trunks_job]
+)
 
 
 def resources(deployment: Deployment) -> dict[str, Any]:
@@ -46,7 +58,14 @@ def resources(deployment: Deployment) -> dict[str, Any]:
                 "kubernetes": KubernetesResource(),
                 "rollout_settings": RolloutSettings(overlay="dev"),
                 "inference_endpoints": InferenceEndpoints(),
-                "sip_trunks": SipTrunkSettings(),
+                # the trunks and the dispatch rule go to the local stack's livekit-server; the
+                # carrier end is the local phone line (devstack/phone_line.py)
+                "sip_trunks": SipTrunkSettings(
+                    phone_numbers=os.environ.get("CALLCENTER_LOCAL_PHONE_NUMBER", "+14155550100"),
+                    termination_uri="127.0.0.1:5060",
+                    allowed_addresses="127.0.0.1/32",
+                    credentials_from_env=True,
+                ),
             }
         case Deployment.GKE:
             return {

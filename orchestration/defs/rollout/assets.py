@@ -6,6 +6,7 @@ blocking health check (checks.py) must pass before anything downstream runs."""
 import asyncio
 import base64
 import hashlib
+import os
 import time
 from collections.abc import Sequence
 
@@ -132,6 +133,15 @@ def inbound_trunk(
     )
 
 
+def env_trunk_credentials() -> tuple[str, str]:
+    names = ("CALLCENTER_SIP_TRUNK_USERNAME", "CALLCENTER_SIP_TRUNK_PASSWORD")
+    values = [os.environ.get(n, "") for n in names]
+    missing = [n for n, v in zip(names, values, strict=True) if not v]
+    if missing:
+        raise dg.Failure(description="SIP trunk credentials missing: set " + ", ".join(missing))
+    return values[0], values[1]
+
+
 def read_trunk_credentials(kubernetes: KubernetesResource, namespace: str, secret: str) -> tuple[str, str]:
     with kubernetes.connect() as (api, _):
         try:
@@ -165,7 +175,12 @@ def outbound_trunk(
 ) -> dg.MaterializeResult:
     sip_trunks.require("phone_numbers", "termination_uri")
     livekit.require_configured()
-    username, password = read_trunk_credentials(kubernetes, rollout_settings.namespace, sip_trunks.credentials_secret)
+    if sip_trunks.credentials_from_env:
+        username, password = env_trunk_credentials()
+        source = "the environment (local stack)"
+    else:
+        username, password = read_trunk_credentials(kubernetes, rollout_settings.namespace, sip_trunks.credentials_secret)
+        source = f"Secret {sip_trunks.credentials_secret}"
     desired = desired_outbound(sip_trunks, username, password)
 
     async def run() -> TrunkOutcome:
@@ -174,7 +189,7 @@ def outbound_trunk(
 
     outcome = asyncio.run(run())
     context.log.info(f"outbound trunk {outcome.name}: {outcome.action} ({outcome.id})")
-    return _trunk_result(outcome, address=desired.address, credentials_from=f"Secret {sip_trunks.credentials_secret}")
+    return _trunk_result(outcome, address=desired.address, credentials_from=source)
 
 
 @dg.asset(

@@ -33,7 +33,9 @@ _SERVER_FIELDS = ("sip_trunk_id", "sip_dispatch_rule_id", "created_at", "updated
 
 
 class SipTrunkSettings(dg.ConfigurableResource):
-    """What the trunks should be. Credentials are read from a Kubernetes Secret, never config."""
+    """What the trunks should be. Credentials are read from a Kubernetes Secret, never config;
+    the local stack, which has no cluster, gives them in ``CALLCENTER_SIP_TRUNK_USERNAME`` and
+    ``CALLCENTER_SIP_TRUNK_PASSWORD`` (``credentials_from_env``)."""
 
     phone_numbers: str = ""  # comma-separated E.164 numbers on the Twilio trunk
     inbound_trunk_name: str = "twilio-inbound"
@@ -41,6 +43,7 @@ class SipTrunkSettings(dg.ConfigurableResource):
     outbound_trunk_name: str = OUTBOUND_TRUNK_NAME  # the agent finds the trunk by it (SIP_OUTBOUND_TRUNK_NAME)
     termination_uri: str = ""  # e.g. callcenter.pstn.twilio.com (Twilio trunk's Termination SIP URI)
     credentials_secret: str = "twilio-sip"  # keys: username, password
+    credentials_from_env: bool = False  # local stack only: the two variables above, not the Secret
     dispatch_rule_name: str = "inbound-calls"
     room_prefix: str = "call-"
     agent_name: str = AGENT_NAME  # the worker's explicit-dispatch name
