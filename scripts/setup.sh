@@ -24,6 +24,16 @@ LLAMA_CPP_VERSION="0.3.36"
 # docs/local-livekit.md says what stands in for them locally.
 LIVEKIT_SERVER_VERSION="v1.13.5"
 BIN_CACHE="${CALLCENTER_BIN_CACHE:-$HOME/.cache/callcenter/bin}"
+# etcd and kube-apiserver for the rollout's tests against a real API server
+# (tests/rollout/control_plane.py), built from the pinned module in scripts/kube-build: the
+# Kubernetes minor GKE runs and the etcd release it pins. Cached under a name carrying both
+# versions and the module's hash, so a changed pin rebuilds. In the background like livekit-server.
+KUBE_BUILD="$ROOT/scripts/kube-build"
+KUBE_VERSION="$(awk '$1 == "k8s.io/kubernetes" { print $2 }' "$KUBE_BUILD/go.mod")"
+ETCD_VERSION="$(awk '$1 == "go.etcd.io/etcd/server/v3" { print $2 }' "$KUBE_BUILD/go.mod")"
+KUBE_KEY="$(cat "$KUBE_BUILD/go.mod" "$KUBE_BUILD/go.sum" | sha256sum | cut -c1-12)"
+KUBE_APISERVER_BIN="$BIN_CACHE/kube-apiserver-$KUBE_VERSION-$KUBE_KEY"
+ETCD_BIN="$BIN_CACHE/etcd-$ETCD_VERSION-$KUBE_KEY"
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
@@ -56,14 +66,35 @@ if [ ! -x "$LIVEKIT_BIN" ]; then
   ) &
   build_pid=$!
 fi
+kube_pid=""
+if [ ! -x "$KUBE_APISERVER_BIN" ] || [ ! -x "$ETCD_BIN" ]; then
+  command -v go >/dev/null || { echo "need Go >= 1.26 on PATH to build kube-apiserver and etcd" >&2; exit 1; }
+  log "building kube-apiserver $KUBE_VERSION and etcd $ETCD_VERSION from scripts/kube-build (~8 min on 2 cores, once per machine; cached in $BIN_CACHE)"
+  (
+    tmp="$(mktemp -d)"
+    cd "$KUBE_BUILD" \
+      && go build -trimpath -ldflags=-s -o "$tmp/" k8s.io/kubernetes/cmd/kube-apiserver go.etcd.io/etcd/server/v3 \
+        >"$BIN_CACHE/kube-build.log" 2>&1 \
+      && mv "$tmp/kube-apiserver" "$KUBE_APISERVER_BIN" && mv "$tmp/server" "$ETCD_BIN"
+    status=$?
+    rm -rf "$tmp"
+    exit $status
+  ) &
+  kube_pid=$!
+fi
 finish_livekit() {
   if [ -n "$build_pid" ] && ! wait "$build_pid"; then
     echo "building livekit-server failed: $BIN_CACHE/livekit-server.build.log" >&2; exit 1
   fi
   ln -sfn "$LIVEKIT_BIN" "$ROOT/.local/bin/livekit-server"
+  if [ -n "$kube_pid" ] && ! wait "$kube_pid"; then
+    echo "building kube-apiserver/etcd failed: $BIN_CACHE/kube-build.log" >&2; exit 1
+  fi
+  ln -sfn "$KUBE_APISERVER_BIN" "$ROOT/.local/bin/kube-apiserver"
+  ln -sfn "$ETCD_BIN" "$ROOT/.local/bin/etcd"
 }
 
-stamp_now="$(cat requirements/dev.lock pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+stamp_now="$(cat requirements/dev.lock pyproject.toml scripts/setup.sh devstack/talk/package-lock.json | sha256sum | cut -d' ' -f1)"
 if [ -f "$VENV/.installed" ] && [ "$(cat "$VENV/.installed")" = "$stamp_now" ]; then
   log "Python environment up to date ($VENV)"
   finish_livekit
@@ -90,6 +121,13 @@ log "installing locked dependencies (one resolver run)"
 "${PIP[@]}" install -q --find-links "$WHEEL_CACHE" -r requirements/dev.lock
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e .
 
+# livekit-client for the local stack's talk-to-the-agent page (devstack/talk), from npm
+if command -v npm >/dev/null; then
+  log "npm ci devstack/talk (livekit-client)"
+  npm ci --prefix devstack/talk --no-audit --no-fund --silent
+else
+  log "npm not found: the talk-to-the-agent page (devstack/talk) will say livekit-client is missing"
+fi
 finish_livekit
 echo "$stamp_now" > "$VENV/.installed"
 log "done: $VENV"
