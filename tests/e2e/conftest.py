@@ -19,6 +19,7 @@ from orchestration.resources.storage import RecordingsBucket
 from tests.conftest import LLM_MODEL, REPO_ROOT, free_port, stop_process
 
 AGENT_NAME = "call-center-agent-e2e"
+LINE_NUMBER = "+14155550100"
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +69,37 @@ def agent_worker(
         stop_process(proc, grace=20)
         if os.environ.get("CALLCENTER_E2E_KEEP_LOGS"):
             print(log_path.read_text()[-20000:])
+
+
+@pytest.fixture(scope="module")
+def rollout_sip(real_livekit: LocalLiveKit) -> LocalLiveKit:
+    """The rollout's LiveKit part (trunks, dispatch rule) materialized against the real server,
+    as the local stack's ``sip_trunks`` job does; yields that server."""
+    import dagster as dg
+
+    from orchestration.defs.rollout.assets import TRUNKS
+    from orchestration.defs.rollout.kube import KubernetesResource
+    from orchestration.defs.rollout.settings import RolloutSettings
+    from orchestration.defs.rollout.trunks import SipTrunkSettings
+    from orchestration.resources.livekit import LiveKitResource
+
+    os.environ.setdefault("CALLCENTER_SIP_TRUNK_USERNAME", "e2e")
+    os.environ.setdefault("CALLCENTER_SIP_TRUNK_PASSWORD", "e2e-only")
+    result = dg.materialize(
+        TRUNKS,
+        resources={
+            "sip_trunks": SipTrunkSettings(
+                phone_numbers=LINE_NUMBER,
+                termination_uri="127.0.0.1:5060",
+                allowed_addresses="127.0.0.1/32",
+                credentials_from_env=True,
+                agent_name=AGENT_NAME,
+            ),
+            "livekit": LiveKitResource(url=real_livekit.url, api_key=real_livekit.api_key, api_secret=real_livekit.api_secret),
+            "kubernetes": KubernetesResource(),
+            "rollout_settings": RolloutSettings(overlay="dev"),
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    return real_livekit

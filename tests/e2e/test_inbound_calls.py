@@ -26,18 +26,17 @@ from callindex import open_call_index
 from devstack.demo_calls import SAMPLE_RATE as DEMO_RATE
 from devstack.demo_calls import speak_caller
 from devstack.phone_line import SAMPLE_RATE as LINE_RATE
-from devstack.phone_line import LineResult, Say, place_inbound_call, to_line_pcm
+from devstack.phone_line import LineResult, Say, dispatch_rule_route, place_inbound_call, to_line_pcm
 from orchestration.defs.postcall import call_analyses, call_index, call_transcripts
 from orchestration.defs.postcall.analysis import CallLLM, StructuredOutput
 from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
 from orchestration.defs.postcall.speech import WhisperSpeechToText
 from orchestration.resources.storage import RecordingsBucket
-from tests.e2e.conftest import AGENT_NAME, LLM_MODEL
+from tests.e2e.conftest import AGENT_NAME, LINE_NUMBER, LLM_MODEL
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e_calls"), pytest.mark.timeout(300)]
 
 CALLER = "+14155550199"
-LINE_NUMBER = "+14155550100"
 ROOM_PREFIX = "call-"  # orchestration/defs/rollout/trunks.py SipTrunkSettings.room_prefix
 
 
@@ -60,6 +59,9 @@ def transcribe(stt_base_url: str, pcm) -> str:  # noqa: ANN001
 
 
 def call(lk, **kwargs) -> LineResult:  # noqa: ANN001
+    """An inbound call routed by the dispatch rule the rollout created on the server."""
+    room_prefix, agent_name = asyncio.run(dispatch_rule_route(lk.url, lk.api_key, lk.api_secret))
+    assert (room_prefix, agent_name) == (ROOM_PREFIX, AGENT_NAME)
     return asyncio.run(
         place_inbound_call(
             lk.url,
@@ -67,8 +69,8 @@ def call(lk, **kwargs) -> LineResult:  # noqa: ANN001
             lk.api_secret,
             caller_number=CALLER,
             trunk_number=LINE_NUMBER,
-            room_prefix=ROOM_PREFIX,
-            agent_name=AGENT_NAME,
+            room_prefix=room_prefix,
+            agent_name=agent_name,
             agent_timeout_s=60,
             **kwargs,
         )
@@ -88,7 +90,7 @@ def report_for_room(bucket: RecordingsBucket, room: str, timeout_s: float = 90.0
     raise AssertionError(f"no session report for room {room} after {timeout_s:.0f} s")
 
 
-def test_inbound_call_is_answered_disclosed_reported_and_indexed(agent_worker, e2e_bucket, stt_server, llm_base_url, tmp_path) -> None:
+def test_inbound_call_is_answered_disclosed_reported_and_indexed(agent_worker, rollout_sip, e2e_bucket, stt_server, llm_base_url, tmp_path) -> None:
     result = call(agent_worker, script=[caller_says("Hi, I would like to book an appointment for next Tuesday.")], hang_up_after_s=6)
     assert result.agent_joined
     assert result.room.startswith(f"{ROOM_PREFIX}_{CALLER}_")
@@ -142,7 +144,7 @@ def test_inbound_call_is_answered_disclosed_reported_and_indexed(agent_worker, e
         index.close()
 
 
-def test_caller_hanging_up_mid_reply_still_yields_a_report(agent_worker, e2e_bucket) -> None:
+def test_caller_hanging_up_mid_reply_still_yields_a_report(agent_worker, rollout_sip, e2e_bucket) -> None:
     result = call(agent_worker, script=[caller_says("What are your opening hours on Saturday?")], hang_up_mid_reply=True)
     assert result.agent_joined and result.voice_to_voice_s, "the agent never started its reply"
 
