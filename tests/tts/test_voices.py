@@ -29,22 +29,72 @@ def upload(client, name: str, data: bytes, filename: str = "clip.wav", **fields)
     return client.post("/v1/audio/voices", data={"name": name, **fields}, files={"file": (filename, data, "audio/wav")})
 
 
-def test_upload_list_use_and_delete(client, clips):
+def cloning(piper_backend) -> RecordingBackend:
+    """A backend that says it clones (Chatterbox's role), around the real Piper voice: these
+    tests upload, list and delete clips; none of them speaks a cloned voice."""
+    backend = RecordingBackend(piper_backend, name="chatterbox")
+    backend.supports_cloning = True
+    return backend
+
+
+@pytest.fixture
+def client(make_client, piper_backend):
+    return make_client(cloning(piper_backend))
+
+
+def test_upload_list_and_delete(client, clips):
     created = upload(client, "agent-anna", clips["good"], language="en", description="warm, friendly")
     assert created.status_code == 201, created.text
     assert created.json()["id"] == "agent-anna" and created.json()["type"] == "cloned"
     listed = {v["id"]: v for v in client.get("/v1/audio/voices").json()["data"]}
     assert listed["joe"]["type"] == "builtin"
     assert listed["agent-anna"]["description"] == "warm, friendly"
-    # Piper cannot clone: naming the clone is refused, not silently spoken in another voice.
-    refused = client.post("/v1/audio/speech", json=speak("Hello.", voice="agent-anna"))
-    assert refused.status_code == 400 and refused.json()["error"]["param"] == "voice"
-    assert "cannot clone" in refused.json()["error"]["message"]
+    assert listed["agent-anna"]["backend"] == "chatterbox"  # the backend that speaks it
     assert upload(client, "agent-anna", clips["good"]).status_code == 409
     deleted = client.delete("/v1/audio/voices/agent-anna")
     assert deleted.status_code == 200 and deleted.json()["deleted"] is True
     assert "agent-anna" not in {v["id"] for v in client.get("/v1/audio/voices").json()["data"]}
     assert client.delete("/v1/audio/voices/agent-anna").status_code == 404
+
+
+def test_a_backend_that_cannot_clone_refuses_clone_uploads(make_client, piper_backend, clips, tmp_path):
+    """Piper took the clip (201) and then answered every request for it with voice_not_found."""
+    piper = make_client(RecordingBackend(piper_backend))
+    refused = upload(piper, "agent-anna", clips["good"])
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "cloning_not_supported" and error["param"] == "file"
+    assert "piper" in error["message"] and "TTS_BACKEND=chatterbox" in error["message"]
+    assert not list((tmp_path / "voices").glob("agent-anna.*"))
+    assert "agent-anna" not in {v["id"] for v in piper.get("/v1/audio/voices").json()["data"]}
+
+
+def test_a_clone_left_on_the_volume_is_listed_as_unserved_and_refused_by_name(make_client, piper_backend, clips):
+    """A volume shared with a Chatterbox server: Piper lists its clones with no backend to speak
+    them, and naming one is refused, not silently spoken in another voice."""
+    assert upload(make_client(cloning(piper_backend)), "agent-anna", clips["good"]).status_code == 201
+    piper = make_client(RecordingBackend(piper_backend))
+    listed = {v["id"]: v for v in piper.get("/v1/audio/voices").json()["data"]}
+    assert listed["joe"]["backend"] == "piper"
+    assert listed["agent-anna"]["type"] == "cloned" and listed["agent-anna"]["backend"] is None
+    refused = piper.post("/v1/audio/speech", json=speak("Hello.", voice="agent-anna"))
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "voice"
+    assert "cannot clone" in refused.json()["error"]["message"]
+
+
+def test_two_file_parts_in_one_upload_are_a_400(client, clips):
+    response = client.post(
+        "/v1/audio/voices",
+        data={"name": "twice"},
+        files=[
+            ("file", ("a.wav", clips["good"], "audio/wav")),
+            ("audio_sample", ("b.wav", clips["good"], "audio/wav")),
+        ],
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "file", response.text
+    assert "one file" in response.json()["error"]["message"]
+    assert client.get("/v1/audio/voices").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -68,7 +118,7 @@ def test_upload_validation(client, clips, name, clip, status, param):
 
 
 def test_oversize_upload_is_413(make_client, piper_backend, clips):
-    client = make_client(RecordingBackend(piper_backend), max_upload_bytes=50_000)
+    client = make_client(cloning(piper_backend), max_upload_bytes=50_000)
     big = clips["good"] * 4  # well over the limit plus form overhead
     response = upload(client, "big", big)
     assert response.status_code == 413
@@ -96,10 +146,10 @@ def test_builtin_voice_cannot_be_deleted(client):
 
 
 def test_voices_persist_on_the_volume(make_client, piper_backend, clips, tmp_path):
-    first = make_client(RecordingBackend(piper_backend))
+    first = make_client(cloning(piper_backend))
     assert upload(first, "kept", clips["good"]).status_code == 201
     assert (tmp_path / "voices" / "kept.wav").is_file()
-    second = make_client(RecordingBackend(piper_backend))  # same TTS_VOICES_DIR, new process state
+    second = make_client(cloning(piper_backend))  # same TTS_VOICES_DIR, new process state
     assert "kept" in {v["id"] for v in second.get("/v1/audio/voices").json()["data"]}
 
 
@@ -112,11 +162,11 @@ def test_voices_mirror_to_a_bucket(make_client, piper_backend, clips, tmp_path, 
         project="local", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_emulator}
     )
     bucket = gcs.create_bucket("tts-voices-test")
-    first = make_client(RecordingBackend(piper_backend), voices_bucket=bucket.name)
+    first = make_client(cloning(piper_backend), voices_bucket=bucket.name)
     assert upload(first, "mirrored", clips["good"]).status_code == 201
     assert {b.name for b in bucket.list_blobs()} == {"tts-voices/mirrored.wav", "tts-voices/mirrored.json"}
     # A fresh pod with an empty volume gets the voice back from the bucket.
-    fresh = make_client(RecordingBackend(piper_backend), voices_bucket=bucket.name, voices_dir=tmp_path / "fresh")
+    fresh = make_client(cloning(piper_backend), voices_bucket=bucket.name, voices_dir=tmp_path / "fresh")
     assert "mirrored" in {v["id"] for v in fresh.get("/v1/audio/voices").json()["data"]}
     assert fresh.delete("/v1/audio/voices/mirrored").status_code == 200
     assert list(bucket.list_blobs()) == []
@@ -154,7 +204,7 @@ def test_a_clip_that_decodes_to_hours_is_refused_without_decoding_it_all(tmp_pat
 def test_a_chunked_upload_over_the_limit_is_refused_before_it_is_spooled(make_client, piper_backend):
     """No Content-Length: the body is counted as it arrives and refused once over the limit
     (before, the whole body was spooled to disk, then refused)."""
-    client = make_client(RecordingBackend(piper_backend), max_upload_bytes=50_000)
+    client = make_client(cloning(piper_backend), max_upload_bytes=50_000)
     sent = {"bytes": 0}
     boundary = "xyz"
 

@@ -176,7 +176,9 @@ class VoiceLibrary:
             if clip.is_file():
                 voices[meta_path.stem] = Voice(
                     name=meta_path.stem,
-                    backend="clone",
+                    # the backend that speaks it; None where this one cannot (a clip left on a
+                    # volume shared with a cloning server)
+                    backend=self.backend.name if self.backend.supports_cloning else None,
                     reference_clip=clip,
                     language=meta.get("language"),
                     description=meta.get("description", ""),

@@ -33,7 +33,7 @@ class Voice:
     """
 
     name: str
-    backend: str
+    backend: str | None  # the backend that speaks it; None for a clone this server's backend cannot speak
     reference_clip: Path | None = None  # Chatterbox `audio_prompt_path`
     language: str | None = None
     description: str = ""

@@ -7,6 +7,8 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 
 from tts.app.api.deps import RuntimeDep
 from tts.app.api.errors import APIError
@@ -50,6 +52,15 @@ async def _read_limited(upload: UploadFile, limit: int) -> bytes:
 @router.post("/v1/audio/voices", status_code=201)
 async def create_voice(request: Request, runtime: RuntimeDep) -> JSONResponse:
     """multipart/form-data: `name`, `file` (or OpenAI's `audio_sample`), optional `language`, `description`."""
+    if not runtime.backend.supports_cloning:
+        # Stored, the clip would only ever answer "cannot clone": refuse it before reading it.
+        raise APIError(
+            400,
+            f"The {runtime.backend.name} backend cannot clone voices; upload reference clips to a server "
+            "running TTS_BACKEND=chatterbox.",
+            param="file",
+            code="cloning_not_supported",
+        )
     limit = runtime.voices.rules.max_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + _FORM_OVERHEAD:
@@ -58,9 +69,18 @@ async def create_voice(request: Request, runtime: RuntimeDep) -> JSONResponse:
         raise APIError(400, "Send the clip as multipart/form-data with fields 'name' and 'file'.", param="file")
     try:
         form = await request.form(max_files=1, max_fields=8, max_part_size=limit + 1)
-    except Exception:
-        # Starlette raises when a part exceeds max_part_size, or the form is malformed.
-        raise APIError(413, f"The upload is malformed or larger than {limit} bytes.", param="file") from None
+    except (MultiPartException, HTTPException) as exc:
+        # Starlette's parser raises MultiPartException, which Request.form() turns into a plain
+        # 400. Only a part over max_part_size is too large; too many files or fields, or broken
+        # framing, is a malformed request (its messages name the limit, never the input).
+        message = exc.message if isinstance(exc, MultiPartException) else str(exc.detail)
+        if "exceeded maximum size" in message:
+            raise APIError(
+                413, f"The upload is larger than {limit} bytes.", param="file", code="file_too_large"
+            ) from None
+        if message.startswith("Too many files"):
+            raise APIError(400, "Send one file per upload, in the 'file' field.", param="file") from None
+        raise APIError(400, f"The multipart form is malformed: {message}", param="file") from None
     upload = form.get("file") or form.get("audio_sample")
     if not isinstance(upload, UploadFile):
         raise APIError(400, "Missing the reference clip: send it in the 'file' field.", param="file")
