@@ -19,6 +19,15 @@ class BadFilter(ValueError):
     """A query string the browser cannot honour; the message says what to fix."""
 
 
+# Bounds of every filter: past them the index's date and number arithmetic overflowed (a 500
+# page, an empty CSV). Wide enough for any real call.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+MAX_DURATION_S = 7 * 24 * 3600.0
+MAX_LATENCY_MS = 600_000.0
+MAX_NAME_CHARS = 200
+
+
 class SortField(StrEnum):
     STARTED_AT = "started_at"
     DURATION = "duration"
@@ -36,19 +45,23 @@ class SortOrder(StrEnum):
 class CallListQuery(BaseModel):
     """Filters, sort and page of the call list (and of its CSV export)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    date_from: date | None = Field(None, description="first day (UTC) of calls to include")
-    date_to: date | None = Field(None, description="last day (UTC) of calls to include, inclusive")
-    campaign: str | None = None
+    date_from: date | None = Field(None, ge=FIRST_DAY, le=LAST_DAY, description="first day (UTC) of calls to include")
+    date_to: date | None = Field(
+        None, ge=FIRST_DAY, le=LAST_DAY, description="last day (UTC) of calls to include, inclusive"
+    )
+    campaign: str | None = Field(None, max_length=MAX_NAME_CHARS)
     direction: CallDirection | None = None
     outcome: CallOutcome | None = None
     sentiment: Sentiment | None = None
-    persona: str | None = None
-    min_duration_s: float | None = Field(None, ge=0)
-    max_duration_s: float | None = Field(None, ge=0)
-    min_latency_ms: float | None = Field(None, ge=0, description="p50 voice-to-voice latency of the call")
-    max_latency_ms: float | None = Field(None, ge=0)
+    persona: str | None = Field(None, max_length=MAX_NAME_CHARS)
+    min_duration_s: float | None = Field(None, ge=0, le=MAX_DURATION_S)
+    max_duration_s: float | None = Field(None, ge=0, le=MAX_DURATION_S)
+    min_latency_ms: float | None = Field(
+        None, ge=0, le=MAX_LATENCY_MS, description="p50 voice-to-voice latency of the call"
+    )
+    max_latency_ms: float | None = Field(None, ge=0, le=MAX_LATENCY_MS)
     sort: SortField = SortField.STARTED_AT
     order: SortOrder = SortOrder.DESC
     page: int = Field(1, ge=1, le=100_000)
@@ -87,7 +100,9 @@ def _describe(error: dict) -> str:
         return f"unknown parameter {loc!r}; the call list understands: {allowed}"
     if error["type"] == "enum":
         return f"{loc}: {msg}"
-    return f"{loc}: {msg} (got {error.get('input')!r})" if loc != "filters" else msg
+    got = repr(error.get("input"))
+    got = got if len(got) <= 60 else got[:57] + "..."
+    return f"{loc}: {msg} (got {got})" if loc != "filters" else msg
 
 
 def parse_list_query(pairs: list[tuple[str, str]], allow: frozenset[str] = frozenset()) -> CallListQuery:
