@@ -131,6 +131,12 @@ def _channel_modes(calls: dict[str, TranscribedCall]) -> dict[str, int]:
             "dual_channel (as asked of Egress) passes; dual_channel_swapped, mixed_split_by_report and "
             "mono_fallback are named with the reason (Egress did not record the agent's dual-channel request)",
         ),
+        dg.AssetCheckSpec(
+            "speakers_in_order",
+            asset="call_transcripts",
+            description="in each recording transcript no reply stands before its prompt, by the live transcript's "
+            "turns; metadata: how early the worst turn's first words were placed (seconds)",
+        ),
     ],
 )
 def call_transcripts(
@@ -238,6 +244,18 @@ def call_transcripts(
         severity=dg.AssetCheckSeverity.WARN,
         modes=dg.MetadataValue.json(_channel_modes(decoded)),
         calls_by_mode=dg.MetadataValue.json({mode: ids[:50] for mode, ids in calls_by_mode.items()}),
+    )
+    ordered = {cid: c.speaker_order for cid, c in results.items() if c.speaker_order is not None}
+    yield _check(
+        "speakers_in_order",
+        {
+            cid: f"{o.replies_before_prompts} repl(y/ies) before its prompt; first words up to {o.max_early_s:.2f} s early"
+            for cid, o in ordered.items()
+            if not o.in_order
+        },
+        severity=dg.AssetCheckSeverity.WARN,
+        calls_checked=len(ordered),
+        max_early_s=max((o.max_early_s for o in ordered.values()), default=0.0),
     )
 
 

@@ -66,6 +66,9 @@ class WhisperSpeechToText(SpeechToText):
     cpu_threads: int = Field(2, ge=1)
     beam_size: int = Field(1, ge=1, description="1 = greedy: tiny.en gains little from beams")
     vad_filter: bool = Field(True, description="skip the silence while the other party talks")
+    # With VAD, a segment's own start snaps back to the end of the channel's previous speech
+    # (seconds early, before the other speaker's question): its first word's time is where it was said.
+    word_timestamps: bool = Field(True, description="segment times from its first and last word")
 
     def transcribe(self, samples: np.ndarray) -> list[SpeechSegment]:
         if samples.size == 0:
@@ -78,10 +81,14 @@ class WhisperSpeechToText(SpeechToText):
                 beam_size=self.beam_size,
                 vad_filter=self.vad_filter,
                 condition_on_previous_text=False,
+                word_timestamps=self.word_timestamps,
             )
-            return [
-                SpeechSegment(round(s.start, 3), round(s.end, 3), s.text.strip()) for s in segments if s.text.strip()
-            ]
+            return [_segment(s) for s in segments if s.text.strip()]
+
+
+def _segment(s) -> SpeechSegment:
+    start, end = (s.words[0].start, s.words[-1].end) if s.words else (s.start, s.end)
+    return SpeechSegment(round(start, 3), round(max(end, start), 3), s.text.strip())
 
 
 class RivaSpeechToText(SpeechToText):

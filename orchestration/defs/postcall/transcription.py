@@ -13,12 +13,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
 from callcenter.record import TranscriptSegment, TranscriptSource
 from callcenter.redaction import RedactionPolicy, redact_conversation
 from callcenter.report import SessionReport, Speaker, parse_report
 from orchestration.defs.postcall.audio import RecordingUnusable, decode_recording, speech_fraction
 from orchestration.defs.postcall.calls import CallRef
 from orchestration.defs.postcall.channels import ChannelMode, separate_speakers
+from orchestration.defs.postcall.ordering import SpeakerOrder, align_to_turns, speaker_order
 from orchestration.defs.postcall.speech import SpeechToText
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,7 @@ class TranscribedCall:
     recording_transcript: list[TranscriptSegment] = field(default_factory=list)
     live_transcript: list[TranscriptSegment] = field(default_factory=list)
     chosen: TranscriptSource | None = None
+    speaker_order: SpeakerOrder | None = None  # the recording transcript's order against the live turns
     redactions: int = 0
     stt_seconds: float = 0.0
     seconds: float = 0.0  # the whole stage for this call: reads, decoding, STT, redaction
@@ -91,6 +95,20 @@ class TranscribedCall:
         if abs(expected - actual) > tolerance:
             return f"recording is {actual:.1f} s but the call lasted {expected:.1f} s (answer to hang-up)"
         return None
+
+
+REASON_MAX_ERRORS = 5
+
+
+def validation_reason(exc: ValidationError) -> str:
+    """Each error's type and location (``literal_error at schema_version``), never its input or message:
+    a report holds phone numbers and the caller's words, and messages can quote them (``got '+1555…'``)."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False)[:REASON_MAX_ERRORS]:
+        loc = ".".join(str(p) for p in error["loc"])
+        parts.append(f"{error['type']} at {loc}" if loc else error["type"])
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
 def _words(segments: list[TranscriptSegment]) -> int:
@@ -139,8 +157,8 @@ def _transcribe_call(
             call.failure = "session report disappeared from the bucket"
             return call
         call.report = parse_report(raw_report)
-    except ValueError as exc:
-        call.failure = f"session report is not a valid SessionReport: {str(exc).splitlines()[0]}"
+    except ValidationError as exc:
+        call.failure = f"session report is not a valid SessionReport: {validation_reason(exc)}"
         return call
     report = call.report
     if report.call_id != ref.call_id:
@@ -177,6 +195,11 @@ def _transcribe_call(
             call.stt_seconds = time.perf_counter() - started
         except RecordingUnusable as exc:
             call.recording_problem = str(exc)
+        # Merged by start time, a segment that starts before its words would stand before the question it answers.
+        offset_s = call.channel_stats.get("turn_offset_s", 0.0)
+        raw_items = align_to_turns(raw_items, report.turns, offset_s)
+        if raw_items and report.turns:
+            call.speaker_order = speaker_order([(s, a, b) for s, a, b, _ in raw_items], report.turns, offset_s)
         call.recording_transcript, recording_redactions = _redacted_segments(raw_items, policy)
     if write_raw is not None and raw_items:
         raw = [
