@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from browser import charts
 from browser.audit import CallViewAudit
@@ -99,16 +100,31 @@ def csv_cell(value: object) -> object:
     return value
 
 
+class ExportCutOff(Exception):
+    """Raised out of a CSV export that failed midway: the server then drops the connection
+    before the last chunk, so the client's download fails instead of ending as a short file."""
+
+
 def _csv_lines(rows: Iterator[CallRow]) -> Iterator[str]:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow([csv_cell(getattr(row, c)) for c in CSV_COLUMNS])
-        if buf.tell() > 64 * 1024:
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
+    written = 0
+    try:
+        for row in rows:
+            writer.writerow([csv_cell(getattr(row, c)) for c in CSV_COLUMNS])
+            written += 1
+            if buf.tell() > 64 * 1024:
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+    except Exception as exc:
+        ref = uuid.uuid4().hex[:12]
+        log.exception("CSV export failed after %d rows (ref %s)", written, ref)
+        # The status line is long gone: the rows so far, then a last line for whoever opens the
+        # file anyway, then the cut-off that makes HTTP clients and browsers report a failure.
+        yield buf.getvalue() + f"ERROR (reference {ref}): the export failed after {written} rows and is incomplete\n"
+        raise ExportCutOff(f"export cut off after {written} rows (ref {ref})") from exc
     yield buf.getvalue()
 
 
@@ -241,6 +257,35 @@ def _security_headers(settings: BrowserSettings) -> dict[str, str]:
     }
 
 
+class ResponseHeaders:
+    """Adds the security headers and Server-Timing (time to the response's start; read by
+    bench/browser_pages.py and browser dev tools) to every response.
+
+    Plain ASGI rather than @app.middleware("http"): Starlette's BaseHTTPMiddleware ends a
+    streamed body cleanly when the app raises midway, which turned a failed CSV export into a
+    complete-looking short file."""
+
+    def __init__(self, app: ASGIApp, headers: dict[str, str]) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                timing = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+                names = {name for name, _ in self.headers} | {b"server-timing"}
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message = {**message, "headers": [*kept, *self.headers, (b"server-timing", timing.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(settings: BrowserSettings | None = None, queries: CallBrowserQueries | None = None) -> FastAPI:
     """The app; ``queries`` is opened from ``settings.index_url`` at startup unless given."""
     settings = settings or BrowserSettings()
@@ -260,16 +305,7 @@ def create_app(settings: BrowserSettings | None = None, queries: CallBrowserQuer
     app.state.audit = CallViewAudit(settings.audit_log_path)
     app.state.recording_links = RecordingLinks(settings)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    security_headers = _security_headers(settings)
-
-    @app.middleware("http")
-    async def server_timing(request: Request, call_next):
-        # Server time per response (bench/browser_pages.py reads it; so do browser dev tools).
-        started = time.perf_counter()
-        response = await call_next(request)
-        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
-        response.headers.update(security_headers)
-        return response
+    app.add_middleware(ResponseHeaders, headers=_security_headers(settings))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> PlainTextResponse:

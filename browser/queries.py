@@ -5,6 +5,7 @@ Every list filter and sort is the index's own (SQL in both engines): nothing is 
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, time, timedelta
@@ -149,8 +150,13 @@ class CallBrowserQueries:
         return CallPage(rows, q.page > 1, has_next, result.total, start + 1, total_exact=result.total_exact)
 
     def export_rows(self, q: CallListQuery, max_rows: int) -> Iterator[CallRow]:
-        for record in self._scan(index_filter(q), _SORTS[q.sort], q.order is SortOrder.DESC, max_rows):
-            yield call_row(record)
+        """The rows of an export. The filter is built and the first page read here, so that a
+        query that cannot run fails before the response starts; later pages are read as sent."""
+        scan = self._scan(index_filter(q), _SORTS[q.sort], q.order is SortOrder.DESC, max_rows)
+        first = next(scan, None)
+        if first is None:
+            return iter(())
+        return (call_row(record) for record in itertools.chain([first], scan))
 
     # -- search ---------------------------------------------------------------------------
 
