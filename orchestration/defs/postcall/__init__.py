@@ -15,6 +15,7 @@ from orchestration.defs.postcall.assets import call_analyses, call_index, call_t
 from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
 from orchestration.defs.postcall.sensors import (
     call_recordings_sensor,
+    late_recordings_sensor,
     postcall_job,
     postcall_reconcile_schedule,
     postcall_views_job,
@@ -31,7 +32,7 @@ CAMPAIGN_FIELDS = {"recall-2026-q4": ["appointment_time", "callback_time"]}
 defs = dg.Definitions(
     assets=[call_transcripts, call_analyses, call_index, *VIEW_ASSETS],
     jobs=[postcall_job, postcall_views_job],
-    sensors=[call_recordings_sensor],
+    sensors=[call_recordings_sensor, late_recordings_sensor],
     schedules=[postcall_views_schedule, postcall_reconcile_schedule],
 )
 

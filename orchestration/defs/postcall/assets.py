@@ -2,8 +2,8 @@
 
 A run processes a batch of calls of one day (the sensor's batch, or every call of the day
 for a backfill). Within a partition processing is idempotent: a call already indexed from
-the same session-report generation is skipped unless ``reprocess`` is set, and indexing
-replaces a call's row rather than adding one.
+the same session-report generation is skipped unless ``reprocess`` is set or it was indexed
+without a recording that has landed since; indexing replaces a call's row rather than adding one.
 """
 
 import time
@@ -73,6 +73,12 @@ def _calls_of_day(bucket: RecordingsBucket, day: date) -> list[CallRef]:
         if parsed is not None and parsed.name == REPORT_FILENAME:
             refs.append(CallRef(blob.name, int(blob.generation)))
     return refs
+
+
+def _has_recording(bucket: RecordingsBucket, ref: CallRef) -> bool:
+    """A non-empty recording at the call's standard place (an empty one is no better than none)."""
+    blob = bucket.bucket.get_blob(ref.audio_object)
+    return blob is not None and (blob.size or 0) > 0
 
 
 def _reader(bucket: RecordingsBucket):
@@ -160,13 +166,16 @@ def call_transcripts(
     if not config.reprocess:
         index = call_index_store.open()
         try:
-            done = {
-                r
-                for r in refs
-                if (rec := index.get(r.call_id)) is not None and (rec.source_generation or 0) >= r.generation
-            }
+            indexed = {r: rec for r in refs if (rec := index.get(r.call_id)) is not None}
         finally:
             index.close()
+        done = {r for r, rec in indexed.items() if (rec.source_generation or 0) >= r.generation}
+        # The agent writes its report after waiting 60 s for Egress: a call indexed without its
+        # recording is done only while no recording has landed since.
+        late = {r for r in done if indexed[r].recording_path is None and _has_recording(recordings_bucket, r)}
+        if late:
+            context.log.info("%d call(s) indexed without a recording now have one: transcribing them again", len(late))
+        done -= late
         if done:
             context.log.info("skipping %d call(s) already indexed from the same or a newer report", len(done))
         refs = [r for r in refs if r not in done]

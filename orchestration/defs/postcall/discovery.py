@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from callcenter.ids import call_id_floor  # noqa: F401 (re-exported for tests)
-from callcenter.paths import REPORT_FILENAME, parse_object_name, prefixes_to_list
+from callcenter.paths import AUDIO_FILENAME, REPORT_FILENAME, parse_object_name, prefixes_to_list
 from orchestration.defs.postcall.calls import CallRef
 
 MAX_CALLS_PER_RUN = 200
@@ -58,6 +58,7 @@ class CallBatch:
 
     day: date
     refs: tuple[CallRef, ...]
+    kind: str = "postcall"  # the run key's prefix: which sensor found the work
 
     @property
     def partition_key(self) -> str:
@@ -67,7 +68,7 @@ class CallBatch:
     def run_key(self) -> str:
         # Derived only from object names + generations: the same objects always give the same key.
         digest = hashlib.sha256("\n".join(r.key for r in sorted(self.refs)).encode()).hexdigest()[:24]
-        return f"postcall:{self.partition_key}:{digest}"
+        return f"{self.kind}:{self.partition_key}:{digest}"
 
 
 def discover(
@@ -76,24 +77,40 @@ def discover(
     now: datetime,
     max_call: timedelta,
     max_per_run: int = MAX_CALLS_PER_RUN,
+    late_recordings: bool = False,
 ) -> tuple[list[CallBatch], DiscoveryCursor]:
-    """New session reports since ``cursor``, batched by day; and the advanced cursor."""
-    listed: list[tuple[ListedObject, CallRef]] = []
+    """New session reports since ``cursor``, batched by day; and the advanced cursor.
+
+    With ``late_recordings``: recordings that landed after their call's report instead (the agent
+    gave up waiting for Egress), each as its report's ref; the cursor then keys the recordings.
+    """
+    reports: dict[str, ListedObject] = {}
+    audio: list[ListedObject] = []
     # Through a few minutes past today: a report written just after midnight by a clock
     # slightly ahead of ours is in tomorrow's prefix.
     for prefix, offset in prefixes_to_list(cursor.since, now + SETTLE, max_call):
         for obj in list_objects(prefix, offset):
             parsed = parse_object_name(obj.name)
-            if parsed is None or parsed.name != REPORT_FILENAME:
-                continue
-            listed.append((obj, CallRef(obj.name, obj.generation)))
-    new = [(obj, ref) for obj, ref in listed if obj.updated >= cursor.since and ref.key not in cursor.at_since]
+            if parsed is not None and parsed.name == REPORT_FILENAME:
+                reports[obj.name.removesuffix(REPORT_FILENAME)] = obj
+            elif parsed is not None and parsed.name == AUDIO_FILENAME:
+                audio.append(obj)
+    listed: list[tuple[ListedObject, CallRef]] = []  # (the watched object, the call's report)
+    if late_recordings:
+        for obj in audio:
+            report = reports.get(obj.name.removesuffix(AUDIO_FILENAME))
+            # Usually the recording lands first and the report's own run reads it.
+            if report is not None and obj.updated >= report.updated:
+                listed.append((obj, CallRef(report.name, report.generation)))
+    else:
+        listed = [(obj, CallRef(obj.name, obj.generation)) for obj in reports.values()]
+    new = [(obj, ref) for obj, ref in listed if obj.updated >= cursor.since and _key(obj) not in cursor.at_since]
     if not new:
         return [], cursor
     newest = max(obj.updated for obj, _ in new)
     since = max(cursor.since, min(newest, now - SETTLE))
     # Everything listed at or after the new watermark has been requested: now or before.
-    at_since = frozenset(ref.key for obj, ref in listed if obj.updated >= since)
+    at_since = frozenset(_key(obj) for obj, _ in listed if obj.updated >= since)
     by_day: dict[date, list[CallRef]] = {}
     for _, ref in new:
         by_day.setdefault(ref.day, []).append(ref)
@@ -101,5 +118,14 @@ def discover(
     for day in sorted(by_day):
         refs = sorted(set(by_day[day]))
         for i in range(0, len(refs), max_per_run):
-            batches.append(CallBatch(day, tuple(refs[i : i + max_per_run])))
+            batches.append(
+                CallBatch(day, tuple(refs[i : i + max_per_run]), LATE_KIND if late_recordings else "postcall")
+            )
     return batches, DiscoveryCursor(since=since, at_since=at_since)
+
+
+LATE_KIND = "postcall-late-recording"
+
+
+def _key(obj: ListedObject) -> str:
+    return f"{obj.name}#{obj.generation}"

@@ -43,6 +43,26 @@ def _lister(bucket: RecordingsBucket):
     return list_objects
 
 
+def _requests(context: dg.SensorEvaluationContext, bucket: RecordingsBucket, late_recordings: bool, tags: dict):
+    now = datetime.now(UTC)
+    cursor = DiscoveryCursor.parse(context.cursor, now, INITIAL_LOOKBACK)
+    batches, new_cursor = discover(_lister(bucket), cursor, now, MAX_CALL_DURATION, late_recordings=late_recordings)
+    requests = [
+        dg.RunRequest(
+            run_key=batch.run_key,
+            partition_key=batch.partition_key,
+            run_config={"ops": {"call_transcripts": {"config": {"calls": [r.key for r in batch.refs]}}}},
+            tags={**DOMAIN_TAGS, **tags, "callcenter/calls": str(len(batch.refs))},
+        )
+        for batch in batches
+    ]
+    if not requests:
+        what = "recordings landing after their report" if late_recordings else "session reports"
+        return dg.SkipReason(f"no new {what} since {cursor.since.isoformat()}")
+    context.update_cursor(new_cursor.serialize())
+    return requests
+
+
 @dg.sensor(
     job=postcall_job,
     minimum_interval_seconds=30,
@@ -50,22 +70,20 @@ def _lister(bucket: RecordingsBucket):
     description="New session reports in the recordings bucket -> one postcall run per day batch.",
 )
 def call_recordings_sensor(context: dg.SensorEvaluationContext, recordings_bucket: RecordingsBucket):
-    now = datetime.now(UTC)
-    cursor = DiscoveryCursor.parse(context.cursor, now, INITIAL_LOOKBACK)
-    batches, new_cursor = discover(_lister(recordings_bucket), cursor, now, MAX_CALL_DURATION)
-    requests = [
-        dg.RunRequest(
-            run_key=batch.run_key,
-            partition_key=batch.partition_key,
-            run_config={"ops": {"call_transcripts": {"config": {"calls": [r.key for r in batch.refs]}}}},
-            tags={**DOMAIN_TAGS, "callcenter/calls": str(len(batch.refs))},
-        )
-        for batch in batches
-    ]
-    if not requests:
-        return dg.SkipReason(f"no new session reports since {cursor.since.isoformat()}")
-    context.update_cursor(new_cursor.serialize())
-    return requests
+    return _requests(context, recordings_bucket, late_recordings=False, tags={})
+
+
+@dg.sensor(
+    job=postcall_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Recordings (audio.ogg) that land after their call's session report (the agent stops waiting for "
+        "Egress after 60 s) -> the call again: a call indexed without its recording is transcribed from it."
+    ),
+)
+def late_recordings_sensor(context: dg.SensorEvaluationContext, recordings_bucket: RecordingsBucket):
+    return _requests(context, recordings_bucket, late_recordings=True, tags={"callcenter/late_recording": "true"})
 
 
 RECONCILE_DAYS = 7
