@@ -72,8 +72,14 @@ if [ ! -x "$KUBE_APISERVER_BIN" ] || [ ! -x "$ETCD_BIN" ]; then
   log "building kube-apiserver $KUBE_VERSION and etcd $ETCD_VERSION from scripts/kube-build (~8 min on 2 cores, once per machine; cached in $BIN_CACHE)"
   (
     tmp="$(mktemp -d)"
+    # the version stamps Kubernetes' own build sets (hack/lib/version.sh): /version answers v1.x.y
+    minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
+    stamp=""
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      stamp+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+    done
     cd "$KUBE_BUILD" \
-      && go build -trimpath -ldflags=-s -o "$tmp/" k8s.io/kubernetes/cmd/kube-apiserver go.etcd.io/etcd/server/v3 \
+      && go build -trimpath -ldflags="-s$stamp" -o "$tmp/" k8s.io/kubernetes/cmd/kube-apiserver go.etcd.io/etcd/server/v3 \
         >"$BIN_CACHE/kube-build.log" 2>&1 \
       && mv "$tmp/kube-apiserver" "$KUBE_APISERVER_BIN" && mv "$tmp/server" "$ETCD_BIN"
     status=$?
