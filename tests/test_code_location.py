@@ -71,8 +71,17 @@ def test_gates_are_blocking_checks(repo: dg.RepositoryDefinition) -> None:
 
 def test_jobs_schedules_and_sensors(repo: dg.RepositoryDefinition) -> None:
     assert {j.name for j in repo.get_all_jobs()} >= JOBS
-    assert {s.name for s in repo.schedule_defs} == {"dialing_tick_every_minute", "postcall_views_schedule", "postcall_reconcile_schedule"}
-    assert {s.name for s in repo.sensor_defs} == {"call_recordings_sensor", "late_recordings_sensor"}
+    assert {s.name for s in repo.schedule_defs} == {
+        "dialing_tick_every_minute",
+        "postcall_views_schedule",
+        "postcall_reconcile_schedule",
+        "postcall_pending_schedule",
+    }
+    assert {s.name for s in repo.sensor_defs} == {
+        "call_recordings_sensor",
+        "late_recordings_sensor",
+        "failed_batches_sensor",
+    }
     # The dialing schedule must never start itself: dialing people is an operator's decision.
     dialing = repo.get_schedule_def("dialing_tick_every_minute")
     assert dialing.default_status == dg.DefaultScheduleStatus.STOPPED

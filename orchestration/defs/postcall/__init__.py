@@ -12,11 +12,15 @@ import dagster as dg
 
 from orchestration.defs.postcall.analysis import CallLLM, StructuredOutput
 from orchestration.defs.postcall.assets import call_analyses, call_index, call_transcripts
+from orchestration.defs.postcall.pending import requested_calls_indexed
 from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
 from orchestration.defs.postcall.sensors import (
     call_recordings_sensor,
+    failed_batches_sensor,
     late_recordings_sensor,
+    pending_calls_job,
     postcall_job,
+    postcall_pending_schedule,
     postcall_reconcile_schedule,
     postcall_views_job,
     postcall_views_schedule,
@@ -31,9 +35,10 @@ CAMPAIGN_FIELDS = {"recall-2026-q4": ["appointment_time", "callback_time"]}
 
 defs = dg.Definitions(
     assets=[call_transcripts, call_analyses, call_index, *VIEW_ASSETS],
-    jobs=[postcall_job, postcall_views_job],
-    sensors=[call_recordings_sensor, late_recordings_sensor],
-    schedules=[postcall_views_schedule, postcall_reconcile_schedule],
+    asset_checks=[requested_calls_indexed],
+    jobs=[postcall_job, postcall_views_job, pending_calls_job],
+    sensors=[call_recordings_sensor, late_recordings_sensor, failed_batches_sensor],
+    schedules=[postcall_views_schedule, postcall_reconcile_schedule, postcall_pending_schedule],
 )
 
 

@@ -7,6 +7,7 @@ import dagster as dg
 from orchestration.defs.postcall.assets import DOMAIN_TAGS, call_analyses, call_index, call_transcripts
 from orchestration.defs.postcall.discovery import DiscoveryCursor, ListedObject, discover
 from orchestration.defs.postcall.partitions import daily_calls
+from orchestration.defs.postcall.pending import POSTCALL_JOB_NAME, requested_calls_indexed
 from orchestration.defs.postcall.views import VIEW_ASSETS
 from orchestration.resources.storage import RecordingsBucket
 
@@ -17,8 +18,10 @@ INITIAL_LOOKBACK = timedelta(days=3)  # a fresh deployment also picks up the las
 MAX_RUNTIME_S = 3 * 3600
 
 postcall_job = dg.define_asset_job(
-    "postcall_calls",
-    selection=[call_transcripts, call_analyses, call_index],
+    POSTCALL_JOB_NAME,
+    # The pending check reads every batch's runs: it runs on its own schedule, not in each batch.
+    selection=dg.AssetSelection.assets(call_transcripts, call_analyses, call_index)
+    - dg.AssetSelection.checks(requested_calls_indexed),
     partitions_def=daily_calls,
     tags={**DOMAIN_TAGS, "dagster/max_runtime": str(MAX_RUNTIME_S)},
     description="Transcribe, redact, analyse and index a batch of completed calls of one day.",
@@ -130,3 +133,55 @@ def postcall_views_schedule(context: dg.ScheduleEvaluationContext):
         dg.RunRequest(run_key=f"views:{day}:{at:%H%M}", partition_key=day.isoformat(), tags=DOMAIN_TAGS)
         for day in sorted(days)
     ]
+
+
+MAX_BATCH_ATTEMPTS = 4  # then the calls wait for the nightly reconcile, shown as pending meanwhile
+ATTEMPT_TAG = "callcenter/attempt"
+
+
+@dg.run_failure_sensor(
+    name="failed_batches_sensor",
+    monitored_jobs=[postcall_job],
+    request_job=postcall_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        f"A postcall batch that failed (the LLM or STT away after the step retries) -> the same calls again, "
+        f"within a minute or two, up to {MAX_BATCH_ATTEMPTS} attempts; calls already indexed are skipped."
+    ),
+)
+def failed_batches_sensor(context: dg.RunFailureSensorContext):
+    run = context.dagster_run
+    attempt = int(run.tags.get(ATTEMPT_TAG, "1"))
+    partition = run.tags.get("dagster/partition")
+    if partition is None:
+        return dg.SkipReason(f"run {run.run_id} has no partition: nothing to request again")
+    if attempt >= MAX_BATCH_ATTEMPTS:
+        return dg.SkipReason(
+            f"run {run.run_id} was attempt {attempt} of {MAX_BATCH_ATTEMPTS}: its calls wait for the nightly "
+            "reconcile (requested_calls_indexed lists them as pending)"
+        )
+    kept = {k: v for k, v in run.tags.items() if k.startswith("callcenter/")}
+    return dg.RunRequest(
+        run_key=f"postcall-retry:{run.run_id}",
+        partition_key=partition,
+        run_config=run.run_config,
+        tags={**kept, **DOMAIN_TAGS, ATTEMPT_TAG: str(attempt + 1), "callcenter/retry_of": run.run_id},
+    )
+
+
+pending_calls_job = dg.define_asset_job(
+    "postcall_pending_calls",
+    selection=dg.AssetSelection.checks(requested_calls_indexed),
+    tags={**DOMAIN_TAGS, "dagster/max_runtime": "600"},
+    description="Which requested calls are still not indexed (failed or stuck batches).",
+)
+
+postcall_pending_schedule = dg.ScheduleDefinition(
+    name="postcall_pending_schedule",
+    job=pending_calls_job,
+    cron_schedule="*/10 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 10 minutes: calls requested but not indexed, as the requested_calls_indexed check.",
+)
