@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tiny_chatterbox import random_s3gen_reference, tiny_cond, tiny_turbo_t3  # noqa: E402
 
-from tts.app.backends.chatterbox import ChatterboxCall  # noqa: E402
+from tts.app.backends.chatterbox_engine import ChatterboxCall  # noqa: E402
 from tts.app.backends.chatterbox_fast.engine import FastChatterboxEngine, FastEngineConfig  # noqa: E402
 from tts.app.backends.chatterbox_fast.vocoder import ChunkPlan  # noqa: E402
 

@@ -22,13 +22,13 @@ import importlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 
 from tts.app.backends.base import BackendNotReady, SegmentRequest, SpeechBackend, Voice, iterate_in_thread
+from tts.app.backends.chatterbox_engine import ChatterboxCall, ChatterboxEngine
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +75,6 @@ MULTILINGUAL_LANGUAGES = frozenset(
 DEFAULT_VOICE = "default"  # the conditionals shipped with the checkpoint (conds.pt)
 
 
-@dataclass(frozen=True)
-class ChatterboxCall:
-    """What one `generate` call needs: the mapped request, independent of the engine."""
-
-    text: str
-    audio_prompt_path: str | None
-    kwargs: dict[str, Any]  # keyword arguments for model.generate besides text/audio_prompt_path
-    request_id: str = ""
-
-
 def build_call(request: SegmentRequest, variant: Variant) -> ChatterboxCall:
     """Map an API segment request onto the variant's `generate` keyword arguments.
 
@@ -111,20 +101,6 @@ def build_call(request: SegmentRequest, variant: Variant) -> ChatterboxCall:
         kwargs=kwargs,
         request_id=request.request_id,
     )
-
-
-class ChatterboxEngine(Protocol):
-    """Runs mapped calls on a loaded model; blocking, called from worker threads.
-
-    ``stream`` yields float32 mono numpy chunks at ``sample_rate`` and must return early
-    once ``cancelled`` is set. ``max_parallel`` > 1 tells the server it may call
-    ``stream`` from that many threads at once (a batching engine merges them).
-    """
-
-    sample_rate: int
-    max_parallel: int
-
-    def stream(self, call: ChatterboxCall, cancelled: threading.Event) -> Iterator[np.ndarray]: ...
 
 
 class ReferenceEngine:
@@ -228,8 +204,9 @@ def load_engine(model: Any, engine: str, dtype: str = "float32") -> ChatterboxEn
     if engine == "reference":
         return ReferenceEngine(model, dtype=dtype)
     if engine == "fast":
-        fast = importlib.import_module("tts.app.backends.chatterbox_fast")
-        return fast.build_engine(model)
+        from tts.app.backends import chatterbox_fast
+
+        return chatterbox_fast.build_engine(model)
     raise ValueError(f"TTS_CHATTERBOX_ENGINE must be 'reference' or 'fast', got {engine!r}")
 
 

@@ -130,7 +130,7 @@ GAP_SLACK_S = 0.05  # a chunk this late after the audio before it ran out is not
 def play(engine, tokens: int, *, start=None, delay: float = 0.0) -> dict:
     """One caller: a sentence of exactly ``tokens`` speech tokens through ``engine.stream``,
     played back as it arrives. ``underrun_s``: silence heard between chunks."""
-    from tts.app.backends.chatterbox import ChatterboxCall
+    from tts.app.backends.chatterbox_engine import ChatterboxCall
 
     call = ChatterboxCall(
         text=PROBE_SENTENCE, audio_prompt_path=None, kwargs={"max_new_tokens": tokens, "stop_on_eos": False}

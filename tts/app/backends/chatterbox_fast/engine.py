@@ -1,6 +1,6 @@
 """The fast Chatterbox engine: batched T3 decoding + chunked, batched S3Gen vocoding.
 
-Implements ``tts.app.backends.chatterbox.ChatterboxEngine``: ``stream(call, cancelled)`` is
+Implements ``tts.app.backends.chatterbox_engine.ChatterboxEngine``: ``stream(call, cancelled)`` is
 called from many server threads at once; each call becomes a decode job that shares the GPU
 with every other call, and yields audio window by window while its tokens are still coming.
 """
