@@ -81,7 +81,7 @@ def main() -> None:
                     ports["llm"], ready_path="/v1/models")
         )  # fmt: skip
     services.append(
-        Service("agent", [python(), "-m", "agent.worker", "start"], ports["agent"], ready_path="/", env={
+        Service("agent", [python(), "-m", "agent.worker", "start"], ports["agent"], ready_path="/", ready_log="registered worker", env={
             **lk.env(), "AGENT_NAME": AGENT_NAME, "WORKER_PORT": str(ports["agent"]), "WORKER_MAX_CALLS": "1",
             "STT_PROVIDER": "openai", "STT_BASE_URL": f"http://127.0.0.1:{ports['stt']}/v1",
             "LLM_BASE_URL": llm_url, "LLM_MODEL": args.llm_model,
@@ -93,7 +93,6 @@ def main() -> None:
     try:
         for svc in services:
             stack.start(svc)
-        time.sleep(2)  # the worker registers after its HTTP server is up
         script = [Say(to_line_pcm(speak_caller(line, "en-us+m3"), DEMO_RATE), after_agent_quiet_s=1.0) for line in CALLER_LINES[: args.turns]]
         result = asyncio.run(
             place_inbound_call(lk.url, lk.api_key, lk.api_secret, caller_number="+14155550199", trunk_number="+14155550100",

@@ -96,7 +96,8 @@ def main() -> int:
         Service("browser", [python(), "-m", "browser"], ports["browser"], ready_path=None, requires_module="browser.__main__"),
         *livekit.services(local / "livekit.yaml"),
         # the production worker (python -m agent.worker start) on the local engines
-        Service("agent", [python(), "-m", "agent.worker", "start"], ports["agent"], ready_path="/", env=agent_env),
+        Service("agent", [python(), "-m", "agent.worker", "start"], ports["agent"], ready_path="/", env=agent_env,
+                ready_log="registered worker"),
         Service("talk", [python(), "-m", "devstack.talk_server", "--port", str(ports["talk"])], ports["talk"], ready_path="/"),
     ]
     livekit.write_config(local / "livekit.yaml")

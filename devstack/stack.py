@@ -39,6 +39,9 @@ class Service:
     ready_timeout: float = 120.0
     requires_module: str | None = None  # skipped (with a warning) while that module does not exist yet
     env: dict[str, str] = field(default_factory=dict)
+    # and, at start, a line its log must show (the agent worker: registered with livekit-server;
+    # its HTTP port answers before that, and a room created earlier is never offered to it)
+    ready_log: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,13 +86,14 @@ def is_ready(svc: Service, timeout: float = 2.0) -> bool:
         return False
 
 
-def wait_ready(svc: Service, proc: subprocess.Popen, log_path: Path) -> None:
+def wait_ready(svc: Service, proc: subprocess.Popen, log_path: Path, log_from: int = 0) -> None:
+    """Until ``svc`` answers (and its log shows ``ready_log`` past byte ``log_from``)."""
     deadline = time.monotonic() + svc.ready_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log_path.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"{svc.name} exited with code {proc.returncode} while starting; last log lines:\n{tail}")
-        if is_ready(svc):
+        if is_ready(svc) and (svc.ready_log is None or svc.ready_log.encode() in log_path.read_bytes()[log_from:]):
             return
         time.sleep(0.25)
     raise TimeoutError(f"{svc.name} not ready on port {svc.port} after {svc.ready_timeout:.0f} s (log: {log_path})")
@@ -123,10 +127,11 @@ class Stack:
                 f"(ss -ltnp 'sport = :{svc.port}') or choose another port via the environment"
             )
         log_path = self.log_dir / f"{svc.name}.log"
+        log_from = log_path.stat().st_size if log_path.exists() else 0
         running = Running(svc, self._spawn(svc, log_path), log_path)
         self.running.append(running)
         log.info("starting %-14s on 127.0.0.1:%d (log: %s)", svc.name, svc.port, log_path)
-        wait_ready(svc, running.proc, log_path)
+        wait_ready(svc, running.proc, log_path, log_from)
         return running
 
     def supervise(self) -> None:
