@@ -29,11 +29,12 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from callcenter.report import SessionReport  # noqa: E402
 from devstack.demo_calls import SAMPLE_RATE as DEMO_RATE  # noqa: E402
-from devstack.demo_calls import emulator_bucket, speak_caller  # noqa: E402
+from devstack.demo_calls import speak_caller  # noqa: E402
 from devstack.livekit import LocalLiveKit  # noqa: E402
 from devstack.phone_line import Say, place_inbound_call, to_line_pcm  # noqa: E402
 from devstack.stack import Service, Stack, python  # noqa: E402
 from orchestration.defs.postcall.llama_server import bundled_gguf  # noqa: E402
+from orchestration.resources.storage import RecordingsBucket  # noqa: E402
 
 CALLER_LINES = [
     "Hi, I have a question about my electricity bill.",
@@ -111,12 +112,12 @@ def main() -> None:
 
 
 def wait_for_report(emulator: str, room: str, timeout_s: float = 60) -> SessionReport:
-    bucket = emulator_bucket(emulator, BUCKET)
+    bucket = RecordingsBucket(bucket_name=BUCKET, project="local", emulator_host=emulator)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for blob in bucket.list_blobs(prefix="recordings/"):
+        for blob in bucket.list_prefix("recordings/"):
             if blob.name.endswith("session.json"):
-                report = SessionReport.model_validate_json(blob.download_as_bytes())
+                report = SessionReport.model_validate_json(bucket.read_bytes(blob.name))
                 if report.room == room:
                     return report
         time.sleep(0.5)
