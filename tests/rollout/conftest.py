@@ -1,9 +1,11 @@
-"""Rollout fixtures: the Kubernetes API double, the inference doubles and the LiveKit double
-on loopback, and the rollout definitions wired to them with short timeouts."""
+"""Rollout fixtures: the Kubernetes API double, a real kube-apiserver and etcd
+(tests/rollout/control_plane.py), the inference doubles and the LiveKit double on loopback, and
+the rollout definitions wired to them with short timeouts."""
 
 from __future__ import annotations
 
 import base64
+import itertools
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from orchestration.defs.rollout.settings import RolloutSettings
 from orchestration.defs.rollout.trunks import SipTrunkSettings
 from orchestration.resources.livekit import LiveKitResource
 from tests.doubles.livekit_server import LiveKitDouble
+from tests.rollout.control_plane import CONTEXT, ControlPlane, ControlPlaneUnavailable, gateway_api_crds
 from tests.rollout.inference_doubles import OpenAIDouble, RivaDouble
 from tests.rollout.kube_double import ClusterDouble
 
@@ -121,9 +124,15 @@ def make_resources(
     return make
 
 
-def run_rollout(resources: dict[str, Any], job: str = "rollout") -> dg.ExecuteInProcessResult:
+def run_rollout(
+    resources: dict[str, Any], job: str = "rollout", assets: list[str] | None = None
+) -> dg.ExecuteInProcessResult:
+    """The job in process; ``assets`` narrows it to those assets (and their checks)."""
     defs = dg.Definitions.merge(rollout.defs, dg.Definitions(resources=resources))
-    return defs.resolve_job_def(job).execute_in_process(raise_on_error=False, instance=dg.DagsterInstance.ephemeral())
+    selection = [dg.AssetKey(a) for a in assets] if assets else None
+    return defs.resolve_job_def(job).execute_in_process(
+        raise_on_error=False, instance=dg.DagsterInstance.ephemeral(), asset_selection=selection
+    )
 
 
 def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
@@ -142,3 +151,117 @@ def check_evaluations(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
     return {
         f"{e.asset_key.to_user_string()}:{e.check_name}": e for e in result.get_asset_check_evaluations()
     }
+
+
+# --- a real kube-apiserver -------------------------------------------------------------------
+def _install_crds(kubeconfig: Path, crds: list[dict[str, Any]], timeout_s: float = 60.0) -> None:
+    import time
+
+    from kubernetes import client, config
+    from kubernetes.dynamic import DynamicClient
+
+    api = config.new_client_from_config(config_file=str(kubeconfig), context=CONTEXT)
+    try:
+        resource = DynamicClient(api).resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
+        for crd in crds:
+            resource.server_side_apply(body=crd, name=crd["metadata"]["name"], field_manager="rollout-tests")
+        extensions = client.ApiextensionsV1Api(api)
+        deadline = time.monotonic() + timeout_s
+        for crd in crds:
+            while True:
+                live = extensions.read_custom_resource_definition(crd["metadata"]["name"])
+                if any(c.type == "Established" and c.status == "True" for c in (live.status.conditions or [])):
+                    break
+                if time.monotonic() > deadline:
+                    raise ControlPlaneUnavailable(f"CRD {crd['metadata']['name']} not Established after {timeout_s:g} s")
+                time.sleep(0.1)
+    finally:
+        api.close()
+
+
+@pytest.fixture(scope="session")
+def real_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """etcd and kube-apiserver on loopback for the session, the Gateway API CRDs installed.
+    Tests using it carry ``xdist_group("real_apiserver")`` so one worker starts it."""
+    plane = ControlPlane(tmp_path_factory.mktemp("control-plane"))
+    try:
+        plane.start()
+        _install_crds(plane.kubeconfig, gateway_api_crds())
+    except ControlPlaneUnavailable as e:
+        plane.stop()
+        pytest.fail(str(e), pytrace=False)
+    yield plane
+    plane.stop()
+
+
+_NAMESPACES = itertools.count(1)
+
+
+@pytest.fixture
+def real_kube_api(real_apiserver: ControlPlane) -> Iterator[Any]:
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=str(real_apiserver.kubeconfig), context=CONTEXT)
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def real_namespace(real_kube_api: Any, manifests: Path) -> str:
+    """A namespace of its own for one test, on the shared API server (nothing deletes
+    namespaces there: no controller-manager finalizes them), with the Secrets the fixture
+    manifests read, and an overlay ``<namespace>`` of the fixture manifests placing them in it."""
+    from kubernetes import client
+
+    namespace = f"rollout-{next(_NAMESPACES)}"
+    core = client.CoreV1Api(real_kube_api)
+    core.create_namespace({"metadata": {"name": namespace}})
+    for name, data in SECRETS.items():
+        body = secret(name, data)
+        body["metadata"]["namespace"] = namespace
+        core.create_namespaced_secret(namespace, body)
+    overlay = manifests / "overlays" / namespace
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(f"resources: [../test]\nnamespace: {namespace}\n")
+    return namespace
+
+
+@pytest.fixture
+def make_real_resources(
+    real_apiserver: ControlPlane,
+    real_namespace: str,
+    livekit_double: LiveKitDouble,
+    riva: RivaDouble,
+    openai_double: OpenAIDouble,
+    manifests: Path,
+) -> Callable[..., dict[str, Any]]:
+    """The rollout's resources against the real API server, in the test's namespace."""
+
+    def make(overlay: str = real_namespace, rollout_timeout_s: float = 3.0, **settings: Any) -> dict[str, Any]:
+        return {
+            "kubernetes": KubernetesResource(context=CONTEXT, kubeconfig=str(real_apiserver.kubeconfig)),
+            "rollout_settings": RolloutSettings(
+                manifests_dir=str(manifests),
+                overlay=overlay,
+                namespace=real_namespace,
+                rollout_timeout_s=rollout_timeout_s,
+                poll_interval_s=0.05,
+                request_timeout_s=10.0,
+                **settings,
+            ),
+            "inference_endpoints": InferenceEndpoints(
+                riva_uri=riva.uri,
+                vllm_base_url=f"{openai_double.url}/v1",
+                vllm_model=openai_double.model,
+                tts_base_url=openai_double.url,
+                timeout_s=5.0,
+            ),
+            "sip_trunks": SipTrunkSettings(
+                phone_numbers="+15550100,+15550101", termination_uri="callcenter.pstn.twilio.com"
+            ),
+            "livekit": LiveKitResource(
+                url=livekit_double.url, api_key=livekit_double.api_key, api_secret=livekit_double.api_secret
+            ),
+        }
+
+    return make

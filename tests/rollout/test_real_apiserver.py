@@ -1,0 +1,177 @@
+"""The rollout against a real kube-apiserver and etcd (tests/rollout/control_plane.py): what the
+API double cannot say. The server validates every object against its schema or CRD, keeps
+field ownership per manager, refuses conflicting and immutable changes, and writes its own
+managedFields. No controller or kubelet runs: the health gates are driven by status written
+as they would write it (control_plane.Kubelet)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+from orchestration.defs.rollout.manifests import object_ref
+from orchestration.defs.rollout.manifests import render_overlay as rollout_render
+from tests.manifests.render import OVERLAYS
+from tests.rollout.conftest import check_evaluations, materialized, run_rollout
+from tests.rollout.control_plane import NOT_INSTALLABLE, REPO_ROOT, ControlPlane, Kubelet
+from tests.rollout.test_real_manifests import _with_site_values
+
+pytestmark = pytest.mark.xdist_group("real_apiserver")
+
+FIRST_TIERS = ["namespace_and_secrets", "riva_stt", "vllm_llm", "chatterbox_tts"]
+GPU_WORKLOADS = {"riva-stt", "vllm", "chatterbox-tts"}
+# The agent's gate reads pod logs, which the API server fetches from a kubelet: none runs here.
+UP_TO_THE_TRUNKS = [
+    *FIRST_TIERS,
+    "redis",
+    "livekit_server",
+    "livekit_egress",
+    "livekit_sip",
+    "inbound_trunk",
+    "outbound_trunk",
+    "dispatch_rule",
+]
+LIVEKIT_SIDE = {"livekit_egress", "livekit_sip", "inbound_trunk", "outbound_trunk", "dispatch_rule"}
+
+
+def step_failures(result) -> dict[str, str]:
+    return {e.step_key: e.step_failure_data.error.message for e in result.all_events if e.is_step_failure}
+
+
+def add_overlay(manifests: Path, name: str, base: str, body: str) -> str:
+    overlay = manifests / "overlays" / name
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(f"resources: [../{base}]\n{body}")
+    return name
+
+
+def live_objects(api: Any, namespace: str) -> dict[str, str]:
+    """``Kind/name`` -> resourceVersion of every Deployment, Service and ServiceAccount there."""
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    out = {}
+    for kind, items in (
+        ("Deployment", apps.list_namespaced_deployment(namespace).items),
+        ("Service", core.list_namespaced_service(namespace).items),
+        ("ServiceAccount", core.list_namespaced_service_account(namespace).items),
+    ):
+        for item in items:
+            out[f"{kind}/{item.metadata.name}"] = item.metadata.resource_version
+    return out
+
+
+def hand_edit_image(api: Any, namespace: str, image: str) -> None:
+    """``kubectl set image`` / ``kubectl edit``: an update under another field manager."""
+    client.AppsV1Api(api).patch_namespaced_deployment(
+        "vllm",
+        namespace,
+        {"spec": {"template": {"spec": {"containers": [{"name": "vllm", "image": image}]}}}},
+        field_manager="kubectl-edit",
+    )
+
+
+def test_the_control_plane_is_the_pinned_kubernetes(real_apiserver: ControlPlane) -> None:
+    go_mod = (REPO_ROOT / "scripts" / "kube-build" / "go.mod").read_text()
+    (pinned,) = re.findall(r"^\s*k8s\.io/kubernetes (v\S+)$", go_mod, re.MULTILINE)
+    assert real_apiserver.version()["gitVersion"] == pinned
+
+
+def test_gpu_never_ready_blocks_livekit_and_livekit_not_ready_blocks_the_trunks(
+    real_namespace, make_real_resources, real_kube_api, livekit_double
+) -> None:
+    ns = real_namespace
+    apps = client.AppsV1Api(real_kube_api)
+    with Kubelet(real_kube_api, ns) as kubelet:
+        kubelet.ready |= {"riva-stt", "chatterbox-tts"}
+        kubelet.failing["vllm"] = "CrashLoopBackOff"
+
+        gpu_down = run_rollout(make_real_resources(rollout_timeout_s=1.5), assets=UP_TO_THE_TRUNKS)
+
+        assert not gpu_down.success
+        assert materialized(gpu_down) == set(FIRST_TIERS)
+        gate = check_evaluations(gpu_down)["vllm_llm:rolled_out_and_answering"]
+        assert not gate.passed
+        assert f"Deployment/{ns}/vllm: 0/1 ready, 0/1 available" in gate.description
+        assert "unhealthy pod vllm-7d9f8-0" in gate.description
+        assert "CrashLoopBackOff" in gate.description
+        assert "Back-off restarting failed container vllm" in gate.description
+        with pytest.raises(ApiException) as missing:
+            apps.read_namespaced_deployment("livekit-server", ns)
+        assert missing.value.status == 404
+        assert not [r for r in livekit_double.requests if r.service == "SIP"]
+
+        kubelet.failing.clear()
+        kubelet.ready |= {"vllm", "redis", "livekit-egress", "livekit-sip"}  # LiveKit itself never
+
+        livekit_down = run_rollout(make_real_resources(rollout_timeout_s=1.5), assets=UP_TO_THE_TRUNKS)
+
+        assert not livekit_down.success
+        assert {"redis", "livekit_server"} <= materialized(livekit_down)
+        assert not materialized(livekit_down) & LIVEKIT_SIDE
+        gate = check_evaluations(livekit_down)["livekit_server:rolled_out_and_answering"]
+        assert not gate.passed
+        assert f"Deployment/{ns}/livekit-server: 0/2 ready" in gate.description
+        assert not [r for r in livekit_double.requests if r.service == "SIP"]
+
+        kubelet.ready.add("livekit-server")
+        all_up = run_rollout(make_real_resources(rollout_timeout_s=5.0), assets=UP_TO_THE_TRUNKS)
+
+    assert all_up.success, step_failures(all_up) or {
+        k: e.description for k, e in check_evaluations(all_up).items() if not e.passed
+    }
+    assert materialized(all_up) >= LIVEKIT_SIDE
+    (outbound,) = livekit_double.outbound_trunks.values()
+    assert outbound.auth_password == "twilio-test-password"  # read from the Secret on the real server
+
+
+def _api_group(obj: dict[str, Any]) -> str:
+    return obj["apiVersion"].rpartition("/")[0]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_the_overlay_renders_passes_a_server_side_dry_run(
+    overlay: str, real_kube_api, tmp_path: Path
+) -> None:
+    manifests = _with_site_values(overlay, tmp_path)
+    objects = rollout_render(manifests / "overlays" / overlay)
+    dyn = DynamicClient(real_kube_api)
+    core = client.CoreV1Api(real_kube_api)
+    for namespace in sorted({o["metadata"]["namespace"] for o in objects if o["metadata"].get("namespace")}):
+        try:  # a dry run of the Namespace object does not create it; its contents need it
+            core.create_namespace({"metadata": {"name": namespace}})
+        except ApiException as e:
+            assert e.status == 409, e.body
+
+    refused: dict[str, str] = {}
+    not_served: set[tuple[str, str]] = set()
+    for obj in objects:
+        try:
+            resource = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        except ResourceNotFoundError:
+            not_served.add((_api_group(obj), obj["kind"]))
+            continue
+        try:
+            resource.server_side_apply(
+                body=obj,
+                name=obj["metadata"]["name"],
+                namespace=obj["metadata"].get("namespace"),
+                field_manager="callcenter-rollout",
+                dry_run="All",
+                query_params=[("fieldValidation", "Strict")],
+            )
+        except ApiException as e:
+            refused[object_ref(obj)] = e.body if isinstance(e.body, str) else str(e)
+
+    assert refused == {}
+    # Only what no Go module here defines goes unchecked (control_plane.NOT_INSTALLABLE says why).
+    assert not_served <= set(NOT_INSTALLABLE), not_served - set(NOT_INSTALLABLE)
+    checked = {o["kind"] for o in objects if (_api_group(o), o["kind"]) not in not_served}
+    assert {"Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget"} <= checked
+    if overlay == "gke":
+        assert {"Gateway", "GatewayClass", "HTTPRoute"} <= checked  # the Gateway API CRDs did their part
