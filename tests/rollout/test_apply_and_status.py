@@ -154,3 +154,32 @@ def test_a_field_we_applied_before_and_the_manifests_dropped_is_a_change() -> No
     assert '- spec.template.spec.containers[{"name":"vllm"}].args   (applied before, no longer in the manifests)' in diff
     assert "paused" not in diff
     assert drift(DEPLOYMENT, live, "someone-else") == ""
+
+
+def test_a_list_key_with_a_server_defaulted_protocol_names_the_port_the_manifests_still_set() -> None:
+    """The API server records a port given without ``protocol`` under its defaulted key
+    (seen on kube-apiserver v1.34, tests/rollout/test_real_apiserver.py)."""
+    live = live_copy()
+    live["metadata"]["managedFields"] = [
+        {
+            "manager": "callcenter-rollout",
+            "operation": "Apply",
+            "fieldsV1": {
+                "f:spec": {
+                    "f:template": {
+                        "f:spec": {
+                            "f:containers": {
+                                'k:{"name":"vllm"}': {
+                                    "f:ports": {'k:{"containerPort":8000,"protocol":"TCP"}': {"f:containerPort": {}}},
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+        }
+    ]
+    assert drift(DEPLOYMENT, live, "callcenter-rollout") == ""
+    udp = live["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]
+    udp['k:{"name":"vllm"}']["f:ports"] = {'k:{"containerPort":8000,"protocol":"UDP"}': {}}
+    assert 'ports[{"containerPort":8000,"protocol":"UDP"}]   (applied before' in drift(DEPLOYMENT, live, "callcenter-rollout")

@@ -19,9 +19,10 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from orchestration.defs.rollout.manifests import object_ref
 from orchestration.defs.rollout.manifests import render_overlay as rollout_render
 from tests.manifests.render import OVERLAYS
-from tests.rollout.conftest import check_evaluations, materialized, run_rollout
+from tests.rollout.conftest import check_evaluations, materialization_metadata, materialized, run_rollout
 from tests.rollout.control_plane import NOT_INSTALLABLE, REPO_ROOT, ControlPlane, Kubelet
 from tests.rollout.test_real_manifests import _with_site_values
+from tests.rollout.test_rollout_job import diff_lines
 
 pytestmark = pytest.mark.xdist_group("real_apiserver")
 
@@ -80,6 +81,174 @@ def test_the_control_plane_is_the_pinned_kubernetes(real_apiserver: ControlPlane
     go_mod = (REPO_ROOT / "scripts" / "kube-build" / "go.mod").read_text()
     (pinned,) = re.findall(r"^\s*k8s\.io/kubernetes (v\S+)$", go_mod, re.MULTILINE)
     assert real_apiserver.version()["gitVersion"] == pinned
+
+
+def test_apply_then_reapply_changes_nothing_then_a_change_is_applied_with_its_diff(
+    real_namespace, make_real_resources, real_kube_api, manifests
+) -> None:
+    ns = real_namespace
+    with Kubelet(real_kube_api, ns) as kubelet:
+        kubelet.ready |= GPU_WORKLOADS
+        first = run_rollout(make_real_resources(), assets=FIRST_TIERS)
+        assert first.success, step_failures(first) or check_evaluations(first)
+        assert materialized(first) == set(FIRST_TIERS)
+        assert materialization_metadata(first, "vllm_llm")["summary"] == "2 created"
+        deployment = client.AppsV1Api(real_kube_api).read_namespaced_deployment("vllm", ns)
+        assert ("callcenter-rollout", "Apply") in {(m.manager, m.operation) for m in deployment.metadata.managed_fields}
+        before = live_objects(real_kube_api, ns)
+
+        again = run_rollout(make_real_resources(), assets=FIRST_TIERS)
+
+        assert again.success, step_failures(again)
+        for asset in FIRST_TIERS:
+            meta = materialization_metadata(again, asset)
+            assert meta["summary"].startswith("no change"), (asset, meta["summary"], meta["diff"])
+            assert meta["diff"] == "no change"
+        # The server's own managedFields (list keys with defaulted protocol, quantities it
+        # normalised) read as no change, and nothing was written.
+        assert live_objects(real_kube_api, ns) == before
+
+        newer = add_overlay(manifests, "newer-vllm", ns, "images:\n  - name: vllm/vllm-openai\n    newTag: v0.9.0\n")
+        changed = run_rollout(make_real_resources(overlay=newer), assets=FIRST_TIERS)
+
+    assert changed.success, step_failures(changed)
+    meta = materialization_metadata(changed, "vllm_llm")
+    assert meta["summary"] == "1 configured, 1 unchanged"
+    assert diff_lines(meta["diff"], "-") == ["image: vllm/vllm-openai:v0.8.5.post1"]
+    assert diff_lines(meta["diff"], "+") == ["image: vllm/vllm-openai:v0.9.0"]
+    live = client.AppsV1Api(real_kube_api).read_namespaced_deployment("vllm", ns)
+    assert live.spec.template.spec.containers[0].image == "vllm/vllm-openai:v0.9.0"
+    assert live.metadata.generation == 2
+    assert {k: v for k, v in live_objects(real_kube_api, ns).items() if v != before[k]} == {
+        "Deployment/vllm": live.metadata.resource_version
+    }
+
+
+def test_a_field_another_manager_owns_fails_the_apply_naming_the_field_and_the_manager(
+    real_namespace, make_real_resources, real_kube_api
+) -> None:
+    ns = real_namespace
+    with Kubelet(real_kube_api, ns) as kubelet:
+        kubelet.ready |= GPU_WORKLOADS
+        assert run_rollout(make_real_resources(), assets=FIRST_TIERS).success
+        hand_edit_image(real_kube_api, ns, "vllm/vllm-openai:hotfix")
+
+        result = run_rollout(make_real_resources(), assets=FIRST_TIERS)
+
+    assert not result.success
+    failures = step_failures(result)
+    assert list(failures) == ["vllm_llm"]
+    message = failures["vllm_llm"]
+    assert f"Deployment/{ns}/vllm" in message
+    assert '.spec.template.spec.containers[name="vllm"].image' in message
+    assert "kubectl-edit" in message
+    assert "--force-conflicts" in message  # how to take the field over deliberately
+    # nothing was forced: the other manager's value stands
+    live = client.AppsV1Api(real_kube_api).read_namespaced_deployment("vllm", ns)
+    assert live.spec.template.spec.containers[0].image == "vllm/vllm-openai:hotfix"
+
+
+@pytest.mark.parametrize(
+    ("patch", "kind", "field"),
+    [
+        (
+            "patches:\n  - target: {kind: Deployment, name: vllm}\n    patch: |-\n"
+            "      - {op: add, path: /spec/selector/matchLabels/track, value: stable}\n"
+            "      - {op: add, path: /spec/template/metadata/labels/track, value: stable}\n",
+            "Deployment",
+            "spec.selector",
+        ),
+        (
+            "patches:\n  - target: {kind: Service, name: vllm}\n    patch: |-\n"
+            "      - {op: add, path: /spec/clusterIP, value: None}\n",
+            "Service",
+            "spec.clusterIP",
+        ),
+    ],
+    ids=["deployment-selector", "service-headless"],
+)
+def test_an_immutable_field_change_fails_naming_the_object_and_the_field(
+    patch, kind, field, real_namespace, make_real_resources, real_kube_api, manifests
+) -> None:
+    ns = real_namespace
+    with Kubelet(real_kube_api, ns) as kubelet:
+        kubelet.ready |= GPU_WORKLOADS
+        assert run_rollout(make_real_resources(), assets=FIRST_TIERS).success
+        overlay = add_overlay(manifests, f"immutable-{kind.lower()}", ns, patch)
+
+        result = run_rollout(make_real_resources(overlay=overlay), assets=FIRST_TIERS)
+
+    assert not result.success
+    message = step_failures(result)["vllm_llm"]
+    assert f"{kind}/{ns}/vllm" in message
+    assert field in message
+    assert "immutable" in message
+    assert "delete" in message  # what to do: delete and recreate that object
+
+
+def test_an_unknown_field_in_the_manifests_fails_naming_it(
+    real_namespace, make_real_resources, real_kube_api, manifests
+) -> None:
+    ns = real_namespace
+    overlay = add_overlay(
+        manifests,
+        "typo",
+        ns,
+        "patches:\n  - target: {kind: Deployment, name: vllm}\n    patch: |-\n"
+        "      - {op: add, path: /spec/template/spec/containers/0/readinesProbe, value: {tcpSocket: {port: 8000}}}\n",
+    )
+    with Kubelet(real_kube_api, ns) as kubelet:
+        kubelet.ready |= GPU_WORKLOADS
+        result = run_rollout(make_real_resources(overlay=overlay), assets=FIRST_TIERS)
+
+    assert not result.success
+    message = step_failures(result)["vllm_llm"]
+    assert f"Deployment/{ns}/vllm" in message
+    assert "readinesProbe" in message
+    assert (
+        client.AppsV1Api(real_kube_api).list_namespaced_deployment(ns, field_selector="metadata.name=vllm").items == []
+    )
+
+
+def test_drift_job_reports_a_hand_edit_and_a_field_the_manifests_dropped(
+    real_namespace, make_real_resources, real_kube_api, manifests
+) -> None:
+    ns = real_namespace
+    with Kubelet(real_kube_api, ns) as kubelet:
+        kubelet.ready |= GPU_WORKLOADS
+        assert run_rollout(make_real_resources(), assets=FIRST_TIERS).success
+    clean = check_evaluations(run_rollout(make_real_resources(), job="rollout_drift"))
+    for asset in FIRST_TIERS:
+        assert clean[f"{asset}:matches_manifests"].passed, clean[f"{asset}:matches_manifests"].description
+
+    hand_edit_image(real_kube_api, ns, "vllm/vllm-openai:hotfix")
+    result = run_rollout(make_real_resources(), job="rollout_drift")
+
+    assert result.success  # drift is a warning
+    checks = check_evaluations(result)
+    vllm = checks["vllm_llm:matches_manifests"]
+    assert not vllm.passed
+    assert "Deployment/vllm (differs)" in vllm.description
+    diff = vllm.metadata["diff"].value
+    assert diff_lines(diff, "-") == ["image: vllm/vllm-openai:hotfix"]
+    assert diff_lines(diff, "+") == ["image: vllm/vllm-openai:v0.8.5.post1"]
+    assert checks["riva_stt:matches_manifests"].passed
+
+    no_ports = add_overlay(
+        manifests,
+        "no-ports",
+        ns,
+        "patches:\n  - target: {kind: Deployment, name: riva-stt}\n    patch: |-\n"
+        "      - {op: remove, path: /spec/template/spec/containers/0/ports}\n",
+    )
+    dropped = run_rollout(make_real_resources(overlay=no_ports), job="rollout_drift")
+    assert dropped.success, step_failures(dropped)
+    riva = check_evaluations(dropped)["riva_stt:matches_manifests"]
+    assert not riva.passed
+    removed = [line for line in riva.metadata["diff"].value.splitlines() if "applied before" in line]
+    assert removed == [
+        '- spec.template.spec.containers[{"name":"riva-stt"}].ports   (applied before, no longer in the manifests)'
+    ]
 
 
 def test_gpu_never_ready_blocks_livekit_and_livekit_not_ready_blocks_the_trunks(

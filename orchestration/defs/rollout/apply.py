@@ -3,7 +3,9 @@
 Each object is read first; if every field the manifests set already has that value in the
 cluster, nothing is sent (a re-run with no change applies nothing and says so). Otherwise
 the object is applied with ``PATCH`` ``application/apply-patch+yaml`` under our field
-manager, forcing ownership of the fields we set (the manifests are the source of truth).
+manager, without forcing: a field another manager set to another value (``kubectl edit``, a
+controller) fails the apply naming the field and that manager, and a change the API server
+refuses (an immutable field, a field the schema lacks) fails naming the object and the field.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from typing import Any
 
 import yaml
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import ForbiddenError, NotFoundError, ResourceNotFoundError
+from kubernetes.dynamic.exceptions import (
+    ConflictError,
+    DynamicApiError,
+    ForbiddenError,
+    NotFoundError,
+    ResourceNotFoundError,
+)
 from kubernetes.utils.quantity import parse_quantity
 
 from orchestration.defs.rollout.manifests import KubeObject, ManifestError, object_ref
@@ -74,6 +82,56 @@ def _forbidden(verb: str, obj: KubeObject, e: ForbiddenError) -> RolloutForbidde
         f"the rollout's service account may not {verb} {object_ref(obj)} ({e.summary()}): grant it in "
         "manifests/bootstrap/rollout-rbac.yaml (cluster-scoped kinds need a ClusterRole)"
     )
+
+
+class ApplyConflict(ManifestError):
+    """Fields the manifests set are owned by another field manager with another value."""
+
+
+class ApplyRefused(ManifestError):
+    """The API server refused the object: invalid, an immutable field changed, unknown fields."""
+
+
+def _status(e: DynamicApiError) -> dict[str, Any]:
+    try:
+        body = json.loads(e.body) if isinstance(e.body, str | bytes) else {}
+    except ValueError:
+        body = {}
+    return body if isinstance(body, dict) else {}
+
+
+def _conflict(obj: KubeObject, e: ConflictError, field_manager: str) -> ApplyConflict:
+    status = _status(e)
+    causes = (status.get("details") or {}).get("causes") or []
+    fields = [f"{c.get('field')} ({c.get('message')})" for c in causes if c.get("field")]
+    what = "; ".join(fields) or status.get("message") or e.summary()
+    return ApplyConflict(
+        f"{object_ref(obj)}: the API server refused the apply: field(s) the manifests set are owned by another "
+        f"field manager with another value: {what}. The rollout never takes a field over silently: remove the field "
+        "from the manifests, have that manager release it, or take it over deliberately with `kubectl kustomize "
+        f"<overlay> | kubectl apply --server-side --force-conflicts --field-manager={field_manager} -f -` "
+        "and run the rollout again (docs/rollout.md)"
+    )
+
+
+_IMMUTABLE = ("field is immutable", "may not change once set")
+
+
+def _refused(obj: KubeObject, e: DynamicApiError) -> ApplyRefused:
+    status = _status(e)
+    causes = (status.get("details") or {}).get("causes") or []
+    fields = [f"{c.get('field')}: {c.get('message')}" for c in causes if c.get("field")]
+    what = "; ".join(fields) or status.get("message") or e.summary()
+    ref = object_ref(obj)
+    if any(marker in what for marker in _IMMUTABLE):
+        meta = obj["metadata"]
+        namespace = f" -n {meta['namespace']}" if meta.get("namespace") else ""
+        return ApplyRefused(
+            f"{ref}: the manifests change an immutable field, which cannot change in place: {what}. Delete the "
+            f"object (`kubectl delete {obj['kind'].lower()}{namespace} {meta['name']}`; it stops serving until it "
+            "is back) and run the rollout again to recreate it, or revert the change (docs/rollout.md)"
+        )
+    return ApplyRefused(f"{ref}: the API server refused it ({e.status} {status.get('reason') or e.reason}): {what}")
 
 
 def read_live(dyn: DynamicClient, obj: KubeObject, timeout_s: float) -> KubeObject | None:
@@ -139,6 +197,16 @@ def comparable(obj: KubeObject) -> KubeObject:
     return out
 
 
+# Key fields of list maps that the API server defaults before it records the key in
+# managedFields: a container port or Service port given without ``protocol`` is recorded as
+# ``k:{"containerPort":8000,"protocol":"TCP"}``.
+_DEFAULTED_KEYS = {"protocol": "TCP"}
+
+
+def _key_matches(item: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return all(item.get(k, _DEFAULTED_KEYS.get(k)) == v for k, v in wanted.items())
+
+
 def _list_item(items: list[Any], key: str) -> Any:
     """The element of ``items`` a managedFields list key (``k:{"name":"vllm"}``, ``v:"x"``) names."""
     kind, _, raw = key.partition(":")
@@ -147,7 +215,7 @@ def _list_item(items: list[Any], key: str) -> Any:
     except ValueError:
         return None
     for item in items:
-        if kind == "k" and isinstance(item, dict) and all(item.get(k) == v for k, v in wanted.items()):
+        if kind == "k" and isinstance(item, dict) and isinstance(wanted, dict) and _key_matches(item, wanted):
             return item
         if kind == "v" and item == wanted:
             return item
@@ -223,10 +291,15 @@ def apply_objects(
                 name=meta["name"],
                 namespace=meta.get("namespace"),
                 field_manager=field_manager,
-                force_conflicts=True,
                 _request_timeout=timeout_s,
             )
         except ForbiddenError as e:
             raise _forbidden("patch", obj, e) from e
+        except ConflictError as e:
+            raise _conflict(obj, e, field_manager) from e
+        except DynamicApiError as e:
+            if e.status in (400, 422, 500) and _status(e).get("kind") == "Status":
+                raise _refused(obj, e) from e
+            raise
         report.outcomes.append(ApplyOutcome(ref, "created" if live is None else "configured", diff=diff))
     return report
