@@ -250,7 +250,9 @@ class EngineDouble:
 
 def test_engine_capacity_sizes_the_gate_and_its_metrics_are_served(make_client, monkeypatch):
     engine = EngineDouble()
-    monkeypatch.setattr("tts.app.backends.chatterbox.load_engine", lambda model, name, dtype="float32": engine)
+    monkeypatch.setattr(
+        "tts.app.backends.chatterbox.load_engine", lambda model, name, dtype="float32", settings=None: engine
+    )
     backend = ChatterboxBackend(model=ModelDouble(), engine="fast")
     client = make_client(backend)
     assert client.app.state.runtime.gate.concurrency == 6
@@ -258,3 +260,21 @@ def test_engine_capacity_sizes_the_gate_and_its_metrics_are_served(make_client, 
     assert client.post("/v1/audio/speech", json=body("Hi.")).status_code == 200
     client.__exit__(None, None, None)
     assert engine.closed
+
+
+def test_fast_engine_is_built_from_the_servers_typed_settings(monkeypatch):
+    """TTS_CHATTERBOX_FAST_* reach the engine through the server's Settings, as every other knob."""
+    from tts.app.core.config import Settings
+    from tts.app.main import build_backend
+
+    built: list = []
+    monkeypatch.setattr(
+        "tts.app.backends.chatterbox_fast.build_engine",
+        lambda model, settings: built.append(settings) or EngineDouble(),
+    )
+    settings = Settings(backend="chatterbox", chatterbox_engine="fast", chatterbox_fast_max_slots=48)
+    backend = build_backend(settings)
+    backend.model = ModelDouble()
+    backend.load()
+    assert built == [settings]
+    assert isinstance(backend.engine, EngineDouble)

@@ -1,5 +1,6 @@
 """Engine parts that run in the dev environment (torch CPU, no chatterbox-tts needed)."""
 
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -9,6 +10,7 @@ from tts.app.backends.chatterbox_fast.capacity import probe_capacity, search, se
 from tts.app.backends.chatterbox_fast.decoder import slot_buckets
 from tts.app.backends.chatterbox_fast.engine import FastChatterboxEngine, FastEngineConfig
 from tts.app.backends.chatterbox_fast.vocoder import ChunkPlan
+from tts.app.core.config import Settings
 
 
 def test_capacity_and_load_are_exposed_for_dialing():
@@ -59,8 +61,18 @@ def test_sentence_windows_cover_every_token_once_plus_context():
         assert new_tokens == tokens
 
 
-def test_engine_settings_come_from_the_environment():
-    cfg = FastEngineConfig.from_env(
+def _config_from_env(monkeypatch, env: dict[str, str]) -> FastEngineConfig:
+    """What the server builds: its typed settings read from the environment, then the engine's config."""
+    for name in [n for n in os.environ if n.startswith("TTS_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return FastEngineConfig.from_settings(Settings())
+
+
+def test_engine_settings_come_from_the_environment(monkeypatch):
+    cfg = _config_from_env(
+        monkeypatch,
         {
             "TTS_CHATTERBOX_FAST_MAX_SLOTS": "48",
             "TTS_CHATTERBOX_FAST_T3_DTYPE": "float16",
@@ -69,27 +81,33 @@ def test_engine_settings_come_from_the_environment():
             "TTS_CHATTERBOX_FAST_S3GEN_PROMPT_TOKENS": "75",
             "TTS_CHATTERBOX_FAST_FIRST_CHUNK_TOKENS": "12",
             "TTS_CHATTERBOX_FAST_PREFIX_CACHE_MB": "64",
-        }
+        },
     )
     assert cfg.prefix_cache_mb == 64
     assert (cfg.max_slots, cfg.t3_dtype, cfg.cuda_graphs, cfg.capacity) == (48, "float16", False, 20)
     assert (cfg.s3gen_prompt_tokens, cfg.plan.first_tokens) == (75, 12)
 
 
+def test_typed_settings_default_to_the_engine_defaults(monkeypatch):
+    assert _config_from_env(monkeypatch, {}) == FastEngineConfig()
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [
         # A window no longer than its 3 held-back tokens would never move the stream on.
-        ({"TTS_CHATTERBOX_FAST_MAX_CHUNK_TOKENS": "3"}, "TTS_CHATTERBOX_FAST_MAX_CHUNK_TOKENS"),
-        ({"TTS_CHATTERBOX_FAST_FIRST_CHUNK_TOKENS": "0"}, "TTS_CHATTERBOX_FAST_FIRST_CHUNK_TOKENS"),
-        ({"TTS_CHATTERBOX_FAST_LIGHT_FIRST_CHUNK_TOKENS": "3"}, "TTS_CHATTERBOX_FAST_LIGHT_FIRST_CHUNK_TOKENS"),
+        ({"TTS_CHATTERBOX_FAST_MAX_CHUNK_TOKENS": "3"}, "CHATTERBOX_FAST_MAX_CHUNK_TOKENS"),
+        ({"TTS_CHATTERBOX_FAST_FIRST_CHUNK_TOKENS": "0"}, "CHATTERBOX_FAST_FIRST_CHUNK_TOKENS"),
+        ({"TTS_CHATTERBOX_FAST_LIGHT_FIRST_CHUNK_TOKENS": "3"}, "CHATTERBOX_FAST_LIGHT_FIRST_CHUNK_TOKENS"),
         # How capacity is measured: a load probe or the timing model, nothing else.
-        ({"TTS_CHATTERBOX_FAST_CAPACITY_PROBE": "guess"}, "TTS_CHATTERBOX_FAST_CAPACITY_PROBE"),
+        ({"TTS_CHATTERBOX_FAST_CAPACITY_PROBE": "guess"}, "CHATTERBOX_FAST_CAPACITY_PROBE"),
+        # A typo is refused, not read as "on" as the hand parsing did.
+        ({"TTS_CHATTERBOX_FAST_CUDA_GRAPHS": "maybe"}, "CHATTERBOX_FAST_CUDA_GRAPHS"),
     ],
 )
-def test_chunk_settings_that_would_never_play_are_refused_by_name(env, named):
-    with pytest.raises(ValueError, match=named):
-        FastEngineConfig.from_env(env)
+def test_chunk_settings_that_would_never_play_are_refused_by_name(monkeypatch, env, named):
+    with pytest.raises(ValueError, match=f"(?i){named}"):
+        _config_from_env(monkeypatch, env)
 
 
 def test_voice_conditioning_cache_is_lru_and_bounded_in_bytes():
@@ -229,14 +247,15 @@ def test_a_sentence_gets_the_short_first_window_only_while_few_stream():
     assert FastEngineConfig(light_first_tokens=0).light_plan is None
 
 
-def test_capacity_and_light_plan_settings_come_from_the_environment():
-    cfg = FastEngineConfig.from_env(
+def test_capacity_and_light_plan_settings_come_from_the_environment(monkeypatch):
+    cfg = _config_from_env(
+        monkeypatch,
         {
             "TTS_CHATTERBOX_FAST_CAPACITY_PROBE": "model",
             "TTS_CHATTERBOX_FAST_LIGHT_FIRST_CHUNK_TOKENS": "12",
             "TTS_CHATTERBOX_FAST_LIGHT_STREAMS": "20",
-        }
+        },
     )
     assert (cfg.capacity_probe, cfg.light_first_tokens, cfg.light_streams) == ("model", 12, 20)
     assert cfg.light_plan.first_tokens == 12 and cfg.light_plan.max_tokens == cfg.plan.max_tokens
-    assert FastEngineConfig.from_env({}).capacity_probe == "load"
+    assert _config_from_env(monkeypatch, {}).capacity_probe == "load"

@@ -42,6 +42,7 @@ def build_backend(settings: Settings) -> SpeechBackend:
         dtype=settings.chatterbox_dtype,
         checkpoint_dir=settings.chatterbox_checkpoint_dir,
         engine=settings.chatterbox_engine,
+        settings=settings,
     )
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from tts.app.backends.base import BackendNotReady, SegmentRequest, SpeechBackend, Voice, iterate_in_thread
 from tts.app.backends.chatterbox_engine import ChatterboxCall, ChatterboxEngine
+from tts.app.core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -199,14 +200,15 @@ def load_model(variant: Variant, device: str, checkpoint_dir: Path | None) -> An
     return model_cls.from_pretrained(device=device)
 
 
-def load_engine(model: Any, engine: str, dtype: str = "float32") -> ChatterboxEngine:
-    """`reference` (upstream generate) or `fast` (the batched/CUDA-graph decoder)."""
+def load_engine(model: Any, engine: str, dtype: str = "float32", settings: Settings | None = None) -> ChatterboxEngine:
+    """`reference` (upstream generate) or `fast` (the batched/CUDA-graph decoder, its knobs from
+    ``settings``: the server's, else read from TTS_* now)."""
     if engine == "reference":
         return ReferenceEngine(model, dtype=dtype)
     if engine == "fast":
         from tts.app.backends import chatterbox_fast
 
-        return chatterbox_fast.build_engine(model)
+        return chatterbox_fast.build_engine(model, settings if settings is not None else Settings())
     raise ValueError(f"TTS_CHATTERBOX_ENGINE must be 'reference' or 'fast', got {engine!r}")
 
 
@@ -223,6 +225,7 @@ class ChatterboxBackend(SpeechBackend):
         dtype: str = "float32",
         checkpoint_dir: Path | None = None,
         engine: str = "reference",
+        settings: Settings | None = None,
         model: Any = None,
     ) -> None:
         super().__init__()
@@ -233,6 +236,7 @@ class ChatterboxBackend(SpeechBackend):
         self.dtype = dtype
         self.checkpoint_dir = checkpoint_dir
         self.engine_name = engine
+        self.settings = settings  # the server's; the fast engine reads its TTS_CHATTERBOX_FAST_* knobs there
         self.model = model  # tests pass a model double; load() skips loading then
         self.engine: ChatterboxEngine | None = None
         self.languages = MULTILINGUAL_LANGUAGES if variant == "multilingual" else frozenset({"en"})
@@ -244,7 +248,7 @@ class ChatterboxBackend(SpeechBackend):
             device = resolve_device(self.device)
             log.info("loading Chatterbox %s on %s (%s)", self.variant, device, self.dtype)
             self.model = load_model(self.variant, device, self.checkpoint_dir)
-        self.engine = load_engine(self.model, self.engine_name, self.dtype)
+        self.engine = load_engine(self.model, self.engine_name, self.dtype, self.settings)
         self.sample_rate = self.engine.sample_rate
 
     @property

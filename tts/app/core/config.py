@@ -64,6 +64,28 @@ class Settings(BaseSettings):
     chatterbox_checkpoint_dir: Path | None = None
     chatterbox_engine: Literal["reference", "fast"] = "reference"
 
+    # Chatterbox fast engine (TTS_CHATTERBOX_ENGINE=fast; backends/chatterbox_fast/engine.py's
+    # FastEngineConfig holds the same defaults and checks the knobs against each other).
+    chatterbox_fast_max_slots: int = 64  # concurrent requests the KV cache holds
+    # Prompt + speech tokens per request; 0: 1024 for Chatterbox, 1536 for Turbo.
+    chatterbox_fast_max_len: int = 0
+    chatterbox_fast_t3_dtype: Literal["float32", "float16", "bfloat16"] = "bfloat16"
+    chatterbox_fast_cuda_graphs: bool = True
+    chatterbox_fast_capacity: int = 0  # 0: measured at start-up; >0: trust this many streams
+    chatterbox_fast_capacity_probe: Literal["load", "model"] = "load"
+    # The first window of a caller who starts while few stream (0: off), and how few.
+    chatterbox_fast_light_first_chunk_tokens: int = 16
+    chatterbox_fast_light_streams: int = 0  # 0: measured with the capacity (load probe)
+    chatterbox_fast_watermark: bool = True
+    chatterbox_fast_s3gen_dtype: Literal["float32", "float16", "bfloat16"] = "float16"
+    chatterbox_fast_s3gen_prompt_tokens: int = 0  # >0: trim S3Gen's reference prompt (25 tokens/s)
+    chatterbox_fast_vocoder_batch: int = 8  # windows per S3Gen batch
+    chatterbox_fast_s3gen_graphs: Literal["render", "estimator", "off"] = "render"
+    chatterbox_fast_prefix_cache_mb: int = 512  # voices' T3 conditioning kept as keys/values (LRU)
+    # Speech tokens before the first audio of a stream, and the most per later window.
+    chatterbox_fast_first_chunk_tokens: int = 24
+    chatterbox_fast_max_chunk_tokens: int = 100
+
     @field_validator("model_names", "espeak_voices", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:

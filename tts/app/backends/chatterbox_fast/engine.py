@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +25,9 @@ from tts.app.backends.chatterbox_fast.decoder import DecoderShape, T3BatchDecode
 from tts.app.backends.chatterbox_fast.scheduler import FINISHED, DecodeJob, DecodeScheduler
 from tts.app.backends.chatterbox_fast.vocoder import BatchedVocoder, ChunkPlan, StreamStitcher, trim_reference
 
+if TYPE_CHECKING:  # pydantic-settings is not in .venv-chatterbox, where the CPU checks run
+    from tts.app.core.config import Settings
+
 log = logging.getLogger(__name__)
 
 SPEECH_VOCAB = 6561  # S3 tokens below this are speech; the rest are T3's control tokens
@@ -34,7 +36,7 @@ TOKEN_TIMEOUT_S = 60.0  # a stalled decoder must not hang a caller forever
 
 @dataclass(frozen=True)
 class FastEngineConfig:
-    """Knobs, each with an environment variable (read when the engine is built, not at import)."""
+    """The engine's knobs; the server sets them from its typed settings (from_settings)."""
 
     max_slots: int = 64  # concurrent requests the KV cache holds
     # Prompt + speech tokens per request (upstream allows 1000 speech tokens); 0: 1024 for
@@ -79,27 +81,26 @@ class FastEngineConfig:
         return replace(self.plan, first_tokens=self.light_first_tokens)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> FastEngineConfig:
-        e = os.environ if env is None else env
-        p = ChunkPlan()
+    def from_settings(cls, settings: Settings) -> FastEngineConfig:
+        """The server's typed settings (TTS_CHATTERBOX_FAST_*, tts/app/core/config.py)."""
+        s = settings
         return cls(
-            max_slots=int(e.get("TTS_CHATTERBOX_FAST_MAX_SLOTS", cls.max_slots)),
-            max_len=int(e.get("TTS_CHATTERBOX_FAST_MAX_LEN", cls.max_len)),
-            t3_dtype=e.get("TTS_CHATTERBOX_FAST_T3_DTYPE", cls.t3_dtype),
-            cuda_graphs=e.get("TTS_CHATTERBOX_FAST_CUDA_GRAPHS", "1") not in ("0", "false", "no"),
-            capacity=int(e.get("TTS_CHATTERBOX_FAST_CAPACITY", cls.capacity)),
-            capacity_probe=e.get("TTS_CHATTERBOX_FAST_CAPACITY_PROBE", cls.capacity_probe),
-            light_first_tokens=int(e.get("TTS_CHATTERBOX_FAST_LIGHT_FIRST_CHUNK_TOKENS", cls.light_first_tokens)),
-            light_streams=int(e.get("TTS_CHATTERBOX_FAST_LIGHT_STREAMS", cls.light_streams)),
-            watermark=e.get("TTS_CHATTERBOX_FAST_WATERMARK", "1") not in ("0", "false", "no"),
-            s3gen_dtype=e.get("TTS_CHATTERBOX_FAST_S3GEN_DTYPE", cls.s3gen_dtype),
-            s3gen_prompt_tokens=int(e.get("TTS_CHATTERBOX_FAST_S3GEN_PROMPT_TOKENS", cls.s3gen_prompt_tokens)),
-            vocoder_batch=int(e.get("TTS_CHATTERBOX_FAST_VOCODER_BATCH", cls.vocoder_batch)),
-            s3gen_graphs=e.get("TTS_CHATTERBOX_FAST_S3GEN_GRAPHS", cls.s3gen_graphs),
-            prefix_cache_mb=int(e.get("TTS_CHATTERBOX_FAST_PREFIX_CACHE_MB", cls.prefix_cache_mb)),
+            max_slots=s.chatterbox_fast_max_slots,
+            max_len=s.chatterbox_fast_max_len,
+            t3_dtype=s.chatterbox_fast_t3_dtype,
+            cuda_graphs=s.chatterbox_fast_cuda_graphs,
+            capacity=s.chatterbox_fast_capacity,
+            capacity_probe=s.chatterbox_fast_capacity_probe,
+            light_first_tokens=s.chatterbox_fast_light_first_chunk_tokens,
+            light_streams=s.chatterbox_fast_light_streams,
+            watermark=s.chatterbox_fast_watermark,
+            s3gen_dtype=s.chatterbox_fast_s3gen_dtype,
+            s3gen_prompt_tokens=s.chatterbox_fast_s3gen_prompt_tokens,
+            vocoder_batch=s.chatterbox_fast_vocoder_batch,
+            s3gen_graphs=s.chatterbox_fast_s3gen_graphs,
+            prefix_cache_mb=s.chatterbox_fast_prefix_cache_mb,
             plan=ChunkPlan(
-                first_tokens=int(e.get("TTS_CHATTERBOX_FAST_FIRST_CHUNK_TOKENS", p.first_tokens)),
-                max_tokens=int(e.get("TTS_CHATTERBOX_FAST_MAX_CHUNK_TOKENS", p.max_tokens)),
+                first_tokens=s.chatterbox_fast_first_chunk_tokens, max_tokens=s.chatterbox_fast_max_chunk_tokens
             ),
         )
 
@@ -132,7 +133,7 @@ WINDOW_DONE = object()  # wakes a stream when one of its windows has been render
 
 class FastChatterboxEngine:
     def __init__(self, model: Any, config: FastEngineConfig | None = None, *, generator_seed: int | None = None):
-        self.config = config or FastEngineConfig.from_env()
+        self.config = config or FastEngineConfig()
         self.model = model
         hp = model.t3.hp
         if hp.is_multilingual:
