@@ -31,6 +31,7 @@ def main() -> int:
     ports = {
         "gcs": _port("CALLCENTER_GCS_PORT", 9023),
         "llm": _port("CALLCENTER_LLM_PORT", 8081),
+        "agent_llm": _port("CALLCENTER_AGENT_LLM_PORT", 8084),
         "stt": _port("CALLCENTER_STT_PORT", 8082),
         "tts": _port("CALLCENTER_TTS_PORT", 8880),
         "browser": _port("CALLCENTER_BROWSER_PORT", 3001),
@@ -73,7 +74,9 @@ def main() -> int:
         "WORKER_MAX_CALLS": "2",
         "STT_PROVIDER": "openai",
         "STT_BASE_URL": env["CALLCENTER_STT_BASE_URL"],
-        "LLM_BASE_URL": env["CALLCENTER_LLM_BASE_URL"],
+        # its own llama.cpp server: llama.cpp serves one request at a time, and a live caller must
+        # not wait behind the post-call batch (the first local call timed out behind 36 analyses)
+        "LLM_BASE_URL": f"http://127.0.0.1:{ports['agent_llm']}/v1",
         "LLM_MODEL": env["CALLCENTER_LLM_MODEL"],
         "TTS_BASE_URL": env["CALLCENTER_TTS_BASE_URL"],
         "TTS_MODEL": "piper",
@@ -88,6 +91,9 @@ def main() -> int:
         Service("llm", [python(), "-m", "orchestration.defs.postcall.llama_server", "--model", str(gguf), "--model_alias", env["CALLCENTER_LLM_MODEL"],
                         "--host", "127.0.0.1", "--port", str(ports["llm"]), "--n_ctx", "4096", "--n_threads", "2"],
                 ports["llm"], ready_path="/v1/models"),
+        Service("agent-llm", [python(), "-m", "orchestration.defs.postcall.llama_server", "--model", str(gguf), "--model_alias", env["CALLCENTER_LLM_MODEL"],
+                              "--host", "127.0.0.1", "--port", str(ports["agent_llm"]), "--n_ctx", "4096", "--n_threads", "1"],
+                ports["agent_llm"], ready_path="/v1/models"),
         Service("stt", [python(), "-m", "devstack.stt_server", "--host", "127.0.0.1", "--port", str(ports["stt"])],
                 ports["stt"], ready_path="/health", requires_module="devstack.stt_server"),
         Service("tts", [python(), "-m", "tts.app"], ports["tts"], ready_path="/ready", requires_module="tts.app.__main__",
