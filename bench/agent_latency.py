@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -43,8 +44,7 @@ from agent.pipeline import build_session, load_vad  # noqa: E402
 from agent.settings import SttProvider, load_settings  # noqa: E402
 from agent.worker import new_call  # noqa: E402
 from callcenter.ids import new_call_id  # noqa: E402
-from tests.agent.llm_double import Rule, Say, ScriptedLLM  # noqa: E402
-from tests.conftest import free_port, wait_for_port  # noqa: E402
+from doubles.llm_server import Rule, Say, ScriptedLLM  # noqa: E402
 
 CALLER_LINES = [
     "Hi, I have a question about my electricity bill.",
@@ -56,6 +56,24 @@ CALLER_LINES = [
 ]
 AGENT_REPLY = "Sure. Your payment is due on the first day of each month."
 STAGES = ("end_of_turn", "stt_final", "llm_ttfs", "tts_ttfb", "v2v", "overhead", "line_to_audio")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout:.0f} s")
 
 
 def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -6,7 +6,7 @@ import pytest
 from livekit import api
 from livekit.protocol import sip
 
-from tests.doubles.livekit_server import LiveKitDouble, sip_failure
+from doubles.livekit_server import LiveKitDouble, sip_failure
 
 
 async def test_creates_and_lists_trunks_with_admin_grant(livekit_double: LiveKitDouble) -> None:

@@ -19,8 +19,8 @@ from agent.settings import AgentSettings, load_settings
 from agent.worker import new_call
 from callcenter.dispatch import OutboundCallRequest
 from callcenter.ids import new_call_id
-from tests.agent.llm_double import ScriptedLLM
-from tests.doubles.livekit_server import LiveKitDouble
+from doubles.livekit_server import LiveKitDouble
+from doubles.llm_server import ScriptedLLM
 
 RECORDINGS_BUCKET = "call-recordings-test"
 

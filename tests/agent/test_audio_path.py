@@ -24,7 +24,7 @@ from agent.settings import AgentSettings, SttProvider
 from agent.worker import new_call
 from callcenter.ids import new_call_id
 from callcenter.report import Speaker
-from tests.agent.llm_double import Rule, Say, ScriptedLLM
+from doubles.llm_server import Rule, Say, ScriptedLLM
 
 pytestmark = [pytest.mark.xdist_group("agent_audio"), pytest.mark.timeout(120)]
 

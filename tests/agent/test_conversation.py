@@ -10,9 +10,9 @@ import pytest
 from agent.settings import AgentSettings
 from callcenter.dispatch import VoicemailPolicy
 from callcenter.outcomes import CallOutcome
+from doubles.livekit_server import LiveKitDouble
+from doubles.llm_server import CallTool, Rule, Say, ScriptedLLM, tools_offered
 from tests.agent.conftest import outbound_request, text_call
-from tests.agent.llm_double import CallTool, Rule, Say, ScriptedLLM, tools_offered
-from tests.doubles.livekit_server import LiveKitDouble
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,9 +14,9 @@ from agent.worker import connect_call, finish_call
 from callcenter.outcomes import CallOutcome
 from callcenter.paths import audio_path, report_path
 from callcenter.report import Speaker, parse_report
+from doubles.livekit_server import LiveKitDouble, sip_failure
+from doubles.llm_server import Rule, Say, ScriptedLLM
 from tests.agent.conftest import bucket_client, outbound_request, text_call
-from tests.agent.llm_double import Rule, Say, ScriptedLLM
-from tests.doubles.livekit_server import LiveKitDouble, sip_failure
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -16,10 +16,10 @@ from callcenter.dispatch import OUTBOUND_TRUNK_NAME
 from callcenter.outcomes import CallOutcome
 from callcenter.paths import report_path
 from callcenter.report import parse_report
+from doubles.livekit_server import LiveKitDouble, TwirpFailure
+from doubles.llm_server import ScriptedLLM
 from orchestration.defs.rollout.trunks import SipTrunkSettings
 from tests.agent.conftest import bucket_client, outbound_request, text_call
-from tests.agent.llm_double import ScriptedLLM
-from tests.doubles.livekit_server import LiveKitDouble, TwirpFailure
 
 pytestmark = pytest.mark.timeout(60)
 

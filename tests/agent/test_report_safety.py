@@ -14,10 +14,10 @@ from agent.worker import connect_call, finish_call
 from agent.worker import outbound_request as dispatch_of
 from callcenter.paths import report_path
 from callcenter.report import Speaker, Turn
+from doubles.livekit_server import TwirpFailure
+from doubles.llm_server import CallTool, Rule
 from tests.agent.conftest import bucket_client, outbound_request, text_call
-from tests.agent.llm_double import CallTool, Rule
 from tests.agent.test_outbound_dial import outbound_trunk
-from tests.doubles.livekit_server import TwirpFailure
 
 
 async def test_an_egress_error_at_hang_up_still_writes_the_report(

@@ -18,13 +18,13 @@ from callcenter.ids import call_id_time
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.paths import report_path
 from callcenter.report import SessionReport, Turn
+from doubles.livekit_server import LiveKitDouble
 from orchestration.defs.dialing.assets import bucket_lister, bucket_reader
 from orchestration.defs.dialing.campaigns import Campaign, CampaignFile, load_catalog
 from orchestration.defs.dialing.contacts import Contact
 from orchestration.defs.dialing.dialer import DialingTick, TickSettings
 from orchestration.defs.dialing.store import DialStore, PostgresDialStore, SqliteDialStore
 from orchestration.resources.storage import RecordingsBucket
-from tests.doubles.livekit_server import LiveKitDouble
 
 ALL_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 

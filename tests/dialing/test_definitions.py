@@ -12,6 +12,7 @@ import dagster as dg
 import pytest
 
 from callcenter.dispatch import parse_dispatch
+from doubles.livekit_server import LiveKitDouble
 from orchestration.defs import dialing
 from orchestration.defs.dialing.assets import campaign_contacts, dial_ledger, dialable_contacts, do_not_call_list
 from orchestration.defs.dialing.jobs import campaign_control
@@ -20,7 +21,6 @@ from orchestration.defs.dialing.store import CampaignState, SqliteDialStore
 from orchestration.deployment import Deployment
 from orchestration.resources.livekit import LiveKitResource
 from tests.dialing.conftest import campaign, write_catalog
-from tests.doubles.livekit_server import LiveKitDouble
 
 REPO_CAMPAIGNS = Path(__file__).resolve().parents[2] / "campaigns"
 

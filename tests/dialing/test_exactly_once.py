@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from callcenter.dispatch import parse_dispatch
+from doubles.livekit_server import LiveKitDouble
 from orchestration.defs.dialing.store import AttemptStatus, DialStore
 from tests.conftest import REPO_ROOT
 from tests.dialing.conftest import FakeClock, campaign, lk_client, make_tick, ny_contacts, write_catalog
-from tests.doubles.livekit_server import LiveKitDouble
 
 
 def killed_tick(

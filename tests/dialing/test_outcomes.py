@@ -10,6 +10,7 @@ import pytest
 from callcenter.ids import new_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.report import SessionReport, Turn
+from doubles.livekit_server import LiveKitDouble
 from orchestration.defs.dialing.assets import fetch_contact_list
 from orchestration.defs.dialing.campaigns import CampaignFile
 from orchestration.defs.dialing.outcomes import is_abandoned, sweep_outcomes
@@ -24,7 +25,6 @@ from tests.dialing.conftest import (
     ny_contacts,
     write_report,
 )
-from tests.doubles.livekit_server import LiveKitDouble
 
 
 def report(

@@ -1,4 +1,4 @@
-"""A scripted OpenAI-compatible chat-completions server on loopback (tests only).
+"""A scripted OpenAI-compatible chat-completions server on loopback (tests/ and bench/).
 
 It speaks the streaming wire format the ``openai`` client parses (SSE chunks with
 ``delta.content`` / ``delta.tool_calls``, a usage chunk, ``[DONE]``), so the agent's real
