@@ -9,6 +9,8 @@ other per the session report's ``recording_channels``, when it honours DUAL_CHAN
 from __future__ import annotations
 
 import io
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import av
@@ -32,42 +34,79 @@ class DecodedRecording:
     decode_error: str | None = None  # set when decoding stopped early (truncated file)
 
 
-def decode_recording(data: bytes, accepted_codecs: frozenset[str] = ACCEPTED_CODECS) -> DecodedRecording:
-    if not data:
-        raise RecordingUnusable("recording is empty (0 bytes): Egress wrote nothing for this call")
-    try:
-        container = av.open(io.BytesIO(data), mode="r")
-    except (av.error.InvalidDataError, av.error.FFmpegError) as exc:
-        raise RecordingUnusable(f"recording is not a readable audio file: {exc}") from None
-    with container:
-        if not container.streams.audio:
-            raise RecordingUnusable("recording has no audio stream")
-        stream = container.streams.audio[0]
-        codec = stream.codec_context.name
-        if codec not in accepted_codecs:
-            raise RecordingUnusable(
-                f"recording codec is {codec!r} in a {container.format.name!r} container; "
-                f"expected one of {sorted(accepted_codecs)} (Egress writes Ogg/Opus)"
-            )
-        n_channels = stream.codec_context.channels or 1
-        layout = "stereo" if n_channels == 2 else "mono"
-        resampler = av.AudioResampler(format="flt", layout=layout, rate=STT_RATE)
-        chunks: list[np.ndarray] = []
-        decode_error = None
+BLOCK_S = 60.0  # decoded a block at a time: a multiple of every frame length used on it (30 ms, 50 ms)
+
+
+class RecordingReader:
+    """Decodes a recording a block at a time (float32 ``[n, channels]`` at STT_RATE), as often as asked.
+
+    The whole call is never held as PCM (that took about 1.4 GB an hour of audio, with the copies).
+    Opening checks the file (empty, unreadable, no audio, wrong codec: ``RecordingUnusable``);
+    ``decode_error`` is set once a pass stopped early at damage (a truncated upload).
+    """
+
+    def __init__(self, data: bytes, accepted_codecs: frozenset[str] = ACCEPTED_CODECS) -> None:
+        if not data:
+            raise RecordingUnusable("recording is empty (0 bytes): Egress wrote nothing for this call")
+        self._data = data
+        with self._open() as container:
+            if not container.streams.audio:
+                raise RecordingUnusable("recording has no audio stream")
+            stream = container.streams.audio[0]
+            self.codec = stream.codec_context.name
+            if self.codec not in accepted_codecs:
+                raise RecordingUnusable(
+                    f"recording codec is {self.codec!r} in a {container.format.name!r} container; "
+                    f"expected one of {sorted(accepted_codecs)} (Egress writes Ogg/Opus)"
+                )
+            channels = stream.codec_context.channels or 1
+        self.n_channels = 2 if channels == 2 else 1  # more than two are mixed down to one
+        self.decode_error: str | None = None
+
+    def _open(self):
         try:
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1, n_channels if n_channels <= 2 else 1))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1, n_channels if n_channels <= 2 else 1))
-        except (av.error.InvalidDataError, av.error.FFmpegError, EOFError) as exc:
-            # A truncated upload decodes up to the damage; keep what is there and say so.
-            decode_error = f"decoding stopped early: {exc}"
-    if not chunks:
-        raise RecordingUnusable(decode_error or "recording decodes to no audio")
-    pcm = np.concatenate(chunks).astype(np.float32)
+            return av.open(io.BytesIO(self._data), mode="r")
+        except (av.error.InvalidDataError, av.error.FFmpegError) as exc:
+            raise RecordingUnusable(f"recording is not a readable audio file: {exc}") from None
+
+    def blocks(self, block_s: float = BLOCK_S) -> Iterator[tuple[int, np.ndarray]]:
+        """(first sample's index, block) pairs; every block but the last holds exactly ``block_s``."""
+        size = int(block_s * STT_RATE)
+        pending: list[np.ndarray] = []
+        held = start = 0
+        with self._open() as container:
+            stream = container.streams.audio[0]
+            layout = "stereo" if self.n_channels == 2 else "mono"
+            resampler = av.AudioResampler(format="flt", layout=layout, rate=STT_RATE)
+            try:
+                for frame in itertools.chain(container.decode(stream), [None]):
+                    for out in resampler.resample(frame):
+                        pcm = out.to_ndarray().reshape(-1, self.n_channels)
+                        pending.append(pcm)
+                        held += len(pcm)
+                        while held >= size:
+                            joined = np.concatenate(pending)
+                            yield start, joined[:size]
+                            start += size
+                            pending, held = [joined[size:]], held - size
+            except (av.error.InvalidDataError, av.error.FFmpegError, EOFError) as exc:
+                # A truncated upload decodes up to the damage; keep what is there and say so.
+                self.decode_error = f"decoding stopped early: {exc}"
+        if held:
+            yield start, np.concatenate(pending)
+
+
+def decode_recording(data: bytes, accepted_codecs: frozenset[str] = ACCEPTED_CODECS) -> DecodedRecording:
+    """The whole recording in memory: for short audio and tests (the pipeline reads ``RecordingReader`` blocks)."""
+    reader = RecordingReader(data, accepted_codecs)
+    blocks = [block for _, block in reader.blocks()]
+    if not blocks:
+        raise RecordingUnusable(reader.decode_error or "recording decodes to no audio")
+    pcm = np.concatenate(blocks).astype(np.float32)
     channels = [np.ascontiguousarray(pcm[:, i]) for i in range(pcm.shape[1])]
-    return DecodedRecording(channels=channels, duration_s=len(pcm) / STT_RATE, codec=codec, decode_error=decode_error)
+    return DecodedRecording(
+        channels=channels, duration_s=len(pcm) / STT_RATE, codec=reader.codec, decode_error=reader.decode_error
+    )
 
 
 def speech_fraction(samples: np.ndarray, rate: int = STT_RATE) -> float:

@@ -29,7 +29,7 @@ from callcenter.record import ChannelMode
 from callcenter.report import Speaker, Turn
 from orchestration.defs.postcall.audio import STT_RATE, RecordingUnusable
 
-__all__ = ["ChannelMode", "SpeakerTracks", "separate_speakers"]
+__all__ = ["ChannelMode", "ChannelSummarizer", "SpeakerPlan", "SpeakerTracks", "plan_speakers", "separate_speakers"]
 
 ENVELOPE_FRAME_S = 0.05
 # Speech energy is scored between these levels (dBFS): below is silence or line noise.
@@ -93,7 +93,8 @@ def turn_activity(
         if speaker is None or turn.speaker is speaker:
             a = max(int(round((turn.start + offset_s - pad_s) / ENVELOPE_FRAME_S)), 0)
             b = min(int(round((turn.end + offset_s + pad_s) / ENVELOPE_FRAME_S)), n_frames)
-            active[a:b] = True
+            if b > a:  # a turn wholly before frame 0 (a negative offset, a later block) marks nothing
+                active[a:b] = True
     return active
 
 
@@ -111,11 +112,70 @@ def turn_offset(envelope: np.ndarray, turns: Sequence[Turn]) -> tuple[float, flo
     return round(best * ENVELOPE_FRAME_S, 3), fits[best]
 
 
-def _mix(channels: Sequence[np.ndarray]) -> np.ndarray:
-    if len(channels) == 1:
-        return channels[0]
+@dataclass
+class ChannelSummary:
+    """What attributing speakers needs from the whole recording, gathered one block at a time."""
+
+    envelopes: list[np.ndarray]  # speech energy per 50 ms frame, per channel
+    mix_envelope: np.ndarray | None = None  # of the mean of channels 0 and 1 (stereo only)
+    sample_correlation: float | None = None  # of channels 0 and 1 (stereo only)
+
+
+class ChannelSummarizer:
+    """Feed ``(start, block)`` pairs in order (blocks a multiple of 50 ms but the last); then ``summary()``."""
+
+    def __init__(self) -> None:
+        self._envelopes: list[list[np.ndarray]] = []
+        self._mix: list[np.ndarray] = []
+        self._sums = np.zeros(6)  # n, sum a, sum b, sum a^2, sum b^2, sum ab (channels 0 and 1)
+
+    def add(self, block: np.ndarray) -> None:
+        if not self._envelopes:
+            self._envelopes = [[] for _ in range(block.shape[1])]
+        for i in range(block.shape[1]):
+            self._envelopes[i].append(speech_envelope(block[:, i]))
+        if block.shape[1] == 2:
+            a, b = block[:, 0].astype(np.float64), block[:, 1].astype(np.float64)
+            self._sums += (len(a), a.sum(), b.sum(), np.dot(a, a), np.dot(b, b), np.dot(a, b))
+            self._mix.append(speech_envelope(((a + b) / 2).astype(np.float32)))
+
+    def summary(self) -> ChannelSummary:
+        envelopes = [np.concatenate(e) if e else np.zeros(0) for e in self._envelopes] or [np.zeros(0)]
+        if len(envelopes) != 2:
+            return ChannelSummary(envelopes)
+        n, sa, sb, saa, sbb, sab = self._sums
+        denom = np.sqrt(max(n * saa - sa * sa, 0.0) * max(n * sbb - sb * sb, 0.0))
+        correlation = float((n * sab - sa * sb) / denom) if n >= 2 and denom > 1e-12 else 0.0
+        return ChannelSummary(envelopes, np.concatenate(self._mix), correlation)
+
+
+def summarize(channels: Sequence[np.ndarray]) -> ChannelSummary:
     n = min(len(c) for c in channels)
-    return np.mean([c[:n] for c in channels], axis=0).astype(np.float32)
+    summarizer = ChannelSummarizer()
+    summarizer.add(np.stack([c[:n] for c in channels], axis=1))
+    return summarizer.summary()
+
+
+@dataclass
+class SpeakerPlan:
+    """How to build each speaker's track from the recording's channels, block by block."""
+
+    mode: ChannelMode
+    reason: str
+    sources: dict[Speaker, tuple[int, ...]] = field(default_factory=dict)  # channels averaged into the track
+    split_turns: Sequence[Turn] | None = None  # the mix is cut by these turns (mixed_split_by_report)
+    offset_s: float = 0.0
+    stats: dict[str, float] = field(default_factory=dict)
+
+    def track(self, speaker: Speaker, block: np.ndarray, start: int) -> np.ndarray:
+        """``speaker``'s audio in ``block`` (samples ``start`` onward of the recording)."""
+        channels = self.sources[speaker]
+        audio = block[:, channels[0]] if len(channels) == 1 else block[:, list(channels)].mean(axis=1)
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        if self.split_turns is None:
+            return audio
+        mask = _speaker_mask(self.split_turns, speaker, len(audio), self.offset_s - start / STT_RATE)
+        return np.where(mask, audio, 0.0).astype(np.float32)
 
 
 def _speaker_mask(turns: Sequence[Turn], speaker: Speaker, n_samples: int, offset_s: float) -> np.ndarray:
@@ -132,56 +192,54 @@ def _moved(offset_s: float) -> str:
     return f"; turn times moved {offset_s:+.2f} s onto the recording's clock" if offset_s else ""
 
 
-def _split_mix(mix: np.ndarray, turns: Sequence[Turn], why_mixed: str, stats: dict[str, float]) -> SpeakerTracks:
+def _split_mix(
+    mix_envelope: np.ndarray, channels: tuple[int, ...], turns: Sequence[Turn], why_mixed: str, stats: dict[str, float]
+) -> SpeakerPlan:
     if not turns:
-        return SpeakerTracks(
+        return SpeakerPlan(
             ChannelMode.MONO_FALLBACK, f"{why_mixed}; the session report has no turn times to split it by", stats=stats
         )
-    offset_s, match = turn_offset(speech_envelope(mix), turns)
+    offset_s, match = turn_offset(mix_envelope, turns)
     stats["turns_match_correlation"] = round(match, 3)
     if match < TURNS_MATCH_MIN_CORRELATION:
-        return SpeakerTracks(
+        return SpeakerPlan(
             ChannelMode.MONO_FALLBACK,
             f"{why_mixed}; the session report's turn times do not match the recording's speech "
             f"(correlation {match:.2f} < {TURNS_MATCH_MIN_CORRELATION}, offsets up to {MAX_TURN_OFFSET_S:.0f} s tried)",
             stats=stats,
         )
     stats["turn_offset_s"] = offset_s
-    tracks = {
-        speaker: np.where(_speaker_mask(turns, speaker, len(mix), offset_s), mix, 0.0).astype(np.float32)
-        for speaker in (Speaker.AGENT, Speaker.CALLER)
-    }
-    return SpeakerTracks(
+    return SpeakerPlan(
         ChannelMode.MIXED_SPLIT_BY_REPORT,
         f"{why_mixed}; split by the session report's turn times (correlation {match:.2f}){_moved(offset_s)}",
-        tracks,
+        {Speaker.AGENT: channels, Speaker.CALLER: channels},
+        turns,
+        offset_s,
         stats,
     )
 
 
-def separate_speakers(
-    channels: Sequence[np.ndarray], turns: Sequence[Turn], recording_channels: dict[str, int]
-) -> SpeakerTracks:
-    """One track per speaker from the decoded channels, checked against the report's turn times.
-
-    ``recording_channels`` is the session report's map of speaker -> channel index.
-    """
+def plan_speakers(summary: ChannelSummary, turns: Sequence[Turn], recording_channels: dict[str, int]) -> SpeakerPlan:
+    """Which channels hold whom, checked against the report's turn times (``recording_channels``:
+    the session report's map of speaker -> channel index)."""
+    channels = summary.envelopes
     agent_ch = recording_channels.get(Speaker.AGENT.value, 0)
     caller_ch = recording_channels.get(Speaker.CALLER.value, 1)
     if len(channels) == 1:
-        return _split_mix(channels[0], turns, "recording has one channel", {})
+        return _split_mix(channels[0], (0,), turns, "recording has one channel", {})
     for index in (agent_ch, caller_ch):
         if not 0 <= index < len(channels):
             raise RecordingUnusable(
                 f"recording has {len(channels)} channel(s); the session report maps a speaker to channel {index}"
             )
     if agent_ch == caller_ch:
-        return _split_mix(channels[agent_ch], turns, f"the session report maps both speakers to channel {agent_ch}", {})
+        return _split_mix(
+            channels[agent_ch], (agent_ch,), turns, f"the session report maps both speakers to channel {agent_ch}", {}
+        )
 
-    agent, caller = channels[agent_ch], channels[caller_ch]
-    envelopes = speech_envelope(agent), speech_envelope(caller)
+    envelopes = channels[agent_ch], channels[caller_ch]
     stats = {
-        "channel_correlation": round(_correlation(agent, caller), 4),
+        "channel_correlation": round(summary.sample_correlation or 0.0, 4),
         "envelope_correlation": round(_correlation(*envelopes), 4),
     }
     if (
@@ -192,15 +250,15 @@ def separate_speakers(
             f"both channels carry the same audio (sample correlation {stats['channel_correlation']:.2f}, "
             f"energy correlation {stats['envelope_correlation']:.2f}): Egress mixed the room"
         )
-        return _split_mix(_mix([agent, caller]), turns, why, stats)
+        return _split_mix(summary.mix_envelope, (0, 1), turns, why, stats)
 
-    as_mapped = {Speaker.AGENT: agent, Speaker.CALLER: caller}
+    as_mapped = {Speaker.AGENT: (agent_ch,), Speaker.CALLER: (caller_ch,)}
     if not any(t.speaker is Speaker.AGENT for t in turns):
-        return SpeakerTracks(
+        return SpeakerPlan(
             ChannelMode.DUAL_CHANNEL,
             "two separate channels; no turn times of the agent to check them by: the session report's mapping kept",
             as_mapped,
-            stats,
+            stats=stats,
         )
     n = min(len(e) for e in envelopes)
     offset_s, _ = turn_offset(np.maximum(envelopes[0][:n], envelopes[1][:n]), turns)
@@ -217,12 +275,12 @@ def separate_speakers(
     ) / 2
     stats["orientation_score"] = round(score, 3)
     if score <= -ORIENTATION_MARGIN:
-        return SpeakerTracks(
+        return SpeakerPlan(
             ChannelMode.DUAL_CHANNEL_SWAPPED,
             f"the agent's turn times follow channel {caller_ch}, not channel {agent_ch} as the session report maps it "
             f"(score {score:.2f}{_moved(offset_s)}): channels swapped",
-            {Speaker.AGENT: caller, Speaker.CALLER: agent},
-            stats,
+            {Speaker.AGENT: (caller_ch,), Speaker.CALLER: (agent_ch,)},
+            stats=stats,
         )
     if score >= ORIENTATION_MARGIN:
         reason = f"two separate channels, as the session report maps them (score {score:.2f}{_moved(offset_s)})"
@@ -231,4 +289,19 @@ def separate_speakers(
             f"two separate channels; the turn times do not tell them apart (score {score:.2f}): "
             "the session report's mapping kept"
         )
-    return SpeakerTracks(ChannelMode.DUAL_CHANNEL, reason, as_mapped, stats)
+    return SpeakerPlan(ChannelMode.DUAL_CHANNEL, reason, as_mapped, stats=stats)
+
+
+def separate_speakers(
+    channels: Sequence[np.ndarray], turns: Sequence[Turn], recording_channels: dict[str, int]
+) -> SpeakerTracks:
+    """One track per speaker from whole decoded channels (the pipeline plans once, then builds tracks per block)."""
+    plan = plan_speakers(summarize(channels), turns, recording_channels)
+    tracks = {}
+    for speaker, sources in plan.sources.items():
+        if len(sources) == 1 and plan.split_turns is None:
+            tracks[speaker] = channels[sources[0]]
+        else:
+            n = min(len(channels[i]) for i in sources)
+            tracks[speaker] = plan.track(speaker, np.stack([c[:n] for c in channels], axis=1), 0)
+    return SpeakerTracks(plan.mode, plan.reason, tracks, plan.stats)

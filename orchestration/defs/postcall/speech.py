@@ -26,6 +26,58 @@ class SpeechSegment:
     text: str
 
 
+# A chunk ends at the quietest 50 ms of its last seconds: between words, not through one.
+CUT_SEARCH_S = 15.0
+_CUT_FRAME = int(0.05 * STT_RATE)
+
+
+class ChunkedTranscription:
+    """One speaker's track, fed a block at a time, transcribed a chunk of at most ``chunk_s`` at a time.
+
+    Segment times are seconds from the start of the track, as if it had been transcribed whole.
+    """
+
+    def __init__(self, stt: SpeechToText, chunk_s: float) -> None:
+        self.stt, self.size = stt, int(chunk_s * STT_RATE)
+        self._held: list[np.ndarray] = []
+        self._n = 0
+        self._start = 0  # sample index of the first held sample
+        self._segments: list[SpeechSegment] = []
+
+    def add(self, samples: np.ndarray) -> None:
+        self._held.append(samples)
+        self._n += len(samples)
+        while self._n >= self.size:
+            held = np.concatenate(self._held)
+            cut = _quiet_cut(held[: self.size])
+            self._transcribe(held[:cut])
+            rest = held[cut:].copy()  # not a view: the chunk just transcribed is freed
+            self._held, self._n, self._start = [rest], len(rest), self._start + cut
+
+    def finish(self) -> list[SpeechSegment]:
+        if self._n:
+            self._transcribe(np.concatenate(self._held))
+            self._held, self._n = [], 0
+        return self._segments
+
+    def _transcribe(self, chunk: np.ndarray) -> None:
+        at = self._start / STT_RATE
+        self._segments.extend(
+            SpeechSegment(round(s.start + at, 3), round(s.end + at, 3), s.text) for s in self.stt.transcribe(chunk)
+        )
+
+
+def _quiet_cut(chunk: np.ndarray) -> int:
+    """Where to end ``chunk``: the middle of its quietest 50 ms frame within the last ``CUT_SEARCH_S``."""
+    first = max(len(chunk) - int(CUT_SEARCH_S * STT_RATE), 0) // _CUT_FRAME * _CUT_FRAME
+    n = (len(chunk) - first) // _CUT_FRAME
+    if n == 0:
+        return len(chunk)
+    frames = chunk[first : first + n * _CUT_FRAME].astype(np.float64).reshape(n, _CUT_FRAME)
+    quietest = int(np.argmin(np.mean(frames**2, axis=1)))
+    return first + quietest * _CUT_FRAME + _CUT_FRAME // 2
+
+
 class SpeechToText(dg.ConfigurableResource):
     """Base of the STT resources: ``transcribe`` one mono 16 kHz float32 channel."""
 

@@ -18,11 +18,11 @@ from pydantic import ValidationError
 from callcenter.record import TranscriptSegment, TranscriptSource
 from callcenter.redaction import RedactionPolicy, redact_conversation
 from callcenter.report import SessionReport, Speaker, parse_report
-from orchestration.defs.postcall.audio import RecordingUnusable, decode_recording, speech_fraction
+from orchestration.defs.postcall.audio import STT_RATE, RecordingReader, RecordingUnusable, speech_fraction
 from orchestration.defs.postcall.calls import CallRef
-from orchestration.defs.postcall.channels import ChannelMode, separate_speakers
+from orchestration.defs.postcall.channels import ChannelMode, ChannelSummarizer, plan_speakers
 from orchestration.defs.postcall.ordering import SpeakerOrder, align_to_turns, speaker_order
-from orchestration.defs.postcall.speech import SpeechToText
+from orchestration.defs.postcall.speech import ChunkedTranscription, SpeechToText
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 RECORDING_MIN_WORD_SHARE = 0.6
 DURATION_TOLERANCE_S = 2.0
 DURATION_TOLERANCE_SHARE = 0.05
+STT_CHUNK_S = 120.0  # longest stretch of one speaker's track handed to STT at once
+SPEECH_FRAME_SAMPLES = int(0.03 * STT_RATE)  # speech_fraction's frame
 
 
 @dataclass
@@ -129,6 +131,44 @@ def _redacted_segments(
     return out, result.count
 
 
+def _transcribe_recording(
+    call: TranscribedCall, reader: RecordingReader, report: SessionReport, stt: SpeechToText
+) -> list[tuple[Speaker, float, float, str]]:
+    """Two passes over the recording, a block at a time: memory stays flat however long the call.
+
+    The first measures each channel's speech over the whole call, which attribution needs; the
+    second builds each speaker's track block by block and hands it to STT in chunks.
+    """
+    summarizer, samples = ChannelSummarizer(), 0
+    for _, block in reader.blocks():
+        summarizer.add(block)
+        samples += len(block)
+    if not samples:
+        raise RecordingUnusable(reader.decode_error or "recording decodes to no audio")
+    call.recording_duration_s = round(samples / STT_RATE, 3)
+    if reader.decode_error:
+        call.recording_problem = reader.decode_error
+    # Egress may have written the room's mix on both channels, or the speakers the other way
+    # round: attribute by what the audio holds, not only by what was asked of Egress.
+    plan = plan_speakers(summarizer.summary(), report.turns, report.recording_channels)
+    call.channel_mode, call.channel_reason, call.channel_stats = plan.mode, plan.reason, plan.stats
+    if not plan.sources:
+        return []
+    started = time.perf_counter()
+    chunks = {speaker: ChunkedTranscription(stt, STT_CHUNK_S) for speaker in plan.sources}
+    speech_frames = dict.fromkeys(plan.sources, 0.0)
+    for start, block in reader.blocks():
+        for speaker, chunked in chunks.items():
+            track = plan.track(speaker, block, start)
+            speech_frames[speaker] += speech_fraction(track) * (len(track) // SPEECH_FRAME_SAMPLES)
+            chunked.add(track)
+    items = [(speaker, s.start, s.end, s.text) for speaker, chunked in chunks.items() for s in chunked.finish()]
+    call.stt_seconds = time.perf_counter() - started
+    frames = max(samples // SPEECH_FRAME_SAMPLES, 1)
+    call.channel_speech = {speaker.value: round(n / frames, 4) for speaker, n in speech_frames.items()}
+    return items
+
+
 def transcribe_call(
     ref: CallRef,
     read_object: Callable[[str], bytes | None],
@@ -179,20 +219,7 @@ def _transcribe_call(
     else:
         call.recording_bytes = len(audio)
         try:
-            decoded = decode_recording(audio)
-            call.recording_duration_s = round(decoded.duration_s, 3)
-            if decoded.decode_error:
-                call.recording_problem = decoded.decode_error
-            # Egress may have written the room's mix on both channels, or the speakers the other way
-            # round: attribute by what the audio holds, not only by what was asked of Egress.
-            separated = separate_speakers(decoded.channels, report.turns, report.recording_channels)
-            call.channel_mode, call.channel_reason = separated.mode, separated.reason
-            call.channel_stats = separated.stats
-            started = time.perf_counter()
-            for speaker, track in separated.tracks.items():
-                call.channel_speech[speaker.value] = round(speech_fraction(track), 4)
-                raw_items.extend((speaker, s.start, s.end, s.text) for s in stt.transcribe(track))
-            call.stt_seconds = time.perf_counter() - started
+            raw_items = _transcribe_recording(call, RecordingReader(audio), report, stt)
         except RecordingUnusable as exc:
             call.recording_problem = str(exc)
         # Merged by start time, a segment that starts before its words would stand before the question it answers.
