@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from tests.tts_chatterbox.tiny_chatterbox import random_s3gen_reference, turbo_hparams  # noqa: E402
+from doubles.tiny_chatterbox import random_s3gen_reference, turbo_hparams  # noqa: E402
 
 PROMPT_TOKENS = 250  # S3Gen's 10 s reference (25 tokens/s)
 SPT = 960  # samples per speech token at 24 kHz

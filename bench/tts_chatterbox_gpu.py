@@ -89,7 +89,7 @@ def build_turbo_model(dev: str):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from tests.tts_chatterbox.tiny_chatterbox import turbo_hparams
+    from doubles.tiny_chatterbox import turbo_hparams
 
     torch.manual_seed(0)
     tmp = tempfile.mkdtemp()

@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
+sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from tiny_chatterbox import random_s3gen_reference  # noqa: E402
 
+from doubles.tiny_chatterbox import random_s3gen_reference  # noqa: E402
 from tts.app.backends.chatterbox_fast.s3gen_render import S3GenRenderer, graph_safe_istft  # noqa: E402
 
 

@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
+sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from tiny_chatterbox import drain, prefill_modes_diff, tiny_cond, tiny_turbo_t3, turbo_text_tokens  # noqa: E402
 
+from doubles.tiny_chatterbox import drain, prefill_modes_diff, tiny_cond, tiny_turbo_t3, turbo_text_tokens  # noqa: E402
 from tts.app.backends.chatterbox_fast.decoder import DecoderShape, T3BatchDecoder  # noqa: E402
 from tts.app.backends.chatterbox_fast.sampling import SlotSampling, turbo_scores  # noqa: E402
 from tts.app.backends.chatterbox_fast.scheduler import DecodeJob, DecodeScheduler  # noqa: E402

@@ -14,12 +14,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES_PER_TOKEN = 960
-sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
+sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from tiny_chatterbox import random_s3gen_reference, tiny_cond, tiny_turbo_t3  # noqa: E402
 
+from doubles.tiny_chatterbox import random_s3gen_reference, tiny_cond, tiny_turbo_t3  # noqa: E402
 from tts.app.backends.chatterbox_engine import ChatterboxCall  # noqa: E402
 from tts.app.backends.chatterbox_fast.engine import FastChatterboxEngine, FastEngineConfig  # noqa: E402
 from tts.app.backends.chatterbox_fast.vocoder import ChunkPlan  # noqa: E402
