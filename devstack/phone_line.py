@@ -216,6 +216,9 @@ async def place_inbound_call(
         result.agent_joined = True
         connected = time.monotonic()
         for say in script:
+            if result.turn_gaps:  # a caller waits for the answer to what they said before going on
+                last_sent = result.turn_gaps[-1][0]
+                await _until(lambda s=last_sent: earpiece.first_speech_after(s) is not None, agent_timeout_s)
             await _until_quiet(earpiece, connected, say, deadline=time.monotonic() + agent_timeout_s)
             sent = await mouth.say(say.pcm)
             result.turn_gaps.append((sent, None))
