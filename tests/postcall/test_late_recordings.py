@@ -30,7 +30,9 @@ pytestmark = pytest.mark.xdist_group("postcall")
 def _requests(sensor, bucket, cursor: str | None):
     context = dg.build_sensor_context(cursor=cursor, resources={"recordings_bucket": bucket})
     result = sensor(context)
-    return [r for r in (result if isinstance(result, list) else [result]) if isinstance(r, dg.RunRequest)], context.cursor
+    return [
+        r for r in (result if isinstance(result, list) else [result]) if isinstance(r, dg.RunRequest)
+    ], context.cursor
 
 
 def _keys(requests) -> list[str]:
@@ -55,6 +57,9 @@ def test_a_recording_landing_after_its_report_is_requested(bucket, render_demo_c
     assert requests[0].run_key.startswith("postcall-late-recording:")
     again, _ = _requests(late_recordings_sensor, bucket, cursor)
     assert again == []  # requested once
+    bucket.write_bytes(late.audio_object, late.audio + b"", "audio/ogg")  # Egress uploads it again
+    (reupload,), _ = _requests(late_recordings_sensor, bucket, cursor)
+    assert _keys([reupload]) == _keys(requests) and reupload.run_key != requests[0].run_key
     # The report sensor does not see the recording as new work.
     reports, _ = _requests(call_recordings_sensor, bucket, None)
     assert _keys(reports) and all("session.json" in k for k in _keys(reports))

@@ -59,6 +59,7 @@ class CallBatch:
     day: date
     refs: tuple[CallRef, ...]
     kind: str = "postcall"  # the run key's prefix: which sensor found the work
+    found: tuple[str, ...] = ()  # the watched objects' keys when they are not the reports (late recordings)
 
     @property
     def partition_key(self) -> str:
@@ -67,7 +68,8 @@ class CallBatch:
     @property
     def run_key(self) -> str:
         # Derived only from object names + generations: the same objects always give the same key.
-        digest = hashlib.sha256("\n".join(r.key for r in sorted(self.refs)).encode()).hexdigest()[:24]
+        keys = [r.key for r in sorted(self.refs)] + sorted(self.found)
+        digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:24]
         return f"{self.kind}:{self.partition_key}:{digest}"
 
 
@@ -111,16 +113,19 @@ def discover(
     since = max(cursor.since, min(newest, now - SETTLE))
     # Everything listed at or after the new watermark has been requested: now or before.
     at_since = frozenset(_key(obj) for obj, _ in listed if obj.updated >= since)
-    by_day: dict[date, list[CallRef]] = {}
-    for _, ref in new:
-        by_day.setdefault(ref.day, []).append(ref)
+    by_day: dict[date, dict[CallRef, list[str]]] = {}
+    for obj, ref in new:
+        by_day.setdefault(ref.day, {}).setdefault(ref, []).append(_key(obj))
     batches = []
     for day in sorted(by_day):
-        refs = sorted(set(by_day[day]))
+        refs = sorted(by_day[day])
         for i in range(0, len(refs), max_per_run):
-            batches.append(
-                CallBatch(day, tuple(refs[i : i + max_per_run]), LATE_KIND if late_recordings else "postcall")
-            )
+            chunk = tuple(refs[i : i + max_per_run])
+            if late_recordings:  # a recording uploaded again is new work for the same report
+                found = tuple(k for ref in chunk for k in by_day[day][ref])
+                batches.append(CallBatch(day, chunk, LATE_KIND, found))
+            else:
+                batches.append(CallBatch(day, chunk))
     return batches, DiscoveryCursor(since=since, at_since=at_since)
 
 
