@@ -7,9 +7,10 @@ agent's answer heard in its earpiece (``line_v2v``). Beside it, the agent's own 
 turns from its session report (``agent_v2v``: LiveKit's e2e_latency, from the VAD's end of speech
 to the first audio out), so the difference is the media path plus the VAD's silence wait.
 
-    .venv/bin/python bench/voice_to_voice_livekit.py [--turns 4] [--llm-url URL --llm-model M]
+    .venv/bin/python bench/voice_to_voice_livekit.py [--turns 4] [--scripted-llm | --llm-url URL --llm-model M]
 
-Without ``--llm-url`` it starts llama.cpp with SmolLM2-135M (the local stack's LLM).
+Without ``--llm-url`` it starts llama.cpp with SmolLM2-135M (the local stack's LLM); with
+``--scripted-llm`` the LLM takes no model time, as in bench/agent_latency.py's simulated line.
 """
 
 from __future__ import annotations
@@ -60,7 +61,15 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=4)
     parser.add_argument("--llm-url")
     parser.add_argument("--llm-model", default="smollm2-135m")
+    parser.add_argument("--scripted-llm", action="store_true",
+                        help="a scripted OpenAI-compatible LLM with zero model time, as bench/agent_latency.py uses")
     args = parser.parse_args()
+    if args.scripted_llm:
+        from doubles.llm_server import Rule, ScriptedLLM
+        from doubles.llm_server import Say as LLMSay
+
+        scripted = ScriptedLLM([Rule(r"\w", LLMSay("Sure. Your payment is due on the first day of each month."))]).start()
+        args.llm_url, args.llm_model = scripted.base_url, "scripted"
 
     work = Path(tempfile.mkdtemp(prefix="bench-v2v-"))
     ports = {name: free_port() for name in ("gcs", "stt", "tts", "llm", "agent")}
