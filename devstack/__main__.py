@@ -107,6 +107,7 @@ def main() -> int:
         Service("talk", [python(), "-m", "devstack.talk_server", "--port", str(ports["talk"])], ports["talk"], ready_path="/"),
     ]
     livekit.write_config(local / "livekit.yaml")
+    plane = start_control_plane(local, env)
     stack = Stack(local / "logs", env)
     try:
         for svc in services:
@@ -133,6 +134,35 @@ def main() -> int:
         return 1
     finally:
         stack.stop()
+        if plane is not None:
+            plane.stop()
+
+
+def start_control_plane(local: Path, env: dict[str, str]):  # noqa: ANN201 - ControlPlane | None
+    """etcd and kube-apiserver on loopback (devstack/control_plane.py), for the rollout to apply the
+    dev overlay to from the Dagster UI; ``env`` gets the kubeconfig and context. Without the
+    binaries (setup not run) the stack goes on without it, and the rollout says what is missing."""
+    import shutil
+
+    from devstack.control_plane import CONTEXT, ControlPlane, ControlPlaneUnavailable, gateway_api_crds, install_crds
+
+    workdir = local / "control-plane"
+    shutil.rmtree(workdir, ignore_errors=True)  # a fresh cluster each start: certificates, token, etcd
+    workdir.mkdir(parents=True)
+    plane = ControlPlane(workdir)
+    try:
+        plane.start()
+        install_crds(plane.kubeconfig, gateway_api_crds())
+    except ControlPlaneUnavailable as exc:
+        plane.stop()
+        log.warning("no Kubernetes API server locally: %s", exc)
+        return None
+    env["KUBECONFIG"] = str(plane.kubeconfig)
+    env["CALLCENTER_KUBE_CONTEXT"] = CONTEXT
+    log.info("Kubernetes API:   %s (kube-apiserver %s; KUBECONFIG=%s): the rollout applies the dev overlay here. "
+             "No kubelet runs, so workloads never start and the rollout's health gates wait, then fail saying so.",
+             plane.url, plane.version().get("gitVersion", "?"), plane.kubeconfig)
+    return plane
 
 
 def seed_demo_calls(env: dict[str, str]) -> None:

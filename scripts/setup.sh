@@ -25,7 +25,7 @@ LLAMA_CPP_VERSION="0.3.36"
 LIVEKIT_SERVER_VERSION="v1.13.5"
 BIN_CACHE="${CALLCENTER_BIN_CACHE:-$HOME/.cache/callcenter/bin}"
 # etcd and kube-apiserver for the rollout's tests against a real API server
-# (tests/rollout/control_plane.py), built from the pinned module in scripts/kube-build: the
+# (devstack/control_plane.py), built from the pinned module in scripts/kube-build: the
 # Kubernetes minor GKE runs and the etcd release it pins. Cached under a name carrying both
 # versions and the module's hash, so a changed pin rebuilds. In the background like livekit-server.
 KUBE_BUILD="$ROOT/scripts/kube-build"

@@ -1,5 +1,5 @@
 """Rollout fixtures: the Kubernetes API double, a real kube-apiserver and etcd
-(tests/rollout/control_plane.py), the inference doubles and the LiveKit double on loopback, and
+(devstack/control_plane.py), the inference doubles and the LiveKit double on loopback, and
 the rollout definitions wired to them with short timeouts."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from devstack.control_plane import CONTEXT, ControlPlane, ControlPlaneUnavailable, gateway_api_crds, install_crds
 from orchestration.defs import rollout
 from orchestration.defs.rollout.kube import KubernetesResource
 from orchestration.defs.rollout.probes import InferenceEndpoints
@@ -21,7 +22,6 @@ from orchestration.defs.rollout.settings import RolloutSettings
 from orchestration.defs.rollout.trunks import SipTrunkSettings
 from orchestration.resources.livekit import LiveKitResource
 from tests.doubles.livekit_server import LiveKitDouble
-from tests.rollout.control_plane import CONTEXT, ControlPlane, ControlPlaneUnavailable, gateway_api_crds
 from tests.rollout.inference_doubles import OpenAIDouble, RivaDouble
 from tests.rollout.kube_double import ClusterDouble
 
@@ -154,31 +154,6 @@ def check_evaluations(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
 
 
 # --- a real kube-apiserver -------------------------------------------------------------------
-def _install_crds(kubeconfig: Path, crds: list[dict[str, Any]], timeout_s: float = 60.0) -> None:
-    import time
-
-    from kubernetes import client, config
-    from kubernetes.dynamic import DynamicClient
-
-    api = config.new_client_from_config(config_file=str(kubeconfig), context=CONTEXT)
-    try:
-        resource = DynamicClient(api).resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
-        for crd in crds:
-            resource.server_side_apply(body=crd, name=crd["metadata"]["name"], field_manager="rollout-tests")
-        extensions = client.ApiextensionsV1Api(api)
-        deadline = time.monotonic() + timeout_s
-        for crd in crds:
-            while True:
-                live = extensions.read_custom_resource_definition(crd["metadata"]["name"])
-                if any(c.type == "Established" and c.status == "True" for c in (live.status.conditions or [])):
-                    break
-                if time.monotonic() > deadline:
-                    raise ControlPlaneUnavailable(f"CRD {crd['metadata']['name']} not Established after {timeout_s:g} s")
-                time.sleep(0.1)
-    finally:
-        api.close()
-
-
 @pytest.fixture(scope="session")
 def real_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """etcd and kube-apiserver on loopback for the session, the Gateway API CRDs installed.
@@ -186,7 +161,7 @@ def real_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Control
     plane = ControlPlane(tmp_path_factory.mktemp("control-plane"))
     try:
         plane.start()
-        _install_crds(plane.kubeconfig, gateway_api_crds())
+        install_crds(plane.kubeconfig, gateway_api_crds())
     except ControlPlaneUnavailable as e:
         plane.stop()
         pytest.fail(str(e), pytrace=False)

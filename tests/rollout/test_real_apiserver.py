@@ -1,8 +1,8 @@
-"""The rollout against a real kube-apiserver and etcd (tests/rollout/control_plane.py): what the
+"""The rollout against a real kube-apiserver and etcd (devstack/control_plane.py): what the
 API double cannot say. The server validates every object against its schema or CRD, keeps
 field ownership per manager, refuses conflicting and immutable changes, and writes its own
 managedFields. No controller or kubelet runs: the health gates are driven by status written
-as they would write it (control_plane.Kubelet)."""
+as they would write it (tests/rollout/kubelet.py)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
+from devstack.control_plane import CONTEXT, NOT_INSTALLABLE, REPO_ROOT, ControlPlane
 from orchestration.defs.rollout.apply import apply_objects
 from orchestration.defs.rollout.manifests import object_ref
 from orchestration.defs.rollout.manifests import render_overlay as rollout_render
 from tests.manifests.render import OVERLAYS, render_bootstrap
 from tests.rollout.conftest import check_evaluations, materialization_metadata, materialized, run_rollout
-from tests.rollout.control_plane import NOT_INSTALLABLE, REPO_ROOT, ControlPlane, Kubelet
+from tests.rollout.kubelet import Kubelet
 from tests.rollout.test_real_manifests import _with_site_values
 from tests.rollout.test_rollout_job import diff_lines
 
@@ -438,3 +439,28 @@ def test_the_rollout_service_account_may_read_and_apply_every_object_the_gke_ove
     finally:
         rollout_sa.close()
     assert forbidden == {}
+
+
+def test_the_local_stack_rollout_applies_the_dev_overlay_to_its_api_server(
+    real_apiserver: ControlPlane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the local stack runs it (devstack sets KUBECONFIG and CALLCENTER_KUBE_CONTEXT): the local
+    deployment's rollout resources apply the dev overlay's first tier to the real API server."""
+    import dagster as dg
+    from kubernetes import client, config
+
+    from orchestration.defs.rollout import resources as rollout_resources
+    from orchestration.defs.rollout.assets import namespace_and_secrets
+    from orchestration.deployment import Deployment
+
+    monkeypatch.setenv("KUBECONFIG", str(real_apiserver.kubeconfig))
+    monkeypatch.setenv("CALLCENTER_KUBE_CONTEXT", CONTEXT)
+    result = dg.materialize(
+        [namespace_and_secrets], resources=rollout_resources(Deployment.LOCAL), instance=dg.DagsterInstance.ephemeral()
+    )
+    assert result.success
+    api = config.new_client_from_config(config_file=str(real_apiserver.kubeconfig), context=CONTEXT)
+    try:
+        assert client.CoreV1Api(api).read_namespace("call-center").status.phase == "Active"
+    finally:
+        api.close()

@@ -53,10 +53,14 @@ def resources(deployment: Deployment) -> dict[str, Any]:
     match deployment:
         case Deployment.LOCAL:
             return {
-                # No cluster locally: the assets fail fast naming CALLCENTER_KUBE_CONTEXT;
-                # rendering and validating the dev overlay still work.
-                "kubernetes": KubernetesResource(),
-                "rollout_settings": RolloutSettings(overlay="dev"),
+                # The local stack's kube-apiserver (devstack/control_plane.py sets the context and
+                # KUBECONFIG): the dev overlay is applied to a real API server, though no kubelet
+                # runs its workloads. Without it the assets fail fast naming CALLCENTER_KUBE_CONTEXT.
+                "kubernetes": KubernetesResource(context=dg.EnvVar(CONTEXT_ENV), kubeconfig=dg.EnvVar("KUBECONFIG"))
+                if os.environ.get(CONTEXT_ENV) and os.environ.get("KUBECONFIG")
+                else KubernetesResource(),
+                # no kubelet on the local API server: a health gate fails in 2 minutes, not 15
+                "rollout_settings": RolloutSettings(overlay="dev", rollout_timeout_s=120.0),
                 "inference_endpoints": InferenceEndpoints(),
                 # the trunks and the dispatch rule go to the local stack's livekit-server; the
                 # carrier end is the local phone line (devstack/phone_line.py)
