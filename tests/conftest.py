@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from devstack.livekit import LocalLiveKit
+from doubles.livekit_server import LiveKitDouble
 from orchestration.defs.postcall.llama_server import bundled_gguf
-from tests.doubles.livekit_server import LiveKitDouble
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -15,13 +15,13 @@ import dagster as dg
 import pytest
 
 from devstack.control_plane import CONTEXT, ControlPlane, ControlPlaneUnavailable, gateway_api_crds, install_crds
+from doubles.livekit_server import LiveKitDouble
 from orchestration.defs import rollout
 from orchestration.defs.rollout.kube import KubernetesResource
 from orchestration.defs.rollout.probes import InferenceEndpoints
 from orchestration.defs.rollout.settings import RolloutSettings
 from orchestration.defs.rollout.trunks import SipTrunkSettings
 from orchestration.resources.livekit import LiveKitResource
-from tests.doubles.livekit_server import LiveKitDouble
 from tests.rollout.inference_doubles import OpenAIDouble, RivaDouble
 from tests.rollout.kube_double import ClusterDouble
 
