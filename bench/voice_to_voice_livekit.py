@@ -22,17 +22,15 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from callcenter.report import SessionReport  # noqa: E402
 from devstack.demo_calls import SAMPLE_RATE as DEMO_RATE  # noqa: E402
 from devstack.demo_calls import speak_caller  # noqa: E402
 from devstack.livekit import LocalLiveKit  # noqa: E402
-from devstack.phone_line import Say, place_inbound_call, to_line_pcm  # noqa: E402
+from devstack.phone_line import Say, place_inbound_call, to_line_pcm, wait_for_report  # noqa: E402
 from devstack.stack import Service, Stack, python  # noqa: E402
 from orchestration.defs.postcall.llama_server import bundled_gguf  # noqa: E402
 from orchestration.resources.storage import RecordingsBucket  # noqa: E402
@@ -108,7 +106,8 @@ def main() -> None:
             place_inbound_call(lk.url, lk.api_key, lk.api_secret, caller_number="+14155550199", trunk_number="+14155550100",
                                agent_name=AGENT_NAME, script=script, agent_timeout_s=90, hang_up_after_s=3)
         )  # fmt: skip
-        report = wait_for_report(f"http://127.0.0.1:{ports['gcs']}", result.room)
+        bucket = RecordingsBucket(bucket_name=BUCKET, project="local", emulator_host=f"http://127.0.0.1:{ports['gcs']}")
+        report = wait_for_report(bucket, result.room, timeout_s=60)
     finally:
         stack.stop()
     line_ms = [round(v * 1000) for v in result.voice_to_voice_s]
@@ -118,19 +117,6 @@ def main() -> None:
                          ("agent_v2v (VAD end of speech -> first audio out, e2e_latency)", agent_ms)):  # fmt: skip
         if values:
             print(f"{name}: median {statistics.median(values):.0f} ms, min {min(values)}, max {max(values)} ({len(values)} turns)")
-
-
-def wait_for_report(emulator: str, room: str, timeout_s: float = 60) -> SessionReport:
-    bucket = RecordingsBucket(bucket_name=BUCKET, project="local", emulator_host=emulator)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for blob in bucket.list_prefix("recordings/"):
-            if blob.name.endswith("session.json"):
-                report = SessionReport.model_validate_json(bucket.read_bytes(blob.name))
-                if report.room == room:
-                    return report
-        time.sleep(0.5)
-    raise TimeoutError(f"no session report for {room}")
 
 
 if __name__ == "__main__":

@@ -298,6 +298,22 @@ class _Mouth:
                 done.set_result(time.monotonic())
 
 
+def wait_for_report(bucket, room: str, timeout_s: float = 90.0):  # noqa: ANN001, ANN201
+    """The session report the agent wrote for a call in ``room`` (it lands after the hang-up),
+    read through the bucket's resource (``orchestration.resources.storage.RecordingsBucket``)."""
+    from callcenter.report import SessionReport
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for blob in bucket.list_prefix("recordings/"):
+            if blob.name.endswith("/session.json"):
+                report = SessionReport.model_validate_json(bucket.read_bytes(blob.name))
+                if report.room == room:
+                    return report
+        time.sleep(0.5)
+    raise TimeoutError(f"no session report for room {room} after {timeout_s:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Call the local stack's agent as a phone caller would (livekit-sip stand-in)")
     parser.add_argument("--say", type=Path, action="append", default=[], help="WAV the caller says (repeatable, in order)")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
 import wave
 
 import dagster as dg
@@ -26,7 +25,7 @@ from callindex import open_call_index
 from devstack.demo_calls import SAMPLE_RATE as DEMO_RATE
 from devstack.demo_calls import speak_caller
 from devstack.phone_line import SAMPLE_RATE as LINE_RATE
-from devstack.phone_line import LineResult, Say, dispatch_rule_route, place_inbound_call, to_line_pcm
+from devstack.phone_line import LineResult, Say, dispatch_rule_route, place_inbound_call, to_line_pcm, wait_for_report
 from orchestration.defs.postcall import call_analyses, call_index, call_transcripts
 from orchestration.defs.postcall.analysis import CallLLM, StructuredOutput
 from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
@@ -77,17 +76,8 @@ def call(lk, **kwargs) -> LineResult:  # noqa: ANN001
     )
 
 
-def report_for_room(bucket: RecordingsBucket, room: str, timeout_s: float = 90.0) -> SessionReport:
-    """The session report the agent wrote for this room (it lands after the hang-up)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for blob in bucket.list_prefix("recordings/"):
-            if blob.name.endswith("/session.json"):
-                report = SessionReport.model_validate_json(bucket.read_bytes(blob.name))
-                if report.room == room:
-                    return report
-        time.sleep(0.5)
-    raise AssertionError(f"no session report for room {room} after {timeout_s:.0f} s")
+def report_for_room(bucket: RecordingsBucket, room: str) -> SessionReport:
+    return wait_for_report(bucket, room, timeout_s=90)
 
 
 def test_inbound_call_is_answered_disclosed_reported_and_indexed(agent_worker, rollout_sip, e2e_bucket, stt_server, llm_base_url, tmp_path) -> None:
