@@ -4,12 +4,10 @@ exactly as rendered, by exactly one asset, and the whole rollout passes on the A
 from __future__ import annotations
 
 import base64
+import shutil
 from pathlib import Path
 
 import pytest
-
-import shutil
-
 import yaml
 
 from orchestration.defs.rollout.manifests import group_by_asset, missing_site_values, secret_references
