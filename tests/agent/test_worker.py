@@ -44,3 +44,28 @@ async def test_job_metadata_decides_the_direction_and_must_match_the_room() -> N
         pytest.raises(ValueError, match="does not match the room"),
     ):
         outbound_request(ctx)
+
+
+def test_an_inbound_room_named_by_the_dispatch_rule_gets_a_call_id_of_its_own() -> None:
+    from agent.worker import call_id_for
+    from callcenter.ids import is_call_id, new_call_id
+
+    room = "call-_+14155550199_hWk19HAnWf21"  # <room_prefix>_<caller>_<random>, as livekit-sip names it
+    minted = call_id_for(room, None)
+    assert is_call_id(minted) and "+1415" not in minted
+    assert call_id_for(room, None) != minted  # one per call, never derived from the caller's number
+    named = new_call_id()
+    assert call_id_for(named, None) == named  # a room already named call-<uuid7> keeps its id
+    request = make_request()
+    assert call_id_for(request.call_id, request) == request.call_id
+
+
+def test_worker_max_calls_loads_the_worker_by_its_running_calls() -> None:
+    from types import SimpleNamespace
+
+    from agent.worker import calls_load
+
+    load = calls_load(2)
+    assert [load(SimpleNamespace(active_jobs=[object()] * n)) for n in (0, 1, 2, 3)] == [0.0, 0.5, 1.0, 1.0]
+    server = build_server(load_settings(worker_max_calls=2))
+    assert server._load_threshold == 1.0 and server._load_fnc is not None
