@@ -76,7 +76,8 @@ class LocalRecorder:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self._room.disconnect()
-        return encode_ogg_opus(self.stereo(), SAMPLE_RATE)
+        # encoding a call takes CPU seconds: off the agent's event loop, which still serves the room
+        return await asyncio.to_thread(encode_ogg_opus, self.stereo(), SAMPLE_RATE)
 
     def stereo(self) -> np.ndarray:
         length = max((off + len(pcm) for chunks in self._chunks.values() for off, pcm in chunks), default=0)
