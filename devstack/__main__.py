@@ -98,7 +98,8 @@ def main() -> int:
                 ports["stt"], ready_path="/health", requires_module="devstack.stt_server"),
         Service("tts", [python(), "-m", "tts.app"], ports["tts"], ready_path="/ready", requires_module="tts.app.__main__",
                 env={"TTS_HOST": "127.0.0.1", "TTS_PORT": str(ports["tts"]), "TTS_BACKEND": "piper",
-                     "TTS_VOICES_DIR": str(local / "tts" / "voices"), "TTS_VOICE_ALIASES": "default=joe"}),
+                     "TTS_VOICES_DIR": str(local / "tts" / "voices"), "TTS_VOICE_ALIASES": "default=joe",
+                     "TTS_OPENAI_VOICES_TO": "joe"}),
         Service("browser", [python(), "-m", "browser"], ports["browser"], ready_path=None, requires_module="browser.__main__"),
         *livekit.services(local / "livekit.yaml"),
         # the production worker (python -m agent.worker start) on the local engines

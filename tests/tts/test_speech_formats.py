@@ -120,3 +120,14 @@ def test_piper_thread_setting_reaches_onnxruntime():
     backend = PiperBackend(threads=1)
     backend.load()
     assert backend._voice.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_unchanged_openai_clients_name_openai_voices(make_client, piper_backend) -> None:
+    """With TTS_OPENAI_VOICES_TO every OpenAI voice name speaks with that voice; an explicit alias
+    of the same name still wins; without it, OpenAI's names stay unknown (a 400)."""
+    client = make_client(RecordingBackend(piper_backend), openai_voices_to="joe", voice_aliases={"echo": "joe"})
+    for name in ("alloy", "coral", "echo", "verse"):
+        assert client.post("/v1/audio/speech", json=speak("Hi there.", voice=name)).status_code == 200, name
+    assert client.post("/v1/audio/speech", json=speak("Hi there.", voice="not-a-voice")).status_code == 400
+    plain = make_client(RecordingBackend(piper_backend))
+    assert plain.post("/v1/audio/speech", json=speak("Hi there.", voice="alloy")).status_code == 400

@@ -142,7 +142,7 @@ def create_app(settings: Settings | None = None, backend: SpeechBackend | None =
             settings.clip_max_seconds,
             settings.max_upload_bytes,
         ),
-        aliases=settings.voice_aliases,
+        aliases=settings.all_voice_aliases(),
         mirror=mirror,
     )
     runtime = Runtime(

@@ -11,6 +11,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Names OpenAI clients send as `model`; all of them mean "this server's loaded backend".
 DEFAULT_MODEL_NAMES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "chatterbox", "piper", "espeak")
+# The voice names OpenAI's speech API takes (its docs' list for tts-1 and gpt-4o-mini-tts)
+OPENAI_VOICE_NAMES = (
+    "alloy", "ash", "ballad", "cedar", "coral", "echo", "fable", "marin", "nova", "onyx", "sage", "shimmer", "verse",
+)  # fmt: skip
 
 
 class Settings(BaseSettings):
@@ -26,6 +30,10 @@ class Settings(BaseSettings):
     # Explicit aliases, e.g. {"alloy": "joe"}: lets unmodified OpenAI clients name a voice here.
     # Empty by default: an unknown voice is a 400, never a silent fallback.
     voice_aliases: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    # One of this server's voices that every OpenAI voice name (alloy, ash, coral, ...) speaks
+    # with, so unmodified OpenAI clients work; an explicit alias of the same name wins. Empty
+    # (the default): OpenAI's names are unknown voices here, a 400 like any other.
+    openai_voices_to: str = ""
 
     max_input_chars: int = 4096
     # Concurrent syntheses; 0 = what the backend says it can run at once (1 for one GPU model).
@@ -94,6 +102,11 @@ class Settings(BaseSettings):
                 return json.loads(value)
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    def all_voice_aliases(self) -> dict[str, str]:
+        """The explicit aliases, over OpenAI's voice names mapped to ``openai_voices_to``."""
+        openai = dict.fromkeys(OPENAI_VOICE_NAMES, self.openai_voices_to) if self.openai_voices_to else {}
+        return {**openai, **self.voice_aliases}
 
     @field_validator("voice_aliases", mode="before")
     @classmethod
