@@ -8,15 +8,14 @@ Post-call must attribute every word to the speaker who said it, whichever of the
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import UTC, datetime
 
-import av
 import dagster as dg
 import numpy as np
 import pytest
 
+from callcenter.audio import encode_ogg_opus as encode_recording
 from callcenter.ids import new_call_id
 from callcenter.paths import audio_path, report_path
 from callcenter.record import CallRecord, TranscriptSource
@@ -40,23 +39,7 @@ AGENT_CHANNEL, CALLER_CHANNEL = 0, 1
 
 def encode_ogg_opus(pcm: np.ndarray) -> bytes:
     """float32 [n, channels] at STT_RATE -> Ogg/Opus (1 or 2 channels), as Egress writes audio-only rooms."""
-    layout = "stereo" if pcm.shape[1] == 2 else "mono"
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="ogg") as container:
-        stream = container.add_stream("libopus", rate=48_000, layout=layout)
-        resampler = av.AudioResampler(format="s16", layout=layout, rate=48_000)
-        s16 = (np.clip(pcm, -1, 1) * 32767).astype(np.int16)
-        for start in range(0, len(s16), STT_RATE):
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(s16[start : start + STT_RATE]).reshape(1, -1), format="s16", layout=layout
-            )
-            frame.sample_rate = STT_RATE
-            for rf in resampler.resample(frame):
-                container.mux(stream.encode(rf))
-        for rf in resampler.resample(None):
-            container.mux(stream.encode(rf))
-        container.mux(stream.encode(None))
-    return buf.getvalue()
+    return encode_recording(pcm, STT_RATE)
 
 
 def _stems(call) -> tuple[np.ndarray, np.ndarray]:
