@@ -96,9 +96,9 @@ def make_resources(
     def make(
         overlay: str = "test", rollout_timeout_s: float = 3.0, manifests_dir: Path | None = None, **settings: Any
     ) -> dict[str, Any]:
-        return {
-            "kubernetes": KubernetesResource(context="kube-double", kubeconfig=str(kubeconfig)),
-            "rollout_settings": RolloutSettings(
+        return rollout_resources(
+            KubernetesResource(context="kube-double", kubeconfig=str(kubeconfig)),
+            RolloutSettings(
                 manifests_dir=str(manifests_dir or manifests),
                 overlay=overlay,
                 rollout_timeout_s=rollout_timeout_s,
@@ -106,22 +106,39 @@ def make_resources(
                 request_timeout_s=5.0,
                 **settings,
             ),
-            "inference_endpoints": InferenceEndpoints(
-                riva_uri=riva.uri,
-                vllm_base_url=f"{openai_double.url}/v1",
-                vllm_model=openai_double.model,
-                tts_base_url=openai_double.url,
-                timeout_s=5.0,
-            ),
-            "sip_trunks": SipTrunkSettings(
-                phone_numbers="+15550100,+15550101", termination_uri="callcenter.pstn.twilio.com"
-            ),
-            "livekit": LiveKitResource(
-                url=livekit_double.url, api_key=livekit_double.api_key, api_secret=livekit_double.api_secret
-            ),
-        }
+            riva=riva,
+            openai_double=openai_double,
+            livekit_double=livekit_double,
+        )
 
     return make
+
+
+def rollout_resources(
+    kubernetes: KubernetesResource,
+    settings: RolloutSettings,
+    *,
+    riva: RivaDouble,
+    openai_double: OpenAIDouble,
+    livekit_double: LiveKitDouble,
+) -> dict[str, Any]:
+    """The rollout's resources around a Kubernetes API (the double or the real server): the
+    inference doubles, the test trunks and the LiveKit double."""
+    return {
+        "kubernetes": kubernetes,
+        "rollout_settings": settings,
+        "inference_endpoints": InferenceEndpoints(
+            riva_uri=riva.uri,
+            vllm_base_url=f"{openai_double.url}/v1",
+            vllm_model=openai_double.model,
+            tts_base_url=openai_double.url,
+            timeout_s=5.0,
+        ),
+        "sip_trunks": SipTrunkSettings(phone_numbers="+15550100,+15550101", termination_uri="callcenter.pstn.twilio.com"),
+        "livekit": LiveKitResource(
+            url=livekit_double.url, api_key=livekit_double.api_key, api_secret=livekit_double.api_secret
+        ),
+    }
 
 
 def run_rollout(
@@ -213,9 +230,9 @@ def make_real_resources(
     """The rollout's resources against the real API server, in the test's namespace."""
 
     def make(overlay: str = real_namespace, rollout_timeout_s: float = 3.0, **settings: Any) -> dict[str, Any]:
-        return {
-            "kubernetes": KubernetesResource(context=CONTEXT, kubeconfig=str(real_apiserver.kubeconfig)),
-            "rollout_settings": RolloutSettings(
+        return rollout_resources(
+            KubernetesResource(context=CONTEXT, kubeconfig=str(real_apiserver.kubeconfig)),
+            RolloutSettings(
                 manifests_dir=str(manifests),
                 overlay=overlay,
                 namespace=real_namespace,
@@ -224,19 +241,9 @@ def make_real_resources(
                 request_timeout_s=10.0,
                 **settings,
             ),
-            "inference_endpoints": InferenceEndpoints(
-                riva_uri=riva.uri,
-                vllm_base_url=f"{openai_double.url}/v1",
-                vllm_model=openai_double.model,
-                tts_base_url=openai_double.url,
-                timeout_s=5.0,
-            ),
-            "sip_trunks": SipTrunkSettings(
-                phone_numbers="+15550100,+15550101", termination_uri="callcenter.pstn.twilio.com"
-            ),
-            "livekit": LiveKitResource(
-                url=livekit_double.url, api_key=livekit_double.api_key, api_secret=livekit_double.api_secret
-            ),
-        }
+            riva=riva,
+            openai_double=openai_double,
+            livekit_double=livekit_double,
+        )
 
     return make
