@@ -234,7 +234,8 @@ def test_a_mix_is_split_by_turn_times_counted_from_before_egress_started(render_
     late = [t.model_copy(update={"start": t.start + 2.5, "end": t.end + 2.5}) for t in call.report.turns]
     result = _transcribe(call, identical_channels(call), report=call.report.model_copy(update={"turns": late}))
     assert result.channel_mode is ChannelMode.MIXED_SPLIT_BY_REPORT, result.channel_reason
-    assert result.channel_stats["turn_offset_s"] == pytest.approx(-2.5, abs=0.1)
+    # 50 ms frames, and turn edges a frame or two from the speech's: three frames either side
+    assert result.channel_stats["turn_offset_s"] == pytest.approx(-2.5, abs=0.15)
     _assert_wrong_number_attributed(result)
 
 

@@ -106,7 +106,11 @@ def turn_offset(envelope: np.ndarray, turns: Sequence[Turn]) -> tuple[float, flo
     # Turns placed k frames late on a grid k frames longer each side: frame i at shift s is base[i - s + k].
     base = turn_activity(turns, None, n + 2 * k, offset_s=k * ENVELOPE_FRAME_S).astype(np.float64)
     fits = {shift: _correlation(envelope, base[k - shift : k - shift + n]) for shift in range(-k, k + 1)}
-    best = max(fits, key=lambda shift: (fits[shift], -abs(shift)))
+    # The fit is flat across a few frames where turn edges and speech edges differ by a frame or two;
+    # float noise must not pick the plateau's edge, so take its middle frame.
+    top = max(fits.values())
+    plateau = sorted(shift for shift, fit in fits.items() if fit >= top - 1e-6)
+    best = plateau[len(plateau) // 2]
     if fits[best] < fits[0] + OFFSET_MIN_GAIN:
         best = 0
     return round(best * ENVELOPE_FRAME_S, 3), fits[best]
