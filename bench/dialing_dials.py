@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from livekit import api  # noqa: E402
 
+from callcenter.campaign import Campaign, CampaignFile  # noqa: E402
 from doubles.livekit_server import LiveKitDouble  # noqa: E402
-from orchestration.defs.dialing.campaigns import Campaign, CampaignFile  # noqa: E402
 from orchestration.defs.dialing.contacts import Contact  # noqa: E402
 from orchestration.defs.dialing.dialer import DialingTick, TickSettings  # noqa: E402
 from orchestration.defs.dialing.store import DialStore, PostgresDialStore, SqliteDialStore  # noqa: E402

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow as pa  # noqa: E402
 
+from callcenter.campaign import Campaign, CampaignFile  # noqa: E402
 from callcenter.outcomes import CallOutcome  # noqa: E402
-from orchestration.defs.dialing.campaigns import Campaign, CampaignFile  # noqa: E402
 from orchestration.defs.dialing.contacts import Contact, validate_contacts  # noqa: E402
 from orchestration.defs.dialing.dialer import DialingTick, TickSettings  # noqa: E402
 from orchestration.defs.dialing.planner import Capacity, plan_tick  # noqa: E402

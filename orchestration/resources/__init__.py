@@ -1,6 +1,6 @@
 """The one map from deployment to resources.
 
-Shared resources (the recordings bucket, LiveKit) live here; each domain under
+Shared resources (the recordings bucket, LiveKit, the campaign catalog) live here; each domain under
 ``orchestration/defs`` contributes its own through ``resources(deployment)``. Switching
 local <-> gke is configuration (CALLCENTER_DEPLOYMENT and the env vars below), never code.
 """
@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 
 from orchestration.deployment import Deployment
+from orchestration.resources.campaigns import LOCAL_CAMPAIGNS_DIR, CampaignCatalog
 from orchestration.resources.livekit import LiveKitResource
 from orchestration.resources.storage import RecordingsBucket
 
@@ -31,6 +32,7 @@ def shared_resources(deployment: Deployment) -> dict[str, Any]:
                     project="local",
                     emulator_host=dg.EnvVar("STORAGE_EMULATOR_HOST"),
                 ),
+                "campaign_catalog": CampaignCatalog(directory=str(LOCAL_CAMPAIGNS_DIR)),
                 # The local stack's livekit-server (devstack sets LIVEKIT_*); without it, rollout
                 # and dialing fail fast naming the settings.
                 "livekit": LiveKitResource(
@@ -45,6 +47,7 @@ def shared_resources(deployment: Deployment) -> dict[str, Any]:
                     bucket_name=dg.EnvVar("CALLCENTER_RECORDINGS_BUCKET"),
                     project=dg.EnvVar("GOOGLE_CLOUD_PROJECT"),
                 ),
+                "campaign_catalog": CampaignCatalog(directory=dg.EnvVar("CALLCENTER_CAMPAIGNS_DIR")),
                 "livekit": LiveKitResource(
                     url=dg.EnvVar("LIVEKIT_URL"),
                     api_key=dg.EnvVar("LIVEKIT_API_KEY"),

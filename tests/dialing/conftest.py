@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 import yaml
 
+from callcenter.campaign import Campaign, CampaignFile, load_catalog
 from callcenter.ids import call_id_time
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.paths import report_path
 from callcenter.report import SessionReport, Turn
 from doubles.livekit_server import LiveKitDouble
 from orchestration.defs.dialing.assets import bucket_lister, bucket_reader
-from orchestration.defs.dialing.campaigns import Campaign, CampaignFile, load_catalog
 from orchestration.defs.dialing.contacts import Contact
 from orchestration.defs.dialing.dialer import DialingTick, TickSettings
 from orchestration.defs.dialing.store import DialStore, PostgresDialStore, SqliteDialStore
@@ -188,7 +188,7 @@ def write_report(
         turns=turns,
     )
     bucket.write_bytes(
-        report_path(call_id, call_id_time(call_id)), report.model_dump_json().encode(), "application/json"
+        report_path(call_id), report.model_dump_json().encode(), "application/json"
     )
     return report
 

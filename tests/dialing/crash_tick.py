@@ -19,7 +19,7 @@ from pathlib import Path
 
 from livekit import api
 
-from orchestration.defs.dialing.campaigns import load_catalog
+from callcenter.campaign import load_catalog
 from orchestration.defs.dialing.dialer import DialingTick, TickSettings
 from tests.dialing.conftest import open_target
 

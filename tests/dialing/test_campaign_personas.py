@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.personas import PersonaNotFound, load_persona
-from orchestration.defs.dialing.campaigns import load_catalog
+from callcenter.campaign import load_catalog
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CAMPAIGNS_DIR = REPO_ROOT / "campaigns"

@@ -16,9 +16,11 @@ from doubles.livekit_server import LiveKitDouble
 from orchestration.defs import dialing
 from orchestration.defs.dialing.assets import campaign_contacts, dial_ledger, dialable_contacts, do_not_call_list
 from orchestration.defs.dialing.jobs import campaign_control
-from orchestration.defs.dialing.resources import CallCapacity, CampaignCatalog, DialLedgerStore
+from orchestration.defs.dialing.resources import CallCapacity, DialLedgerStore
 from orchestration.defs.dialing.store import CampaignState, SqliteDialStore
 from orchestration.deployment import Deployment
+from orchestration.resources import shared_resources
+from orchestration.resources.campaigns import CampaignCatalog
 from orchestration.resources.livekit import LiveKitResource
 from tests.dialing.conftest import campaign, write_catalog
 
@@ -47,7 +49,8 @@ def test_asset_graph_jobs_and_tags(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("deployment", list(Deployment))
 def test_every_deployment_has_the_dialing_resources(deployment: Deployment) -> None:
-    assert set(dialing.resources(deployment)) == {"dial_ledger_store", "campaign_catalog", "call_capacity"}
+    assert set(dialing.resources(deployment)) == {"dial_ledger_store", "call_capacity"}
+    assert "campaign_catalog" in shared_resources(deployment)  # dialing and post-call read one catalog
 
 
 def local_resources(tmp_path: Path, campaigns_dir: Path, **extra) -> dict:

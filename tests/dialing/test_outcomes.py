@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from callcenter.campaign import CampaignFile
 from callcenter.ids import new_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.report import SessionReport, Turn
 from doubles.livekit_server import LiveKitDouble
 from orchestration.defs.dialing.assets import fetch_contact_list
-from orchestration.defs.dialing.campaigns import CampaignFile
 from orchestration.defs.dialing.outcomes import is_abandoned, sweep_outcomes
 from orchestration.defs.dialing.store import AttemptStatus, DialStore
 from tests.dialing.conftest import (

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 import pytest
 
-from orchestration.defs.dialing.campaigns import CallingWindow
+from callcenter.campaign import CallingWindow
 from orchestration.defs.dialing.contacts import normalise_number
 from orchestration.defs.dialing.windows import window_verdict
 
@@ -97,7 +97,7 @@ def test_phonenumbers_zone_table_is_what_we_expect() -> None:
 
 
 def test_a_campaign_the_agent_would_reject_fails_at_load() -> None:
-    from orchestration.defs.dialing.campaigns import Campaign
+    from callcenter.campaign import Campaign
 
     base = {"id": "x", "persona": "renewals", "contacts": "x.csv"}
     with pytest.raises(ValueError, match="transfer_number"):

@@ -2,12 +2,12 @@
 
 Exposes ``defs`` (assets, check, jobs, schedule) and ``resources(deployment)``: the
 ledger store (SQLite under CALLCENTER_DATA_DIR locally, PostgreSQL from
-CALLCENTER_DIALING_DSN on GKE), the campaign catalog and the fleet's call capacity.
+CALLCENTER_DIALING_DSN on GKE) and the fleet's call capacity; the campaign catalog is shared
+(orchestration/resources).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -26,11 +26,8 @@ from orchestration.defs.dialing.jobs import (
     dialing_tick_schedule,
     load_campaigns_job,
 )
-from orchestration.defs.dialing.resources import CallCapacity, CampaignCatalog, DialLedgerStore
+from orchestration.defs.dialing.resources import CallCapacity, DialLedgerStore
 from orchestration.deployment import Deployment
-
-# The demo campaigns shipped with the repository (the local stack dials nobody: no LiveKit).
-LOCAL_CAMPAIGNS_DIR = Path(__file__).resolve().parents[3] / "campaigns"
 
 defs = dg.Definitions(
     assets=[campaign_contacts, do_not_call_list, dialable_contacts, dial_ledger],
@@ -45,14 +42,12 @@ def resources(deployment: Deployment) -> dict[str, Any]:
         case Deployment.LOCAL:
             return {
                 "dial_ledger_store": DialLedgerStore(data_dir=dg.EnvVar("CALLCENTER_DATA_DIR")),
-                "campaign_catalog": CampaignCatalog(directory=str(LOCAL_CAMPAIGNS_DIR)),
                 # faster-whisper, llama.cpp and Piper on one CPU box: one call at a time.
                 "call_capacity": CallCapacity(stt_calls=1, llm_calls=1, tts_calls=1, recorder_calls=1),
             }
         case Deployment.GKE:
             return {
                 "dial_ledger_store": DialLedgerStore(postgres_dsn=dg.EnvVar("CALLCENTER_DIALING_DSN")),
-                "campaign_catalog": CampaignCatalog(directory=dg.EnvVar("CALLCENTER_CAMPAIGNS_DIR")),
                 # One L4 each for Riva, vLLM and Chatterbox, two Egress pods: 25 calls until
                 # measured (docs/capacity.md); raise these with the measured figures. TTS is
                 # read each tick from the Chatterbox pod's own measured capacity (one replica:

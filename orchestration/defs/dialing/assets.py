@@ -8,7 +8,7 @@ import dagster as dg
 from google.api_core.exceptions import NotFound
 from pydantic import Field
 
-from orchestration.defs.dialing.campaigns import CampaignFile
+from callcenter.campaign import CampaignFile
 from orchestration.defs.dialing.contacts import ContactList, ContactListError, read_table, validate_contacts
 from orchestration.defs.dialing.dialer import (
     ABANDONMENT_WINDOW,
@@ -21,8 +21,9 @@ from orchestration.defs.dialing.dialer import (
 from orchestration.defs.dialing.dnc import import_registry, registry_location
 from orchestration.defs.dialing.outcomes import ListReports, ReadReport
 from orchestration.defs.dialing.planner import ABANDONMENT_LIMIT, Plan
-from orchestration.defs.dialing.resources import CallCapacity, CampaignCatalog, DialLedgerStore
+from orchestration.defs.dialing.resources import CallCapacity, DialLedgerStore
 from orchestration.defs.dialing.store import DialStore
+from orchestration.resources.campaigns import CampaignCatalog
 from orchestration.resources.livekit import LiveKitResource
 from orchestration.resources.storage import RecordingsBucket
 

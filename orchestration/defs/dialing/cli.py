@@ -20,8 +20,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from callcenter.campaign import load_catalog
 from orchestration.defs.dialing.assets import fetch_contact_list, utc_clock
-from orchestration.defs.dialing.campaigns import load_catalog
 from orchestration.defs.dialing.controls import ControlAction, apply_control
 from orchestration.defs.dialing.dialer import ABANDONMENT_WINDOW, DialingTick, TickSettings
 from orchestration.defs.dialing.dnc import import_registry

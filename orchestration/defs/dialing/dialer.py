@@ -21,11 +21,11 @@ from typing import Any
 import aiohttp
 from livekit import api
 
+from callcenter.campaign import Campaign, CampaignFile
 from callcenter.dispatch import AGENT_NAME, OutboundCallRequest
 from callcenter.ids import is_call_id, new_call_id
 from callcenter.outcomes import CallOutcome
 from orchestration.defs.dialing import dnc
-from orchestration.defs.dialing.campaigns import Campaign, CampaignFile
 from orchestration.defs.dialing.contacts import Contact
 from orchestration.defs.dialing.outcomes import (
     ListReports,

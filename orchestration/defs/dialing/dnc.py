@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import phonenumbers
 
 if TYPE_CHECKING:
-    from orchestration.defs.dialing.campaigns import CampaignFile
+    from callcenter.campaign import CampaignFile
     from orchestration.defs.dialing.store import DialStore, RegistryImport
 
 _SEPARATORS = re.compile(r"[\s,;.()\-/]")

@@ -13,7 +13,8 @@ from orchestration.defs.dialing.assets import (
     do_not_call_list,
 )
 from orchestration.defs.dialing.controls import ControlAction, apply_control, hang_up
-from orchestration.defs.dialing.resources import CampaignCatalog, DialLedgerStore
+from orchestration.defs.dialing.resources import DialLedgerStore
+from orchestration.resources.campaigns import CampaignCatalog
 from orchestration.resources.livekit import LiveKitResource
 
 load_campaigns_job = dg.define_asset_job(

@@ -58,7 +58,7 @@ def is_abandoned(report: SessionReport) -> bool | None:
 def report_candidates(call_id: str) -> list[str]:
     """Where a call's report can be: the call id's day and the next (calls crossing midnight UTC)."""
     created = call_id_time(call_id)
-    return [report_path(call_id, created), report_path(call_id, created + timedelta(days=1))]
+    return [report_path(call_id), report_path(call_id)]
 
 
 def find_report(read: ReadReport, call_id: str) -> SessionReport | None:

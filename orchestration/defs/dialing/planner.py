@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple
 
-from orchestration.defs.dialing.campaigns import Campaign
+from callcenter.campaign import Campaign
 from orchestration.defs.dialing.contacts import Contact
 from orchestration.defs.dialing.store import CampaignState, ContactHistory
 from orchestration.defs.dialing.windows import window_verdict

@@ -1,4 +1,5 @@
-"""The dialing domain's resources: the ledger store, the campaign catalog, call capacity."""
+"""The dialing domain's resources: the ledger store and call capacity (the campaign catalog is shared:
+orchestration/resources/campaigns.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 
-from orchestration.defs.dialing.campaigns import CampaignFile, load_catalog
 from orchestration.defs.dialing.store import DialStore, PostgresDialStore, SqliteDialStore
 
 LEDGER_FILENAME = "dialing/ledger.sqlite3"
@@ -39,16 +39,6 @@ class DialLedgerStore(dg.ConfigurableResource):
             yield store
         finally:
             store.close()
-
-
-class CampaignCatalog(dg.ConfigurableResource):
-    """Campaign YAML files (one per campaign) and any fleet-wide do-not-call registry files."""
-
-    directory: str
-    registry_files: list[str] = Field(default_factory=list)
-
-    def load(self) -> dict[str, CampaignFile]:
-        return load_catalog(Path(self.directory))
 
 
 class CallCapacity(dg.ConfigurableResource):

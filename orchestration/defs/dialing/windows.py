@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
-from orchestration.defs.dialing.campaigns import CallingWindow
+from callcenter.campaign import CallingWindow
 
 UNKNOWN_ZONE = "Etc/Unknown"
 

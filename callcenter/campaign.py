@@ -1,12 +1,16 @@
-"""Campaign definitions: one YAML file per campaign under the campaigns directory.
+"""Campaign definitions, the one home of the concept: one YAML file per campaign under the campaigns directory.
 
 A campaign says who to call (a contact list), as whom (persona, trunk, caller id), when
 (calling window in the contact's local time), how often (max attempts, backoff per
-outcome) and how many at once (max concurrent calls).
+outcome), how many at once (max concurrent calls), which do-not-call registries gate it,
+and what a call should achieve (the goal and the fields post-call extracts). Dialing,
+the agent (through the dispatch metadata it builds from here) and post-call's analysis
+all read this model.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import time, timedelta
 from pathlib import Path
 
@@ -20,6 +24,8 @@ from callcenter.outcomes import CallOutcome
 # campaign's own window says.
 LEGAL_EARLIEST = time(8, 0)
 LEGAL_LATEST = time(21, 0)
+
+_FIELD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -100,6 +106,22 @@ class Campaign(BaseModel):
     recording_disclosure: bool = True
     ring_timeout_s: float = Field(30.0, gt=0, le=120)
     dnc_registry: list[str] = Field(default_factory=list, description="operator-supplied DNC registry files")
+    goal: str | None = Field(
+        None, min_length=1, description="what a successful call achieves; post-call judges goal_achieved by it"
+    )
+    extracted_fields: tuple[str, ...] = Field(
+        (), description="fields post-call extracts from each call's transcript (null when not mentioned)"
+    )
+
+    @field_validator("extracted_fields")
+    @classmethod
+    def _field_names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [name for name in v if not _FIELD_NAME_RE.match(name)]
+        if bad:
+            raise ValueError(f"extracted field names must be snake_case identifiers, got {bad}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"extracted field named twice: {sorted(n for n in set(v) if v.count(n) > 1)}")
+        return v
 
     @field_validator("caller_id")
     @classmethod
