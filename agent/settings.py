@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from callcenter import riva as riva_models
 from callcenter.dispatch import AGENT_NAME, OUTBOUND_TRUNK_NAME
 
 PERSONAS_DIR = Path(__file__).resolve().parent / "personas"
@@ -48,8 +49,9 @@ class AgentSettings(BaseSettings):
     stt_provider: SttProvider = SttProvider.RIVA
     riva_server: str = "riva:50051"
     riva_use_ssl: bool = False  # in-cluster gRPC, no TLS
-    riva_model: str = "parakeet-1.1b-en-US-asr-streaming-silero-vad-sortformer"
-    riva_language: str = "en-US"
+    # callcenter/riva.py names the model once: the rollout's health gate asks Riva for the same one
+    riva_model: str = riva_models.STREAMING_MODEL
+    riva_language: str = riva_models.LANGUAGE_CODE
     # telephony audio is 8 kHz narrowband; upsampling it gains nothing and costs bandwidth
     stt_sample_rate: int = 8000
     stt_base_url: str = Field("http://127.0.0.1:8090/v1", validation_alias=AliasChoices("STT_BASE_URL", "CALLCENTER_STT_BASE_URL", "stt_base_url"))

@@ -21,11 +21,15 @@ import grpc
 from aiohttp import web
 from riva.client.proto import health_pb2, health_pb2_grpc, riva_asr_pb2, riva_asr_pb2_grpc, riva_audio_pb2
 
+from callcenter import riva as riva_models
+
 
 class RivaDouble(health_pb2_grpc.HealthServicer, riva_asr_pb2_grpc.RivaSpeechRecognitionServicer):
     def __init__(self) -> None:
         self.serving = True
         self.transcript = "hello thank you for calling"
+        # what riva-deploy put in the model repository (served names, as GetRivaSpeechRecognitionConfig lists them)
+        self.models = [m.name for m in riva_models.DEPLOYED]
         self.requests: list[riva_asr_pb2.RecognizeRequest] = []
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         health_pb2_grpc.add_HealthServicer_to_server(self, self._server)
@@ -47,9 +51,19 @@ class RivaDouble(health_pb2_grpc.HealthServicer, riva_asr_pb2_grpc.RivaSpeechRec
         status = health_pb2.HealthCheckResponse.SERVING if self.serving else health_pb2.HealthCheckResponse.NOT_SERVING
         return health_pb2.HealthCheckResponse(status=status)
 
+    def GetRivaSpeechRecognitionConfig(
+        self, request: riva_asr_pb2.RivaSpeechRecognitionConfigRequest, context: grpc.ServicerContext
+    ) -> riva_asr_pb2.RivaSpeechRecognitionConfigResponse:
+        Config = riva_asr_pb2.RivaSpeechRecognitionConfigResponse.Config
+        return riva_asr_pb2.RivaSpeechRecognitionConfigResponse(
+            model_config=[Config(model_name=m, parameters={"language_code": "en-US"}) for m in self.models]
+        )
+
     def Recognize(self, request: riva_asr_pb2.RecognizeRequest, context: grpc.ServicerContext) -> riva_asr_pb2.RecognizeResponse:
         self.requests.append(request)
         config = request.config
+        if config.model and config.model not in self.models:  # Riva's answer to a model it does not serve
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Error: Model {config.model} is not available on server")
         if config.encoding != riva_audio_pb2.AudioEncoding.LINEAR_PCM or config.sample_rate_hertz not in (8000, 16000):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "unsupported audio config")
         if len(request.audio) < 2 * config.sample_rate_hertz // 2:  # under half a second of 16-bit audio

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from callcenter import riva as riva_models
 from orchestration.defs.rollout.probes import InferenceEndpoints
 from tests.conftest import REPO_ROOT, free_port, stop_process, wait_for_port
 from tests.rollout.inference_doubles import OpenAIDouble, RivaDouble
@@ -156,3 +157,30 @@ def test_tts_probe_against_the_real_tts_server(tts_server: str) -> None:
     wrong = InferenceEndpoints(tts_base_url=tts_server, tts_model="espeak", tts_voice="no-such-voice", timeout_s=30)
     failed = wrong.probe_tts()
     assert not failed.passed and "synthesis failed" in failed.description
+
+
+def test_riva_probe_fails_naming_the_agents_model_when_riva_does_not_serve_it(riva: RivaDouble) -> None:
+    """The model repository holds another model than the one the agent streams to: every call's STT
+    would fail mid-call, so the gate fails first, naming the model."""
+    deployed = riva.models
+    riva.models = ["parakeet-1.1b-en-US-asr-streaming-silero-vad-sortformer", riva_models.OFFLINE_MODEL]
+    try:
+        result = endpoints(riva).probe_riva()
+    finally:
+        riva.models = deployed
+    assert not result.passed
+    assert riva_models.STREAMING_MODEL in result.description
+    assert "silero-vad-sortformer" in result.metadata["served_models"]
+
+
+def test_riva_probe_asks_for_the_models_the_agent_and_postcall_use(riva: RivaDouble) -> None:
+    from agent.settings import AgentSettings
+    from orchestration.defs.postcall.speech import RivaSpeechToText
+
+    result = endpoints(riva).probe_riva()
+    assert result.passed, result.description
+    gate = endpoints(riva)
+    # one name each, from callcenter/riva.py: the agent's STT, post-call's STT and the gate agree
+    assert AgentSettings().riva_model == gate.riva_streaming_model == riva_models.STREAMING_MODEL
+    assert RivaSpeechToText(uri="x").model == gate.riva_offline_model == riva_models.OFFLINE_MODEL
+    assert riva.requests[-1].config.model == riva_models.OFFLINE_MODEL

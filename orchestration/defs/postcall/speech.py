@@ -16,6 +16,7 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
+from callcenter import riva as riva_models
 from orchestration.defs.postcall.audio import STT_RATE
 
 
@@ -148,8 +149,8 @@ class RivaSpeechToText(SpeechToText):
 
     uri: str = Field(description="host:port of Riva's gRPC service, e.g. riva-speech:50051")
     use_ssl: bool = False
-    language_code: str = "en-US"
-    model: str = Field("", description="Riva ASR model name; empty = the server's default")
+    language_code: str = riva_models.LANGUAGE_CODE
+    model: str = Field(riva_models.OFFLINE_MODEL, description="Riva ASR model name (callcenter/riva.py)")
     timeout_s: float = 120.0
 
     def transcribe(self, samples: np.ndarray) -> list[SpeechSegment]:

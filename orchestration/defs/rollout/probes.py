@@ -19,6 +19,8 @@ import grpc
 import httpx
 import openai
 
+from callcenter import riva as riva_models
+
 PROBE_AUDIO = Path(__file__).parent / "probe_audio" / "hello.wav"
 
 
@@ -37,7 +39,10 @@ class InferenceEndpoints(dg.ConfigurableResource):
     """Where the GPU services answer, as the Dagster pods see them (cluster DNS on GKE)."""
 
     riva_uri: str = "riva-stt.call-center.svc.cluster.local:50051"
-    riva_language: str = "en-US"
+    riva_language: str = riva_models.LANGUAGE_CODE
+    # The models the agent (streaming) and post-call (offline) ask for: callcenter/riva.py, the one home
+    riva_streaming_model: str = riva_models.STREAMING_MODEL
+    riva_offline_model: str = riva_models.OFFLINE_MODEL
     vllm_base_url: str = "http://vllm.call-center.svc.cluster.local:8000/v1"
     vllm_model: str = "meta-llama/Llama-3.1-8B-Instruct"
     tts_base_url: str = "http://chatterbox-tts.call-center.svc.cluster.local:8880"
@@ -66,6 +71,28 @@ class InferenceEndpoints(dg.ConfigurableResource):
             if status != "SERVING":
                 return ProbeResult(False, f"Riva at {self.riva_uri} reports {status}", meta)
 
+            # Riva answers a request for a model it does not serve with an error, mid-call for the
+            # agent: the gate names the model missing instead.
+            from riva.client.proto import riva_asr_pb2, riva_asr_pb2_grpc
+
+            try:
+                listing = riva_asr_pb2_grpc.RivaSpeechRecognitionStub(channel).GetRivaSpeechRecognitionConfig(
+                    riva_asr_pb2.RivaSpeechRecognitionConfigRequest(), timeout=self.timeout_s
+                )
+            except grpc.RpcError as e:
+                return ProbeResult(False, f"Riva did not list its ASR models: {e.code().name} {e.details()}", meta)
+            served = sorted({c.model_name for c in listing.model_config})
+            meta["served_models"] = ", ".join(served)
+            missing = [m for m in (self.riva_streaming_model, self.riva_offline_model) if m not in served]
+            if missing:
+                return ProbeResult(
+                    False,
+                    f"Riva does not serve {missing} (the agent streams to {self.riva_streaming_model!r}, post-call "
+                    f"sends recordings to {self.riva_offline_model!r}); it serves {served}: check the model "
+                    "repository's RMIRs (riva-model-init)",
+                    meta,
+                )
+
             with wave.open(str(PROBE_AUDIO), "rb") as wav:
                 rate, audio = wav.getframerate(), wav.readframes(wav.getnframes())
             config = riva.client.RecognitionConfig(
@@ -74,6 +101,7 @@ class InferenceEndpoints(dg.ConfigurableResource):
                 audio_channel_count=1,
                 language_code=self.riva_language,
                 max_alternatives=1,
+                model=self.riva_offline_model,
             )
             auth = riva.client.Auth(uri=self.riva_uri)
             start = time.perf_counter()
