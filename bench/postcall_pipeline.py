@@ -64,6 +64,7 @@ def main() -> None:
     from orchestration.defs.postcall.llama_server import bundled_gguf
     from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
     from orchestration.defs.postcall.speech import WhisperSpeechToText
+    from orchestration.resources.campaigns import LOCAL_CAMPAIGNS_DIR, CampaignCatalog
     from orchestration.resources.storage import RecordingsBucket
 
     procs: list[subprocess.Popen] = []
@@ -116,6 +117,7 @@ def main() -> None:
                 "call_embeddings": CallEmbeddings(),
                 "call_index_store": CallIndexResource(data_dir=data_dir),
                 "redaction": RedactionSettings(),
+                "campaign_catalog": CampaignCatalog(directory=str(LOCAL_CAMPAIGNS_DIR)),
             }
             started = time.perf_counter()
             result = dg.materialize(

@@ -30,6 +30,7 @@ from orchestration.defs.postcall import call_analyses, call_index, call_transcri
 from orchestration.defs.postcall.analysis import CallLLM, StructuredOutput
 from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
 from orchestration.defs.postcall.speech import WhisperSpeechToText
+from orchestration.resources.campaigns import LOCAL_CAMPAIGNS_DIR, CampaignCatalog
 from orchestration.resources.storage import RecordingsBucket
 from tests.e2e.conftest import AGENT_NAME, LINE_NUMBER, LLM_MODEL
 
@@ -111,6 +112,7 @@ def test_inbound_call_is_answered_disclosed_reported_and_indexed(agent_worker, r
         "call_embeddings": CallEmbeddings(),
         "call_index_store": CallIndexResource(data_dir=str(tmp_path)),
         "redaction": RedactionSettings(),
+        "campaign_catalog": CampaignCatalog(directory=str(LOCAL_CAMPAIGNS_DIR)),
     }
     run = dg.materialize(
         [call_transcripts, call_analyses, call_index],

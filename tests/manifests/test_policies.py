@@ -124,6 +124,8 @@ def test_gpu_pods_follow_the_l4_rules(rendered: dict[str, list[KubeObject]], ove
             assert shm.get("emptyDir", {}).get("medium") == "Memory", (
                 f"{_name(workload)}'s /dev/shm is not memory-backed"
             )
+            if c in spec.get("initContainers", []):
+                continue  # an init container runs to completion (riva-model-init): no probes
             startup = c.get("startupProbe")
             assert startup, f"{_name(workload)} lacks a startupProbe sized to model load time"
             window = startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3)

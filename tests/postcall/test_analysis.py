@@ -26,13 +26,14 @@ caller: Thursday at two works for me. My card is [REDACTED CARD].
 agent: You are booked for Thursday at two."""
 
 
+RECALL = ("book a checkup", ("appointment_time",))  # a campaign's goal and extracted fields
+
+
 def llm(base_url: str, **overrides) -> CallLLM:
     settings = {
         "base_url": base_url,
         "model": LLM_MODEL,
         "structured_output": StructuredOutput.JSON_OBJECT_SCHEMA,
-        "campaign_goals": {"recall": "book a checkup"},
-        "campaign_fields": {"recall": ["appointment_time"]},
         "max_attempts": 2,
         "backoff_s": 0.05,
     }
@@ -48,7 +49,7 @@ PROSE = re.compile(r"^[A-Za-z][^{}]*$")
 
 
 def test_structured_analysis_validates(llm_base_url: str) -> None:
-    result = llm(llm_base_url).analyze(TRANSCRIPT, "recall")
+    result = llm(llm_base_url).analyze(TRANSCRIPT, *RECALL)
     # The server's grammar holds the model to prose: no template debris in what analysts read.
     assert PROSE.match(result.analysis.summary) and PROSE.match(result.analysis.customer_intent)
     assert isinstance(result.analysis, CallAnalysis)
@@ -59,7 +60,7 @@ def test_structured_analysis_validates(llm_base_url: str) -> None:
 def test_invalid_output_is_retried_then_recorded_as_failed(llm_base_url: str) -> None:
     # 8 tokens cannot hold the JSON object: the server returns cut-off, invalid JSON every time.
     with pytest.raises(AnalysisFailed) as failed:
-        llm(llm_base_url, max_tokens=8).analyze(TRANSCRIPT, "recall")
+        llm(llm_base_url, max_tokens=8).analyze(TRANSCRIPT, *RECALL)
     assert failed.value.attempts == 2
     assert "not a valid CallAnalysis" in failed.value.reason and "max_tokens" in failed.value.reason
     assert not failed.value.transient and failed.value.seconds > 0
@@ -68,7 +69,7 @@ def test_invalid_output_is_retried_then_recorded_as_failed(llm_base_url: str) ->
 def test_unreachable_endpoint_fails_with_the_url() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(AnalysisFailed, match="unreachable") as failed:
-        llm(url).analyze(TRANSCRIPT, None)
+        llm(url).analyze(TRANSCRIPT)
     assert url in failed.value.reason and failed.value.attempts == 2
     assert failed.value.transient  # the step fails and is retried; calls are not indexed as failed
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import dagster as dg
@@ -23,6 +25,8 @@ from orchestration.defs.postcall.analysis import CallLLM, redact_analysis
 from orchestration.defs.postcall.calls import CallRef
 from orchestration.defs.postcall.resources import RedactionSettings
 from orchestration.defs.postcall.transcription import TranscribedCall
+from orchestration.resources.campaigns import CampaignCatalog
+from tests.dialing.conftest import campaign, write_catalog
 
 STARTED = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 # Every form of the call's card, SSN, CVV and expiry the model might write back.
@@ -72,7 +76,7 @@ def transcribed(call_id: str) -> TranscribedCall:
     )
     segment = TranscriptSegment(speaker="caller", text="my card is [REDACTED CARD]", start=1.0, end=3.0)
     return TranscribedCall(
-        ref=CallRef(report_path(call_id, STARTED), 1),
+        ref=CallRef(report_path(call_id), 1),
         report=report,
         live_transcript=[segment],
         chosen=TranscriptSource.LIVE,
@@ -81,17 +85,18 @@ def transcribed(call_id: str) -> TranscribedCall:
 
 def run_analyses(fields: list[str], **script: str) -> tuple[dict, list]:
     call_id = new_call_id(STARTED)
-    llm = ScriptedLLM(
-        base_url="http://unused/v1", model="m", max_attempts=1, campaign_fields={"billing": fields}, **script
-    )
-    events = list(
-        call_analyses(
-            dg.build_asset_context(),
-            call_transcripts={call_id: transcribed(call_id)},
-            call_llm=llm,
-            redaction=RedactionSettings(),
+    llm = ScriptedLLM(base_url="http://unused/v1", model="m", max_attempts=1, **script)
+    with tempfile.TemporaryDirectory() as campaigns_dir:
+        write_catalog(Path(campaigns_dir), campaign(id="billing", extracted_fields=fields))
+        events = list(
+            call_analyses(
+                dg.build_asset_context(),
+                call_transcripts={call_id: transcribed(call_id)},
+                call_llm=llm,
+                redaction=RedactionSettings(),
+                campaign_catalog=CampaignCatalog(directory=campaigns_dir),
+            )
         )
-    )
     output = next(e for e in events if isinstance(e, dg.Output))
     return output.value, events
 

@@ -25,7 +25,15 @@ AT = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 
 PLACEHOLDERS = {
     key: dg.ResourceDefinition.none_resource()
-    for key in ("recordings_bucket", "speech_to_text", "redaction", "call_index_store", "call_llm", "call_embeddings")
+    for key in (
+        "recordings_bucket",
+        "speech_to_text",
+        "redaction",
+        "call_index_store",
+        "call_llm",
+        "call_embeddings",
+        "campaign_catalog",
+    )
 }
 
 

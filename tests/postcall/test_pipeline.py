@@ -18,6 +18,7 @@ from orchestration.defs.postcall.analysis import CallLLM, StructuredOutput
 from orchestration.defs.postcall.calls import CallRef
 from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
 from orchestration.defs.postcall.speech import WhisperSpeechToText
+from orchestration.resources.campaigns import LOCAL_CAMPAIGNS_DIR, CampaignCatalog
 from tests.postcall.conftest import LLM_MODEL, upload_call
 
 pytestmark = pytest.mark.xdist_group("postcall")
@@ -164,9 +165,7 @@ def _index_record(data_dir, call_id: str):
 
 
 def test_a_call_outside_the_partition_is_refused(bucket, tmp_path) -> None:
-    key = CallRef(
-        report_path(new_call_id(datetime(2026, 11, 23, 9, tzinfo=UTC)), datetime(2026, 11, 23, 9, tzinfo=UTC)), 1
-    ).key
+    key = CallRef(report_path(new_call_id(datetime(2026, 11, 23, 9, tzinfo=UTC))), 1).key
     resources = {
         "recordings_bucket": bucket,
         "speech_to_text": WhisperSpeechToText(),

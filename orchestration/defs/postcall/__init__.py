@@ -29,10 +29,6 @@ from orchestration.defs.postcall.speech import RivaSpeechToText, WhisperSpeechTo
 from orchestration.defs.postcall.views import VIEW_ASSETS
 from orchestration.deployment import Deployment
 
-# Campaign goals and extracted fields the analysis asks for (the demo campaign's).
-CAMPAIGN_GOALS = {"recall-2026-q4": "the patient books a checkup appointment"}
-CAMPAIGN_FIELDS = {"recall-2026-q4": ["appointment_time", "callback_time"]}
-
 defs = dg.Definitions(
     assets=[call_transcripts, call_analyses, call_index, *VIEW_ASSETS],
     asset_checks=[requested_calls_indexed],
@@ -52,8 +48,6 @@ def resources(deployment: Deployment) -> dict[str, Any]:
                     model=dg.EnvVar("CALLCENTER_LLM_MODEL"),  # the llama.cpp server's --model_alias
                     structured_output=StructuredOutput.JSON_OBJECT_SCHEMA,
                     max_tokens=400,  # SmolLM2 on CPU: bound the time a rambling answer can take
-                    campaign_goals=CAMPAIGN_GOALS,
-                    campaign_fields=CAMPAIGN_FIELDS,
                 ),
                 "call_embeddings": CallEmbeddings(),
                 "call_index_store": CallIndexResource(data_dir=dg.EnvVar("CALLCENTER_DATA_DIR")),
@@ -66,8 +60,6 @@ def resources(deployment: Deployment) -> dict[str, Any]:
                     base_url=dg.EnvVar("CALLCENTER_LLM_BASE_URL"),
                     model=dg.EnvVar("CALLCENTER_LLM_MODEL"),
                     structured_output=StructuredOutput.JSON_SCHEMA,
-                    campaign_goals=CAMPAIGN_GOALS,
-                    campaign_fields=CAMPAIGN_FIELDS,
                 ),
                 "call_embeddings": CallEmbeddings(),
                 "call_index_store": CallIndexResource(url=dg.EnvVar("CALLCENTER_CALL_INDEX_DSN")),

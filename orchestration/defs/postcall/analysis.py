@@ -134,10 +134,6 @@ class CallLLM(dg.ConfigurableResource):
     timeout_s: float = 120.0
     max_tokens: int = 700
     temperature: float = 0.0
-    campaign_goals: dict[str, str] = Field(default_factory=dict, description="campaign_id -> goal, for goal_achieved")
-    campaign_fields: dict[str, list[str]] = Field(
-        default_factory=dict, description="campaign_id -> extracted field names"
-    )
 
     def client(self) -> OpenAI:
         # Retries are ours (validation failures must be retried too), so the client's are off.
@@ -148,10 +144,15 @@ class CallLLM(dg.ConfigurableResource):
             return {"type": "json_object", "schema": schema}
         return {"type": "json_schema", "json_schema": {"name": "call_analysis", "schema": schema, "strict": True}}
 
-    def analyze(self, transcript_text: str, campaign_id: str | None, client: OpenAI | None = None) -> AnalysisResult:
-        """Analyse one redacted transcript. Raises AnalysisFailed after ``max_attempts``."""
-        fields = tuple(self.campaign_fields.get(campaign_id or "", ()))
-        goal = self.campaign_goals.get(campaign_id or "")
+    def analyze(
+        self,
+        transcript_text: str,
+        goal: str | None = None,
+        fields: tuple[str, ...] = (),
+        client: OpenAI | None = None,
+    ) -> AnalysisResult:
+        """Analyse one redacted transcript against its campaign's goal and extracted fields
+        (callcenter/campaign.py; none for inbound calls). Raises AnalysisFailed after ``max_attempts``."""
         schema = output_schema(fields)
         messages = build_messages(transcript_text, goal, fields)
         client = client or self.client()

@@ -15,6 +15,7 @@ import dagster as dg
 from google.api_core.exceptions import NotFound
 from pydantic import Field
 
+from callcenter.campaign import Campaign, CampaignError
 from callcenter.paths import REPORT_FILENAME, day_prefix, parse_object_name
 from callcenter.record import AnalysisStatus
 from callcenter.redaction import redact
@@ -27,6 +28,7 @@ from orchestration.defs.postcall.records import AnalyzedCall, build_record
 from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
 from orchestration.defs.postcall.speech import SpeechToText
 from orchestration.defs.postcall.transcription import TranscribedCall, transcribe_call
+from orchestration.resources.campaigns import CampaignCatalog
 from orchestration.resources.storage import RecordingsBucket
 
 GROUP = "postcall"
@@ -268,6 +270,17 @@ def call_transcripts(
     )
 
 
+def _campaigns_of(calls: dict[str, TranscribedCall], catalog: CampaignCatalog) -> dict[str, Campaign]:
+    """The campaigns these calls name; a catalog that cannot be read fails the step (retried later,
+    the calls stay requested) rather than analyse campaign calls without their goal and fields."""
+    if not any(c.report is not None and c.report.campaign_id for c in calls.values()):
+        return {}
+    try:
+        return {campaign_id: cf.campaign for campaign_id, cf in catalog.load().items()}
+    except CampaignError as exc:
+        raise dg.Failure(description=f"the campaign catalog cannot be read, so campaign calls wait: {exc}") from None
+
+
 @dg.asset(
     partitions_def=daily_calls,
     group_name=GROUP,
@@ -282,19 +295,25 @@ def call_analyses(
     call_transcripts: dict[str, TranscribedCall],
     call_llm: CallLLM,
     redaction: RedactionSettings,
+    campaign_catalog: CampaignCatalog,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """LLM analysis per call (summary, disposition, sentiment, intent, actions, goal), validated by
-    pydantic, redacted again (what the model writes is stored, indexed and shown to analysts)."""
+    pydantic, redacted again (what the model writes is stored, indexed and shown to analysts).
+    A campaign call is judged against its campaign's goal and extracted fields, from the one
+    campaign catalog dialing reads."""
     policy = redaction.policy()
     client = call_llm.client()
+    campaigns = _campaigns_of(call_transcripts, campaign_catalog)
     results: dict[str, AnalyzedCall] = {}
     for call_id, call in call_transcripts.items():
         if not call.transcript or call.report is None:
             results[call_id] = AnalyzedCall(call_id, AnalysisStatus.SKIPPED, error=call.failure or "no transcript")
             continue
         text = "\n".join(f"{s.speaker.value}: {s.text}" for s in call.transcript)
+        campaign = campaigns.get(call.report.campaign_id or "")
+        goal, fields = (campaign.goal, campaign.extracted_fields) if campaign else (None, ())
         try:
-            result = call_llm.analyze(text, call.report.campaign_id, client=client)
+            result = call_llm.analyze(text, goal, fields, client=client)
         except AnalysisFailed as exc:
             if exc.transient:
                 # The LLM service is down, not the call's fault: fail the step so it is retried
@@ -322,6 +341,16 @@ def call_analyses(
             "statuses": dg.MetadataValue.json(dict(statuses)),
             "llm_seconds": round(sum(a.seconds for a in results.values()), 2),
             "model": call_llm.model,
+            # Calls naming a campaign the catalog no longer holds: analysed without a goal or fields.
+            "campaigns_not_in_catalog": dg.MetadataValue.json(
+                sorted(
+                    {
+                        c.report.campaign_id
+                        for c in call_transcripts.values()
+                        if c.report is not None and c.report.campaign_id and c.report.campaign_id not in campaigns
+                    }
+                )
+            ),
         },
     )
     yield _check(
