@@ -35,7 +35,7 @@ def recording_request(settings: AgentSettings, call: CallState) -> api.RoomCompo
         file_outputs=[
             api.EncodedFileOutput(
                 file_type=api.EncodedFileType.OGG,
-                filepath=audio_path(call.call_id, call.started_at),
+                filepath=audio_path(call.call_id),
                 disable_manifest=True,
                 gcp=api.GCPUpload(
                     bucket=settings.recordings_bucket,
@@ -56,7 +56,7 @@ async def start_recording(lkapi: api.LiveKitAPI, settings: AgentSettings, call: 
         return
     info = await lkapi.egress.start_room_composite_egress(recording_request(settings, call))
     call.egress_id = info.egress_id
-    call.recording_path = audio_path(call.call_id, call.started_at)
+    call.recording_path = audio_path(call.call_id)
     call.recording_started_at = utcnow()
     log.info("recording started", extra={"call_id": call.call_id, "egress_id": info.egress_id})
 
@@ -69,18 +69,18 @@ async def _start_local_recorder(settings: AgentSettings, call: CallState) -> Non
     )
     await recorder.start()
     call.local_recorder = recorder
-    call.recording_path = audio_path(call.call_id, call.started_at)
+    call.recording_path = audio_path(call.call_id)
     call.recording_started_at = utcnow()
     log.info("recording started (local recorder)", extra={"call_id": call.call_id})
 
 
 async def _finish_local_recorder(settings: AgentSettings, call: CallState) -> bool:
     from agent.local_recorder import upload
-    from agent.session_report import recordings_client
+    from agent.session_report import recordings
 
     try:
         ogg = await call.local_recorder.stop()
-        bucket = recordings_client(settings).bucket(settings.recordings_bucket)
+        bucket = recordings(settings).bucket
         await upload(bucket, call.recording_path, ogg)
         return True
     except Exception as exc:  # never in the way of the session report

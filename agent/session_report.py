@@ -14,12 +14,11 @@ import re
 from datetime import UTC, datetime
 
 from google.api_core.retry import Retry
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
 from livekit.agents import llm
 
 from agent.call_state import CallState
 from agent.settings import AgentSettings
+from callcenter.bucket import Recordings
 from callcenter.paths import report_path
 from callcenter.report import SessionReport, Speaker, Turn, TurnLatency
 
@@ -121,28 +120,21 @@ def build_report(call: CallState, history: llm.ChatContext, *, ended_at: datetim
     )
 
 
-def recordings_client(settings: AgentSettings) -> storage.Client:
+def recordings(settings: AgentSettings) -> Recordings:
     """GCS via Workload Identity on GKE; the gcp-storage-emulator (no credentials) locally."""
-    if settings.storage_emulator_host:
-        return storage.Client(
-            project=settings.gcp_project or "local",
-            credentials=AnonymousCredentials(),
-            client_options={"api_endpoint": settings.storage_emulator_host},
-        )
-    return storage.Client(project=settings.gcp_project)
+    return Recordings(settings.recordings_bucket, settings.gcp_project, settings.storage_emulator_host)
 
 
 async def upload_report(settings: AgentSettings, report: SessionReport) -> str:
     """Write ``session.json`` next to the recording; returns the object name."""
     if not settings.recordings_bucket:
         raise RuntimeError("RECORDINGS_BUCKET is not set: the session report has nowhere to go")
-    name = report_path(report.call_id, report.started_at)
+    name = report_path(report.call_id)
     body = report.model_dump_json(indent=2)
 
     def put() -> None:
-        blob = recordings_client(settings).bucket(settings.recordings_bucket).blob(name)
         # same bytes on every try, so retrying an unconditional upload is safe
-        blob.upload_from_string(body, content_type="application/json", retry=Retry(deadline=60.0), timeout=30)
+        recordings(settings).write_bytes(name, body, "application/json", retry=Retry(deadline=60.0), timeout=30)
 
     await asyncio.to_thread(put)
     log.info("session report written", extra={"call_id": report.call_id, "object": name})

@@ -3,7 +3,11 @@
     recordings/YYYY/MM/DD/<call_id>/audio.ogg     Egress output (agent and caller channels)
     recordings/YYYY/MM/DD/<call_id>/session.json  the agent's session report, written last
 
-Paths are date-prefixed (UTC date the call started) so sensors list one day at a time.
+Paths are date-prefixed so sensors list one day at a time. The day is the UTC date in the call
+id (``call-<uuid7>``: the uuid7 carries the millisecond it was minted), so a call's objects are
+found from its id alone: a call minted at 23:59:59.9 UTC that starts after midnight still files
+under the day it was minted. Every call id is minted by us (the dialer for outbound calls, the
+agent for inbound rooms, ``agent.worker.call_id_for``); anything else is no call and has no path.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from callcenter.ids import call_id_floor
+from callcenter.ids import call_id_floor, call_id_time
 
 RECORDINGS_PREFIX = "recordings"
 AUDIO_FILENAME = "audio.ogg"
@@ -27,17 +31,18 @@ def day_prefix(day: date) -> str:
     return f"{RECORDINGS_PREFIX}/{day:%Y/%m/%d}/"
 
 
-def call_prefix(call_id: str, started_at: datetime) -> str:
-    started = started_at.astimezone(UTC) if started_at.tzinfo else started_at
-    return f"{day_prefix(started.date())}{call_id}/"
+def call_prefix(call_id: str) -> str:
+    """``recordings/YYYY/MM/DD/<call_id>/``, the day the id was minted (UTC); ValueError for a
+    string that is no call id."""
+    return f"{day_prefix(call_id_time(call_id).date())}{call_id}/"
 
 
-def audio_path(call_id: str, started_at: datetime) -> str:
-    return call_prefix(call_id, started_at) + AUDIO_FILENAME
+def audio_path(call_id: str) -> str:
+    return call_prefix(call_id) + AUDIO_FILENAME
 
 
-def report_path(call_id: str, started_at: datetime) -> str:
-    return call_prefix(call_id, started_at) + REPORT_FILENAME
+def report_path(call_id: str) -> str:
+    return call_prefix(call_id) + REPORT_FILENAME
 
 
 @dataclass(frozen=True)

@@ -212,11 +212,11 @@ def render_call(scenario: Scenario, started_at: datetime, rng: random.Random, in
         automated_agent_disclosed=True,
         do_not_call_requested=scenario.do_not_call,
         transferred_to=scenario.transferred_to,
-        recording_path=audio_path(call_id, started_at),
+        recording_path=audio_path(call_id),
         turns=turns,
         latency=latency,
     )
-    return DemoCall(report, audio_path(call_id, started_at), report_path(call_id, started_at), encode_ogg_opus(stereo, SAMPLE_RATE))
+    return DemoCall(report, audio_path(call_id), report_path(call_id), encode_ogg_opus(stereo, SAMPLE_RATE))
 
 
 def plan_calls(count: int, now: datetime, seed: int = 7, days: int = 2) -> Iterator[tuple[Scenario, datetime, random.Random, int]]:
@@ -237,7 +237,7 @@ def seed_bucket(bucket, count: int = 36, now: datetime | None = None, seed: int 
     written = []
     for scenario, at, rng, i in plan_calls(count, now or datetime.now(UTC), seed):
         state = rng.getstate()
-        if bucket.blob(report_path(deterministic_call_id(at, rng), at)).exists():
+        if bucket.blob(report_path(deterministic_call_id(at, rng))).exists():
             continue  # rendered on an earlier start
         rng.setstate(state)
         call = render_call(scenario, at, rng, i)
@@ -251,10 +251,9 @@ def seed_bucket(bucket, count: int = 36, now: datetime | None = None, seed: int 
 
 def emulator_bucket(emulator_url: str, name: str):
     """The named bucket on the local GCS emulator, created if missing."""
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
+    from callcenter.bucket import open_client
 
-    client = storage.Client(project="local", credentials=AnonymousCredentials(), client_options={"api_endpoint": emulator_url})
+    client = open_client("local", emulator_url)
     return client.lookup_bucket(name) or client.create_bucket(name)
 
 

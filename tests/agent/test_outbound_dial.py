@@ -32,7 +32,7 @@ def outbound_trunk(double: LiveKitDouble) -> str:
 
 
 def read_report(gcs_emulator: str, bucket: str, call_id: str, started_at):
-    blob = bucket_client(gcs_emulator).bucket(bucket).blob(report_path(call_id, started_at))
+    blob = bucket_client(gcs_emulator).bucket(bucket).blob(report_path(call_id))
     return parse_report(blob.download_as_bytes())
 
 
@@ -62,7 +62,7 @@ async def test_answered_call_dials_greets_records_and_reports(
         assert rec.audio_mixing == api.AudioMixing.DUAL_CHANNEL_AGENT
         [out] = rec.file_outputs
         assert out.file_type == api.EncodedFileType.OGG
-        assert out.filepath == audio_path(request.call_id, tc.call.started_at)
+        assert out.filepath == audio_path(request.call_id)
         assert out.gcp.bucket == settings.recordings_bucket and out.gcp.credentials == ""  # Workload Identity
         assert egress.claims["video"]["roomRecord"] is True
 

@@ -80,7 +80,7 @@ async def test_a_missing_trunk_is_a_failed_attempt_with_a_report(
     blob = (
         bucket_client(gcs_emulator)
         .bucket(agent_settings.recordings_bucket)
-        .blob(report_path(request.call_id, tc.call.started_at))
+        .blob(report_path(request.call_id))
     )
     stored = parse_report(blob.download_as_bytes())
     assert stored.outcome is CallOutcome.FAILED and stored.sip_status_code is None

@@ -41,7 +41,7 @@ async def test_an_egress_error_at_hang_up_still_writes_the_report(
     blob = (
         bucket_client(gcs_emulator)
         .bucket(settings.recordings_bucket)
-        .blob(report_path(request.call_id, tc.call.started_at))
+        .blob(report_path(request.call_id))
     )
     stored = json.loads(blob.download_as_bytes())
     assert stored["do_not_call_requested"] is True

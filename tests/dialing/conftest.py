@@ -15,7 +15,6 @@ import pytest
 import yaml
 
 from callcenter.campaign import Campaign, CampaignFile, load_catalog
-from callcenter.ids import call_id_time
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.paths import report_path
 from callcenter.report import SessionReport, Turn
@@ -187,9 +186,7 @@ def write_report(
         do_not_call_requested=do_not_call,
         turns=turns,
     )
-    bucket.write_bytes(
-        report_path(call_id), report.model_dump_json().encode(), "application/json"
-    )
+    bucket.write_bytes(report_path(call_id), report.model_dump_json().encode(), "application/json")
     return report
 
 

@@ -100,7 +100,7 @@ def test_inbound_call_is_answered_disclosed_reported_and_indexed(agent_worker, r
     caller_turns = [t.text.lower() for t in report.turns if t.speaker is Speaker.CALLER]
     assert any("appointment" in t for t in caller_turns), report.turns
     assert report.recording_path and e2e_bucket.read_bytes(report.recording_path)[:4] == b"OggS"
-    assert report_path(report.call_id, report.started_at).startswith("recordings/")
+    assert report_path(report.call_id).startswith("recordings/")
 
     # Post-call takes the call from the bucket to the index, as its day's partition run does.
     resources = {

@@ -256,9 +256,9 @@ def test_a_mix_the_turn_times_cannot_split_keeps_the_live_transcript(render_demo
 def _as_new_call(call, started_at: datetime):
     call_id = new_call_id(started_at)
     report = call.report.model_copy(
-        update={"call_id": call_id, "room": call_id, "recording_path": audio_path(call_id, started_at)}
+        update={"call_id": call_id, "room": call_id, "recording_path": audio_path(call_id)}
     )
-    return type(call)(report, audio_path(call_id, started_at), report_path(call_id, started_at), call.audio)
+    return type(call)(report, audio_path(call_id), report_path(call_id), call.audio)
 
 
 def test_the_asset_check_shows_each_calls_mode(bucket, tmp_path, render_demo_call) -> None:

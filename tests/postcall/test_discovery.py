@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
-from callcenter.ids import new_call_id
-from callcenter.paths import audio_path, report_path
+from callcenter.bucket import ListedObject, ReportCursor
+from callcenter.ids import call_id_floor, new_call_id
+from callcenter.paths import audio_path, prefixes_to_list, report_path
 from orchestration.defs.postcall.calls import CallRef
-from orchestration.defs.postcall.discovery import DiscoveryCursor, call_id_floor, prefixes_to_list
+from orchestration.defs.postcall.discovery import discover
 from orchestration.defs.postcall.sensors import call_recordings_sensor
 
 pytestmark = pytest.mark.xdist_group("postcall")
@@ -19,8 +20,8 @@ pytestmark = pytest.mark.xdist_group("postcall")
 
 def put_call(bucket, started_at: datetime) -> str:
     call_id = new_call_id(started_at)
-    bucket.write_bytes(audio_path(call_id, started_at), b"OggS", "audio/ogg")
-    bucket.write_bytes(report_path(call_id, started_at), b"{}", "application/json")
+    bucket.write_bytes(audio_path(call_id), b"OggS", "audio/ogg")
+    bucket.write_bytes(report_path(call_id), b"{}", "application/json")
     return call_id
 
 
@@ -65,7 +66,7 @@ def test_a_new_generation_of_a_report_is_new_work(bucket) -> None:
     started = datetime.now(UTC) - timedelta(minutes=5)
     call_id = put_call(bucket, started)
     (first,), cursor = evaluate(bucket, None)
-    bucket.write_bytes(report_path(call_id, started), b'{"rewritten": true}', "application/json")
+    bucket.write_bytes(report_path(call_id), b'{"rewritten": true}', "application/json")
     (second,), _ = evaluate(bucket, cursor)
     (k1,) = first.run_config["ops"]["call_transcripts"]["config"]["calls"]
     (k2,) = second.run_config["ops"]["call_transcripts"]["config"]["calls"]
@@ -92,19 +93,17 @@ def test_call_id_floor_sorts_before_every_later_call() -> None:
 
 
 def test_cursor_round_trip() -> None:
-    cursor = DiscoveryCursor(since=datetime(2026, 11, 25, tzinfo=UTC), at_since=frozenset({"a#1"}))
-    assert DiscoveryCursor.parse(cursor.serialize(), datetime.now(UTC), timedelta(days=1)) == cursor
+    cursor = ReportCursor(since=datetime(2026, 11, 25, tzinfo=UTC), at_since=frozenset({"a#1"}))
+    assert ReportCursor.parse(cursor.serialize(), datetime.now(UTC), timedelta(days=1)) == cursor
 
 
 def test_a_report_finalized_while_a_tick_lists_is_requested_next_tick() -> None:
     """Day D is listed, then D+1; a long call of day D finishes while D+1 is being listed, so
     its ``updated`` is older than a short D+1 call's seen in the same tick. The watermark must
     not jump past it."""
-    from orchestration.defs.postcall.discovery import ListedObject, discover
-
     t = datetime(2026, 11, 26, 0, 30, tzinfo=UTC)
-    day_d = report_path(new_call_id(t - timedelta(hours=1)), t - timedelta(hours=1))  # started 23:30
-    day_d1 = report_path(new_call_id(t - timedelta(minutes=1)), t - timedelta(minutes=1))
+    day_d = report_path(new_call_id(t - timedelta(hours=1)))  # started 23:30
+    day_d1 = report_path(new_call_id(t - timedelta(minutes=1)))
     long_call = ListedObject(day_d, 1, t + timedelta(seconds=5))  # finalized mid-tick
     short_call = ListedObject(day_d1, 1, t + timedelta(seconds=8))
     buckets = {"first": {day_d1: short_call}, "second": {day_d: long_call, day_d1: short_call}}
@@ -113,7 +112,7 @@ def test_a_report_finalized_while_a_tick_lists_is_requested_next_tick() -> None:
     def list_objects(prefix: str, offset: str):
         return [o for name, o in sorted(buckets[state["tick"]].items()) if name.startswith(prefix) and name >= offset]
 
-    cursor = DiscoveryCursor(since=t - timedelta(minutes=5))
+    cursor = ReportCursor(since=t - timedelta(minutes=5))
     first, cursor = discover(list_objects, cursor, t + timedelta(seconds=10), timedelta(hours=6))
     assert [r.report_object for b in first for r in b.refs] == [day_d1]
     state["tick"] = "second"

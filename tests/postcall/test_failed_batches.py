@@ -68,7 +68,7 @@ def _evaluate(instance: dg.DagsterInstance, run: dg.DagsterRun):
 
 
 def test_a_failed_batch_is_requested_again_with_the_same_calls() -> None:
-    keys = [f"{report_path('call-01a20cff-7d00-73ce-a2d4-a6d297b75092', AT)}#7"]
+    keys = [f"{report_path('call-01a20cff-7d00-73ce-a2d4-a6d297b75092')}#7"]
     with dg.instance_for_test() as instance:
         failed = _failed_run(instance, keys)
         request = _evaluate(instance, failed)
@@ -95,7 +95,7 @@ def test_requested_but_unindexed_calls_show_as_pending(tmp_path, monkeypatch) ->
     index = CallIndexResource(data_dir=str(tmp_path)).open()
     index.upsert(indexed, np.zeros(EMBEDDING_DIM, np.float32))
     index.close()
-    keys = [CallRef(report_path(r.call_id, r.started_at), 3).key for r in (indexed, lost)]
+    keys = [CallRef(report_path(r.call_id), 3).key for r in (indexed, lost)]
     monkeypatch.setattr(pending, "PENDING_GRACE", timedelta(0))
 
     with dg.instance_for_test() as instance:

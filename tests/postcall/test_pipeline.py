@@ -30,10 +30,8 @@ CARD_DIGITS = ("4111", "one one one one", "1-1-1-1")
 def _copy_as_new_call(call, started_at: datetime):
     """The same conversation under a new call id (for the broken-file variants)."""
     call_id = new_call_id(started_at)
-    report = call.report.model_copy(
-        update={"call_id": call_id, "room": call_id, "recording_path": audio_path(call_id, started_at)}
-    )
-    return type(call)(report, audio_path(call_id, started_at), report_path(call_id, started_at), call.audio)
+    report = call.report.model_copy(update={"call_id": call_id, "room": call_id, "recording_path": audio_path(call_id)})
+    return type(call)(report, audio_path(call_id), report_path(call_id), call.audio)
 
 
 def _run(resources: dict, keys: list[str] | None = None, reprocess: bool = False) -> dg.ExecuteInProcessResult:
@@ -80,6 +78,7 @@ def test_bucket_to_searchable_record(bucket, tmp_path, llm_base_url, render_demo
         "call_embeddings": CallEmbeddings(),
         "call_index_store": CallIndexResource(data_dir=str(tmp_path)),
         "redaction": RedactionSettings(),
+        "campaign_catalog": CampaignCatalog(directory=str(LOCAL_CAMPAIGNS_DIR)),
     }
     result = _run(resources)  # no selection: every call of the day, as a backfill does
     assert result.success
@@ -173,6 +172,7 @@ def test_a_call_outside_the_partition_is_refused(bucket, tmp_path) -> None:
         "call_embeddings": CallEmbeddings(),
         "call_index_store": CallIndexResource(data_dir=str(tmp_path)),
         "redaction": RedactionSettings(),
+        "campaign_catalog": CampaignCatalog(directory=str(LOCAL_CAMPAIGNS_DIR)),
     }
     with pytest.raises(dg.Failure, match="outside partition 2026-11-24"):
         dg.materialize(

@@ -5,7 +5,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-from google.api_core.exceptions import NotFound
 from pydantic import Field
 
 from callcenter.campaign import CampaignFile
@@ -61,22 +60,11 @@ def utc_clock(at: str | None = None) -> Clock:
 
 
 def bucket_lister(bucket: RecordingsBucket) -> ListReports:
-    def list_reports(prefix: str, offset: str):
-        for blob in bucket.list_prefix(prefix, start_offset=offset if offset != prefix else None):
-            if blob.name >= offset:  # the emulator ignores startOffset
-                yield blob.name, blob.updated
-
-    return list_reports
+    return bucket.list_objects
 
 
 def bucket_reader(bucket: RecordingsBucket) -> ReadReport:
-    def read(name: str) -> bytes | None:
-        try:
-            return bucket.read_bytes(name)
-        except NotFound:
-            return None
-
-    return read
+    return bucket.read_if_present
 
 
 def fetch_contact_list(cf: CampaignFile, bucket: RecordingsBucket | None = None) -> ContactList:

@@ -1,8 +1,11 @@
 """Close dial attempts from the agent's session reports in the recordings bucket.
 
 The agent writes ``recordings/YYYY/MM/DD/<call_id>/session.json`` last, for every call it
-was dispatched to (answered or not). Its outcome closes the attempt; a do-not-call request
-made during the call goes straight into suppression, before the next tick plans.
+was dispatched to (answered or not); the day is the call id's (``callcenter.paths``), so an open
+attempt's report is read at one path. Its outcome closes the attempt; a do-not-call request
+made during the call goes straight into suppression, before the next tick plans. Inbound calls
+are found by the one lister of completed calls (``callcenter.bucket.list_calls``), which post-call
+discovery uses too.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
-from callcenter.ids import call_id_time
+from callcenter.bucket import ListedObject, ReportCursor, list_calls
 from callcenter.outcomes import CallDirection, CallOutcome, outcome_for_sip_status
-from callcenter.paths import REPORT_FILENAME, prefixes_to_list, report_path
+from callcenter.paths import report_path
 from callcenter.report import SessionReport, Speaker, parse_report
 from orchestration.defs.dialing.contacts import normalise_number
 from orchestration.defs.dialing.store import AttemptStatus, DialStore
@@ -55,25 +58,18 @@ def is_abandoned(report: SessionReport) -> bool | None:
     return min(agent_starts) > ABANDON_AFTER_S
 
 
-def report_candidates(call_id: str) -> list[str]:
-    """Where a call's report can be: the call id's day and the next (calls crossing midnight UTC)."""
-    created = call_id_time(call_id)
-    return [report_path(call_id), report_path(call_id)]
-
-
 def find_report(read: ReadReport, call_id: str) -> SessionReport | None:
-    for name in report_candidates(call_id):
-        raw = read(name)
-        if raw is not None:
-            return parse_report(raw)
-    return None
+    """The call's report at the one path its id names; None until it lands."""
+    raw = read(report_path(call_id))
+    return None if raw is None else parse_report(raw)
 
 
 def sweep_outcomes(store: DialStore, read: ReadReport, now: datetime, max_call_duration: timedelta) -> OutcomeSweep:
     """Close every dispatched (or unconfirmed) attempt whose report has landed; time out the
     ones that never report, or whose report cannot be read."""
     sweep = OutcomeSweep()
-    for attempt in store.attempts([AttemptStatus.DISPATCHED, AttemptStatus.SENDING]):
+    # ENDED: LiveKit's room_finished freed the slot (orchestration/defs/webhooks); the report still closes it.
+    for attempt in store.attempts([AttemptStatus.DISPATCHED, AttemptStatus.SENDING, AttemptStatus.ENDED]):
         problem = "no session report"
         try:
             report = find_report(read, attempt.call_id)
@@ -126,10 +122,9 @@ def apply_report(store: DialStore, report: SessionReport, now: datetime, sweep: 
     return closed
 
 
-# (prefix, start_offset) -> the report objects' (name, updated) under it, listed from the offset.
-ListReports = Callable[[str, str], Iterable[tuple[str, datetime]]]
+# (prefix, start_offset) -> the objects under it, listed from the offset (``Recordings.list_objects``).
+ListReports = Callable[[str, str], Iterable[ListedObject]]
 INBOUND_DNC_MARK = "inbound_do_not_call"
-SETTLE = timedelta(minutes=2)  # listing time and clock skew: the watermark trails by this much
 
 
 def sweep_inbound_do_not_call(
@@ -141,26 +136,31 @@ def sweep_inbound_do_not_call(
     first_lookback: timedelta = timedelta(days=1),
 ) -> list[str]:
     """Callers who asked on an inbound call not to be called: no attempt of ours carries their
-    report, so it is found in the bucket. Lists only the date prefixes (and, within them, the
-    call ids) of calls that may have ended since the last sweep; adding a number twice is
-    harmless, so reports near the watermark may be read again."""
-    since = store.mark(INBOUND_DNC_MARK) or now - first_lookback
+    report, so it is found by listing the bucket (the shared lister and cursor rule; the mark is
+    the watermark). Reports at the watermark may be read again: adding a number twice is
+    harmless. An outbound report listed here closes its attempt if it is still open (a report
+    filed under another day than its id's, by an agent from before the path rule, is found so)."""
+    cursor = ReportCursor(since=store.mark(INBOUND_DNC_MARK) or now - first_lookback)
+    listing = list_calls(list_reports, cursor.since, now, max_call_duration)
+    new, advanced = cursor.advance([(obj, obj.name) for obj in listing.reports.values()], now)
     added: list[str] = []
-    for prefix, offset in prefixes_to_list(since, now + SETTLE, max_call_duration):
-        for name, updated in list_reports(prefix, offset):
-            if not name.endswith("/" + REPORT_FILENAME) or updated < since - SETTLE:
-                continue
-            raw = read(name)
-            try:
-                report = parse_report(raw) if raw is not None else None
-            except (ValidationError, ValueError):
-                continue  # postcall reports it; an outbound call's DNC comes from its attempt
-            if report is None or report.direction is not CallDirection.INBOUND or not report.from_number:
-                continue
-            if report.do_not_call_requested or report.outcome is CallOutcome.DO_NOT_CALL:
-                # As contact lists store numbers (E.164); as given when no list could hold it.
-                number = normalise_number(report.from_number, "US")[0] or report.from_number
-                store.add_do_not_call([number], "call", now, call_id=report.call_id)
-                added.append(number)
-    store.set_mark(INBOUND_DNC_MARK, max(since, now - SETTLE))
+    for _, name in new:
+        raw = read(name)
+        try:
+            report = parse_report(raw) if raw is not None else None
+        except (ValidationError, ValueError):
+            continue  # postcall reports it; an outbound call's DNC comes from its attempt
+        if report is None:
+            continue
+        if report.direction is CallDirection.OUTBOUND:
+            apply_report(store, report, now)
+            continue
+        if not report.from_number:
+            continue
+        if report.do_not_call_requested or report.outcome is CallOutcome.DO_NOT_CALL:
+            # As contact lists store numbers (E.164); as given when no list could hold it.
+            number = normalise_number(report.from_number, "US")[0] or report.from_number
+            store.add_do_not_call([number], "call", now, call_id=report.call_id)
+            added.append(number)
+    store.set_mark(INBOUND_DNC_MARK, advanced.since)
     return added

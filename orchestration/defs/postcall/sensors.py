@@ -4,8 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from callcenter.bucket import ReportCursor
 from orchestration.defs.postcall.assets import DOMAIN_TAGS, call_analyses, call_index, call_transcripts
-from orchestration.defs.postcall.discovery import DiscoveryCursor, ListedObject, discover
+from orchestration.defs.postcall.discovery import discover
 from orchestration.defs.postcall.partitions import daily_calls
 from orchestration.defs.postcall.pending import POSTCALL_JOB_NAME, requested_calls_indexed
 from orchestration.defs.postcall.views import VIEW_ASSETS
@@ -36,20 +37,10 @@ postcall_views_job = dg.define_asset_job(
 )
 
 
-def _lister(bucket: RecordingsBucket):
-    def list_objects(prefix: str, offset: str):
-        for blob in bucket.list_prefix(prefix, start_offset=offset if offset != prefix else None):
-            if blob.name < offset:  # servers that ignore startOffset (the emulator) list from the prefix
-                continue
-            yield ListedObject(blob.name, int(blob.generation), blob.updated)
-
-    return list_objects
-
-
 def _requests(context: dg.SensorEvaluationContext, bucket: RecordingsBucket, late_recordings: bool, tags: dict):
     now = datetime.now(UTC)
-    cursor = DiscoveryCursor.parse(context.cursor, now, INITIAL_LOOKBACK)
-    batches, new_cursor = discover(_lister(bucket), cursor, now, MAX_CALL_DURATION, late_recordings=late_recordings)
+    cursor = ReportCursor.parse(context.cursor, now, INITIAL_LOOKBACK)
+    batches, new_cursor = discover(bucket.list_objects, cursor, now, MAX_CALL_DURATION, late_recordings=late_recordings)
     requests = [
         dg.RunRequest(
             run_key=batch.run_key,
