@@ -21,7 +21,7 @@ def test_load_dry_run_and_pause(
 
     out_csv = tmp_path / "dry.csv"
     assert main(["dry-run", "--at", "2026-11-25T15:00:00Z", "--csv", str(out_csv)]) == 0
-    rows = list(csv.DictReader(out_csv.open()))
+    rows = [r for r in csv.DictReader(out_csv.open()) if r["campaign_id"] == "demo-renewals"]
     assert len(rows) == 9
     decisions = {r["contact_id"]: (r["decision"], r["reason"]) for r in rows}
     assert decisions["c-0001"] == ("dial", "") and decisions["c-0013"] == ("skip", "do_not_call")
@@ -30,5 +30,5 @@ def test_load_dry_run_and_pause(
     assert main(["pause", "demo-renewals", "--reason", "script review"]) == 0
     capsys.readouterr()
     assert main(["dry-run", "--at", "2026-11-25T15:00:00Z"]) == 0
-    assert "skip 9 x campaign_paused" in capsys.readouterr().out
+    assert "skip 9 x campaign_paused" in capsys.readouterr().out  # recall-2026-q4 is not paused
     assert main(["pause", "no-such-campaign"]) == 2
