@@ -30,12 +30,17 @@ class AttemptStatus(StrEnum):
     # is never sent again; its report closes it, or it times out as failed.
     SENDING = "sending"
     DISPATCHED = "dispatched"  # agent dispatch created: the call is (or was) live
+    # LiveKit said the call's room finished (its webhook): the call slot is free, the outcome
+    # still comes from the session report (or the report timeout), so it stays open for that.
+    ENDED = "ended"
     CLOSED = "closed"  # outcome known
     CANCELLED = "cancelled"  # never dialled (dispatch refused, campaign stopped): not an attempt
 
 
 # Attempts that hold a call slot and wait for an outcome.
-OPEN_STATUSES = (AttemptStatus.RESERVED.value, AttemptStatus.SENDING.value, AttemptStatus.DISPATCHED.value)
+LIVE_STATUSES = (AttemptStatus.RESERVED.value, AttemptStatus.SENDING.value, AttemptStatus.DISPATCHED.value)
+# Attempts still waiting for an outcome: the live ones and those whose room has ended.
+OPEN_STATUSES = (*LIVE_STATUSES, AttemptStatus.ENDED.value)
 
 
 class CampaignState(StrEnum):
@@ -404,7 +409,7 @@ class DialStore:
         """Close the open attempt of ``call_id``; False when already closed (reports are idempotent)."""
         return self._wrote_row(
             "UPDATE dial_attempts SET status = ?, outcome = ?, closed_at = ?, sip_status_code = ?, abandoned = ?, note = ? "
-            "WHERE call_id = ? AND status IN (?, ?, ?) RETURNING attempt_id",
+            "WHERE call_id = ? AND status IN (?, ?, ?, ?) RETURNING attempt_id",
             (
                 AttemptStatus.CLOSED.value,
                 outcome.value,
@@ -415,6 +420,14 @@ class DialStore:
                 call_id,
                 *OPEN_STATUSES,
             ),
+        )
+
+    def mark_ended(self, call_id: str, note: str) -> bool:
+        """LiveKit ended the call's room: free its call slot now. The outcome still comes from the
+        session report (``close_attempt``); False when the attempt is not live (closed, or ended before)."""
+        return self._wrote_row(
+            "UPDATE dial_attempts SET status = ?, note = ? WHERE call_id = ? AND status IN (?, ?) RETURNING attempt_id",
+            (AttemptStatus.ENDED.value, note, call_id, AttemptStatus.SENDING.value, AttemptStatus.DISPATCHED.value),
         )
 
     def attempts(
@@ -445,7 +458,7 @@ class DialStore:
         with self.transaction() as cur:
             row = self._exec(
                 cur,
-                "SELECT campaign_id FROM dial_attempts WHERE phone_number = ? AND status IN (?, ?, ?) LIMIT 1",
+                "SELECT campaign_id FROM dial_attempts WHERE phone_number = ? AND status IN (?, ?, ?, ?) LIMIT 1",
                 (phone_number, *OPEN_STATUSES),
             ).fetchone()
         return row[0] if row else None
@@ -456,7 +469,7 @@ class DialStore:
             rows = self._exec(
                 cur,
                 "SELECT campaign_id, COUNT(*) FROM dial_attempts WHERE status IN (?, ?, ?) GROUP BY campaign_id",
-                OPEN_STATUSES,
+                LIVE_STATUSES,
             ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
 
