@@ -29,6 +29,7 @@ from agent.pipeline import build_session, load_vad
 from agent.recording import finish_recording, start_recording
 from agent.session_report import build_report, upload_report
 from agent.settings import AgentSettings, load_settings
+from agent.stt_failure import SttFailureGuard
 from callcenter.dispatch import OutboundCallRequest, parse_dispatch
 from callcenter.ids import is_call_id, new_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
@@ -93,8 +94,11 @@ async def entrypoint(ctx: JobContext) -> None:
 
     session = build_session(settings, userdata=call, vad_model=ctx.proc.userdata.get("vad") or load_vad(settings))
     agent = OutboundCallAgent(call) if request else CallCenterAgent(call)
+    # STT gave up mid-call: apologise, then transfer or hang up (never a silent line)
+    stt_guard = SttFailureGuard(session, agent)
 
     async def write_report(reason: str) -> None:
+        await stt_guard.wait()  # the apology and the transfer or hang-up come first
         ended_at = utcnow()  # the hang-up, not after waiting for Egress to finish the file
         report = await finish_call(call, session.history, ctx.api, settings, ended_at=ended_at)
         # tokens / audio seconds per model: capacity planning reads these from the logs
@@ -231,7 +235,19 @@ def calls_load(max_calls: int):  # noqa: ANN201
     return load
 
 
+def check_inbound_persona(settings: AgentSettings) -> None:
+    """Refuse to start without the persona inbound callers hear: found at the first inbound call,
+    the caller would get silence and a dropped line instead."""
+    try:
+        load_persona(settings.inbound_persona, settings.personas_dir)
+    except (LookupError, ValueError) as exc:
+        raise SystemExit(
+            f"INBOUND_PERSONA={settings.inbound_persona!r} cannot be loaded from PERSONAS_DIR={settings.personas_dir}: {exc}"
+        ) from None
+
+
 def build_server(settings: AgentSettings) -> AgentServer:
+    check_inbound_persona(settings)
     extra: dict = {}
     if settings.worker_max_calls:
         extra = {"load_fnc": calls_load(settings.worker_max_calls), "load_threshold": 1.0}

@@ -69,3 +69,12 @@ def test_worker_max_calls_loads_the_worker_by_its_running_calls() -> None:
     assert [load(SimpleNamespace(active_jobs=[object()] * n)) for n in (0, 1, 2, 3)] == [0.0, 0.5, 1.0, 1.0]
     server = build_server(load_settings(worker_max_calls=2))
     assert server._load_threshold == 1.0 and server._load_fnc is not None
+
+
+def test_the_worker_refuses_to_start_without_its_inbound_persona(tmp_path) -> None:
+    """An INBOUND_PERSONA missing from PERSONAS_DIR stops the pod at start, naming both, instead of
+    leaving the first inbound caller on a silent line."""
+    with pytest.raises(SystemExit, match=r"INBOUND_PERSONA='reception'.*PERSONAS_DIR=.*no persona 'reception'"):
+        build_server(load_settings(inbound_persona="reception", personas_dir=tmp_path))
+    with pytest.raises(SystemExit, match="INBOUND_PERSONA=''"):
+        build_server(load_settings(inbound_persona=""))
