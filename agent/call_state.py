@@ -38,6 +38,7 @@ class CallState:
     recording_path: str | None = None
     recording_started_at: datetime | None = None
     egress_id: str | None = None
+    agent_error: str | None = None  # a service failed mid-call and the agent ended it (agent/stt_failure.py)
     local_recorder: Any = None  # agent.local_recorder.LocalRecorder, on the local stack only
 
     @property

@@ -1,6 +1,6 @@
 """The voice pipeline from settings: STT, LLM, TTS, VAD and turn detection.
 
-GKE: nvidia.STT → Riva (gRPC, no TLS in-cluster), openai.LLM → vLLM, openai.TTS → tts/ (Chatterbox).
+GKE: nvidia.STT (agent/riva_stt.py) → Riva (gRPC, no TLS in-cluster), openai.LLM → vLLM, openai.TTS → tts/ (Chatterbox).
 Local: openai.STT → devstack/stt_server.py (faster-whisper), openai.LLM → llama.cpp server,
 openai.TTS → tts/ (Piper). VAD (silero, ONNX shipped in the wheel) and the end-of-turn model
 (LiveKit's v1-mini, shipped in livekit-local-inference) run in-process with no network.
@@ -12,14 +12,16 @@ from typing import Any
 
 from livekit.agents import AgentSession, llm, stt, tts, vad
 from livekit.agents.voice.turn import TurnHandlingOptions
-from livekit.plugins import nvidia, openai, silero
+from livekit.plugins import openai, silero
 
+from agent.riva_stt import RivaSTT
 from agent.settings import AgentSettings, SttProvider
 
 
 def build_stt(settings: AgentSettings) -> stt.STT:
     if settings.stt_provider is SttProvider.RIVA:
-        return nvidia.STT(
+        # the plugin's STT, raising Riva's stream failures instead of going deaf (agent/riva_stt.py)
+        return RivaSTT(
             server=settings.riva_server,
             use_ssl=settings.riva_use_ssl,
             model=settings.riva_model,

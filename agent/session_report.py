@@ -117,6 +117,7 @@ def build_report(call: CallState, history: llm.ChatContext, *, ended_at: datetim
         recording_path=call.recording_path,
         turns=turns,
         latency=latency,
+        agent_error=call.agent_error,
     )
 
 

@@ -96,6 +96,11 @@ class SessionReport(CallFacts):
     )
     turns: list[Turn] = Field(default_factory=list)
     latency: list[TurnLatency] = Field(default_factory=list)
+    agent_error: str | None = Field(
+        None,
+        description="why the agent cut the conversation short itself (e.g. speech recognition failed mid-call, "
+        "so it apologised and transferred or hung up): the failing service and error type, no words of the call",
+    )
 
     @property
     def duration_s(self) -> float:
