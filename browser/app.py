@@ -152,7 +152,7 @@ def export_csv(request: Request) -> StreamingResponse:
 def call_page(request: Request, call_id: str, analyst: Annotated[Analyst, Depends(current_analyst)]) -> HTMLResponse:
     if not is_call_id(call_id):
         raise UnknownCall(call_id, f"{call_id!r} is not a call id (call ids look like call-<uuid7>)")
-    call = _queries(request).call_view(call_id, request.app.state.recording_links.turn_latency)
+    call = _queries(request).call_view(call_id)
     if call is None:
         raise UnknownCall(call_id, f"no call {call_id} in the call index")
     request.app.state.audit.call_viewed(analyst, call_id, request.client.host if request.client else None)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 
 from browser import charts
@@ -23,7 +23,6 @@ from browser.views import (
 )
 from callcenter.outcomes import CallOutcome
 from callcenter.record import CallRecord
-from callcenter.report import TurnLatency
 from callindex.api import MAX_PAGE_SIZE, CallFilter, CallIndex, open_call_index
 from callindex.api import SortField as IndexSort
 
@@ -206,13 +205,11 @@ class CallBrowserQueries:
             for r in sorted(attempts, key=lambda r: r.started_at)
         ]
 
-    def call_view(
-        self, call_id: str, turn_latency: Callable[[CallRecord], list[TurnLatency] | None] | None = None
-    ) -> CallView | None:
+    def call_view(self, call_id: str) -> CallView | None:
         record = self.index.get(call_id)
         if record is None:
             return None
-        return build_call_view(record, self.dial_attempts(record), turn_latency(record) if turn_latency else None)
+        return build_call_view(record, self.dial_attempts(record))
 
     # -- dashboard ------------------------------------------------------------------------
 
@@ -325,16 +322,16 @@ def _fmt_value(value) -> str:
     return "–" if value is None else str(value)
 
 
-def _latency_rows(record: CallRecord, turn_latency: list[TurnLatency] | None):
-    if turn_latency:
-        rows = []
-        for n, t in enumerate(sorted(turn_latency, key=lambda t: t.turn_index), start=1):
-            rows.append((f"turn {n}", t.model_dump(exclude={"turn_index"})))
-        return rows
+def _latency_rows(record: CallRecord):
     s = record.latency
+    if s.per_turn:
+        return [
+            (f"turn {n}", t.model_dump(exclude={"turn_index"}))
+            for n, t in enumerate(sorted(s.per_turn, key=lambda t: t.turn_index), start=1)
+        ]
     if s.turns_measured == 0:
         return []
-    # No per-turn figures available: show the call's medians as one bar.
+    # Indexed before the index kept per-turn figures: show the call's medians as one bar.
     return [
         (
             "median",
@@ -348,9 +345,7 @@ def _latency_rows(record: CallRecord, turn_latency: list[TurnLatency] | None):
     ]
 
 
-def build_call_view(
-    record: CallRecord, dial_attempts: list[DialAttemptView], turn_latency: list[TurnLatency] | None = None
-) -> CallView:
+def build_call_view(record: CallRecord, dial_attempts: list[DialAttemptView]) -> CallView:
     analysis = record.analysis
     facts = [
         ("Direction", record.direction.value),
@@ -412,7 +407,7 @@ def build_call_view(
         extracted_fields=[(k, _fmt_value(v)) for k, v in (analysis.extracted_fields.items() if analysis else [])],
         # CallRecord transcripts are redacted by the pipeline; raw transcripts never reach the index.
         turns=[TurnView(t.speaker.value, t.text, t.start, t.end) for t in record.transcript],
-        latency_chart=charts.latency_breakdown("Latency per agent turn", _latency_rows(record, turn_latency)),
+        latency_chart=charts.latency_breakdown("Latency per agent turn", _latency_rows(record)),
         dial_attempts=dial_attempts,
         recording_uri=record.recording_uri,
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from callcenter.report import CallFacts, Turn
+from callcenter.report import CallFacts, Turn, TurnLatency
 
 RECORD_VERSION = 1
 
@@ -87,6 +87,11 @@ class LatencySummary(BaseModel):
     llm_ttft_p50_ms: float | None = None
     tts_ttfb_p50_ms: float | None = None
     eou_to_stt_final_p50_ms: float | None = None
+    per_turn: list[TurnLatency] = Field(
+        default_factory=list,
+        description="each measured agent reply's stage timings, as the session report gave them (numbers "
+        "only); empty in records indexed before the index kept them: reprocessing the call fills it",
+    )
 
 
 class CallRecord(CallFacts):

@@ -62,6 +62,7 @@ def _summary(lat: list[TurnLatency]) -> LatencySummary:
         return xs[len(xs) // 2]
 
     return LatencySummary(
+        per_turn=lat,
         turns_measured=len(lat),
         voice_to_voice_p50_ms=med(v),
         voice_to_voice_p95_ms=v[-1],

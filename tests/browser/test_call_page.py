@@ -6,7 +6,7 @@ import html
 import json
 import re
 
-from tests.browser.calls import BUCKET, RAW_CARD
+from tests.browser.calls import BUCKET, RAW_CARD, sample_calls
 
 
 def by_attempt(calls, attempt_id):
@@ -38,25 +38,39 @@ def test_transcript_is_the_redacted_one_in_order_with_timestamps(client, calls):
     assert '<span class="ts">0:00</span>' in text
 
 
-def test_latency_chart_has_a_bar_per_agent_turn_from_the_session_report(client, calls):
+def latency_parts(text: str) -> list[tuple[str, str, str]]:
+    chart = re.search(r'<svg[^>]*class="chart latency-chart".*?</svg>', text, re.S).group(0)
+    return re.findall(r'class="latency-part"><title>(turn \d+|median) · ([^:]+): ([\d,.]+) ms', chart)
+
+
+def test_latency_chart_has_a_bar_per_agent_turn_from_the_index(client, calls):
     record, latency = by_attempt(calls, "attempt-42-2")
     text = client.get(f"/calls/{record.call_id}").text
-    chart = re.search(r'<svg[^>]*class="chart latency-chart".*?</svg>', text, re.S).group(0)
-    parts = re.findall(r'class="latency-part"><title>turn (\d+) · ([^:]+): ([\d,.]+) ms', chart)
+    parts = latency_parts(text)
     assert len(parts) == 3 * len(latency)
-    expected = {(str(n), "LLM first token", f"{t.llm_ttft_ms:,.0f}") for n, t in enumerate(latency, start=1)}
-    assert expected <= {(n, name, v) for n, name, v in parts}
-    assert chart.count("voice to voice:") == len(latency)
+    expected = {(f"turn {n}", "LLM first token", f"{t.llm_ttft_ms:,.0f}") for n, t in enumerate(latency, start=1)}
+    assert expected <= set(parts)
+    assert text.count("voice to voice:") == len(latency)
 
 
-def test_latency_chart_falls_back_to_medians_when_the_bucket_is_unreachable(make_client, calls):
+def test_per_turn_latency_is_served_with_the_bucket_unreachable(make_client, calls):
     from tests.conftest import free_port
 
     client = make_client(storage_emulator_host=f"http://127.0.0.1:{free_port()}")
-    record, _ = by_attempt(calls, "attempt-42-2")
+    record, latency = by_attempt(calls, "attempt-42-2")
     r = client.get(f"/calls/{record.call_id}")
     assert r.status_code == 200
-    assert "median · LLM first token" in r.text
+    assert {turn for turn, _, _ in latency_parts(r.text)} == {f"turn {n}" for n in range(1, len(latency) + 1)}
+
+
+def test_a_call_indexed_before_per_turn_latency_shows_its_medians():
+    from browser.queries import build_call_view
+
+    record, _ = by_attempt(sample_calls(), "attempt-42-2")
+    older = record.model_copy(update={"latency": record.latency.model_copy(update={"per_turn": []})})
+    parts = latency_parts(str(build_call_view(older, []).latency_chart))
+    assert {turn for turn, _, _ in parts} == {"median"}
+    assert ("median", "LLM first token", f"{record.latency.llm_ttft_p50_ms:,.0f}") in parts
 
 
 def test_audio_is_linked_from_the_emulator(client, calls, gcs_emulator):

@@ -475,3 +475,25 @@ def test_sqlite_code_cache_follows_another_connections_writes(tmp_path, record_f
     finally:
         writer.close()
         reader.close()
+
+
+def test_per_turn_latency_is_kept_and_rows_from_before_it_still_read(index: CallIndex, record_factory) -> None:
+    """The call page's per-turn latency comes from the index; a row stored before the index kept
+    it reads as none (the page shows the call's medians) on both engines, with no migration."""
+    from callcenter.record import LatencySummary
+    from callcenter.report import TurnLatency
+
+    turns = [TurnLatency(turn_index=i, llm_ttft_ms=300.0 + i, voice_to_voice_ms=900.0 + i) for i in (1, 3)]
+    rec = record_factory(T0).model_copy(
+        update={"latency": LatencySummary(turns_measured=2, voice_to_voice_p50_ms=901.0, per_turn=turns)}
+    )
+    index.upsert(rec, unit(1))
+    assert index.get(rec.call_id).latency.per_turn == turns
+    from callindex.sqlite import SqliteCallIndex
+
+    if isinstance(index, SqliteCallIndex):
+        index._conn.execute("UPDATE calls SET record = json_remove(record, '$.latency.per_turn')")
+    else:
+        index._conn.execute("UPDATE calls SET record = record #- '{latency,per_turn}'")
+    old = index.get(rec.call_id)
+    assert old.latency.per_turn == [] and old.latency.voice_to_voice_p50_ms == 901.0

@@ -101,6 +101,7 @@ def test_bucket_to_searchable_record(bucket, tmp_path, llm_base_url, render_demo
         assert rec.alternate_transcript  # the agent's live transcript is kept too
         assert rec.recording_uri == f"gs://{bucket.bucket_name}/{billing.audio_object}"
         assert rec.latency.turns_measured == len(billing.report.latency)
+        assert rec.latency.per_turn == sorted(billing.report.latency, key=lambda t: t.turn_index)
         # The spoken card number is gone from everything stored: transcripts, analysis, the whole record.
         stored = rec.model_dump_json().lower()
         assert rec.redactions >= 1 and "[redacted card]" in stored

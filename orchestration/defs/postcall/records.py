@@ -44,6 +44,7 @@ def latency_summary(report: SessionReport) -> LatencySummary:
         llm_ttft_p50_ms=_pct(values("llm_ttft_ms"), 50),
         tts_ttfb_p50_ms=_pct(values("tts_ttfb_ms"), 50),
         eou_to_stt_final_p50_ms=_pct(values("eou_to_stt_final_ms"), 50),
+        per_turn=sorted(report.latency, key=lambda t: t.turn_index),
     )
 
 
