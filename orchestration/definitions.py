@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration.defs import dialing, postcall, rollout
+from orchestration.defs.webhooks import analyzed as webhooks
 from orchestration.deployment import current_deployment
 from orchestration.resources import shared_resources
 
@@ -14,6 +15,7 @@ defs = dg.Definitions.merge(
     rollout.defs,
     dialing.defs,
     postcall.defs,
+    webhooks.defs,
     dg.Definitions(
         resources={
             **shared_resources(_deployment),

@@ -81,6 +81,7 @@ def test_jobs_schedules_and_sensors(repo: dg.RepositoryDefinition) -> None:
         "call_recordings_sensor",
         "late_recordings_sensor",
         "failed_batches_sensor",
+        "call_analyzed_webhooks",
     }
     # The dialing schedule must never start itself: dialing people is an operator's decision.
     dialing = repo.get_schedule_def("dialing_tick_every_minute")

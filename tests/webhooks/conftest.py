@@ -13,7 +13,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from tests.conftest import free_port
-from tests.dialing.conftest import ledger_target, postgres_uri, sqlite_store, store  # noqa: F401  (fixtures)
+from tests.dialing.conftest import bucket, clock, ledger_target, postgres_uri, sqlite_store, store  # noqa: F401  (fixtures)
 
 
 def serve(app: FastAPI) -> tuple[uvicorn.Server, threading.Thread, int]:

@@ -9,6 +9,7 @@ from enum import StrEnum
 from livekit import api
 
 from orchestration.defs.dialing.store import AttemptStatus, CampaignState, DialStore
+from orchestration.defs.webhooks import campaign_events as webhook_events
 
 
 class ControlAction(StrEnum):
@@ -25,6 +26,10 @@ def apply_control(store: DialStore, campaign_id: str, action: ControlAction, rea
         ControlAction.STOP: CampaignState.STOPPED,
     }[action]
     store.set_campaign_state(campaign_id, state, reason, now)
+    if action is ControlAction.PAUSE:
+        webhook_events.campaign_paused(store, campaign_id, reason, now)
+    elif action is ControlAction.STOP:
+        webhook_events.campaign_stopped(store, campaign_id, reason, now)
     if action is not ControlAction.STOP:
         return []
     # Reservations not yet sent never go out (the dialer's mark_sending finds them cancelled);

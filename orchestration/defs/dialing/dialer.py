@@ -38,6 +38,7 @@ from orchestration.defs.dialing.outcomes import (
 from orchestration.defs.dialing.planner import Capacity, Plan, Selection, gc_paused, plan_tick
 from orchestration.defs.dialing.store import Attempt, AttemptStatus, CampaignState, DialStore, attempt_key
 from orchestration.defs.dialing.windows import window_closes, window_verdict
+from orchestration.defs.webhooks.campaign_events import campaign_finished_if_settled
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +208,7 @@ class DialingTick:
                 before = result.dialed[cid] + result.not_dialed[f"{cid}:unconfirmed"]
                 await self._dial_all(campaign, plan.selected, result)
                 used += result.dialed[cid] + result.not_dialed[f"{cid}:unconfirmed"] - before
+                campaign_finished_if_settled(self.store, plan, self.clock())  # webhook: nobody left to call
         finally:
             self.store.release_lease(LEASE_NAME, self.holder)
         return result
