@@ -38,6 +38,7 @@ def main() -> int:
         "dagster": _port("CALLCENTER_DAGSTER_PORT", 3000),
         "agent": _port("CALLCENTER_AGENT_PORT", 8083),
         "talk": _port("CALLCENTER_TALK_PORT", 3002),
+        "webhooks": _port("CALLCENTER_WEBHOOKS_PORT", 8090),
     }
     livekit = LocalLiveKit(
         http_port=_port("CALLCENTER_LIVEKIT_PORT", 7880),
@@ -101,13 +102,17 @@ def main() -> int:
                      "TTS_VOICES_DIR": str(local / "tts" / "voices"), "TTS_VOICE_ALIASES": "default=joe",
                      "TTS_OPENAI_VOICES_TO": "joe"}),
         Service("browser", [python(), "-m", "browser"], ports["browser"], ready_path=None, requires_module="browser.__main__"),
+        # LiveKit's webhooks in (frees dialing's call slots at room_finished), ours out
+        # (CALLCENTER_WEBHOOK_ENDPOINTS, docs/webhooks.md); it starts before livekit-server posts to it
+        Service("webhooks", [python(), "-m", "orchestration.defs.webhooks.service"], ports["webhooks"], ready_path="/healthz",
+                env={"CALLCENTER_WEBHOOKS_PORT": str(ports["webhooks"])}),
         *livekit.services(local / "livekit.yaml"),
         # the production worker (python -m agent.worker start) on the local engines
         Service("agent", [python(), "-m", "agent.worker", "start"], ports["agent"], ready_path="/", env=agent_env,
                 ready_log="registered worker"),
         Service("talk", [python(), "-m", "devstack.talk_server", "--port", str(ports["talk"])], ports["talk"], ready_path="/"),
     ]
-    livekit.write_config(local / "livekit.yaml")
+    livekit.write_config(local / "livekit.yaml", webhook_urls=[f"http://127.0.0.1:{ports['webhooks']}/livekit"])
     plane = start_control_plane(local, env)
     stack = Stack(local / "logs", env)
     try:

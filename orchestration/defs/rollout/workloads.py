@@ -51,9 +51,10 @@ LIVEKIT = (
     Workload("redis", ("redis",), Probe.NONE, "Redis for LiveKit's room state and SIP/egress coordination"),
     Workload(
         "livekit_server",
-        ("livekit-server", "stunner", "livekit-gateway"),
+        # webhooks: the receiver livekit-server posts its webhooks to (docs/webhooks.md)
+        ("livekit-server", "stunner", "livekit-gateway", "webhooks"),
         Probe.LIVEKIT,
-        "LiveKit server, its Gateway API route and the STUNner TURN relay",
+        "LiveKit server, its Gateway API route, the STUNner TURN relay and the webhook service",
     ),
     Workload("livekit_egress", ("livekit-egress",), Probe.NONE, "LiveKit Egress recording calls to the bucket"),
     Workload("livekit_sip", ("livekit-sip",), Probe.NONE, "LiveKit SIP behind the Twilio-facing UDP load balancer"),
