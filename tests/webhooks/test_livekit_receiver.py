@@ -212,3 +212,22 @@ def test_the_report_sweep_still_closes_an_ended_attempt_and_times_out_a_silent_o
     assert sweep.timed_out == [attempt.call_id]
     closed = sqlite_store.attempt_by_call(attempt.call_id)
     assert closed.status is AttemptStatus.CLOSED and closed.outcome is CallOutcome.FAILED
+
+
+def test_an_ended_attempts_report_still_closes_it_with_its_do_not_call_request(store, bucket) -> None:
+    """room_finished must not cost the outcome: the report that lands after it closes the
+    attempt (once) and its do-not-call request reaches suppression."""
+    from orchestration.defs.dialing.assets import bucket_reader
+    from orchestration.defs.dialing.outcomes import sweep_outcomes
+    from tests.dialing.conftest import write_report
+
+    attempt = dispatched_attempt(store)
+    assert store.mark_ended(attempt.call_id, "room finished")
+    now = datetime.now(UTC)
+    write_report(bucket, attempt.call_id, CallOutcome.DO_NOT_CALL, now, do_not_call=True)
+    sweep = sweep_outcomes(store, bucket_reader(bucket), now, timedelta(hours=2))
+    assert sweep.closed == {"do_not_call": 1}
+    closed = store.attempt_by_call(attempt.call_id)
+    assert closed.status is AttemptStatus.CLOSED and closed.outcome is CallOutcome.DO_NOT_CALL
+    assert store.is_do_not_call(attempt.phone_number)
+    assert sweep_outcomes(store, bucket_reader(bucket), now, timedelta(hours=2)).closed == {}  # once
