@@ -28,13 +28,14 @@ from browser import charts
 from browser.audit import CallViewAudit
 from browser.auth import Analyst, NotSignedIn, current_analyst
 from browser.filters import BadFilter, parse_list_query
-from browser.queries import DASHBOARD_SAMPLE_PER_SLOT, DASHBOARD_SLOTS_PER_DAY, CallBrowserQueries, supported_sorts
+from browser.queries import DASHBOARD_SAMPLE_PER_SLOT, DASHBOARD_SLOTS_PER_DAY, CallBrowserQueries
 from browser.recordings import RecordingLinks
 from browser.settings import BrowserSettings
 from browser.views import CSV_COLUMNS, CallRow
 from callcenter.ids import is_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.record import Sentiment
+from callindex import SortField
 
 log = logging.getLogger("browser")
 HERE = Path(__file__).resolve().parent
@@ -87,7 +88,7 @@ def call_list(request: Request) -> HTMLResponse:
         directions=[d.value for d in CallDirection],
         outcomes=[o.value for o in CallOutcome],
         sentiments=[s.value for s in Sentiment],
-        sort_fields=supported_sorts(),
+        sort_fields=list(SortField),
     )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 
 from browser import charts
-from browser.filters import BadFilter, CallListQuery, SortField, SortOrder
+from browser.filters import BadFilter, CallListQuery
 from browser.views import (
     CallPage,
     CallRow,
@@ -23,27 +23,11 @@ from browser.views import (
 )
 from callcenter.outcomes import CallOutcome
 from callcenter.record import CallRecord
-from callindex.api import MAX_PAGE_SIZE, CallFilter, CallIndex, open_call_index
-from callindex.api import SortField as IndexSort
+from callindex import CallFilter, CallIndex, SortField, open_call_index, percentile
+from callindex.api import MAX_PAGE_SIZE
 
 log = logging.getLogger(__name__)
 
-# Browser filter -> the CallFilter field that takes it, where the names differ.
-_FILTER_NAMES = {
-    "persona": "persona",
-    "min_duration_s": "min_duration_s",
-    "max_duration_s": "max_duration_s",
-    "min_latency_ms": "min_latency_p50_ms",
-    "max_latency_ms": "max_latency_p50_ms",
-}
-_SORTS = {
-    SortField.STARTED_AT: IndexSort.STARTED_AT,
-    SortField.DURATION: IndexSort.DURATION,
-    SortField.CAMPAIGN: IndexSort.CAMPAIGN,
-    SortField.OUTCOME: IndexSort.OUTCOME,
-    SortField.LATENCY: IndexSort.LATENCY,
-    SortField.SENTIMENT: IndexSort.SENTIMENT,
-}
 # The list counts matches up to here and then says "10,000+": an exact count of a broad filter
 # over a million calls costs seconds, reading the page milliseconds.
 LIST_COUNT_LIMIT = 10_000
@@ -52,10 +36,6 @@ DASHBOARD_MAX_DAYS = 92
 DASHBOARD_SLOTS_PER_DAY = 8
 DASHBOARD_SAMPLE_PER_SLOT = 25
 ANSWERED = {"answered", "transferred"}
-
-
-def supported_sorts() -> list[SortField]:
-    return list(_SORTS)
 
 
 def _fmt_time(dt: datetime | None) -> str:
@@ -82,22 +62,6 @@ def call_row(record: CallRecord, score: float | None = None, snippet: str | None
     )
 
 
-def index_filter(q: CallListQuery) -> CallFilter:
-    kw: dict = {
-        "campaign_id": q.campaign,
-        "direction": q.direction,
-        "outcomes": (q.outcome,) if q.outcome else None,
-        "sentiment": q.sentiment,
-    }
-    if q.date_from:
-        kw["started_from"] = datetime.combine(q.date_from, time(), UTC)
-    if q.date_to:
-        kw["started_to"] = datetime.combine(q.date_to + timedelta(days=1), time(), UTC)
-    for name, index_name in _FILTER_NAMES.items():
-        kw[index_name] = getattr(q, name)
-    return CallFilter(**{k: v for k, v in kw.items() if v is not None})
-
-
 class CallBrowserQueries:
     def __init__(self, index: CallIndex, embedder=None) -> None:
         self.index = index
@@ -121,7 +85,7 @@ class CallBrowserQueries:
 
     # -- list, export ---------------------------------------------------------------------
 
-    def _scan(self, filters: CallFilter, sort: IndexSort, descending: bool, limit: int) -> Iterator[CallRecord]:
+    def _scan(self, filters: CallFilter, sort: SortField, descending: bool, limit: int) -> Iterator[CallRecord]:
         offset = 0
         while offset < limit:
             want = min(MAX_PAGE_SIZE, limit - offset)
@@ -136,9 +100,9 @@ class CallBrowserQueries:
     def page(self, q: CallListQuery, page_size: int) -> CallPage:
         start = (q.page - 1) * page_size
         result = self.index.list_calls(
-            index_filter(q),
-            sort=_SORTS[q.sort],
-            descending=q.order is SortOrder.DESC,
+            q.filter(),
+            sort=q.sort,
+            descending=q.descending,
             limit=page_size,
             offset=start,
             # Past the cap, the count only has to show that a next page exists.
@@ -151,7 +115,7 @@ class CallBrowserQueries:
     def export_rows(self, q: CallListQuery, max_rows: int) -> Iterator[CallRow]:
         """The rows of an export. The filter is built and the first page read here, so that a
         query that cannot run fails before the response starts; later pages are read as sent."""
-        scan = self._scan(index_filter(q), _SORTS[q.sort], q.order is SortOrder.DESC, max_rows)
+        scan = self._scan(q.filter(), q.sort, q.descending, max_rows)
         first = next(scan, None)
         if first is None:
             return iter(())
@@ -186,7 +150,7 @@ class CallBrowserQueries:
             return []
         page = self.index.list_calls(
             CallFilter(campaign_id=record.campaign_id, contact_id=record.contact_id),
-            sort=IndexSort.STARTED_AT,
+            sort=SortField.STARTED_AT,
             descending=False,
             limit=MAX_PAGE_SIZE,
             count_limit=0,
@@ -225,7 +189,7 @@ class CallBrowserQueries:
             raise BadFilter(f"the dashboard shows at most {DASHBOARD_MAX_DAYS} days; narrow date_from..date_to")
         # Counts per day and outcome are exact (index counts); handle time, sentiment and latency
         # come from a sample spread over each day, so a busy fortnight stays one fast page.
-        base = index_filter(q).model_dump(exclude={"started_from", "started_to", "outcomes"}, exclude_none=True)
+        base = q.filter().model_dump(exclude={"started_from", "started_to", "outcomes"}, exclude_none=True)
         counts: dict[str, list[int]] = {}
         sample: list[CallRecord] = []
         slot = timedelta(days=1) / DASHBOARD_SLOTS_PER_DAY
@@ -241,15 +205,6 @@ class CallBrowserQueries:
         dashboard = build_dashboard(sample, q, outcome_counts={o: c for o, c in counts.items() if any(c)})
         dashboard.sampled = len(sample) < dashboard.total_calls
         return dashboard
-
-
-def _percentile(values: list[float], pct: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    k = (len(values) - 1) * pct
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 def build_dashboard(records, q: CallListQuery, outcome_counts: dict[str, list[int]] | None = None) -> Dashboard:
@@ -296,8 +251,8 @@ def build_dashboard(records, q: CallListQuery, outcome_counts: dict[str, list[in
         total_calls=total,
         answer_rate=sum(answered) / total if total else None,
         avg_handle_s=sum(all_handle) / len(all_handle) if all_handle else None,
-        v2v_p50_ms=_percentile(all_v2v, 0.5),
-        v2v_p95_ms=_percentile(all_v2v, 0.95),
+        v2v_p50_ms=percentile(all_v2v, 0.5),
+        v2v_p95_ms=percentile(all_v2v, 0.95),
         days=[d.strftime("%m-%d") for d in days],
         outcomes_per_day=dict(sorted(outcomes.items(), key=lambda kv: -sum(kv[1]))),
         answer_rate_per_day=[100 * a / c if c else None for a, c in zip(answered, calls, strict=True)],
@@ -307,8 +262,8 @@ def build_dashboard(records, q: CallListQuery, outcome_counts: dict[str, list[in
             for s, counts in sorted(sentiments.items())
         },
         # Per day, the median and 95th percentile of the calls' median voice-to-voice latency.
-        v2v_p50_per_day=[_percentile(v, 0.5) for v in v2v],
-        v2v_p95_per_day=[_percentile(v, 0.95) for v in v2v],
+        v2v_p50_per_day=[percentile(v, 0.5) for v in v2v],
+        v2v_p95_per_day=[percentile(v, 0.95) for v in v2v],
     )
 
 

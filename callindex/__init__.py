@@ -2,8 +2,11 @@
 
 Engines: ``SqliteCallIndex`` (embedded default: SQLite + FTS5 + sqlite-vec) and
 ``PostgresCallIndex`` (production: PostgreSQL + pgvector). Open either with ``open_call_index``.
+It owns its query vocabulary (``CallQuery``: filters and sorts in an analyst's words) and its
+aggregates (``percentile``): readers use these, never a copy.
 """
 
+from callindex.aggregates import percentile
 from callindex.api import (
     EMBEDDING_DIM,
     CallFilter,
@@ -14,6 +17,7 @@ from callindex.api import (
     SortField,
     open_call_index,
 )
+from callindex.vocabulary import CallQuery, SortOrder
 
 __all__ = [
     "EMBEDDING_DIM",
@@ -21,7 +25,10 @@ __all__ = [
     "CallIndex",
     "CallIndexError",
     "CallPage",
+    "CallQuery",
     "SearchHit",
     "SortField",
+    "SortOrder",
     "open_call_index",
+    "percentile",
 ]

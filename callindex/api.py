@@ -1,7 +1,8 @@
 """The call index's read/write API: one protocol, two engines (embedded SQLite, PostgreSQL+pgvector).
 
-The analyst browser depends only on this module (``CallIndex``, ``CallFilter``, ``CallPage``,
-``SearchHit``, ``SortField``, ``open_call_index``) and on ``callcenter.record.CallRecord``.
+The analyst browser depends only on this package (this module, the query vocabulary in
+``callindex.vocabulary`` and the aggregates in ``callindex.aggregates``) and on
+``callcenter.record.CallRecord``.
 Stable contract: add optional parameters and fields only.
 """
 
@@ -47,12 +48,14 @@ class CallFilter(BaseModel):
 
 
 class SortField(StrEnum):
+    """The orders a list can take; the values are the analyst's words (the browser's ``sort=``)."""
+
     STARTED_AT = "started_at"
-    DURATION = "duration_s"
-    CAMPAIGN = "campaign_id"
-    OUTCOME = "outcome"
-    LATENCY = "latency_p50_ms"  # voice-to-voice p50; calls without a measurement sort last
+    DURATION = "duration"
+    LATENCY = "latency"  # voice-to-voice p50; calls without a measurement sort last
     SENTIMENT = "sentiment"  # negative, mixed, neutral, positive (ascending); unanalysed calls sort last
+    CAMPAIGN = "campaign"
+    OUTCOME = "outcome"
 
 
 # Sentiment as a sortable number: worst first when ascending.

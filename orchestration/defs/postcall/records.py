@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import numpy as np
-
 from callcenter.record import (
     AnalysisStatus,
     CallAnalysis,
@@ -15,6 +13,7 @@ from callcenter.record import (
     RecordStatus,
 )
 from callcenter.report import SessionReport
+from callindex.aggregates import percentile, rounded
 from orchestration.defs.postcall.transcription import TranscribedCall
 
 
@@ -28,10 +27,6 @@ class AnalyzedCall:
     seconds: float = 0.0
 
 
-def _pct(values: list[float], q: float) -> float | None:
-    return round(float(np.percentile(values, q)), 1) if values else None
-
-
 def latency_summary(report: SessionReport) -> LatencySummary:
     def values(attr: str) -> list[float]:
         return [v for t in report.latency if (v := getattr(t, attr)) is not None]
@@ -39,11 +34,11 @@ def latency_summary(report: SessionReport) -> LatencySummary:
     v2v = values("voice_to_voice_ms")
     return LatencySummary(
         turns_measured=len(report.latency),
-        voice_to_voice_p50_ms=_pct(v2v, 50),
-        voice_to_voice_p95_ms=_pct(v2v, 95),
-        llm_ttft_p50_ms=_pct(values("llm_ttft_ms"), 50),
-        tts_ttfb_p50_ms=_pct(values("tts_ttfb_ms"), 50),
-        eou_to_stt_final_p50_ms=_pct(values("eou_to_stt_final_ms"), 50),
+        voice_to_voice_p50_ms=rounded(percentile(v2v, 0.5)),
+        voice_to_voice_p95_ms=rounded(percentile(v2v, 0.95)),
+        llm_ttft_p50_ms=rounded(percentile(values("llm_ttft_ms"), 0.5)),
+        tts_ttfb_p50_ms=rounded(percentile(values("tts_ttfb_ms"), 0.5)),
+        eou_to_stt_final_p50_ms=rounded(percentile(values("eou_to_stt_final_ms"), 0.5)),
         per_turn=sorted(report.latency, key=lambda t: t.turn_index),
     )
 

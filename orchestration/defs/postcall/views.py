@@ -7,7 +7,8 @@ import dagster as dg
 import pandas as pd
 
 from callcenter.record import CallRecord
-from callindex import CallFilter, CallIndex, SortField
+from callindex import CallFilter, CallIndex, SortField, percentile
+from callindex.aggregates import rounded
 from orchestration.defs.postcall.partitions import daily_calls
 from orchestration.defs.postcall.resources import CallIndexResource
 
@@ -76,11 +77,11 @@ def latency_percentiles(frame: pd.DataFrame) -> pd.DataFrame:
             {
                 "campaign_id": campaign,
                 "calls": len(group),
-                "v2v_p50_ms": round(v2v.quantile(0.5), 1),
-                "v2v_p90_ms": round(v2v.quantile(0.9), 1),
-                "v2v_p95_ms": round(v2v.quantile(0.95), 1),
-                "llm_ttft_p50_ms": round(group["llm_ttft_p50_ms"].median(), 1),
-                "tts_ttfb_p50_ms": round(group["tts_ttfb_p50_ms"].median(), 1),
+                "v2v_p50_ms": rounded(percentile(v2v, 0.5)),
+                "v2v_p90_ms": rounded(percentile(v2v, 0.9)),
+                "v2v_p95_ms": rounded(percentile(v2v, 0.95)),
+                "llm_ttft_p50_ms": rounded(percentile(group["llm_ttft_p50_ms"], 0.5)),
+                "tts_ttfb_p50_ms": rounded(percentile(group["tts_ttfb_p50_ms"], 0.5)),
             }
         )
     return pd.DataFrame(rows, columns=cols)
