@@ -92,6 +92,30 @@ def test_parse_rejects_bad_output(raw: str, message: str) -> None:
         parse_analysis(raw)
 
 
+@pytest.mark.parametrize(
+    ("summary", "reason"),
+    [
+        ("no, no, no!", "has 3 word"),  # what SmolLM2-135M wrote on the local stack
+        ("No no no no, the caller said no.", "repeats 'no'"),
+        ("The caller called. The caller called. The caller called.", "repeats 'the caller called'"),
+        ("Two or three sentences: what happened on the call.", "copies the instructions"),
+        ("Answer only with JSON matching the schema, please.", "copies the instructions"),
+        ("Lorem ipsum.", "placeholder"),
+        ("The call yes, the end ok, yes the call ok, the end yes.", "distinct of"),
+    ],
+)
+def test_degenerate_prose_is_refused_naming_why(summary: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=f"not a usable CallAnalysis: summary .*{re.escape(reason)}"):
+        parse_analysis(VALID.replace("The caller booked a cleaning for Thursday at two.", summary))
+
+
+def test_degenerate_intent_and_action_items_are_refused() -> None:
+    with pytest.raises(ValueError, match="customer_intent has 1 word"):
+        parse_analysis(VALID.replace('"book a cleaning"', '"cleaning"'))
+    with pytest.raises(ValueError, match="action_items repeats 'call'"):
+        parse_analysis(VALID.replace('"action_items": []', '"action_items": ["call call call back"]'))
+
+
 def test_parse_accepts_prose() -> None:
     analysis = parse_analysis(VALID)
     assert analysis.summary == "The caller booked a cleaning for Thursday at two."

@@ -10,6 +10,7 @@ never a made-up record.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -96,6 +97,49 @@ def output_schema(field_names: tuple[str, ...] = ()) -> dict[str, Any]:
     return _output_model(field_names).model_json_schema()
 
 
+_WORD_RE = re.compile(r"[a-z0-9']+")
+# What the schema and the prompt say about a field, and placeholder words: a small model that
+# echoes them has written no analysis.
+_TEMPLATE_TEXT = tuple(
+    text.lower()
+    for text in (
+        *(f.description or "" for f in CallAnalysis.model_fields.values()),
+        *re.split(r"(?<=[.;]) ", SYSTEM_PROMPT),
+        "what happened on the call",
+        "what the caller wanted",
+    )
+    if len(text) >= 12
+)
+_PLACEHOLDERS = frozenset(
+    {"string", "summary", "text", "none", "null", "n/a", "na", "unknown", "lorem ipsum", "example"}
+)
+
+
+def degenerate_reason(field: str, text: str, min_words: int) -> str | None:
+    """Why ``text`` is no prose an analyst can use (None when it is): too few words, a word or
+    phrase said over and over ("no, no, no!"), or the schema's or prompt's own words copied back.
+    The server's grammar cannot see any of these; validation refuses them, so they are retried
+    and, if they persist, stored as a failed analysis, never shown as a summary."""
+    lowered = text.strip().lower()
+    words = _WORD_RE.findall(lowered)
+    if lowered.strip(" .!?") in _PLACEHOLDERS:
+        return f"{field} is a placeholder ({text.strip()!r})"
+    if len(words) < min_words:
+        return f"{field} has {len(words)} word(s), fewer than {min_words}"
+    spoken = [w for w in words if not w.isdigit()]  # digit groups ("4111 1111 ...") are no repetition
+    for n in (1, 2, 3):  # the same word or phrase three times in a row
+        grams = [tuple(spoken[i : i + n]) for i in range(len(spoken) - n + 1)]
+        for i in range(len(grams) - 2 * n):
+            if grams[i] == grams[i + n] == grams[i + 2 * n]:
+                return f"{field} repeats {' '.join(grams[i])!r}"
+    if len(spoken) >= 8 and len(set(spoken)) / len(spoken) < 0.45:
+        return f"{field} repeats itself ({len(set(spoken))} distinct of {len(spoken)} words)"
+    for template in _TEMPLATE_TEXT:
+        if template.strip(" .") in lowered:
+            return f"{field} copies the instructions ({template.strip(' .')!r})"
+    return None
+
+
 def parse_analysis(raw: str | None, field_names: tuple[str, ...] = ()) -> CallAnalysis:
     """Validate the model's raw output; raises ValueError saying what was wrong."""
     if not raw or not raw.strip():
@@ -110,6 +154,13 @@ def parse_analysis(raw: str | None, field_names: tuple[str, ...] = ()) -> CallAn
     except ValidationError as exc:
         errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in exc.errors()[:5])
         raise ValueError(f"model output is not a valid CallAnalysis: {errors}") from None
+    problems = [
+        degenerate_reason("summary", parsed.summary, 4),  # type: ignore[attr-defined]
+        degenerate_reason("customer_intent", parsed.customer_intent, 2),  # type: ignore[attr-defined]
+        *(degenerate_reason("action_items", item, 2) for item in parsed.action_items),  # type: ignore[attr-defined]
+    ]
+    if found := [p for p in problems if p]:
+        raise ValueError(f"model output is not a usable CallAnalysis: {'; '.join(found)}")
     return CallAnalysis.model_validate(parsed.model_dump(mode="json"))
 
 
