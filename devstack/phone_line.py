@@ -301,13 +301,14 @@ class _Mouth:
 def wait_for_report(bucket, room: str, timeout_s: float = 90.0):  # noqa: ANN001, ANN201
     """The session report the agent wrote for a call in ``room`` (it lands after the hang-up),
     read through the bucket's resource (``orchestration.resources.storage.RecordingsBucket``)."""
-    from callcenter.report import SessionReport
+    from callcenter.paths import RECORDINGS_PREFIX, REPORT_FILENAME
+    from callcenter.report import parse_report
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for blob in bucket.list_prefix("recordings/"):
-            if blob.name.endswith("/session.json"):
-                report = SessionReport.model_validate_json(bucket.read_bytes(blob.name))
+        for blob in bucket.list_prefix(RECORDINGS_PREFIX + "/"):
+            if blob.name.endswith("/" + REPORT_FILENAME):
+                report = parse_report(bucket.read_bytes(blob.name))
                 if report.room == room:
                     return report
         time.sleep(0.5)
