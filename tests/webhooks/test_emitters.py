@@ -14,7 +14,7 @@ from callcenter.record import CallRecord
 from doubles.livekit_server import LiveKitDouble
 from orchestration.defs.dialing.controls import ControlAction, apply_control
 from orchestration.defs.dialing.resources import DialLedgerStore
-from orchestration.defs.dialing.store import DialStore, SqliteDialStore
+from orchestration.defs.dialing.store import AttemptStatus, DialStore, SqliteDialStore
 from orchestration.defs.postcall.resources import CallIndexResource
 from orchestration.defs.webhooks.analyzed import call_analyzed_webhooks, record_analyzed
 from orchestration.defs.webhooks.outbox import migrate
@@ -127,3 +127,28 @@ def test_the_sensor_reads_the_materialised_day_from_the_call_index(tmp_path) -> 
     finally:
         store.close()
     assert event_type == "call.analyzed" and data["call_id"] == call_id
+
+
+async def test_a_slot_freed_by_room_finished_is_dialled_by_the_next_tick_before_any_report(
+    store: DialStore, livekit_double: LiveKitDouble, clock: FakeClock
+) -> None:
+    """Capacity 1: the second contact waits for the first call's slot. room_finished frees it
+    (what the webhook service does), so the next tick dials without the first call's report;
+    the first contact is not dialled again while its outcome is unknown."""
+    camp = campaign(max_concurrent_calls=1)
+    store.replace_contacts(camp.id, ny_contacts(2))
+    async with lk_client(livekit_double) as lk:
+        first = await make_tick(store, catalog(camp), lk, None, clock).run()
+        assert first.dialed[camp.id] == 1
+        (attempt,) = store.attempts()
+        livekit_double.rooms.pop(attempt.call_id, None)  # the call is over; no report yet
+        livekit_double.dispatches.pop(attempt.call_id, None)
+        clock.advance(timedelta(minutes=1))
+        blocked = await make_tick(store, catalog(camp), lk, None, clock).run()
+        assert blocked.dialed[camp.id] == 0  # without the webhook: the slot waits for the report
+        assert store.mark_ended(attempt.call_id, "room finished (LiveKit room_finished)")
+        clock.advance(timedelta(minutes=1))
+        freed = await make_tick(store, catalog(camp), lk, None, clock).run()
+    assert freed.dialed[camp.id] == 1
+    by_contact = {a.contact_id: a.status for a in store.attempts()}
+    assert by_contact == {"c-0001": AttemptStatus.ENDED, "c-0002": AttemptStatus.DISPATCHED}
