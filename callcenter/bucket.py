@@ -22,13 +22,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote
 
-from callcenter.paths import AUDIO_FILENAME, REPORT_FILENAME, parse_object_name, prefixes_to_list, report_path
+from callcenter.paths import (
+    AUDIO_FILENAME,
+    DO_NOT_CALL_FILENAME,
+    REPORT_FILENAME,
+    parse_object_name,
+    prefixes_to_list,
+    report_path,
+)
 from callcenter.report import SessionReport, parse_report
 
 if TYPE_CHECKING:
@@ -178,6 +185,7 @@ class CallListing:
         return self.reports.get(recording.name.removesuffix(AUDIO_FILENAME))
 
 
+    do_not_call: list[ListedObject] = field(default_factory=list)  # requests written when heard
 def list_calls(
     list_objects: Callable[[str, str], Iterable[ListedObject]], since: datetime, now: datetime, max_call: timedelta
 ) -> CallListing:
@@ -191,11 +199,14 @@ def list_calls(
     for prefix, offset in prefixes_to_list(since, now + SETTLE, max_call):
         for obj in list_objects(prefix, offset):
             parsed = parse_object_name(obj.name)
+    do_not_call: list[ListedObject] = []
             if parsed is not None and parsed.name == REPORT_FILENAME:
                 reports[obj.name.removesuffix(REPORT_FILENAME)] = obj
             elif parsed is not None and parsed.name == AUDIO_FILENAME:
                 recordings.append(obj)
-    return CallListing(reports, recordings)
+            elif parsed is not None and parsed.name == DO_NOT_CALL_FILENAME:
+                do_not_call.append(obj)
+    return CallListing(reports, recordings, do_not_call)
 
 
 T = TypeVar("T")

@@ -2,6 +2,7 @@
 
     recordings/YYYY/MM/DD/<call_id>/audio.ogg     Egress output (agent and caller channels)
     recordings/YYYY/MM/DD/<call_id>/session.json  the agent's session report, written last
+    recordings/YYYY/MM/DD/<call_id>/do_not_call.json  a do-not-call request, written when heard
 
 Paths are date-prefixed so sensors list one day at a time. The day is the UTC date in the call
 id (``call-<uuid7>``: the uuid7 carries the millisecond it was minted), so a call's objects are
@@ -21,6 +22,7 @@ from callcenter.ids import call_id_floor, call_id_time
 RECORDINGS_PREFIX = "recordings"
 AUDIO_FILENAME = "audio.ogg"
 REPORT_FILENAME = "session.json"
+DO_NOT_CALL_FILENAME = "do_not_call.json"  # a do-not-call request, written when heard (callcenter/do_not_call.py)
 
 _OBJECT_RE = re.compile(
     r"^recordings/(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/(?P<call_id>call-[0-9a-f-]{36})/(?P<name>[^/]+)$"
@@ -43,6 +45,10 @@ def audio_path(call_id: str) -> str:
 
 def report_path(call_id: str) -> str:
     return call_prefix(call_id) + REPORT_FILENAME
+
+
+def do_not_call_path(call_id: str) -> str:
+    return call_prefix(call_id) + DO_NOT_CALL_FILENAME
 
 
 @dataclass(frozen=True)

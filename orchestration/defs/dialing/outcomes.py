@@ -10,6 +10,7 @@ discovery uses too.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,11 +19,14 @@ from datetime import datetime, timedelta
 from pydantic import ValidationError
 
 from callcenter.bucket import ListedObject, ReportCursor, list_calls
+from callcenter.do_not_call import DoNotCallRequest
 from callcenter.outcomes import CallDirection, CallOutcome, outcome_for_sip_status
-from callcenter.paths import report_path
+from callcenter.paths import DO_NOT_CALL_FILENAME, report_path
 from callcenter.report import SessionReport, Speaker, parse_report
 from orchestration.defs.dialing.contacts import normalise_number
 from orchestration.defs.dialing.store import AttemptStatus, DialStore
+
+log = logging.getLogger(__name__)
 
 # Answered calls where the agent says nothing for this long count as abandoned (FTC/Ofcom
 # style rule: abandoned calls must stay under 3% per campaign over 30 days).
@@ -122,6 +126,30 @@ def apply_report(store: DialStore, report: SessionReport, now: datetime, sweep: 
     return closed
 
 
+def apply_do_not_call_request(store: DialStore, raw: bytes | None, now: datetime) -> str | None:
+    """Suppress the number of a request written when it was heard (callcenter/do_not_call.py),
+    before the call's report, or without one (an agent that crashed). Returns the number."""
+    if raw is None:
+        return None
+    try:
+        request = DoNotCallRequest.model_validate_json(raw)
+    except ValidationError as e:
+        # Never silently: the request's number stays unsuppressed until someone reads this.
+        log.error("an unreadable do-not-call request was skipped: %s", "; ".join(str(x["loc"]) for x in e.errors()))
+        return None
+    attempt = store.attempt_by_call(request.call_id)
+    if attempt is not None:
+        number, campaign_id = attempt.phone_number, attempt.campaign_id
+    elif request.from_number:
+        number = normalise_number(request.from_number, "US")[0] or request.from_number
+        campaign_id = None
+    else:
+        log.error("a do-not-call request of %s names no number and no attempt of ours", request.call_id)
+        return None
+    store.add_do_not_call([number], "call", now, campaign_id=campaign_id, call_id=request.call_id)
+    return number
+
+
 # (prefix, start_offset) -> the objects under it, listed from the offset (``Recordings.list_objects``).
 ListReports = Callable[[str, str], Iterable[ListedObject]]
 INBOUND_DNC_MARK = "inbound_do_not_call"
@@ -142,9 +170,14 @@ def sweep_inbound_do_not_call(
     filed under another day than its id's, by an agent from before the path rule, is found so)."""
     cursor = ReportCursor(since=store.mark(INBOUND_DNC_MARK) or now - first_lookback)
     listing = list_calls(list_reports, cursor.since, now, max_call_duration)
-    new, advanced = cursor.advance([(obj, obj.name) for obj in listing.reports.values()], now)
+    watched = [(obj, obj.name) for obj in (*listing.reports.values(), *listing.do_not_call)]
+    new, advanced = cursor.advance(watched, now)
     added: list[str] = []
     for _, name in new:
+        if name.endswith("/" + DO_NOT_CALL_FILENAME):
+            if number := apply_do_not_call_request(store, read(name), now):
+                added.append(number)
+            continue
         raw = read(name)
         try:
             report = parse_report(raw) if raw is not None else None

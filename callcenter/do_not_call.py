@@ -1,0 +1,67 @@
+"""A do-not-call request, the one home of how it is heard and written down.
+
+Heard three ways: the agent's ``record_do_not_call`` tool, the caller's own words on the live
+transcript (the backstop when the model misses it or the caller hangs up first), and post-call
+over the whole transcript (these rules and the LLM's reading). Whoever hears it first writes a
+``DoNotCallRequest`` next to the call's recording at once (``callcenter.paths.do_not_call_path``),
+not at the end of the call: an agent crash or a failed report upload cannot lose it. Dialing's
+sweep lists these objects with the reports and suppresses the number within one tick.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from callcenter.outcomes import CallDirection
+
+# In the caller's own words. Matching too much suppresses a number too many; matching too little
+# calls someone who asked not to be called: with the law on one side, the rules lean to matching.
+_VERB = r"(?:call(?:ing)?|ring(?:ing)?|phon(?:e|ing)|contact(?:ing)?|bother(?:ing)?|text(?:ing)?|dial(?:l?ing)?)"
+DO_NOT_CALL_WORDS = re.compile(
+    "|".join(
+        (
+            # "stop calling", "don't ring this number", "never call me again", "quit bothering me"
+            rf"\b(?:stop|quit|don'?t|do not|never|no more)\s+(?:you\s+)?(?:ever\s+)?{_VERB}\b",
+            # "take me off your list", "remove my number from your database"
+            r"\b(?:take|remove|delete|drop|strike|scratch)\s+(?:me|my number|my name|this number|us)\s+(?:off|from|out of)\b",
+            r"\b(?:put|add)\s+(?:me|my number|this number|us)\s+(?:on|to)\s+(?:your|the)\s+(?:do[- ]not[- ]call|dnc|no[- ]call)\b",
+            r"\bdo[- ]not[- ]call\b",
+            # "I never want to hear from you people again", "don't want to hear from you"
+            r"\b(?:never|don'?t|do not)\s+(?:\w+\s+)?want\s+(?:to\s+)?(?:hear|be called|be contacted|any (?:more )?calls)\b",
+            r"\blose\s+(?:my|this)\s+number\b",
+            r"\b(?:leave|let)\s+me\s+alone\b",
+        )
+    ),
+    re.IGNORECASE,
+)
+
+
+def asks_not_to_be_called(texts: Iterable[str]) -> bool:
+    """True when any of the caller's utterances asks not to be called again."""
+    return any(DO_NOT_CALL_WORDS.search(text) for text in texts)
+
+
+class HeardBy(StrEnum):
+    AGENT_TOOL = "agent_tool"  # the model called record_do_not_call
+    CALLER_WORDS = "caller_words"  # the live backstop on the caller's transcribed words
+    POSTCALL_RULES = "postcall_rules"  # these rules over the whole post-call transcript
+    POSTCALL_LLM = "postcall_llm"  # the post-call analysis read a request in the transcript
+
+
+class DoNotCallRequest(BaseModel):
+    """Written at once next to the call's recording; dialing applies it within one tick."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    call_id: str
+    direction: CallDirection
+    heard_at: datetime
+    heard_by: HeardBy
+    # An inbound caller's number as the SIP trunk gave it (an outbound call's number is in the
+    # dial ledger, found by call id). The bucket holds reports with the same number already.
+    from_number: str | None = Field(None, description="inbound calls only")
