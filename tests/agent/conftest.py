@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from livekit import api
 
@@ -17,6 +16,7 @@ from agent.call_state import CallState
 from agent.pipeline import build_session
 from agent.settings import AgentSettings, load_settings
 from agent.worker import new_call
+from callcenter.bucket import open_client
 from callcenter.dispatch import OutboundCallRequest
 from callcenter.ids import new_call_id
 from doubles.livekit_server import LiveKitDouble
@@ -36,18 +36,14 @@ def scripted_llm() -> Iterator[ScriptedLLM]:
 
 @pytest.fixture(scope="session")
 def recordings_bucket(gcs_emulator: str) -> str:
-    client = storage.Client(
-        project="local", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_emulator}
-    )
+    client = open_client("local", gcs_emulator)
     if client.lookup_bucket(RECORDINGS_BUCKET) is None:
         client.create_bucket(RECORDINGS_BUCKET)
     return RECORDINGS_BUCKET
 
 
 def bucket_client(gcs_emulator: str) -> storage.Client:
-    return storage.Client(
-        project="local", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_emulator}
-    )
+    return open_client("local", gcs_emulator)
 
 
 @pytest.fixture

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
 
 from browser.app import create_app
 from browser.queries import CallBrowserQueries
 from browser.settings import BrowserSettings
+from callcenter.bucket import open_client
 from callindex.embeddings import CallEmbedder
 from callindex.sqlite import SqliteCallIndex
 from tests.browser.calls import BUCKET, sample_calls, session_report_json
@@ -42,9 +41,7 @@ def index_path(tmp_path_factory, calls, embedder) -> Path:
 @pytest.fixture(scope="session")
 def recordings_bucket(gcs_emulator, calls) -> str:
     """Session reports (with per-turn latency and raw turns) for every call, in the emulator."""
-    client = storage.Client(
-        project="local", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_emulator}
-    )
+    client = open_client("local", gcs_emulator)
     bucket = client.bucket(BUCKET)
     if not bucket.exists():
         bucket = client.create_bucket(BUCKET)

@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
 
+from callcenter.bucket import open_client
 from tests.browser.calls import BUCKET
 from tests.conftest import REPO_ROOT, free_port, stop_process, wait_for_port
 
@@ -72,9 +71,7 @@ def spoken_recording(text: str, seconds: float, out: Path) -> bytes:
 @pytest.fixture(scope="module")
 def browser_url(index_path, recordings_bucket, gcs_emulator, calls, tmp_path_factory) -> Iterator[str]:
     work = tmp_path_factory.mktemp("e2e")
-    client = storage.Client(
-        project="local", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_emulator}
-    )
+    client = open_client("local", gcs_emulator)
     bucket = client.bucket(recordings_bucket)
     for record, _ in calls:
         if record.recording_path:

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import av
 import pytest
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
+from callcenter.bucket import open_client
 from callcenter.paths import parse_object_name
 from callcenter.report import Speaker, parse_report
 from devstack.demo_calls import seed_bucket
@@ -16,7 +16,7 @@ from devstack.demo_calls import seed_bucket
 
 @pytest.fixture
 def bucket(gcs_emulator: str) -> storage.Bucket:
-    client = storage.Client(project="local", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_emulator})
+    client = open_client("local", gcs_emulator)
     return client.create_bucket(f"demo-{datetime.now(UTC):%H%M%S%f}")
 
 

@@ -11,9 +11,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
 
+from callcenter.bucket import open_client
 from devstack.livekit import LocalLiveKit
 from orchestration.resources.storage import RecordingsBucket
 from tests.conftest import LLM_MODEL, REPO_ROOT, free_port, stop_process
@@ -25,7 +24,7 @@ LINE_NUMBER = "+14155550100"
 @pytest.fixture(scope="module")
 def e2e_bucket(gcs_emulator: str) -> RecordingsBucket:
     name = f"e2e-recordings-{uuid.uuid4().hex[:10]}"
-    client = storage.Client(project="local", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_emulator})
+    client = open_client("local", gcs_emulator)
     client.create_bucket(name)
     return RecordingsBucket(bucket_name=name, project="local", emulator_host=gcs_emulator)
 

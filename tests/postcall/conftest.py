@@ -11,9 +11,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
 
+from callcenter.bucket import open_client
 from callcenter.ids import deterministic_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.record import AnalysisStatus, CallAnalysis, CallRecord, Sentiment, TranscriptSegment
@@ -41,9 +40,7 @@ def postgres_dsn() -> Iterator[str]:
 def bucket(gcs_emulator: str) -> RecordingsBucket:
     """A fresh bucket on the session's GCS emulator, through the shared RecordingsBucket resource."""
     name = f"recordings-{uuid.uuid4().hex[:12]}"
-    client = storage.Client(
-        project="local", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_emulator}
-    )
+    client = open_client("local", gcs_emulator)
     client.create_bucket(name)
     return RecordingsBucket(bucket_name=name, project="local", emulator_host=gcs_emulator)
 
