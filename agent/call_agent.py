@@ -16,6 +16,7 @@ from livekit.agents.voice import SpeechHandle
 
 from agent.call_state import CallState, utcnow
 from callcenter.dispatch import VoicemailPolicy
+from callcenter.do_not_call import HeardBy
 from callcenter.outcomes import CallOutcome
 
 log = logging.getLogger("agent.call_agent")
@@ -115,7 +116,7 @@ class CallCenterAgent(Agent):
         """Record a do-not-call request and end the call. Use it as soon as the person asks not to be
         called again, e.g. "stop calling me", "take me off your list", "don't call this number"."""
         ctx.disallow_interruptions()
-        self.call.do_not_call_requested = True
+        self.call.hear_do_not_call(HeardBy.AGENT_TOOL)
         self.call.outcome = CallOutcome.DO_NOT_CALL
         log.info("do-not-call request recorded", extra={"call_id": self.call.call_id})
         self._say_then(ctx, self.call.persona.do_not_call_goodbye, self.call.control.hang_up)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from agent.call_control import CallControl
 from agent.personas import Persona
 from callcenter.dispatch import OutboundCallRequest
+from callcenter.do_not_call import HeardBy
 from callcenter.outcomes import CallDirection, CallOutcome
 
 
@@ -40,6 +42,16 @@ class CallState:
     egress_id: str | None = None
     agent_error: str | None = None  # a service failed mid-call and the agent ended it (agent/stt_failure.py)
     local_recorder: Any = None  # agent.local_recorder.LocalRecorder, on the local stack only
+    # Writes the do-not-call request to the bucket at once (agent/worker.py wires it); the report
+    # at the end of the call may never come (a crash, a failed upload).
+    on_do_not_call: Callable[[HeardBy], None] | None = None
+
+    def hear_do_not_call(self, heard_by: HeardBy) -> None:
+        """The caller asked not to be called again: remember it and write it down, once."""
+        first = not self.do_not_call_requested
+        self.do_not_call_requested = True
+        if first and self.on_do_not_call is not None:
+            self.on_do_not_call(heard_by)
 
     @property
     def speaks_recording_notice(self) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from datetime import UTC, datetime
 
 from google.api_core.retry import Retry
@@ -19,27 +18,20 @@ from livekit.agents import llm
 from agent.call_state import CallState
 from agent.settings import AgentSettings
 from callcenter.bucket import Recordings
-from callcenter.paths import report_path
+from callcenter.do_not_call import DoNotCallRequest, HeardBy, asks_not_to_be_called
+from callcenter.outcomes import CallDirection
+from callcenter.paths import do_not_call_path, report_path
 from callcenter.report import SessionReport, Speaker, Turn, TurnLatency
 
 log = logging.getLogger("agent.session_report")
 
 _SPEAKERS = {"user": Speaker.CALLER, "assistant": Speaker.AGENT}
 
-# A do-not-call request in the caller's own words. The LLM's record_do_not_call tool is the
-# first line; this is the backstop for a caller who says it and hangs up before the tool runs
-# (closing the session cancels the reply in flight). Matching too much suppresses a number
-# too many; matching too little calls someone who asked not to be called.
-DO_NOT_CALL_WORDS = re.compile(
-    r"\b(?:stop|quit|don'?t|do not|never)\s+(?:calling|call|ringing|phoning|contacting)\b"
-    r"|\b(?:take|remove|delete)\s+(?:me|my number|my name|this number)\s+(?:off|from)\b"
-    r"|\bdo[- ]not[- ]call\b",
-    re.IGNORECASE,
-)
-
 
 def asked_not_to_be_called(turns: list[Turn]) -> bool:
-    return any(t.speaker is Speaker.CALLER and DO_NOT_CALL_WORDS.search(t.text) for t in turns)
+    """The backstop over the whole conversation: the caller's own words (callcenter/do_not_call.py),
+    for a request the model's tool missed or that the hang-up cut short."""
+    return asks_not_to_be_called(t.text for t in turns if t.speaker is Speaker.CALLER)
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -139,4 +131,26 @@ async def upload_report(settings: AgentSettings, report: SessionReport) -> str:
 
     await asyncio.to_thread(put)
     log.info("session report written", extra={"call_id": report.call_id, "object": name})
+    return name
+
+
+async def write_do_not_call_request(settings: AgentSettings, call: CallState, heard_by: HeardBy) -> str:
+    """Write the request next to the recording the moment it is heard; dialing suppresses the
+    number from it within one tick, whatever becomes of the call and its report."""
+    request = DoNotCallRequest(
+        call_id=call.call_id,
+        direction=call.direction,
+        heard_at=datetime.now(UTC),
+        heard_by=heard_by,
+        from_number=call.from_number if call.direction is CallDirection.INBOUND else None,
+    )
+    name = do_not_call_path(call.call_id)
+
+    def put() -> None:
+        recordings(settings).write_bytes(
+            name, request.model_dump_json(), "application/json", retry=Retry(deadline=60.0), timeout=30
+        )
+
+    await asyncio.to_thread(put)
+    log.info("do-not-call request written", extra={"call_id": call.call_id, "heard_by": heard_by.value})
     return name

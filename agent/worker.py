@@ -13,11 +13,12 @@ SIGTERM drains: the worker stops taking jobs and lets running calls finish for u
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 
 from livekit import api, rtc
-from livekit.agents import NOT_GIVEN, AgentServer, JobContext, JobProcess, cli, llm, room_io
+from livekit.agents import NOT_GIVEN, AgentServer, AgentSession, JobContext, JobProcess, cli, llm, room_io
 from pydantic import ValidationError
 
 from agent.call_agent import CallCenterAgent, OutboundCallAgent, mark_answered
@@ -27,10 +28,11 @@ from agent.dialing import callee_identity, place_call
 from agent.personas import load_persona
 from agent.pipeline import build_session, load_vad
 from agent.recording import finish_recording, start_recording
-from agent.session_report import build_report, upload_report
+from agent.session_report import build_report, upload_report, write_do_not_call_request
 from agent.settings import AgentSettings, load_settings
 from agent.stt_failure import SttFailureGuard
 from callcenter.dispatch import OutboundCallRequest, parse_dispatch
+from callcenter.do_not_call import DO_NOT_CALL_WORDS, HeardBy
 from callcenter.ids import is_call_id, new_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.report import SessionReport
@@ -106,6 +108,7 @@ async def entrypoint(ctx: JobContext) -> None:
         log.info("call finished: %s (%s)", report.outcome, reason, extra={"call_id": call_id, "usage": usage})
 
     ctx.add_shutdown_callback(write_report)
+    watch_do_not_call(call, session, settings)
     # the caller hung up (or the room went away): end the job, which writes the report
     session.on("close", lambda _ev: ctx.shutdown(reason="session closed"))
 
@@ -124,6 +127,33 @@ async def entrypoint(ctx: JobContext) -> None:
         call.to_number = caller.attributes.get(_ATTR_TRUNK_NUMBER) or None
     if not await connect_call(call, agent, ctx.api, settings):
         ctx.shutdown(reason=f"dial failed: {call.outcome}")
+
+
+def watch_do_not_call(call: CallState, session: AgentSession, settings: AgentSettings) -> None:
+    """Write a do-not-call request the moment it is heard: by the model's tool, or in the caller's
+    own final words (the backstop). The write retries on its own; a failure is logged loudly and
+    the report at the end of the call still carries the request."""
+    writes: set[asyncio.Task] = set()
+
+    def write(heard_by: HeardBy) -> None:
+        task = asyncio.create_task(write_do_not_call_request(settings, call, heard_by))
+        writes.add(task)
+        task.add_done_callback(_report_write_failure)
+        task.add_done_callback(writes.discard)
+
+    def _report_write_failure(task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("writing the do-not-call request failed: %r", task.exception(), extra={"call_id": call.call_id})
+
+    call.on_do_not_call = write
+    session.on(
+        "user_input_transcribed",
+        lambda ev: (
+            call.hear_do_not_call(HeardBy.CALLER_WORDS)
+            if ev.is_final and DO_NOT_CALL_WORDS.search(ev.transcript)
+            else None
+        ),
+    )
 
 
 async def connect_call(call: CallState, agent: CallCenterAgent, lkapi: api.LiveKitAPI, settings: AgentSettings) -> bool:
