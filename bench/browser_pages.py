@@ -6,15 +6,13 @@ The synthetic index (SQLite engine of ``callindex``, the embedded default) is ge
 and cached outside git (default ~/.cache/callcenter/bench/browser-calls-<N>.db); later runs
 reuse it. Records are realistic in shape (transcript, analysis, latency; random unit
 embeddings: vector search is not what this measures). ``python -m browser`` is then served
-by uvicorn on loopback with the GCS emulator holding the sampled calls' session reports, and
-each page is requested --requests times; the figure is the app's own ``Server-Timing``
+by uvicorn on loopback next to the GCS emulator (playback links), and each page is requested --requests times; the figure is the app's own ``Server-Timing``
 (handler + index queries + template), with the client-observed time beside it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -29,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from callcenter.bucket import open_client  # noqa: E402
 from callcenter.ids import deterministic_call_id  # noqa: E402
 from callcenter.outcomes import CallDirection, CallOutcome  # noqa: E402
 from callcenter.paths import audio_path  # noqa: E402
@@ -41,7 +40,7 @@ from callcenter.record import (  # noqa: E402
     TranscriptSegment,
     TranscriptSource,
 )
-from callcenter.report import Speaker  # noqa: E402
+from callcenter.report import Speaker, TurnLatency  # noqa: E402
 from callindex.sqlite import SqliteCallIndex  # noqa: E402
 
 BUCKET = "call-center-recordings-bench"
@@ -140,6 +139,17 @@ def synthetic_call(i: int) -> CallRecord:
             turns_measured=len(v2v),
             voice_to_voice_p50_ms=round(min(v2v), 1) if v2v else None,
             voice_to_voice_p95_ms=round(max(v2v), 1) if v2v else None,
+            # the call page's chart reads these from the index (not from the session report)
+            per_turn=[
+                TurnLatency(
+                    turn_index=2 * k + 2,
+                    eou_to_stt_final_ms=180.0,
+                    llm_ttft_ms=320.0,
+                    tts_ttfb_ms=150.0,
+                    voice_to_voice_ms=round(v, 1),
+                )
+                for k, v in enumerate(v2v)
+            ],
         ),
         processed_at=started + timedelta(minutes=5),
     )
@@ -184,32 +194,6 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
         except httpx.HTTPError:
             time.sleep(0.1)
     raise TimeoutError(f"{url} did not answer in {timeout:.0f} s")
-
-
-def seed_reports(emulator: str, records: list[CallRecord]) -> None:
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    client = storage.Client(
-        project="local", credentials=AnonymousCredentials(), client_options={"api_endpoint": emulator}
-    )
-    bucket = client.create_bucket(BUCKET)
-    for r in records:
-        if r.recording_path:
-            latency = [
-                {
-                    "turn_index": 2 * k,
-                    "eou_to_stt_final_ms": 180.0,
-                    "llm_ttft_ms": 320.0,
-                    "tts_ttfb_ms": 150.0,
-                    "voice_to_voice_ms": 690.0,
-                }
-                for k in range(1, 3)
-            ]
-            name = r.recording_path.rsplit("/", 1)[0] + "/session.json"
-            bucket.blob(name).upload_from_string(
-                json.dumps({"call_id": r.call_id, "latency": latency}), content_type="application/json"
-            )
 
 
 def measure(client: httpx.Client, paths: list[str], requests: int) -> tuple[list[float], list[float]]:
@@ -269,7 +253,7 @@ def main() -> int:
             )
         )
         wait_http(emulator, procs[0])
-        seed_reports(emulator, answered_sample)
+        open_client("local", emulator).create_bucket(BUCKET)
         env = {
             **os.environ,
             "CALLCENTER_BROWSER_PORT": str(port),
@@ -307,7 +291,7 @@ def main() -> int:
                 "call list, persona + duration + latency range",
                 ["/calls?persona=recall&min_duration_s=60&max_latency_ms=800"],
             ),
-            ("call page (answered, with session report)", [f"/calls/{r.call_id}" for r in answered_sample]),
+            ("call page (answered, per-turn latency from the index)", [f"/calls/{r.call_id}" for r in answered_sample]),
             ("call page (any outcome)", [f"/calls/{r.call_id}" for r in sample]),
             ("full-text search", ["/search?q=whitening+Tuesday", "/search?q=cleaning", "/search?q=invoice+Friday"]),
             ("find similar (stored embedding)", [f"/search?similar_to={r.call_id}" for r in sample[:10]]),
