@@ -55,8 +55,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import dagster as dg
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
 
     from devstack.demo_calls import SCENARIOS, render_call
     from orchestration.defs.postcall import call_analyses, call_index, call_transcripts
@@ -89,10 +87,8 @@ def main() -> None:
         wait_port(llm_port, procs[1])
         emulator = f"http://127.0.0.1:{gcs_port}"
         name = f"bench-{uuid.uuid4().hex[:8]}"
-        storage.Client(
-            project="local", credentials=AnonymousCredentials(), client_options={"api_endpoint": emulator}
-        ).create_bucket(name)
         bucket = RecordingsBucket(bucket_name=name, project="local", emulator_host=emulator)
+        bucket.client.create_bucket(name)
 
         day = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
         audio_s = 0.0
