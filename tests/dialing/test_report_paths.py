@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from callcenter.bucket import ListedObject, ReportCursor
 from callcenter.ids import deterministic_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
@@ -60,6 +62,17 @@ def test_an_attempt_minted_before_midnight_is_closed_by_one_read(store: DialStor
     sweep = sweep_outcomes(store, read, MIDNIGHT + timedelta(minutes=3), MAX_CALL)
     assert sweep.closed == {"answered": 1}
     assert reads == [report_path(call_id)]  # one path per open attempt, no guessing
+    assert bucket.recordings.read_report(call_id) == report
+
+
+def test_a_report_is_read_from_its_call_id_alone(bucket: RecordingsBucket) -> None:
+    call_id = deterministic_call_id(MINTED, random.Random(6))
+    assert bucket.recordings.read_report(call_id) is None  # not landed yet
+    bucket.write_bytes(report_path(call_id), b'{"call_id": "not a report"}', "application/json")
+    with pytest.raises(ValueError, match="validation error"):
+        bucket.recordings.read_report(call_id)
+    with pytest.raises(ValueError, match="not a call id"):
+        bucket.recordings.read_report("in_+12125550199_abc")
 
 
 def test_a_report_filed_under_another_day_is_still_closed_by_the_listing_not_timed_out(
