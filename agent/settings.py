@@ -15,7 +15,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callcenter import riva as riva_models
-from callcenter.dispatch import AGENT_NAME, OUTBOUND_TRUNK_NAME
+from callcenter.dispatch import AGENT_NAME, MAX_CALL_DURATION_S, OUTBOUND_TRUNK_NAME
 
 PERSONAS_DIR = Path(__file__).resolve().parent / "personas"
 
@@ -85,7 +85,7 @@ class AgentSettings(BaseSettings):
         description="the outbound trunk the rollout keeps in LiveKit by name; its id is looked up at dial time",
     )
     sip_outbound_trunk_id: str | None = Field(None, description="an explicit trunk id instead of the lookup by name")
-    max_call_duration_s: int = Field(1800, gt=0)
+    max_call_duration_s: int = Field(MAX_CALL_DURATION_S, gt=0)
 
     # --- recordings -----------------------------------------------------------------------
     recordings_bucket: str = ""

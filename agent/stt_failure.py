@@ -81,8 +81,11 @@ async def _then(agent: CallCenterAgent, handle, target: str | None) -> None:  # 
             try:
                 await call.control.transfer(target)
             except Exception as exc:  # noqa: BLE001 - the queue did not take the call: end it instead
-                log.warning("transfer after the STT failure failed (%s); hanging up", type(exc).__name__,
-                            extra={"call_id": call.call_id})
+                log.warning(
+                    "transfer after the STT failure failed (%s); hanging up",
+                    type(exc).__name__,
+                    extra={"call_id": call.call_id},
+                )
                 call.agent_error += f"; transfer failed ({type(exc).__name__})"
             else:
                 call.transferred_to = target

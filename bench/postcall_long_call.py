@@ -74,9 +74,15 @@ def build(hours: float, audio_path: Path, report_path: Path) -> None:
 def child(audio_path: Path, report_path: Path, stt_kind: str) -> None:
     from callcenter.redaction import RedactionPolicy
     from callcenter.report import parse_report
+    from orchestration.defs.postcall import transcription
     from orchestration.defs.postcall.calls import CallRef
     from orchestration.defs.postcall.speech import SpeechSegment, WhisperSpeechToText
     from orchestration.defs.postcall.transcription import transcribe_call
+
+    # the pipeline refuses recordings past the longest call (MAX_RECORDING_S, 32 min): lifted here,
+    # where the point is how memory grows with a recording's length
+    transcription.MAX_RECORDING_S = float("inf")
+    transcription.MAX_RECORDING_BYTES = 2**40
 
     class StubSTT:
         longest_s = 0.0

@@ -115,12 +115,17 @@ class Recordings:
         for blob in self.list_prefix(prefix, start_offset=offset if offset != prefix else None):
             yield ListedObject(blob.name, int(blob.generation), blob.updated)
 
-    def read_bytes(self, object_name: str, *, timeout: float = 60, retry: bool = True) -> bytes:
-        """The object's bytes; ``google.api_core.exceptions.NotFound`` when it is absent."""
+    def read_bytes(
+        self, object_name: str, *, timeout: float = 60, retry: bool = True, max_bytes: int | None = None
+    ) -> bytes:
+        """The object's bytes; ``google.api_core.exceptions.NotFound`` when it is absent. With
+        ``max_bytes``, at most ``max_bytes + 1`` of them (a ranged read): more than ``max_bytes``
+        returned means the object is larger, without downloading it whole."""
         blob = self.bucket.blob(object_name)
+        ranged = {"start": 0, "end": max_bytes} if max_bytes is not None else {}
         if retry:
-            return blob.download_as_bytes(timeout=timeout)
-        return blob.download_as_bytes(timeout=timeout, retry=None)
+            return blob.download_as_bytes(timeout=timeout, **ranged)
+        return blob.download_as_bytes(timeout=timeout, retry=None, **ranged)
 
     def read_if_present(self, object_name: str) -> bytes | None:
         from google.api_core.exceptions import NotFound

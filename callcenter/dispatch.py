@@ -25,6 +25,9 @@ AGENT_NAME = "call-center-agent"
 # rollout keeps the trunk by this name and the agent looks the id up by it when it dials, so
 # no one copies the id from one to the other.
 OUTBOUND_TRUNK_NAME = "twilio-outbound"
+# The longest a call may last: the agent's MAX_CALL_DURATION_S default (the SIP dial's limit, and the
+# agent ConfigMap's value); post-call transcribes no recording longer than this plus Egress' tail.
+MAX_CALL_DURATION_S = 1800
 
 
 class VoicemailPolicy(StrEnum):

@@ -41,8 +41,8 @@ class RecordingsBucket(dg.ConfigurableResource):
     def list_objects(self, prefix: str, offset: str) -> list[ListedObject]:
         return list(self.recordings.list_objects(prefix, offset))
 
-    def read_bytes(self, object_name: str) -> bytes:
-        return self.recordings.read_bytes(object_name)
+    def read_bytes(self, object_name: str, max_bytes: int | None = None) -> bytes:
+        return self.recordings.read_bytes(object_name, max_bytes=max_bytes)
 
     def read_if_present(self, object_name: str) -> bytes | None:
         return self.recordings.read_if_present(object_name)

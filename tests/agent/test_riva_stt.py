@@ -10,7 +10,7 @@ import grpc
 import pytest
 from livekit import rtc
 from livekit.agents import APIConnectionError, APIConnectOptions, APIStatusError
-from riva.client.proto import riva_asr_pb2, riva_asr_pb2_grpc
+from riva.client.proto import riva_asr_pb2_grpc
 
 from agent.pipeline import build_stt
 from agent.riva_stt import RivaSTT
@@ -29,7 +29,10 @@ class RivaRefusingTheModel(riva_asr_pb2_grpc.RivaSpeechRecognitionServicer):
     def StreamingRecognize(self, request_iterator, context: grpc.ServicerContext):  # noqa: ANN001, ANN201
         first = next(request_iterator)
         self.models.append(first.streaming_config.config.model)
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Error: Model {first.streaming_config.config.model} is not available on server")
+        context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"Error: Model {first.streaming_config.config.model} is not available on server",
+        )
 
 
 def _frame() -> rtc.AudioFrame:

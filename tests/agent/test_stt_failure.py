@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import pytest
 from livekit import api
-from livekit.agents import APIConnectionError, APIConnectOptions, AgentSession, stt
+from livekit.agents import AgentSession, APIConnectionError, APIConnectOptions, stt
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN
 from livekit.agents.voice.agent_session import SessionConnectOptions
 
@@ -154,7 +154,9 @@ async def test_a_retried_stt_hiccup_is_not_a_failure(
     scripted_llm.script([])
     lkapi = api.LiveKitAPI(livekit_double.url, livekit_double.api_key, livekit_double.api_secret)
     call = new_call(CallControl(lkapi, new_call_id()), None, agent_settings)
-    session = AgentSession(llm=build_llm(agent_settings), userdata=call, vad=None, turn_handling={"turn_detection": None})
+    session = AgentSession(
+        llm=build_llm(agent_settings), userdata=call, vad=None, turn_handling={"turn_detection": None}
+    )
     agent = CallCenterAgent(call)
     guard = SttFailureGuard(session, agent)
     await session.start(agent)

@@ -69,14 +69,16 @@ def _stand_in_tool(bin_dir: Path, fail: bool = False) -> Path:
     bin_dir.mkdir(exist_ok=True)
     calls = bin_dir / "calls.log"
     tool = bin_dir / "download_and_deploy_ngc_models"
-    body = 'echo "$@" >> "%s"\n' % calls
+    body = f'echo "$@" >> "{calls}"\n'
     body += "exit 3\n" if fail else 'for m in "$@"; do n="${m##*/}"; mkdir -p "$MODEL_REPOSITORY/${n%%:*}"; done\n'
     tool.write_text("#!/bin/bash\n" + body)
     tool.chmod(0o755)
     return calls
 
 
-def _run(script: Path, repo: Path, bin_dir: Path, rmirs: str, key: str | None = "nvapi-test") -> subprocess.CompletedProcess:
+def _run(
+    script: Path, repo: Path, bin_dir: Path, rmirs: str, key: str | None = "nvapi-test"
+) -> subprocess.CompletedProcess:
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "MODEL_REPOSITORY": str(repo), "RIVA_RMIRS": rmirs}
     if key is not None:
         env["NGC_CLI_API_KEY"] = key
@@ -109,7 +111,9 @@ def test_a_changed_model_list_deploys_again(gke: list[KubeObject], script: Path,
     assert len(calls.read_text().splitlines()) == 2
 
 
-def test_an_empty_repository_without_the_key_fails_naming_the_secret(gke: list[KubeObject], script: Path, tmp_path: Path) -> None:
+def test_an_empty_repository_without_the_key_fails_naming_the_secret(
+    gke: list[KubeObject], script: Path, tmp_path: Path
+) -> None:
     repo, bin_dir = tmp_path / "models", tmp_path / "bin"
     calls = _stand_in_tool(bin_dir)
     result = _run(script, repo, bin_dir, _rmirs(gke), key=None)
@@ -118,7 +122,9 @@ def test_an_empty_repository_without_the_key_fails_naming_the_secret(gke: list[K
     assert not calls.exists()
 
 
-def test_a_failed_deploy_leaves_no_marker_so_the_next_start_retries(gke: list[KubeObject], script: Path, tmp_path: Path) -> None:
+def test_a_failed_deploy_leaves_no_marker_so_the_next_start_retries(
+    gke: list[KubeObject], script: Path, tmp_path: Path
+) -> None:
     repo, bin_dir = tmp_path / "models", tmp_path / "bin"
     _stand_in_tool(bin_dir, fail=True)
     assert _run(script, repo, bin_dir, _rmirs(gke)).returncode != 0

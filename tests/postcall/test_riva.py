@@ -81,3 +81,63 @@ def test_an_stt_outage_is_transient_not_a_call_failure() -> None:
         RivaSpeechToText(uri=f"127.0.0.1:{free_port()}", timeout_s=2).transcribe(np.zeros(1600, np.float32))
     assert is_transient(outage.value)
     assert not is_transient(ValueError("bad file"))
+
+
+# --- the gRPC message limit against the longest call (issue 16, item 7) ---------------------------
+def test_the_longest_call_does_not_fit_one_request_and_the_chunks_do() -> None:
+    """The arithmetic: 16-bit PCM at 16 kHz is 32,000 bytes a second; gRPC's default limit is 4 MiB."""
+    from callcenter.dispatch import MAX_CALL_DURATION_S
+    from orchestration.defs.postcall.speech import GRPC_DEFAULT_MAX_MESSAGE, PCM_BYTES_PER_S
+    from orchestration.defs.postcall.transcription import MAX_RECORDING_S, STT_CHUNK_S
+
+    assert PCM_BYTES_PER_S == 32_000 and GRPC_DEFAULT_MAX_MESSAGE == 4_194_304
+    whole_call = MAX_RECORDING_S * PCM_BYTES_PER_S  # 1,920 s: 61.4 MB in one request
+    assert whole_call > 14 * GRPC_DEFAULT_MAX_MESSAGE
+    stt = RivaSpeechToText(uri="unused:1")
+    assert 129 < stt.max_chunk_s < 130  # (4 MiB - 64 KiB) / 32 kB/s
+    assert STT_CHUNK_S * PCM_BYTES_PER_S == 3_840_000 < GRPC_DEFAULT_MAX_MESSAGE  # 120 s chunks fit
+    assert MAX_RECORDING_S >= MAX_CALL_DURATION_S
+
+
+def test_a_long_track_reaches_a_default_limit_riva_in_requests_under_4_mib(riva) -> None:
+    from orchestration.defs.postcall.speech import GRPC_DEFAULT_MAX_MESSAGE, ChunkedTranscription
+    from orchestration.defs.postcall.transcription import STT_CHUNK_S
+
+    uri, double = riva  # a gRPC server with the default 4 MiB receive limit, as Riva keeps
+    stt = RivaSpeechToText(uri=uri)
+    chunked = ChunkedTranscription(stt, min(STT_CHUNK_S, stt.max_chunk_s))
+    rng = np.random.default_rng(0)
+    for _ in range(6):  # six minutes of one speaker, a minute at a time as the reader gives it
+        chunked.add((rng.standard_normal(60 * STT_RATE) * 0.05).astype(np.float32))
+    segments = chunked.finish()
+    # cut at the quietest 50 ms of each chunk's last 15 s: three or four requests of at most 120 s
+    assert 3 <= len(double.requests) <= 4 and len(segments) == len(double.requests)
+    assert max(len(r.audio) for r in double.requests) <= STT_CHUNK_S * STT_RATE * 2
+    assert all(len(r.SerializeToString()) < GRPC_DEFAULT_MAX_MESSAGE for r in double.requests)
+    assert sum(len(r.audio) for r in double.requests) == 6 * 60 * STT_RATE * 2  # every sample sent once
+
+
+def test_a_request_over_the_limit_fails_its_call_and_is_not_retried(riva) -> None:
+    from orchestration.defs.postcall.assets import is_transient
+    from orchestration.defs.postcall.speech import SpeechRequestTooLarge
+
+    uri, double = riva
+    three_minutes = np.zeros(180 * STT_RATE, np.float32)  # 5.76 MB of PCM
+    # the client refuses before sending ...
+    with pytest.raises(SpeechRequestTooLarge, match="at most 129 s a request"):
+        RivaSpeechToText(uri=uri).transcribe(three_minutes)
+    # ... and a client told of a larger limit than the server keeps gets gRPC's RESOURCE_EXHAUSTED,
+    # which for a rate limit is transient but for a message size never is
+    with pytest.raises(SpeechRequestTooLarge) as refused:
+        RivaSpeechToText(uri=uri, max_message_bytes=64 * 2**20).transcribe(three_minutes)
+    assert not is_transient(refused.value)
+    assert double.requests == []
+    channel = grpc.insecure_channel(uri, options=[("grpc.max_send_message_length", 64 * 2**20)])
+    try:
+        stub = riva_asr_pb2_grpc.RivaSpeechRecognitionStub(channel)
+        with pytest.raises(grpc.RpcError) as raw:
+            stub.Recognize(riva_asr_pb2.RecognizeRequest(audio=b"\0" * (5 * 2**20)), timeout=10)
+    finally:
+        channel.close()
+    assert raw.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert not is_transient(raw.value)

@@ -20,13 +20,14 @@ from callcenter.paths import REPORT_FILENAME, day_prefix, parse_object_name
 from callcenter.record import AnalysisStatus
 from callcenter.redaction import redact
 from callindex import CallFilter
+from orchestration.defs.postcall import transcription
 from orchestration.defs.postcall.analysis import AnalysisFailed, CallLLM, redact_analysis
 from orchestration.defs.postcall.calls import CallRef
 from orchestration.defs.postcall.channels import ChannelMode
 from orchestration.defs.postcall.partitions import daily_calls
 from orchestration.defs.postcall.records import AnalyzedCall, build_record
 from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
-from orchestration.defs.postcall.speech import SpeechToText
+from orchestration.defs.postcall.speech import SpeechToText, is_message_size_error
 from orchestration.defs.postcall.transcription import TranscribedCall, transcribe_call
 from orchestration.resources.campaigns import CampaignCatalog
 from orchestration.resources.storage import RecordingsBucket
@@ -52,6 +53,8 @@ def is_transient(exc: BaseException) -> bool:
     import grpc
     from google.api_core import exceptions as gexc
 
+    if is_message_size_error(exc):  # RESOURCE_EXHAUSTED too, but the same request always is too large
+        return False
     if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
         return exc.code() in (
             grpc.StatusCode.UNAVAILABLE,
@@ -86,7 +89,8 @@ def _has_recording(bucket: RecordingsBucket, ref: CallRef) -> bool:
 def _reader(bucket: RecordingsBucket):
     def read(name: str) -> bytes | None:
         try:
-            return bucket.read_bytes(name)
+            # a ranged read: an oversized object fails its call without being downloaded whole
+            return bucket.read_bytes(name, max_bytes=transcription.MAX_RECORDING_BYTES)
         except NotFound:
             return None
 

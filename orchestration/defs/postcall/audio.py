@@ -26,6 +26,10 @@ class RecordingUnusable(Exception):
     """The recording cannot be transcribed; ``str(exc)`` is the reason recorded for the call."""
 
 
+class RecordingTooLong(RecordingUnusable):
+    """Longer than any call may last: never transcribed (a batch's time and memory are bounded)."""
+
+
 @dataclass
 class DecodedRecording:
     channels: list[np.ndarray]  # float32 mono at STT_RATE, one per channel
@@ -45,7 +49,10 @@ class RecordingReader:
     ``decode_error`` is set once a pass stopped early at damage (a truncated upload).
     """
 
-    def __init__(self, data: bytes, accepted_codecs: frozenset[str] = ACCEPTED_CODECS) -> None:
+    def __init__(
+        self, data: bytes, accepted_codecs: frozenset[str] = ACCEPTED_CODECS, max_duration_s: float | None = None
+    ) -> None:
+        self.max_samples = int(max_duration_s * STT_RATE) if max_duration_s else None
         if not data:
             raise RecordingUnusable("recording is empty (0 bytes): Egress wrote nothing for this call")
         self._data = data
@@ -70,7 +77,11 @@ class RecordingReader:
             raise RecordingUnusable(f"recording is not a readable audio file: {exc}") from None
 
     def blocks(self, block_s: float = BLOCK_S) -> Iterator[tuple[int, np.ndarray]]:
-        """(first sample's index, block) pairs; every block but the last holds exactly ``block_s``."""
+        """(first sample's index, block) pairs; every block but the last holds exactly ``block_s``.
+
+        ``RecordingTooLong`` once more than ``max_duration_s`` has decoded: a file that decodes to
+        hours (Egress left recording, a damaged length) stops there, whatever its size in bytes.
+        """
         size = int(block_s * STT_RATE)
         pending: list[np.ndarray] = []
         held = start = 0
@@ -84,6 +95,11 @@ class RecordingReader:
                         pcm = out.to_ndarray().reshape(-1, self.n_channels)
                         pending.append(pcm)
                         held += len(pcm)
+                        if self.max_samples is not None and start + held > self.max_samples:
+                            raise RecordingTooLong(
+                                f"recording runs past {self.max_samples / STT_RATE / 60:.0f} minutes, longer than "
+                                "a call may last: not transcribed"
+                            )
                         while held >= size:
                             joined = np.concatenate(pending)
                             yield start, joined[:size]

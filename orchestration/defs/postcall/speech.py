@@ -89,6 +89,11 @@ class SpeechToText(dg.ConfigurableResource):
     def engine(self) -> str:
         return type(self).__name__
 
+    @property
+    def max_chunk_s(self) -> float:
+        """The longest audio one ``transcribe`` call takes (the caller cuts tracks into chunks no longer)."""
+        return float("inf")
+
 
 def bundled_whisper_model() -> str:
     try:
@@ -144,6 +149,29 @@ def _segment(s) -> SpeechSegment:
     return SpeechSegment(round(start, 3), round(max(end, start), 3), s.text.strip())
 
 
+# gRPC's default message limit, which Riva's server keeps unless configured otherwise: a request
+# carries 16-bit PCM at 16 kHz (32,000 bytes a second), so one request holds at most
+# (4 MiB - headroom) / 32 kB = 129 s. A 30-minute call whole would be 57.6 MB: the pipeline sends
+# chunks of at most STT_CHUNK_S (120 s, 3.84 MB) instead (docs/recordings.md, tests/postcall/test_riva.py).
+GRPC_DEFAULT_MAX_MESSAGE = 4 * 2**20
+REQUEST_HEADROOM = 64 * 2**10  # the RecognitionConfig and protobuf framing, with room to spare
+PCM_BYTES_PER_S = 2 * STT_RATE
+
+
+class SpeechRequestTooLarge(Exception):
+    """One recognition request over the gRPC message limit: the same audio always is, so never retried."""
+
+
+def is_message_size_error(exc: BaseException) -> bool:
+    """gRPC's own "message larger than max" (RESOURCE_EXHAUSTED, as a rate limit is): permanent for that request."""
+    import grpc
+
+    if not (isinstance(exc, grpc.RpcError) and hasattr(exc, "code")):
+        return False
+    details = (exc.details() or "").lower() if hasattr(exc, "details") else ""
+    return exc.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details
+
+
 class RivaSpeechToText(SpeechToText):
     """Riva offline recognition (``RivaSpeechRecognition/Recognize``) with word time offsets."""
 
@@ -152,13 +180,28 @@ class RivaSpeechToText(SpeechToText):
     language_code: str = riva_models.LANGUAGE_CODE
     model: str = Field(riva_models.OFFLINE_MODEL, description="Riva ASR model name (callcenter/riva.py)")
     timeout_s: float = 120.0
+    max_message_bytes: int = Field(
+        GRPC_DEFAULT_MAX_MESSAGE,
+        description="the gRPC message limit both ends keep (Riva's server: gRPC's 4 MiB default); "
+        "the client's channel is set to it and tracks are cut to fit",
+    )
+
+    @property
+    def max_chunk_s(self) -> float:
+        return (self.max_message_bytes - REQUEST_HEADROOM) / PCM_BYTES_PER_S
 
     def transcribe(self, samples: np.ndarray) -> list[SpeechSegment]:
+        import grpc
         import riva.client
 
         if samples.size == 0:
             return []
         pcm16 = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        if len(pcm16) + REQUEST_HEADROOM > self.max_message_bytes:
+            raise SpeechRequestTooLarge(
+                f"{len(samples) / STT_RATE:.0f} s of audio is {len(pcm16)} bytes, over the {self.max_message_bytes}-byte "
+                f"gRPC message limit: at most {self.max_chunk_s:.0f} s a request"
+            )
         config = riva.client.RecognitionConfig(
             encoding=riva.client.AudioEncoding.LINEAR_PCM,
             sample_rate_hertz=STT_RATE,
@@ -169,12 +212,23 @@ class RivaSpeechToText(SpeechToText):
             enable_automatic_punctuation=True,
             model=self.model,
         )
-        service = riva.client.ASRService(riva.client.Auth(uri=self.uri, use_ssl=self.use_ssl))
-        response = service.stub.Recognize(
-            riva.client.proto.riva_asr_pb2.RecognizeRequest(config=config, audio=pcm16),
-            metadata=service.auth.get_auth_metadata(),
-            timeout=self.timeout_s,
-        )
+        limits = [
+            ("grpc.max_send_message_length", self.max_message_bytes),
+            ("grpc.max_receive_message_length", self.max_message_bytes),
+        ]
+        service = riva.client.ASRService(riva.client.Auth(uri=self.uri, use_ssl=self.use_ssl, options=limits))
+        try:
+            response = service.stub.Recognize(
+                riva.client.proto.riva_asr_pb2.RecognizeRequest(config=config, audio=pcm16),
+                metadata=service.auth.get_auth_metadata(),
+                timeout=self.timeout_s,
+            )
+        except grpc.RpcError as exc:
+            if is_message_size_error(exc):
+                raise SpeechRequestTooLarge(f"Riva refused the request's size: {exc.code().name}") from None
+            raise
+        finally:
+            service.auth.channel.close()
         segments = []
         for result in response.results:
             if not result.alternatives:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from callcenter.dispatch import MAX_CALL_DURATION_S
 from callcenter.record import TranscriptSegment, TranscriptSource
 from callcenter.redaction import RedactionPolicy, redact_conversation
 from callcenter.report import SessionReport, Speaker, parse_report
@@ -31,7 +32,14 @@ log = logging.getLogger(__name__)
 RECORDING_MIN_WORD_SHARE = 0.6
 DURATION_TOLERANCE_S = 2.0
 DURATION_TOLERANCE_SHARE = 0.05
-STT_CHUNK_S = 120.0  # longest stretch of one speaker's track handed to STT at once
+STT_CHUNK_S = 120.0  # longest stretch of one speaker's track handed to STT at once (Riva: speech.py's limit)
+# No recording is transcribed past the longest call (plus Egress finishing after the hang-up), nor
+# read past what Opus' highest bitrate (510 kb/s, under 64 kB/s) makes of that, plus Ogg framing:
+# one oversized or runaway recording fails its own call, not the batch's time or memory.
+EGRESS_TAIL_S = 120
+MAX_RECORDING_S = float(MAX_CALL_DURATION_S + EGRESS_TAIL_S)
+OPUS_MAX_BYTES_PER_S = 64_000
+MAX_RECORDING_BYTES = int(MAX_RECORDING_S * OPUS_MAX_BYTES_PER_S) + 2**20
 SPEECH_FRAME_SAMPLES = int(0.03 * STT_RATE)  # speech_fraction's frame
 
 
@@ -134,7 +142,8 @@ def _redacted_segments(
 def _transcribe_recording(
     call: TranscribedCall, reader: RecordingReader, report: SessionReport, stt: SpeechToText
 ) -> list[tuple[Speaker, float, float, str]]:
-    """Two passes over the recording, a block at a time: memory stays flat however long the call.
+    """Two passes over the recording, a block at a time: memory stays flat however long the call
+    (and no longer than ``MAX_RECORDING_S``: ``RecordingTooLong``).
 
     The first measures each channel's speech over the whole call, which attribution needs; the
     second builds each speaker's track block by block and hands it to STT in chunks.
@@ -155,7 +164,9 @@ def _transcribe_recording(
     if not plan.sources:
         return []
     started = time.perf_counter()
-    chunks = {speaker: ChunkedTranscription(stt, STT_CHUNK_S) for speaker in plan.sources}
+    # what one STT request can carry (Riva: gRPC's message limit, speech.py)
+    chunk_s = min(STT_CHUNK_S, getattr(stt, "max_chunk_s", STT_CHUNK_S))
+    chunks = {speaker: ChunkedTranscription(stt, chunk_s) for speaker in plan.sources}
     speech_frames = dict.fromkeys(plan.sources, 0.0)
     for start, block in reader.blocks():
         for speaker, chunked in chunks.items():
@@ -216,11 +227,17 @@ def _transcribe_call(
     audio = read_object(call.recording_object)
     if audio is None:
         call.recording_problem = "recording missing from the bucket" if call.expects_recording else None
+    elif len(audio) > MAX_RECORDING_BYTES:  # the reader stops one byte past the limit
+        call.recording_bytes = len(audio)
+        call.recording_problem = (
+            f"recording is over {MAX_RECORDING_BYTES / 2**20:.0f} MiB, more than a {MAX_RECORDING_S / 60:.0f}-minute "
+            "call can take: not transcribed"
+        )
     else:
         call.recording_bytes = len(audio)
         try:
-            raw_items = _transcribe_recording(call, RecordingReader(audio), report, stt)
-        except RecordingUnusable as exc:
+            raw_items = _transcribe_recording(call, RecordingReader(audio, max_duration_s=MAX_RECORDING_S), report, stt)
+        except RecordingUnusable as exc:  # RecordingTooLong included
             call.recording_problem = str(exc)
         # Merged by start time, a segment that starts before its words would stand before the question it answers.
         offset_s = call.channel_stats.get("turn_offset_s", 0.0)
