@@ -60,6 +60,9 @@ class CallAnalysis(BaseModel):
     action_items: list[str] = Field(default_factory=list, description="follow-up tasks for the team")
     follow_up_needed: bool
     goal_achieved: bool | None = Field(None, description="did the call meet the campaign's goal; null if no goal")
+    do_not_call_requested: bool | None = Field(
+        None, description="did the caller ask, in any words, not to be called again; null when not asked of the model"
+    )
     extracted_fields: dict[str, Any] = Field(
         default_factory=dict, description="campaign-specific fields, e.g. appointment_date, plan_name"
     )

@@ -34,6 +34,7 @@ def llm(base_url: str, **overrides) -> CallLLM:
         "base_url": base_url,
         "model": LLM_MODEL,
         "structured_output": StructuredOutput.JSON_OBJECT_SCHEMA,
+        "reads_do_not_call": False,  # as the local stack runs SmolLM2 (its yes/no is noise)
         "max_attempts": 2,
         "backoff_s": 0.05,
     }

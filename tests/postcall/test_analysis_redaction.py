@@ -85,7 +85,7 @@ def transcribed(call_id: str) -> TranscribedCall:
 
 def run_analyses(fields: list[str], **script: str) -> tuple[dict, list]:
     call_id = new_call_id(STARTED)
-    llm = ScriptedLLM(base_url="http://unused/v1", model="m", max_attempts=1, **script)
+    llm = ScriptedLLM(base_url="http://unused/v1", model="m", max_attempts=1, reads_do_not_call=False, **script)
     with tempfile.TemporaryDirectory() as campaigns_dir:
         write_catalog(Path(campaigns_dir), campaign(id="billing", extracted_fields=fields))
         events = list(

@@ -27,6 +27,7 @@ REPLY = {
     "action_items": [],
     "follow_up_needed": False,
     "goal_achieved": False,
+    "do_not_call_requested": False,
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
+from dagster_gcp import GCSPickleIOManager, GCSResource
 
 from orchestration.defs.postcall.analysis import CallLLM, StructuredOutput
 from orchestration.defs.postcall.assets import call_analyses, call_index, call_transcripts
@@ -29,6 +30,9 @@ from orchestration.defs.postcall.speech import RivaSpeechToText, WhisperSpeechTo
 from orchestration.defs.postcall.views import VIEW_ASSETS
 from orchestration.deployment import Deployment
 
+# where the GKE code location's IO manager keeps step outputs, in the recordings bucket
+IO_PREFIX = "dagster-io"
+
 defs = dg.Definitions(
     assets=[call_transcripts, call_analyses, call_index, *VIEW_ASSETS],
     asset_checks=[requested_calls_indexed],
@@ -48,6 +52,8 @@ def resources(deployment: Deployment) -> dict[str, Any]:
                     model=dg.EnvVar("CALLCENTER_LLM_MODEL"),  # the llama.cpp server's --model_alias
                     structured_output=StructuredOutput.JSON_OBJECT_SCHEMA,
                     max_tokens=400,  # SmolLM2 on CPU: bound the time a rambling answer can take
+                    # SmolLM2-135M's yes/no on a do-not-call request is noise: the rules read it locally
+                    reads_do_not_call=False,
                 ),
                 "call_embeddings": CallEmbeddings(),
                 "call_index_store": CallIndexResource(data_dir=dg.EnvVar("CALLCENTER_DATA_DIR")),
@@ -64,5 +70,14 @@ def resources(deployment: Deployment) -> dict[str, Any]:
                 "call_embeddings": CallEmbeddings(),
                 "call_index_store": CallIndexResource(url=dg.EnvVar("CALLCENTER_CALL_INDEX_DSN")),
                 "redaction": RedactionSettings(),
+                # Step outputs (call_transcripts, call_analyses, the views) outlive the run pod that
+                # wrote them, so a retried step or a re-executed run finds its inputs; what they hold
+                # is redacted (TranscribedCall.for_storage). Only post-call passes values between
+                # steps: the other domains' assets return MaterializeResult.
+                "io_manager": GCSPickleIOManager(
+                    gcs=GCSResource(project=dg.EnvVar("GOOGLE_CLOUD_PROJECT")),
+                    gcs_bucket=dg.EnvVar("CALLCENTER_RECORDINGS_BUCKET"),
+                    gcs_prefix=IO_PREFIX,
+                ),
             }
     raise ValueError(f"unknown deployment {deployment!r}")

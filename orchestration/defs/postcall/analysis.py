@@ -66,7 +66,7 @@ def prose(min_len: int, max_len: int) -> str:
     return rf'^[A-Za-z][^{{}}"\\]{{{min_len - 1},{max_len - 1}}}$'
 
 
-def _output_model(field_names: tuple[str, ...]) -> type[BaseModel]:
+def _output_model(field_names: tuple[str, ...], do_not_call: bool = False) -> type[BaseModel]:
     """CallAnalysis with the campaign's extracted fields as explicit nullable strings.
 
     Spelling the fields out (rather than a free-form object) lets the server constrain the
@@ -90,11 +90,12 @@ def _output_model(field_names: tuple[str, ...]) -> type[BaseModel]:
         follow_up_needed=(bool, ...),
         goal_achieved=(bool | None, ...),
         extracted_fields=(fields_model, ...),
+        **({"do_not_call_requested": (bool, ...)} if do_not_call else {}),
     )
 
 
-def output_schema(field_names: tuple[str, ...] = ()) -> dict[str, Any]:
-    return _output_model(field_names).model_json_schema()
+def output_schema(field_names: tuple[str, ...] = (), do_not_call: bool = False) -> dict[str, Any]:
+    return _output_model(field_names, do_not_call).model_json_schema()
 
 
 _WORD_RE = re.compile(r"[a-z0-9']+")
@@ -140,7 +141,7 @@ def degenerate_reason(field: str, text: str, min_words: int) -> str | None:
     return None
 
 
-def parse_analysis(raw: str | None, field_names: tuple[str, ...] = ()) -> CallAnalysis:
+def parse_analysis(raw: str | None, field_names: tuple[str, ...] = (), do_not_call: bool = False) -> CallAnalysis:
     """Validate the model's raw output; raises ValueError saying what was wrong."""
     if not raw or not raw.strip():
         raise ValueError("model returned no content")
@@ -150,7 +151,7 @@ def parse_analysis(raw: str | None, field_names: tuple[str, ...] = ()) -> CallAn
     except json.JSONDecodeError as exc:
         raise ValueError(f"model output is not a valid CallAnalysis: output: invalid JSON: {exc}") from None
     try:
-        parsed = _output_model(field_names).model_validate(data)
+        parsed = _output_model(field_names, do_not_call).model_validate(data)
     except ValidationError as exc:
         errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in exc.errors()[:5])
         raise ValueError(f"model output is not a valid CallAnalysis: {errors}") from None
@@ -164,10 +165,17 @@ def parse_analysis(raw: str | None, field_names: tuple[str, ...] = ()) -> CallAn
     return CallAnalysis.model_validate(parsed.model_dump(mode="json"))
 
 
-def build_messages(transcript_text: str, goal: str | None, field_names: tuple[str, ...]) -> list[dict[str, str]]:
+def build_messages(
+    transcript_text: str, goal: str | None, field_names: tuple[str, ...], do_not_call: bool = False
+) -> list[dict[str, str]]:
     lines = [f"Campaign goal: {goal}" if goal else "Campaign goal: none (set goal_achieved to null)."]
     if field_names:
         lines.append("Extract these fields (null when not mentioned): " + ", ".join(field_names) + ".")
+    if do_not_call:
+        lines.append(
+            "Set do_not_call_requested to true if the caller asked, in any words, not to be called or "
+            "contacted again; otherwise false."
+        )
     lines.append("Transcript:")
     lines.append(transcript_text)
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
@@ -185,6 +193,11 @@ class CallLLM(dg.ConfigurableResource):
     timeout_s: float = 120.0
     max_tokens: int = 700
     temperature: float = 0.0
+    reads_do_not_call: bool = Field(
+        True,
+        description="ask the model whether the caller asked not to be called (post-call's second reading after "
+        "the rules); off where the model is too small to read it (its answer would suppress numbers at random)",
+    )
 
     def client(self) -> OpenAI:
         # Retries are ours (validation failures must be retried too), so the client's are off.
@@ -204,8 +217,8 @@ class CallLLM(dg.ConfigurableResource):
     ) -> AnalysisResult:
         """Analyse one redacted transcript against its campaign's goal and extracted fields
         (callcenter/campaign.py; none for inbound calls). Raises AnalysisFailed after ``max_attempts``."""
-        schema = output_schema(fields)
-        messages = build_messages(transcript_text, goal, fields)
+        schema = output_schema(fields, self.reads_do_not_call)
+        messages = build_messages(transcript_text, goal, fields, self.reads_do_not_call)
         client = client or self.client()
         started = time.perf_counter()
         last_reason = "not attempted"
@@ -234,7 +247,7 @@ class CallLLM(dg.ConfigurableResource):
             else:
                 choice = response.choices[0]
                 try:
-                    analysis = parse_analysis(choice.message.content, fields)
+                    analysis = parse_analysis(choice.message.content, fields, self.reads_do_not_call)
                 except ValueError as exc:
                     finish = choice.finish_reason
                     last_reason = f"{exc}" + (" (output cut off at max_tokens)" if finish == "length" else "")

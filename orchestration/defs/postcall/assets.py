@@ -6,6 +6,7 @@ the same session-report generation is skipped unless ``reprocess`` is set or it 
 without a recording that has landed since; indexing replaces a call's row rather than adding one.
 """
 
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 from google.api_core.exceptions import NotFound
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from callcenter.campaign import Campaign, CampaignError
 from callcenter.paths import REPORT_FILENAME, day_prefix, parse_object_name
@@ -24,11 +25,13 @@ from orchestration.defs.postcall import transcription
 from orchestration.defs.postcall.analysis import AnalysisFailed, CallLLM, redact_analysis
 from orchestration.defs.postcall.calls import CallRef
 from orchestration.defs.postcall.channels import ChannelMode
+from orchestration.defs.postcall.do_not_call import heard_after_the_call
+from orchestration.defs.postcall.do_not_call import write_request as write_do_not_call_request
 from orchestration.defs.postcall.partitions import daily_calls
 from orchestration.defs.postcall.records import AnalyzedCall, build_record
 from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
 from orchestration.defs.postcall.speech import SpeechToText, is_message_size_error
-from orchestration.defs.postcall.transcription import TranscribedCall, transcribe_call
+from orchestration.defs.postcall.transcription import ReportGone, TranscribedCall, transcribe_call, validation_reason
 from orchestration.resources.campaigns import CampaignCatalog
 from orchestration.resources.storage import RecordingsBucket
 
