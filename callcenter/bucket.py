@@ -185,12 +185,12 @@ class CallListing:
 
     reports: dict[str, ListedObject]
     recordings: list[ListedObject]
+    do_not_call: list[ListedObject] = field(default_factory=list)  # requests written when heard
 
     def report_of(self, recording: ListedObject) -> ListedObject | None:
         return self.reports.get(recording.name.removesuffix(AUDIO_FILENAME))
 
 
-    do_not_call: list[ListedObject] = field(default_factory=list)  # requests written when heard
 def list_calls(
     list_objects: Callable[[str, str], Iterable[ListedObject]], since: datetime, now: datetime, max_call: timedelta
 ) -> CallListing:
@@ -199,12 +199,12 @@ def list_calls(
     that may still have been running at ``since`` (call ids are uuid7: names sort by start)."""
     reports: dict[str, ListedObject] = {}
     recordings: list[ListedObject] = []
+    do_not_call: list[ListedObject] = []
     # Through a few minutes past now: a report written just after midnight by a clock slightly
     # ahead of ours is in tomorrow's prefix.
     for prefix, offset in prefixes_to_list(since, now + SETTLE, max_call):
         for obj in list_objects(prefix, offset):
             parsed = parse_object_name(obj.name)
-    do_not_call: list[ListedObject] = []
             if parsed is not None and parsed.name == REPORT_FILENAME:
                 reports[obj.name.removesuffix(REPORT_FILENAME)] = obj
             elif parsed is not None and parsed.name == AUDIO_FILENAME:
