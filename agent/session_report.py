@@ -9,6 +9,7 @@ speech → agent audio out). Written at shutdown, after the recording is finalis
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import UTC, datetime
 
@@ -20,7 +21,8 @@ from agent.settings import AgentSettings
 from callcenter.bucket import Recordings
 from callcenter.do_not_call import DoNotCallRequest, HeardBy, asks_not_to_be_called
 from callcenter.outcomes import CallDirection
-from callcenter.paths import do_not_call_path, report_path
+from callcenter.paths import do_not_call_path, live_transcript_raw_path, report_path
+from callcenter.redaction import redact_conversation
 from callcenter.report import SessionReport, Speaker, Turn, TurnLatency
 
 log = logging.getLogger("agent.session_report")
@@ -111,6 +113,31 @@ def build_report(call: CallState, history: llm.ChatContext, *, ended_at: datetim
         latency=latency,
         agent_error=call.agent_error,
     )
+
+
+def redact_turns(report: SessionReport) -> SessionReport:
+    """The report with its live transcript redacted as one conversation (a card read in groups
+    across both speakers' turns, a CVV answering the agent's question): the report is read by
+    post-call, dialing and the browser, and nothing raw may travel with it."""
+    if not report.turns:
+        return report
+    redacted = redact_conversation([(t.speaker.value, t.text) for t in report.turns])
+    if not redacted.count:
+        return report
+    turns = [t.model_copy(update={"text": text}) for t, text in zip(report.turns, redacted.texts, strict=True)]
+    return report.model_copy(update={"turns": turns})
+
+
+async def write_raw_live_transcript(settings: AgentSettings, report: SessionReport) -> str:
+    """The live transcript as heard, as its own object (keep_raw_transcript only)."""
+    name = live_transcript_raw_path(report.call_id)
+    body = json.dumps([t.model_dump(mode="json") for t in report.turns])
+
+    def put() -> None:
+        recordings(settings).write_bytes(name, body, "application/json", retry=Retry(deadline=60.0), timeout=30)
+
+    await asyncio.to_thread(put)
+    return name
 
 
 def recordings(settings: AgentSettings) -> Recordings:

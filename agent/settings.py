@@ -54,7 +54,10 @@ class AgentSettings(BaseSettings):
     riva_language: str = riva_models.LANGUAGE_CODE
     # telephony audio is 8 kHz narrowband; upsampling it gains nothing and costs bandwidth
     stt_sample_rate: int = 8000
-    stt_base_url: str = Field("http://127.0.0.1:8090/v1", validation_alias=AliasChoices("STT_BASE_URL", "CALLCENTER_STT_BASE_URL", "stt_base_url"))
+    stt_base_url: str = Field(
+        "http://127.0.0.1:8090/v1",
+        validation_alias=AliasChoices("STT_BASE_URL", "CALLCENTER_STT_BASE_URL", "stt_base_url"),
+    )
     stt_model: str = "tiny.en"
     stt_api_key: SecretStr = SecretStr("unused")
 
@@ -63,13 +66,20 @@ class AgentSettings(BaseSettings):
     vad_min_silence_s: float = Field(0.4, gt=0.05, le=2.0)
 
     # --- language model -------------------------------------------------------------------
-    llm_base_url: str = Field("http://vllm:8000/v1", validation_alias=AliasChoices("LLM_BASE_URL", "CALLCENTER_LLM_BASE_URL", "llm_base_url"))
-    llm_model: str = Field("meta-llama/Llama-3.1-8B-Instruct", validation_alias=AliasChoices("LLM_MODEL", "CALLCENTER_LLM_MODEL", "llm_model"))
+    llm_base_url: str = Field(
+        "http://vllm:8000/v1", validation_alias=AliasChoices("LLM_BASE_URL", "CALLCENTER_LLM_BASE_URL", "llm_base_url")
+    )
+    llm_model: str = Field(
+        "meta-llama/Llama-3.1-8B-Instruct",
+        validation_alias=AliasChoices("LLM_MODEL", "CALLCENTER_LLM_MODEL", "llm_model"),
+    )
     llm_api_key: SecretStr = SecretStr("unused")  # vLLM without --api-key ignores it
     llm_temperature: float = Field(0.3, ge=0, le=2)
 
     # --- text to speech -------------------------------------------------------------------
-    tts_base_url: str = Field("http://tts:8880/v1", validation_alias=AliasChoices("TTS_BASE_URL", "CALLCENTER_TTS_BASE_URL", "tts_base_url"))
+    tts_base_url: str = Field(
+        "http://tts:8880/v1", validation_alias=AliasChoices("TTS_BASE_URL", "CALLCENTER_TTS_BASE_URL", "tts_base_url")
+    )
     tts_model: str = "chatterbox"
     tts_voice: str = "default"
     tts_response_format: str = "wav"
@@ -88,6 +98,10 @@ class AgentSettings(BaseSettings):
     max_call_duration_s: int = Field(MAX_CALL_DURATION_S, gt=0)
 
     # --- recordings -----------------------------------------------------------------------
+    # The report's live transcript is redacted (callcenter/redaction.py); with this on, the words
+    # as heard are also written as live_transcript.raw.json next to the recording, which the
+    # bucket's lifecycle rule deletes (manifests/gcs/recordings-lifecycle.json)
+    keep_raw_transcript: bool = False
     recordings_bucket: str = ""
     gcp_project: str | None = None
     storage_emulator_host: str | None = None  # set locally (gcp-storage-emulator); unset on GKE

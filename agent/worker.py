@@ -28,7 +28,13 @@ from agent.dialing import callee_identity, place_call
 from agent.personas import load_persona
 from agent.pipeline import build_session, load_vad
 from agent.recording import finish_recording, start_recording
-from agent.session_report import build_report, upload_report, write_do_not_call_request
+from agent.session_report import (
+    build_report,
+    redact_turns,
+    upload_report,
+    write_do_not_call_request,
+    write_raw_live_transcript,
+)
 from agent.settings import AgentSettings, load_settings
 from agent.stt_failure import SttFailureGuard
 from callcenter.dispatch import OutboundCallRequest, parse_dispatch
@@ -218,7 +224,10 @@ async def finish_call(
     ended_at = ended_at or utcnow()
     if not await finish_recording(lkapi, call, settings=settings):
         call.recording_path = None  # do not point readers at a file that is not there
-    report = build_report(call, history, ended_at=ended_at, agent_name=settings.agent_name)
+    heard = build_report(call, history, ended_at=ended_at, agent_name=settings.agent_name)
+    report = redact_turns(heard)
+    if settings.keep_raw_transcript and report is not heard:
+        await write_raw_live_transcript(settings, heard)
     await upload_report(settings, report)
     return report
 

@@ -3,6 +3,7 @@
     recordings/YYYY/MM/DD/<call_id>/audio.ogg     Egress output (agent and caller channels)
     recordings/YYYY/MM/DD/<call_id>/session.json  the agent's session report, written last
     recordings/YYYY/MM/DD/<call_id>/do_not_call.json  a do-not-call request, written when heard
+    recordings/YYYY/MM/DD/<call_id>/*.raw.json  unredacted transcripts, only with keep_raw_transcript
 
 Paths are date-prefixed so sensors list one day at a time. The day is the UTC date in the call
 id (``call-<uuid7>``: the uuid7 carries the millisecond it was minted), so a call's objects are
@@ -22,6 +23,11 @@ from callcenter.ids import call_id_floor, call_id_time
 RECORDINGS_PREFIX = "recordings"
 AUDIO_FILENAME = "audio.ogg"
 REPORT_FILENAME = "session.json"
+# Unredacted transcripts, written only where keep_raw_transcript allows; the bucket's lifecycle
+# rule (manifests/gcs/recordings-lifecycle.json) deletes every object ending in RAW_SUFFIX.
+RAW_SUFFIX = ".raw.json"
+LIVE_TRANSCRIPT_RAW_FILENAME = "live_transcript.raw.json"  # the agent's live transcript, as heard
+STT_TRANSCRIPT_RAW_FILENAME = "transcript.raw.json"  # post-call's STT output of the recording
 DO_NOT_CALL_FILENAME = "do_not_call.json"  # a do-not-call request, written when heard (callcenter/do_not_call.py)
 
 _OBJECT_RE = re.compile(
@@ -45,6 +51,10 @@ def audio_path(call_id: str) -> str:
 
 def report_path(call_id: str) -> str:
     return call_prefix(call_id) + REPORT_FILENAME
+
+
+def live_transcript_raw_path(call_id: str) -> str:
+    return call_prefix(call_id) + LIVE_TRANSCRIPT_RAW_FILENAME
 
 
 def do_not_call_path(call_id: str) -> str:
