@@ -112,7 +112,8 @@ def build_turbo_model(dev: str):
 def sync():
     import torch
 
-    torch.cuda.synchronize()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def bench_stock(model, results: dict) -> None:
@@ -228,6 +229,100 @@ def check_render_graph(model, results: dict) -> None:
         torch.randn_like, torch.rand_like, torch.rand, torch.randn = saved
 
 
+WINDOW_TOKENS = 66  # --window-tokens: the window the lever measurements render
+
+
+def s3gen_levers(model, results: dict, rows: list[int]) -> None:
+    """Where an S3Gen render's time goes, and what each lever costs in output.
+
+    Eager renders (no graph; synchronised), the reference prompt as served (the built-in
+    voice's). Per batch size in ``rows`` (windows of WINDOW_TOKENS tokens):
+    - seconds of the flow at 1 and at 10 steps (the difference / 9: one estimator step with
+      its CFG row), of HiFi-GAN, each with and without bf16/fp16 autocast;
+    - quality proxies on the same tokens and the same noise: the mel distance of n steps to the
+      model's 10 (mean |log-mel difference| over the window's frames, and that over the mean
+      |log-mel deviation| of the 10-step mels), and autocast's against float32, on the mels and
+      on the waveform (relative RMS error). Random weights: the proxy measures the solver's and
+      the rounding's error on this random velocity field, not how a trained voice sounds.
+    """
+    import torch
+
+    from tts.app.backends.chatterbox_fast import s3gen_patches
+    from tts.app.backends.chatterbox_fast.s3gen_render import S3GenRenderer
+
+    dev = next(model.s3gen.parameters()).device
+    s3gen_patches.install(model.s3gen)  # as BatchedVocoder serves it (device-side sine source)
+    if dev.type == "cuda":  # and the estimator in the engine's default S3Gen dtype
+        cfm = model.s3gen.flow.decoder
+        getattr(cfm.estimator, "inner", cfm.estimator).to(dtype=torch.float16)
+    renderers = {
+        amp: S3GenRenderer(model.s3gen, cuda_graphs=False, autocast=amp) for amp in ("off", "bfloat16", "float16")
+    }
+    if dev.type != "cuda":
+        del renderers["float16"]  # no half-precision convolutions on the CPU
+    voice = renderers["off"].voice(model.conds.gen)
+    g = torch.Generator().manual_seed(0)
+
+    def timed(fn, reps: int):
+        fn()
+        sync()
+        a = time.perf_counter()
+        for _ in range(reps):
+            out = fn()
+        sync()
+        return (time.perf_counter() - a) / reps, out
+
+    reps = 3 if dev.type == "cuda" else 1
+    steps_list = (10, 8, 6, 5, 4, 3)
+    for n in rows:
+        tok = torch.randint(0, 6561, (n, WINDOW_TOKENS), generator=g).to(dev)
+        lens = torch.full((n,), WINDOW_TOKENS, dtype=torch.long, device=dev)
+        args = (tok, lens, voice.prompt_token, voice.prompt_feat, voice.spks)
+        row: dict = {"batch": n, "window_tokens": WINDOW_TOKENS, "prompt_tokens": voice.prompt_len}
+        with torch.inference_mode():
+            for amp, r in renderers.items():
+                t1, _ = timed(lambda r=r, a=args: r.mels(*a, n_timesteps=1), reps)
+                t10, mels = timed(lambda r=r, a=args: r.mels(*a, n_timesteps=10), reps)
+                th, _ = timed(lambda r=r, m=mels: r._vocode(m), reps)
+                step = (t10 - t1) / 9
+                row[amp] = {
+                    "flow_10_steps_s": round(t10, 4),
+                    "estimator_step_s": round(step, 4),
+                    "encoder_and_rest_s": round(t1 - step, 4),
+                    "hifigan_s": round(th, 4),
+                }
+            emit(results, f"s3gen_parts_batch{n}", row)
+            # Quality proxies: the same tokens and noise (one seed) for every render.
+            base = renderers["off"]
+
+            def mels_of(r, steps, a=args):
+                torch.manual_seed(123)
+                return r.mels(*a, n_timesteps=steps).float()
+
+            ref = mels_of(base, 10)
+            spread = (ref - ref.mean(dim=2, keepdim=True)).abs().mean().item()
+            proxy = {"ref_mean_abs_deviation": round(spread, 4)}
+            for steps in steps_list[1:]:
+                d = (mels_of(base, steps) - ref).abs().mean().item()
+                proxy[f"steps{steps}"] = {"mel_l1": round(d, 4), "mel_l1_rel": round(d / spread, 4)}
+            torch.manual_seed(321)
+            wav_ref = base._vocode(ref)
+            for amp, r in renderers.items():
+                if amp == "off":
+                    continue
+                m = mels_of(r, 10)
+                torch.manual_seed(321)
+                wav = r._vocode(ref)  # HiFi-GAN alone, on the same mels
+                d = (m - ref).abs().mean().item()
+                err = ((wav - wav_ref).pow(2).mean().sqrt() / wav_ref.pow(2).mean().sqrt()).item()
+                proxy[amp] = {
+                    "mel_l1": round(d, 5),
+                    "mel_l1_rel": round(d / spread, 5),
+                    "hifigan_wav_rms_err": round(err, 5),
+                }
+            emit(results, f"s3gen_quality_batch{n}", proxy)
+
+
 def bench_fast(
     model,
     results: dict,
@@ -235,11 +330,11 @@ def bench_fast(
     prompt_tokens: int,
     full: bool,
     staggers: tuple[float, ...] = (0.0,),
-    variants: list[tuple[str, int, list[int], int, float]] | None = None,
+    variants: list[tuple] | None = None,
 ) -> None:
     """``variants``: (S3Gen graph mode, vocoder batch limit, stream counts to sweep, first
-    window tokens (0: default), GIL switch interval ms (0: Python's 5 ms)) each; see
-    ``parse_variant``."""
+    window tokens (0: default), GIL switch interval ms (0: Python's 5 ms), flow-matching steps
+    (0: the model's), autocast (off|bfloat16|float16)) each; see ``parse_variant``."""
     import torch
 
     from tts.app.backends.chatterbox_fast.capacity import time_decode_step
@@ -247,10 +342,12 @@ def bench_fast(
     from tts.app.backends.chatterbox_fast.vocoder import ChunkPlan
 
     t0 = time.perf_counter()
-    variants = variants or [("render", 8, stream_counts, 0, 0.0)]
+    variants = variants or [("render", 8, stream_counts, 0, 0.0, 0, "off")]
     cfg = FastEngineConfig(
         s3gen_graphs=variants[0][0],
         vocoder_batch=variants[0][1],
+        s3gen_steps=variants[0][5],
+        s3gen_autocast=variants[0][6],
         max_slots=max(64, max(stream_counts)),
         watermark=False,
         s3gen_prompt_tokens=prompt_tokens,
@@ -305,9 +402,11 @@ def bench_fast(
 
     ref = trim_reference(model.conds.gen, prompt_tokens)
     prefill_graph_check(engine, results, emit_tagged)
-    for vi, (graphs, vbatch, sweep_counts, first, switch_ms) in enumerate(variants):
+    for vi, (graphs, vbatch, sweep_counts, first, switch_ms, steps, amp) in enumerate(variants):
         vtag = (
             f"{graphs}_batch{vbatch}"
+            + (f"_steps{steps}" if steps else "")
+            + (f"_{amp}" if amp != "off" else "")
             + (f"_first{first}" if first else "")
             + (f"_gil{switch_ms}ms" if switch_ms else "")
         )
@@ -315,7 +414,7 @@ def bench_fast(
         engine.config = dataclasses.replace(
             engine.config, plan=dataclasses.replace(cfg.plan, first_tokens=first or cfg.plan.first_tokens)
         )
-        if vi and (graphs, vbatch) != tuple(variants[vi - 1][:2]):
+        if vi and (graphs, vbatch, steps, amp) != (*variants[vi - 1][:2], *variants[vi - 1][5:7]):
             engine.vocoder.stop()
             a = time.perf_counter()
             engine.vocoder = BatchedVocoder(
@@ -323,6 +422,8 @@ def bench_fast(
                 max_batch=vbatch,
                 graphs=graphs,
                 estimator_dtype=cfg.s3gen_dtype,
+                n_cfm_timesteps=steps or None,
+                autocast=amp,
             )
             n_graphs = engine.vocoder.warm_up(ref, cfg.plan)
             engine.vocoder.start()
@@ -364,7 +465,17 @@ def bench_fast(
     engine.close()
 
 
-def bench_probe(model, results: dict, stream_counts: list[int], staggers: tuple[float, ...], light_first: int) -> None:
+def bench_probe(
+    model,
+    results: dict,
+    stream_counts: list[int],
+    staggers: tuple[float, ...],
+    light_first: int,
+    *,
+    s3gen_steps: int = 0,
+    s3gen_autocast: str = "off",
+    vocoder_batch: int = 8,
+) -> None:
     """The engine as the server builds it: capacity measured by load at start-up (the standard
     plan's capacity, the light plan's limit, the policy checked at capacity), then the sweeps
     under the policy it serves with."""
@@ -378,8 +489,24 @@ def bench_probe(model, results: dict, stream_counts: list[int], staggers: tuple[
         watermark=False,
         plan=ChunkPlan(first_tokens=FIRST_TOKENS),
         light_first_tokens=light_first,
+        s3gen_steps=s3gen_steps,
+        s3gen_autocast=s3gen_autocast,
+        vocoder_batch=vocoder_batch,
     )
+    t0 = time.perf_counter()
     engine = FastChatterboxEngine(model, cfg, generator_seed=0)
+    emit(
+        results,
+        "probe_engine",
+        {
+            "build_s": round(time.perf_counter() - t0, 1),
+            "s3gen_steps": engine.vocoder.renderer.n_timesteps,
+            "s3gen_autocast": s3gen_autocast,
+            "s3gen_estimator_dtype": cfg.s3gen_dtype,
+            "vocoder_batch": vocoder_batch,
+            "max_slots": cfg.max_slots,
+        },
+    )
     for _ in range(2):
         play(engine, TOKENS)
     report = engine.measure_capacity()
@@ -529,12 +656,25 @@ def concurrency_sweep(
     )
 
 
-def parse_variant(text: str, streams: str) -> tuple[str, int, list[int], int, float]:
+AMP_NAMES = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+def parse_variant(text: str, streams: str) -> tuple[str, int, list[int], int, float, int, str]:
+    """GRAPHS:BATCH[:N/N/...[:FIRST[:GIL_MS]]], plus anywhere after BATCH the S3Gen levers:
+    ``sN`` (N flow-matching steps) and ``bf16``/``fp16`` (encoder + HiFi-GAN autocast)."""
     parts = text.split(":")
-    counts = parts[2] if len(parts) > 2 and parts[2] else streams.replace(",", "/")
-    first = int(parts[3]) if len(parts) > 3 and parts[3] else 0
-    switch_ms = float(parts[4]) if len(parts) > 4 else 0.0
-    return parts[0], int(parts[1]), [int(x) for x in counts.split("/") if x], first, switch_ms
+    steps, amp, rest = 0, "off", []
+    for part in parts[2:]:
+        if part in AMP_NAMES:
+            amp = AMP_NAMES[part]
+        elif part[:1] == "s" and part[1:].isdigit():
+            steps = int(part[1:])
+        else:
+            rest.append(part)
+    counts = rest[0] if rest and rest[0] else streams.replace(",", "/")
+    first = int(rest[1]) if len(rest) > 1 and rest[1] else 0
+    switch_ms = float(rest[2]) if len(rest) > 2 else 0.0
+    return parts[0], int(parts[1]), [int(x) for x in counts.split("/") if x], first, switch_ms, steps, amp
 
 
 def main() -> None:
@@ -554,6 +694,17 @@ def main() -> None:
         "under its adaptive first window (--light-first-tokens)",
     )
     ap.add_argument("--light-first-tokens", type=int, default=16)
+    ap.add_argument("--s3gen-steps", type=int, default=0, help="--probe: flow-matching steps (0: the model's)")
+    ap.add_argument("--s3gen-autocast", default="off", help="--probe: off|bf16|fp16 (encoder + HiFi-GAN)")
+    ap.add_argument("--vocoder-batch", type=int, default=8, help="--probe: windows per S3Gen batch")
+    ap.add_argument(
+        "--levers",
+        default="",
+        help="S3Gen levers first: per-part times and quality proxies at these batch sizes (e.g. 1,8)",
+    )
+    ap.add_argument("--levers-only", action="store_true", help="stop after --levers")
+    ap.add_argument("--device", default="cuda", help="cpu: a dry run of --levers (slow, full-size model)")
+    ap.add_argument("--window-tokens", type=int, default=66, help="--levers: tokens per window")
     ap.add_argument("--stagger", default="0", help="callers start spread over this many seconds (list: one sweep each)")
     ap.add_argument(
         "--variants",
@@ -571,16 +722,36 @@ def main() -> None:
     results: dict = {
         "first_window_tokens": FIRST_TOKENS,
         "weights": "random (real architecture); speed only",
-        "device": torch.cuda.get_device_name(0),
+        "device": torch.cuda.get_device_name(0) if args.device == "cuda" else args.device,
         "model": args.model,
         "torch": torch.__version__,
     }
+    global WINDOW_TOKENS
+    WINDOW_TOKENS = args.window_tokens
     t0 = time.perf_counter()
-    model = build_model("cuda", args.model)
+    model = build_model(args.device, args.model)
     emit(results, "setup_s", round(time.perf_counter() - t0, 1))
+    if args.levers:
+        try:
+            s3gen_levers(model, results, rows=[int(x) for x in args.levers.split(",")])
+        except Exception as exc:  # recorded; the sweeps still run
+            emit(results, "s3gen_levers_error", repr(exc)[:500])
     if args.probe:
+        if not args.skip_stock:
+            bench_stock(model, results)
         staggers = tuple(float(x) for x in args.stagger.split(","))
-        bench_probe(model, results, [int(x) for x in args.streams.split(",")], staggers, args.light_first_tokens)
+        bench_probe(
+            model,
+            results,
+            [int(x) for x in args.streams.split(",")],
+            staggers,
+            args.light_first_tokens,
+            s3gen_steps=args.s3gen_steps,
+            s3gen_autocast=AMP_NAMES.get(args.s3gen_autocast, args.s3gen_autocast),
+            vocoder_batch=args.vocoder_batch,
+        )
+        return
+    if args.levers_only:
         return
     if not args.skip_stock:
         bench_stock(model, results)

@@ -44,6 +44,7 @@ def main() -> None:
         ours = renderer.forward(win, torch.tensor([14]), voice.prompt_token, voice.prompt_feat, voice.spks)
     upstream_vs_render = (up[0] - ours[0, : up.shape[1]]).abs().max().item()
     meanflow = meanflow_vs_upstream(ref, win)
+    half = autocast_render(s3gen, ref, win, ours[0, : up.shape[1]])
 
     # Noise off: torch.randn_like / torch.rand / rand_like return zeros, so renders are deterministic.
     zeros_like = lambda t, *a, **k: torch.zeros_like(t, *a, **k)  # noqa: E731
@@ -94,9 +95,58 @@ def main() -> None:
                 **same_name,
                 **deferred,
                 **meanflow,
+                **half,
             }
         )
     )
+
+
+def autocast_render(s3gen, ref: dict, win: torch.Tensor, fp32: torch.Tensor) -> dict:
+    """The same window (same seed) rendered with the encoder and HiFi-GAN under bf16 autocast,
+    against the float32 render; and which parts ran in which dtype."""
+    renderer = S3GenRenderer(s3gen, cuda_graphs=False, n_timesteps=4, autocast="bfloat16")
+    voice = renderer.voice(ref)
+    seen: dict[str, str] = {}
+    hift = s3gen.mel2wav
+
+    def record(name: str):
+        def hook(_mod, _inputs, out) -> None:  # returns None: the output stays as it is
+            seen.setdefault(name, str((out[0] if isinstance(out, tuple) else out).dtype))
+
+        return hook
+
+    hooks = [
+        mod.register_forward_hook(record(name))
+        for name, mod in (
+            ("encoder", s3gen.flow.encoder),
+            ("f0_predictor", hift.f0_predictor),
+            ("source", hift.m_source),
+            ("conv_pre", hift.conv_pre),
+            ("conv_post", hift.conv_post),
+        )
+    ]
+    est = s3gen.flow.decoder.estimator
+    est_forward = est.forward  # the solver calls .forward directly: no module hooks fire
+
+    def estimator(*a, **k):
+        out = est_forward(*a, **k)
+        seen.setdefault("estimator", str(out.dtype))
+        return out
+
+    est.forward = estimator
+    with torch.inference_mode():
+        torch.manual_seed(7)
+        half = renderer.forward(win, torch.tensor([win.shape[1]]), voice.prompt_token, voice.prompt_feat, voice.spks)
+    del est.forward
+    for h in hooks:
+        h.remove()
+    half = half[0, : fp32.shape[0]]
+    return {
+        "autocast_dtypes": seen,
+        "autocast_out_dtype": str(half.dtype),
+        "autocast_vs_fp32": (half - fp32).abs().max().item(),
+        "autocast_rms_err": ((half - fp32).pow(2).mean().sqrt() / fp32.pow(2).mean().sqrt()).item(),
+    }
 
 
 def reuploaded_voice(s3gen, renderer, ref: dict, window: list[int]) -> dict:

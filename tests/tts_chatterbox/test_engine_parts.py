@@ -81,9 +81,12 @@ def test_engine_settings_come_from_the_environment(monkeypatch):
             "TTS_CHATTERBOX_FAST_S3GEN_PROMPT_TOKENS": "75",
             "TTS_CHATTERBOX_FAST_FIRST_CHUNK_TOKENS": "12",
             "TTS_CHATTERBOX_FAST_PREFIX_CACHE_MB": "64",
+            "TTS_CHATTERBOX_FAST_S3GEN_STEPS": "5",
+            "TTS_CHATTERBOX_FAST_S3GEN_AUTOCAST": "bfloat16",
         },
     )
     assert cfg.prefix_cache_mb == 64
+    assert (cfg.s3gen_steps, cfg.s3gen_autocast) == (5, "bfloat16")
     assert (cfg.max_slots, cfg.t3_dtype, cfg.cuda_graphs, cfg.capacity) == (48, "float16", False, 20)
     assert (cfg.s3gen_prompt_tokens, cfg.plan.first_tokens) == (75, 12)
 
@@ -103,6 +106,9 @@ def test_typed_settings_default_to_the_engine_defaults(monkeypatch):
         ({"TTS_CHATTERBOX_FAST_CAPACITY_PROBE": "guess"}, "CHATTERBOX_FAST_CAPACITY_PROBE"),
         # A typo is refused, not read as "on" as the hand parsing did.
         ({"TTS_CHATTERBOX_FAST_CUDA_GRAPHS": "maybe"}, "CHATTERBOX_FAST_CUDA_GRAPHS"),
+        # S3Gen's levers (issue 20): a step count below 0, a precision S3Gen has no kernels for.
+        ({"TTS_CHATTERBOX_FAST_S3GEN_STEPS": "-1"}, "CHATTERBOX_FAST_S3GEN_STEPS"),
+        ({"TTS_CHATTERBOX_FAST_S3GEN_AUTOCAST": "int8"}, "CHATTERBOX_FAST_S3GEN_AUTOCAST"),
     ],
 )
 def test_chunk_settings_that_would_never_play_are_refused_by_name(monkeypatch, env, named):
@@ -259,3 +265,15 @@ def test_capacity_and_light_plan_settings_come_from_the_environment(monkeypatch)
     assert (cfg.capacity_probe, cfg.light_first_tokens, cfg.light_streams) == ("model", 12, 20)
     assert cfg.light_plan.first_tokens == 12 and cfg.light_plan.max_tokens == cfg.plan.max_tokens
     assert _config_from_env(monkeypatch, {}).capacity_probe == "load"
+
+
+def test_s3gen_levers_out_of_range_are_refused_by_name():
+    """Also where the engine or the renderer is built directly (the bench), not from settings."""
+    torch = pytest.importorskip("torch")
+    from tts.app.backends.chatterbox_fast.s3gen_render import S3GenRenderer
+
+    s3gen = SimpleNamespace(parameters=lambda: iter([torch.zeros(1)]))
+    with pytest.raises(ValueError, match="S3GEN_AUTOCAST"):
+        S3GenRenderer(s3gen, autocast="int8")
+    with pytest.raises(ValueError, match="S3GEN_STEPS"):
+        FastEngineConfig(s3gen_steps=-2)

@@ -56,3 +56,24 @@ def test_new_buckets_while_serving_render_eagerly_and_are_captured_when_idle(che
     assert serving[:2] == [["eager", 12], ["eager", 12]], serving
     assert serving[2:] and all(e[0] == "capture" and e[1] == 12 for e in serving[2:]), serving
     assert check["capture_after_idle"] == [["replay", 12]]
+
+
+def test_autocast_runs_encoder_and_hifigan_convolutions_in_bf16_and_pitch_and_source_in_fp32(check):
+    # The lever's scope (issue 20): the conformer and HiFi-GAN's convolutions in half
+    # precision; the f0 predictor, the harmonic source and the estimator (its own dtype) not.
+    assert check["autocast_dtypes"] == {
+        "encoder": "torch.bfloat16",
+        "estimator": "torch.float32",
+        "f0_predictor": "torch.float32",
+        "source": "torch.float32",
+        "conv_pre": "torch.bfloat16",
+        "conv_post": "torch.bfloat16",
+    }, check["autocast_dtypes"]
+    assert check["autocast_out_dtype"] == "torch.float32"
+
+
+def test_autocast_render_stays_close_to_the_float32_render(check):
+    # Same tokens, same noise: bf16 rounding only (random weights; the GPU bench measures the
+    # full-size model's error). Not identical, or the autocast region ran nothing in bf16.
+    assert check["autocast_vs_fp32"] > 0
+    assert check["autocast_rms_err"] < 0.1, check["autocast_rms_err"]

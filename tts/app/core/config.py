@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     chatterbox_fast_light_streams: int = 0  # 0: measured with the capacity (load probe)
     chatterbox_fast_watermark: bool = True
     chatterbox_fast_s3gen_dtype: Literal["float32", "float16", "bfloat16"] = "float16"
+    chatterbox_fast_s3gen_steps: int = Field(0, ge=0, le=50)  # flow-matching steps; 0: the model's own
+    chatterbox_fast_s3gen_autocast: Literal["off", "bfloat16", "float16"] = "off"  # S3Gen encoder + HiFi-GAN
     chatterbox_fast_s3gen_prompt_tokens: int = 0  # >0: trim S3Gen's reference prompt (25 tokens/s)
     chatterbox_fast_vocoder_batch: int = 8  # windows per S3Gen batch
     chatterbox_fast_s3gen_graphs: Literal["render", "estimator", "off"] = "render"

@@ -54,6 +54,11 @@ class FastEngineConfig:
     light_streams: int = 0  # 0: measured with the capacity (load probe); >0: trust this many
     watermark: bool = True  # upstream watermarks every output (Perth); per window here
     s3gen_dtype: str = "float16"  # the flow-matching estimator's dtype on CUDA
+    # Flow-matching steps per render; 0: the model's own (10 for Chatterbox, 2 for Turbo).
+    # Fewer make the vocoder, the bottleneck under load, cheaper and change the audio.
+    s3gen_steps: int = 0
+    # The conformer encoder and HiFi-GAN's convolutions in bfloat16/float16 ("off": float32).
+    s3gen_autocast: str = "off"
     s3gen_prompt_tokens: int = 0  # >0: trim S3Gen's reference prompt to this many tokens (25/s)
     # Windows per S3Gen batch. The H100 is busy from 8 windows on (16 take twice as long), so
     # more only makes a first window wait longer behind the batch in flight.
@@ -65,6 +70,10 @@ class FastEngineConfig:
     plan: ChunkPlan = ChunkPlan()
 
     def __post_init__(self) -> None:
+        if self.s3gen_steps < 0:
+            raise ValueError(
+                f"TTS_CHATTERBOX_FAST_S3GEN_STEPS must be 0 (the model's own) or more, not {self.s3gen_steps}"
+            )
         if self.capacity_probe not in ("load", "model"):
             raise ValueError(f"TTS_CHATTERBOX_FAST_CAPACITY_PROBE must be load or model, not {self.capacity_probe!r}")
         if self.light_first_tokens and self.light_first_tokens <= self.plan.overlap_tokens:
@@ -95,6 +104,8 @@ class FastEngineConfig:
             light_streams=s.chatterbox_fast_light_streams,
             watermark=s.chatterbox_fast_watermark,
             s3gen_dtype=s.chatterbox_fast_s3gen_dtype,
+            s3gen_steps=s.chatterbox_fast_s3gen_steps,
+            s3gen_autocast=s.chatterbox_fast_s3gen_autocast,
             s3gen_prompt_tokens=s.chatterbox_fast_s3gen_prompt_tokens,
             vocoder_batch=s.chatterbox_fast_vocoder_batch,
             s3gen_graphs=s.chatterbox_fast_s3gen_graphs,
@@ -163,6 +174,8 @@ class FastChatterboxEngine:
             cuda_graphs=self.config.cuda_graphs,
             graphs=self.config.s3gen_graphs,
             estimator_dtype=self.config.s3gen_dtype,
+            n_cfm_timesteps=self.config.s3gen_steps or None,
+            autocast=self.config.s3gen_autocast,
         )
         self.vocoder_graphs = 0
         if self._default_conds_for_warmup(model) is not None:

@@ -12,10 +12,18 @@ kept first audio slow under load and small batches expensive.
 so on CUDA the whole thing is captured once per (rows, token bucket, prompt length) and
 replayed: one launch per vocoder batch. On the CPU (tests) it runs eagerly; the CPU test
 checks it against upstream's ``flow_inference`` + ``hift_inference``.
+
+Two levers trade exactness for vocoder throughput (issue 20), both off by default:
+``n_timesteps`` (fewer flow-matching steps than the model's 10: the estimator is most of a
+render) and ``autocast`` (the conformer encoder and HiFi-GAN's convolutions in bf16/fp16; the
+f0 predictor, the harmonic source and both STFTs stay float32, so pitch and phase are not
+rounded). The flow-matching estimator has its own dtype (``BatchedVocoder``'s
+``estimator_dtype``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -31,6 +39,7 @@ log = logging.getLogger(__name__)
 
 SAMPLES_PER_TOKEN = 960  # 25 speech tokens/s -> 50 mel frames/s -> 24 kHz: 2 * 480 samples
 TOKEN_BUCKET = 16  # window lengths round up to this many tokens (one graph per bucket)
+AUTOCAST_DTYPES = ("off", "bfloat16", "float16")
 
 
 @dataclass
@@ -82,9 +91,17 @@ class S3GenRenderer:
         cuda_graphs: bool = True,
         token_bucket: int = TOKEN_BUCKET,
         stream: torch.cuda.Stream | None = None,
+        autocast: str = "off",
     ) -> None:
         """``stream``: where graphs are captured (one no other graph-capturing part uses,
-        see streams.py); renders replay on the caller's current stream."""
+        see streams.py); renders replay on the caller's current stream. ``autocast``: off,
+        bfloat16 or float16 for the encoder and HiFi-GAN's convolutions (module docstring)."""
+        if autocast not in AUTOCAST_DTYPES:
+            raise ValueError(f"TTS_CHATTERBOX_FAST_S3GEN_AUTOCAST must be one of {AUTOCAST_DTYPES}, not {autocast!r}")
+        if n_timesteps is not None and n_timesteps < 1:
+            raise ValueError(
+                f"TTS_CHATTERBOX_FAST_S3GEN_STEPS must be at least 1 (0: the model's own), not {n_timesteps}"
+            )
         self.s3gen = s3gen
         self.flow = s3gen.flow
         self.hift = s3gen.mel2wav
@@ -96,6 +113,7 @@ class S3GenRenderer:
         self.device = next(s3gen.parameters()).device
         self.dtype = next(self.flow.parameters()).dtype
         self.use_graphs = cuda_graphs and self.device.type == "cuda"
+        self.autocast = None if autocast == "off" else getattr(torch, autocast)
         self.stream = stream if stream is not None or not self.use_graphs else private_stream(self.device)
         self._voices: dict[int, tuple[dict, RenderVoice]] = {}
         self._graphs: dict[tuple[int, int, int], tuple] = {}
@@ -113,6 +131,7 @@ class S3GenRenderer:
         self._no_cache = torch.zeros(1, 1, 0, device=self.device, dtype=self.dtype)
         patch_chunk_mask()
         patch_istft(self.hift)
+        patch_stft_float32(self.hift)
 
     # ---- voices ----
 
@@ -151,6 +170,27 @@ class S3GenRenderer:
         ``hift_inference``; mel frames past a row's length are zeroed before HiFi-GAN, so a
         short window batched with a long one ends as it would alone.
         """
+        return self._vocode(self.mels(tokens, token_lens, prompt_token, prompt_feat, spks))
+
+    def _half(self):  # noqa: ANN202 - a context manager
+        """The ``autocast`` region (encoder, HiFi-GAN's convolutions), or nothing.
+        No weight cache: a CUDA graph must not capture casts it would skip on replay."""
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast, cache_enabled=False)
+
+    def mels(
+        self,
+        tokens: torch.Tensor,
+        token_lens: torch.Tensor,
+        prompt_token: torch.Tensor,
+        prompt_feat: torch.Tensor,
+        spks: torch.Tensor,
+        n_timesteps: int | None = None,
+    ) -> torch.Tensor:
+        """The flow half of ``forward``: mel frames [B, 80, 2T] of the window (prompt dropped,
+        frames past a row's length zeroed). ``n_timesteps`` overrides the renderer's (the
+        bench's quality proxy compares step counts on the same tokens and noise)."""
         flow = self.flow
         batch, n_tok = tokens.shape
         n_prompt = prompt_token.shape[1]
@@ -158,26 +198,29 @@ class S3GenRenderer:
         tok_len = token_lens + n_prompt
         valid = _pad_mask(tok_len, n_prompt + n_tok).unsqueeze(-1).to(self.dtype)
         x = flow.input_embedding(tok) * valid
-        h, h_masks = flow.encoder(x, tok_len)
+        with self._half():
+            h, h_masks = flow.encoder(x, tok_len)
+            h = flow.encoder_proj(h)
+        h = h.to(self.dtype)  # the flow-matching solver draws its noise in the flow's dtype
         h_lengths = h_masks.sum(dim=-1).squeeze(dim=-1)
-        h = flow.encoder_proj(h)
         mel1 = prompt_feat.shape[1]
         frames = h.shape[1]
         conds = torch.zeros(batch, frames, flow.output_size, device=h.device, dtype=h.dtype)
         conds[:, :mel1] = prompt_feat
         mask = _pad_mask(h_lengths, frames).unsqueeze(1).to(h.dtype)
         mu = h.transpose(1, 2).contiguous()
+        steps = n_timesteps or self.n_timesteps
         if self.meanflow:
-            feat = self._meanflow(mu, mask, spks.expand(batch, -1), conds.transpose(1, 2), mel1)
+            feat = self._meanflow(mu, mask, spks.expand(batch, -1), conds.transpose(1, 2), mel1, steps)
         else:
             feat, _ = flow.decoder(
-                mu=mu, mask=mask, spks=spks.expand(batch, -1), cond=conds.transpose(1, 2), n_timesteps=self.n_timesteps
+                mu=mu, mask=mask, spks=spks.expand(batch, -1), cond=conds.transpose(1, 2), n_timesteps=steps
             )
         mels = feat[:, :, mel1:]
         mels = mels * _pad_mask(2 * token_lens, mels.shape[2]).unsqueeze(1).to(mels.dtype)
-        return self._vocode(mels.to(self.dtype))
+        return mels.to(self.dtype)
 
-    def _meanflow(self, mu, mask, spks, cond, mel1: int) -> torch.Tensor:
+    def _meanflow(self, mu, mask, spks, cond, mel1: int, steps: int) -> torch.Tensor:
         """Upstream ``flow_inference`` + ``CausalConditionalCFM.basic_euler`` for a meanflow
         S3Gen (same random draws in the same order), without its per-call print and progress bar."""
         cfm = self.flow.decoder
@@ -188,7 +231,7 @@ class S3GenRenderer:
         in_dtype = x.dtype
         dtype = cfm.estimator.dtype
         x, mu, mask, spks, cond = (v.to(dtype) for v in (x, mu, mask, spks, cond))
-        t_span = torch.linspace(0, 1, self.n_timesteps + 1, device=mu.device, dtype=dtype)
+        t_span = torch.linspace(0, 1, steps + 1, device=mu.device, dtype=dtype)
         for t, r in zip(t_span[:-1], t_span[1:], strict=True):
             t, r = t[None], r[None]
             dxdt = cfm.estimator.forward(x, mask=mask, mu=mu, t=t, spks=spks, cond=cond, r=r)
@@ -196,8 +239,18 @@ class S3GenRenderer:
         return x.to(in_dtype)
 
     def _vocode(self, mels: torch.Tensor) -> torch.Tensor:
-        """Upstream ``HiFTGenerator.inference`` (no cache); its ``_istft`` is the graph-safe one."""
-        wav, _ = self.hift.inference(speech_feat=mels, cache_source=self._no_cache)
+        """Upstream ``HiFTGenerator.inference`` (no cache); its ``_istft`` is the graph-safe one.
+        With ``autocast``, the f0 predictor and the harmonic source run float32 first (as
+        upstream's ``inference`` orders them), then ``decode`` in half precision."""
+        if self.autocast is None:
+            wav, _ = self.hift.inference(speech_feat=mels, cache_source=self._no_cache)
+            return wav.float()
+        hift = self.hift
+        f0 = hift.f0_predictor(mels)
+        s = hift.f0_upsamp(f0[:, None]).transpose(1, 2)
+        s, _, _ = hift.m_source(s)
+        with self._half():
+            wav = hift.decode(x=mels, s=s.transpose(1, 2))
         return wav.float()
 
     # ---- batches ----
@@ -320,6 +373,22 @@ def patch_istft(hift) -> None:
 
     hift._istft = _istft
     hift._graph_safe_istft = True
+
+
+def patch_stft_float32(hift) -> None:
+    """HiFT's forward STFT of the harmonic source always in float32, also inside an
+    ``autocast`` region (the source carries the phase; a half-precision FFT would round it)."""
+    if getattr(hift, "_stft_float32", False):
+        return
+    inner = hift._stft
+    device_type = next(hift.parameters()).device.type
+
+    def _stft(x):
+        with torch.autocast(device_type, enabled=False):
+            return inner(x.float())
+
+    hift._stft = _stft
+    hift._stft_float32 = True
 
 
 def to_numpy(wavs: torch.Tensor, lens: list[int]) -> list[np.ndarray]:

@@ -125,6 +125,7 @@ class BatchedVocoder:
         cuda_graphs: bool = True,
         graphs: str = "render",
         estimator_dtype: str = "float32",
+        autocast: str = "off",
     ) -> None:
         if graphs not in ("render", "estimator", "off"):
             raise ValueError(f"TTS_CHATTERBOX_FAST_S3GEN_GRAPHS must be render, estimator or off, not {graphs!r}")
@@ -159,6 +160,7 @@ class BatchedVocoder:
             n_timesteps=n_cfm_timesteps,  # None: 10 (2 for Turbo's meanflow S3Gen)
             cuda_graphs=self.graph_mode == "render",
             stream=self._stream,
+            autocast=autocast,
         )
         # Observability (plain numbers, read without locks; on /metrics via the engine).
         self.batches = 0
