@@ -100,6 +100,20 @@ def _reader(bucket: RecordingsBucket):
     return read
 
 
+def _with_reports(calls: dict[str, TranscribedCall], bucket: RecordingsBucket) -> dict[str, TranscribedCall]:
+    """The stored transcriptions with their whole session reports read back from the bucket (the
+    IO manager keeps them without phone numbers or raw words). A report gone meanwhile leaves its
+    call unindexable with the reason, rather than indexed without its facts."""
+    read, restored = _reader(bucket), {}
+    for call_id, call in calls.items():
+        try:
+            restored[call_id] = call.with_report(read)
+        except (ReportGone, ValidationError) as exc:
+            reason = validation_reason(exc) if isinstance(exc, ValidationError) else str(exc)
+            restored[call_id] = dataclasses.replace(call, report=None, failure=f"session report unreadable: {reason}")
+    return restored
+
+
 def _check(name: str, failing: dict[str, str], severity=dg.AssetCheckSeverity.ERROR, **extra) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=name,
@@ -209,7 +223,8 @@ def call_transcripts(
 
     failed = {cid: c.failure for cid, c in results.items() if c.failure}
     yield dg.Output(
-        results,
+        # kept by the IO manager (GCS on GKE) for the next steps and their retries: redacted only
+        {cid: c.for_storage() for cid, c in results.items()},
         metadata={
             "calls": len(results),
             "failed_calls": len(failed),
@@ -399,6 +414,7 @@ def call_index(
     now = datetime.now(UTC)
     records = []
     unindexable = {}
+    call_transcripts = _with_reports(call_transcripts, recordings_bucket)
     for call_id, call in call_transcripts.items():
         if call.report is None:
             unindexable[call_id] = call.failure or "no session report"

@@ -7,6 +7,7 @@ so the other calls of the batch go on.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -43,6 +44,10 @@ MAX_RECORDING_BYTES = int(MAX_RECORDING_S * OPUS_MAX_BYTES_PER_S) + 2**20
 SPEECH_FRAME_SAMPLES = int(0.03 * STT_RATE)  # speech_fraction's frame
 
 
+class ReportGone(Exception):
+    """The session report a stored transcription came from can no longer be read."""
+
+
 @dataclass
 class TranscribedCall:
     ref: CallRef
@@ -64,9 +69,32 @@ class TranscribedCall:
     stt_seconds: float = 0.0
     seconds: float = 0.0  # the whole stage for this call: reads, decoding, STT, redaction
 
+    report_stripped: bool = False  # the report's raw parts were left out for storage (for_storage)
+
     @property
     def call_id(self) -> str:
         return self.ref.call_id
+
+    def for_storage(self) -> TranscribedCall:
+        """What the IO manager may keep between steps (GCS on GKE): no phone numbers and no raw
+        words. The report keeps its facts but not ``from_number``/``to_number`` nor its turns (the
+        live transcript is kept redacted beside it); ``with_report`` reads them back for indexing."""
+        if self.report is None or self.report_stripped:
+            return self
+        report = self.report.model_copy(update={"from_number": None, "to_number": None, "turns": []})
+        return dataclasses.replace(self, report=report, report_stripped=True)
+
+    def with_report(self, read_object: Callable[[str], bytes | None]) -> TranscribedCall:
+        """The whole session report again, read from the bucket (the call's own report object)."""
+        if not self.report_stripped:
+            return self
+        raw = read_object(self.ref.report_object)
+        if raw is None:
+            raise ReportGone(f"session report of {self.call_id} is gone from the bucket since transcription")
+        report = parse_report(raw)
+        if report.call_id != self.call_id:
+            raise ReportGone(f"session report at {self.ref.report_object} now names another call")
+        return dataclasses.replace(self, report=report, report_stripped=False)
 
     @property
     def transcript(self) -> list[TranscriptSegment]:
