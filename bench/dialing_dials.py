@@ -25,7 +25,7 @@ from callcenter.campaign import Campaign, CampaignFile  # noqa: E402
 from doubles.livekit_server import LiveKitDouble  # noqa: E402
 from orchestration.defs.dialing.contacts import Contact  # noqa: E402
 from orchestration.defs.dialing.dialer import DialingTick, TickSettings  # noqa: E402
-from orchestration.defs.dialing.store import DialStore, PostgresDialStore, SqliteDialStore  # noqa: E402
+from orchestration.defs.dialing.ledger import DialStore, PostgresDialStore, SqliteDialStore  # noqa: E402
 
 NOW = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)  # 12:00 in New York
 

@@ -25,8 +25,7 @@ from callcenter.campaign import Campaign, CampaignFile  # noqa: E402
 from callcenter.outcomes import CallOutcome  # noqa: E402
 from orchestration.defs.dialing.contacts import Contact, validate_contacts  # noqa: E402
 from orchestration.defs.dialing.dialer import DialingTick, TickSettings  # noqa: E402
-from orchestration.defs.dialing.planner import Capacity, plan_tick  # noqa: E402
-from orchestration.defs.dialing.store import (  # noqa: E402
+from orchestration.defs.dialing.ledger import (  # noqa: E402
     Attempt,
     AttemptStatus,
     DialStore,
@@ -34,6 +33,7 @@ from orchestration.defs.dialing.store import (  # noqa: E402
     SqliteDialStore,
     attempt_key,
 )
+from orchestration.defs.dialing.planner import Capacity, plan_tick  # noqa: E402
 
 NOW = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
 ZONES = [
@@ -87,7 +87,7 @@ def load(store: DialStore, contacts: list[Contact], dnc: set[str], attempts: lis
     store.replace_contacts("bench", contacts)
     store.add_do_not_call(dnc, "registry:bench", NOW)
     with store.transaction() as cur:
-        from orchestration.defs.dialing.store import _ATTEMPT_COLUMNS, _attempt_row
+        from orchestration.defs.dialing.ledger.attempts import _ATTEMPT_COLUMNS, _attempt_row
 
         store._many(
             cur,
@@ -121,7 +121,7 @@ def main() -> None:
         calling_window={"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
     )
     contacts, dnc, attempts = synthetic(args.contacts, rng)
-    from orchestration.defs.dialing.store import ContactHistory
+    from orchestration.defs.dialing.ledger import ContactHistory
 
     history: dict[str, ContactHistory] = {
         a.contact_id: ContactHistory(1, False, a.outcome, a.closed_at) for a in attempts

@@ -30,7 +30,7 @@ from livekit import api  # noqa: E402
 
 from callcenter.ids import new_call_id  # noqa: E402
 from devstack.livekit import LocalLiveKit  # noqa: E402
-from orchestration.defs.dialing.store import Attempt, AttemptStatus, SqliteDialStore, attempt_key  # noqa: E402
+from orchestration.defs.dialing.ledger import Attempt, AttemptStatus, SqliteDialStore, attempt_key  # noqa: E402
 from orchestration.defs.webhooks.outbox import Outbox  # noqa: E402
 from orchestration.defs.webhooks.service import create_app  # noqa: E402
 

@@ -22,7 +22,7 @@ from doubles.livekit_server import LiveKitDouble
 from orchestration.defs.dialing.assets import bucket_lister, bucket_reader
 from orchestration.defs.dialing.contacts import Contact
 from orchestration.defs.dialing.dialer import DialingTick, TickSettings
-from orchestration.defs.dialing.store import DialStore, PostgresDialStore, SqliteDialStore
+from orchestration.defs.dialing.ledger import DialStore, PostgresDialStore, SqliteDialStore
 from orchestration.resources.storage import RecordingsBucket
 
 ALL_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

@@ -16,8 +16,8 @@ from doubles.livekit_server import LiveKitDouble
 from orchestration.defs import dialing
 from orchestration.defs.dialing.assets import campaign_contacts, dial_ledger, dialable_contacts, do_not_call_list
 from orchestration.defs.dialing.jobs import campaign_control
+from orchestration.defs.dialing.ledger import CampaignState, SqliteDialStore
 from orchestration.defs.dialing.resources import CallCapacity, DialLedgerStore
-from orchestration.defs.dialing.store import CampaignState, SqliteDialStore
 from orchestration.deployment import Deployment
 from orchestration.resources import shared_resources
 from orchestration.resources.campaigns import CampaignCatalog

@@ -13,8 +13,8 @@ from callcenter.do_not_call import DoNotCallRequest, HeardBy, asks_not_to_be_cal
 from callcenter.ids import deterministic_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.paths import do_not_call_path
+from orchestration.defs.dialing.ledger import AttemptStatus, DialStore
 from orchestration.defs.dialing.outcomes import sweep_inbound_do_not_call, sweep_outcomes
-from orchestration.defs.dialing.store import AttemptStatus, DialStore
 from orchestration.resources.storage import RecordingsBucket
 from tests.dialing.conftest import write_report
 from tests.dialing.test_report_paths import open_attempt

@@ -13,7 +13,7 @@ import pytest
 
 from callcenter.dispatch import parse_dispatch
 from doubles.livekit_server import LiveKitDouble
-from orchestration.defs.dialing.store import AttemptStatus, DialStore
+from orchestration.defs.dialing.ledger import AttemptStatus, DialStore
 from tests.conftest import REPO_ROOT
 from tests.dialing.conftest import FakeClock, campaign, lk_client, make_tick, ny_contacts, write_catalog
 

@@ -13,8 +13,8 @@ from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.report import SessionReport, Turn
 from doubles.livekit_server import LiveKitDouble
 from orchestration.defs.dialing.assets import fetch_contact_list
+from orchestration.defs.dialing.ledger import AttemptStatus, DialStore
 from orchestration.defs.dialing.outcomes import is_abandoned, sweep_outcomes
-from orchestration.defs.dialing.store import AttemptStatus, DialStore
 from tests.dialing.conftest import (
     WEDNESDAY_15Z,
     FakeClock,
@@ -97,7 +97,7 @@ async def test_abandonment_rate_reaches_the_ledger(
 def test_an_attempt_whose_report_never_comes_is_closed_after_max_call_duration(
     store: DialStore, clock: FakeClock
 ) -> None:
-    from orchestration.defs.dialing.store import Attempt, attempt_key
+    from orchestration.defs.dialing.ledger import Attempt, attempt_key
 
     call_id = new_call_id()
     store.reserve(

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from callcenter.outcomes import CallOutcome
+from orchestration.defs.dialing.ledger import CampaignState, ContactHistory
 from orchestration.defs.dialing.planner import Capacity, SkipReason, plan_tick
-from orchestration.defs.dialing.store import CampaignState, ContactHistory
 from tests.dialing.conftest import WEDNESDAY_15Z, campaign, ny_contacts
 
 ROOMY = Capacity(campaign_limit=100, campaign_live=0, global_limit=100, global_live=0)

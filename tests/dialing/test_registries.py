@@ -10,8 +10,8 @@ import dagster as dg
 
 from callcenter.campaign import load_catalog
 from orchestration.defs.dialing.assets import do_not_call_list
+from orchestration.defs.dialing.ledger import SqliteDialStore
 from orchestration.defs.dialing.resources import LEDGER_FILENAME, DialLedgerStore
-from orchestration.defs.dialing.store import SqliteDialStore
 from orchestration.resources.campaigns import CampaignCatalog
 from tests.dialing.conftest import FakeClock, campaign, make_tick, ny_contacts, write_catalog
 

@@ -12,8 +12,8 @@ from callcenter.bucket import ListedObject, ReportCursor
 from callcenter.ids import deterministic_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.paths import day_prefix, report_path
+from orchestration.defs.dialing.ledger import Attempt, AttemptStatus, DialStore, attempt_key
 from orchestration.defs.dialing.outcomes import sweep_inbound_do_not_call, sweep_outcomes
-from orchestration.defs.dialing.store import Attempt, AttemptStatus, DialStore, attempt_key
 from orchestration.defs.postcall.discovery import discover
 from orchestration.resources.storage import RecordingsBucket
 from tests.dialing.conftest import write_report

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from callcenter.ids import new_call_id
 from callcenter.outcomes import CallOutcome
-from orchestration.defs.dialing.store import Attempt, AttemptStatus, CampaignState, DialStore, attempt_key
+from orchestration.defs.dialing.ledger import Attempt, AttemptStatus, CampaignState, DialStore, attempt_key
 from tests.dialing.conftest import WEDNESDAY_15Z, ny_contacts, open_target
 
 
@@ -88,7 +88,7 @@ def test_contacts_dnc_and_controls_survive_a_reopen(store: DialStore, ledger_tar
 def test_a_bad_dsn_names_the_setting_and_hides_the_password(postgres_uri: str) -> None:
     import pytest
 
-    from orchestration.defs.dialing.store import PostgresDialStore
+    from orchestration.defs.dialing.ledger import PostgresDialStore
 
     dsn = postgres_uri.replace("postgres:@", "nobody:s3cret-pw@").replace("/postgres?", "/no_such_db?")
     with pytest.raises(ConnectionError, match="CALLCENTER_DIALING_DSN") as err:

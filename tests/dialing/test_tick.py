@@ -13,8 +13,8 @@ from callcenter.outcomes import CallOutcome
 from doubles.livekit_server import LiveKitDouble, TwirpFailure
 from orchestration.defs.dialing.controls import ControlAction, apply_control, hang_up
 from orchestration.defs.dialing.dialer import DialingError
+from orchestration.defs.dialing.ledger import AttemptStatus, CampaignState, DialStore
 from orchestration.defs.dialing.planner import SkipReason
-from orchestration.defs.dialing.store import AttemptStatus, CampaignState, DialStore
 from tests.dialing.conftest import FakeClock, campaign, catalog, lk_client, make_tick, ny_contacts, write_report
 
 

@@ -13,8 +13,8 @@ from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.record import CallRecord
 from doubles.livekit_server import LiveKitDouble
 from orchestration.defs.dialing.controls import ControlAction, apply_control
+from orchestration.defs.dialing.ledger import AttemptStatus, DialStore, SqliteDialStore
 from orchestration.defs.dialing.resources import DialLedgerStore
-from orchestration.defs.dialing.store import AttemptStatus, DialStore, SqliteDialStore
 from orchestration.defs.postcall.resources import CallIndexResource
 from orchestration.defs.webhooks.analyzed import call_analyzed_webhooks, record_analyzed
 from orchestration.defs.webhooks.outbox import migrate

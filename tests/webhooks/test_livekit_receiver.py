@@ -22,7 +22,7 @@ from standardwebhooks import Webhook
 from callcenter.ids import new_call_id
 from callcenter.outcomes import CallOutcome
 from devstack.livekit import LocalLiveKit
-from orchestration.defs.dialing.store import Attempt, AttemptStatus, DialStore, SqliteDialStore, attempt_key
+from orchestration.defs.dialing.ledger import Attempt, AttemptStatus, DialStore, SqliteDialStore, attempt_key
 from orchestration.defs.webhooks.outbox import Outbox, WebhookEndpoint
 from orchestration.defs.webhooks.service import create_app
 from tests.conftest import free_port, stop_process, wait_for_port

@@ -173,8 +173,8 @@ def test_an_unreachable_endpoint_is_retried_too(store) -> None:
 
 def test_replay_from_the_cli_resends_the_same_webhook_id(store, subscriber, monkeypatch, capsys, tmp_path) -> None:
     # The CLI opens the ledger as the dialing CLI does: SQLite under CALLCENTER_DATA_DIR here.
+    from orchestration.defs.dialing.ledger import SqliteDialStore
     from orchestration.defs.dialing.resources import LEDGER_FILENAME
-    from orchestration.defs.dialing.store import SqliteDialStore
 
     ledger = SqliteDialStore(tmp_path / LEDGER_FILENAME)
     monkeypatch.setenv("CALLCENTER_DATA_DIR", str(tmp_path))

@@ -18,10 +18,10 @@ from orchestration.defs.dialing.dialer import (
     TickSettings,
 )
 from orchestration.defs.dialing.dnc import import_registry, registry_location
+from orchestration.defs.dialing.ledger import DialStore
 from orchestration.defs.dialing.outcomes import ListReports, ReadReport
 from orchestration.defs.dialing.planner import ABANDONMENT_LIMIT, Plan
 from orchestration.defs.dialing.resources import CallCapacity, DialLedgerStore
-from orchestration.defs.dialing.store import DialStore
 from orchestration.resources.campaigns import CampaignCatalog
 from orchestration.resources.livekit import LiveKitResource
 from orchestration.resources.storage import RecordingsBucket

@@ -25,8 +25,8 @@ from orchestration.defs.dialing.assets import fetch_contact_list, utc_clock
 from orchestration.defs.dialing.controls import ControlAction, apply_control
 from orchestration.defs.dialing.dialer import ABANDONMENT_WINDOW, DialingTick, TickSettings
 from orchestration.defs.dialing.dnc import import_registry
+from orchestration.defs.dialing.ledger import DialStore, open_store
 from orchestration.defs.dialing.resources import LEDGER_FILENAME
-from orchestration.defs.dialing.store import DialStore, open_store
 from orchestration.resources.storage import RecordingsBucket
 
 DEFAULT_CAMPAIGNS = Path(__file__).resolve().parents[3] / "campaigns"

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from livekit import api
 
-from orchestration.defs.dialing.store import AttemptStatus, CampaignState, DialStore
+from orchestration.defs.dialing.ledger import AttemptStatus, CampaignState, DialStore
 from orchestration.defs.webhooks import campaign_events as webhook_events
 
 

@@ -27,6 +27,7 @@ from callcenter.ids import is_call_id, new_call_id
 from callcenter.outcomes import CallOutcome
 from orchestration.defs.dialing import dnc
 from orchestration.defs.dialing.contacts import Contact
+from orchestration.defs.dialing.ledger import Attempt, AttemptStatus, CampaignState, DialStore, attempt_key
 from orchestration.defs.dialing.outcomes import (
     ListReports,
     OutcomeSweep,
@@ -36,7 +37,6 @@ from orchestration.defs.dialing.outcomes import (
     sweep_outcomes,
 )
 from orchestration.defs.dialing.planner import Capacity, Plan, Selection, gc_paused, plan_tick
-from orchestration.defs.dialing.store import Attempt, AttemptStatus, CampaignState, DialStore, attempt_key
 from orchestration.defs.dialing.windows import window_closes, window_verdict
 from orchestration.defs.webhooks.campaign_events import campaign_finished_if_settled
 

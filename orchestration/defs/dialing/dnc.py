@@ -27,7 +27,7 @@ import phonenumbers
 
 if TYPE_CHECKING:
     from callcenter.campaign import CampaignFile
-    from orchestration.defs.dialing.store import DialStore, RegistryImport
+    from orchestration.defs.dialing.ledger import DialStore, RegistryImport
 
 _SEPARATORS = re.compile(r"[\s,;.()\-/]")
 

@@ -24,7 +24,7 @@ from callcenter.outcomes import CallDirection, CallOutcome, outcome_for_sip_stat
 from callcenter.paths import DO_NOT_CALL_FILENAME, report_path
 from callcenter.report import SessionReport, Speaker, parse_report
 from orchestration.defs.dialing.contacts import normalise_number
-from orchestration.defs.dialing.store import AttemptStatus, DialStore
+from orchestration.defs.dialing.ledger import AttemptStatus, DialStore
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from callcenter.campaign import Campaign
 from orchestration.defs.dialing.contacts import Contact
-from orchestration.defs.dialing.store import CampaignState, ContactHistory
+from orchestration.defs.dialing.ledger import CampaignState, ContactHistory
 from orchestration.defs.dialing.windows import window_verdict
 
 # Below this many answered calls in 30 days the abandonment rate is too noisy to act on.

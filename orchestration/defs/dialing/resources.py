@@ -13,7 +13,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 
-from orchestration.defs.dialing.store import DialStore, PostgresDialStore, SqliteDialStore
+from orchestration.defs.dialing.ledger import DialStore, PostgresDialStore, SqliteDialStore
 
 LEDGER_FILENAME = "dialing/ledger.sqlite3"
 

@@ -16,8 +16,8 @@ import dagster as dg
 
 from callcenter.record import CallRecord
 from callindex.api import MAX_PAGE_SIZE, CallFilter
+from orchestration.defs.dialing.ledger import DialStore
 from orchestration.defs.dialing.resources import DialLedgerStore
-from orchestration.defs.dialing.store import DialStore
 from orchestration.defs.postcall.resources import CallIndexResource
 from orchestration.defs.webhooks.outbox import EventType, record_event
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from orchestration.defs.dialing.ledger import DialStore
 from orchestration.defs.dialing.planner import Plan, SkipReason
-from orchestration.defs.dialing.store import DialStore
 from orchestration.defs.webhooks.outbox import EventType, record_event
 
 SETTLED = frozenset({SkipReason.COMPLETED, SkipReason.MAX_ATTEMPTS, SkipReason.DO_NOT_CALL})

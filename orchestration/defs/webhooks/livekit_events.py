@@ -19,7 +19,7 @@ from livekit.protocol.models import ParticipantInfo
 from livekit.protocol.webhook import WebhookEvent
 
 from callcenter.ids import is_call_id
-from orchestration.defs.dialing.store import Attempt, DialStore
+from orchestration.defs.dialing.ledger import Attempt, DialStore
 from orchestration.defs.webhooks.outbox import EventType, record_event
 
 log = logging.getLogger(__name__)

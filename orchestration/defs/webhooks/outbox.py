@@ -29,7 +29,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from standardwebhooks import Webhook
 
-from orchestration.defs.dialing.store import DialStore
+from orchestration.defs.dialing.ledger import DialStore
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from livekit import api
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orchestration.defs.dialing.ledger import DialStore, open_store
 from orchestration.defs.dialing.resources import LEDGER_FILENAME
-from orchestration.defs.dialing.store import DialStore, open_store
 from orchestration.defs.webhooks import livekit_events
 from orchestration.defs.webhooks.outbox import DEFAULT_BACKOFF, Outbox, parse_endpoints
 
