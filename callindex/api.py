@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.record import AnalysisStatus, CallRecord, RecordStatus, Sentiment
+from callindex.unindexed import UnindexedCall, UnindexedPage, UnindexedState
 
 EMBEDDING_DIM = 384  # all-MiniLM-L6-v2
 MAX_PAGE_SIZE = 500
@@ -82,7 +83,8 @@ class CallIndex(Protocol):
 
     def upsert(self, record: CallRecord, embedding: Sequence[float]) -> None:
         """Insert or replace one call atomically (re-processing replaces, never duplicates; a
-        record from an older report generation than the stored one is ignored)."""
+        record from an older report generation than the stored one is ignored). Its row among
+        the calls not indexed yet (``mark_unindexed``), if any, goes in the same transaction."""
         ...
 
     def upsert_many(self, items: Iterable[tuple[CallRecord, Sequence[float]]]) -> int:
@@ -121,6 +123,20 @@ class CallIndex(Protocol):
         ...
 
     def count(self, filters: CallFilter | None = None) -> int: ...
+
+    # Calls not in the index yet (callindex/unindexed.py): written by post-call, read by the browser.
+    def mark_unindexed(self, calls: Iterable[UnindexedCall]) -> int:
+        """Record calls that are not indexed (pending, unreadable report, failed), in one
+        transaction; indexing a call (``upsert``/``upsert_many``) clears its row."""
+        ...
+
+    def list_unindexed(self, state: UnindexedState | None = None, *, limit: int = 50, offset: int = 0) -> UnindexedPage:
+        """Calls not indexed yet, the longest waiting first."""
+        ...
+
+    def count_unindexed(self) -> dict[UnindexedState, int]:
+        """How many calls are not indexed yet, by state."""
+        ...
 
     def delete(self, call_id: str) -> bool: ...
 

@@ -28,6 +28,7 @@ from callindex.api import (
 )
 from callindex.query import pg_tsquery_text
 from callindex.sql_pages import SqlPages
+from callindex.unindexed import SqlUnindexed, UnindexedCall, UnindexedState
 
 _SCHEMA = f"""
 CREATE EXTENSION IF NOT EXISTS vector;
@@ -69,6 +70,16 @@ CREATE INDEX IF NOT EXISTS calls_sentiment_rank ON calls (sentiment_rank);
 CREATE INDEX IF NOT EXISTS calls_latency_desc ON calls (latency_p50_ms DESC NULLS LAST);
 CREATE INDEX IF NOT EXISTS calls_sentiment_rank_desc ON calls (sentiment_rank DESC NULLS LAST);
 CREATE INDEX IF NOT EXISTS calls_campaign_desc ON calls (campaign_id DESC NULLS LAST);
+-- Calls not in the index yet (callindex/unindexed.py): ids, day, state and reason only.
+CREATE TABLE IF NOT EXISTS unindexed_calls (
+    call_id text PRIMARY KEY,
+    day date NOT NULL,
+    state text NOT NULL,  -- pending | unreadable | failed
+    reason text NOT NULL,
+    since timestamptz NOT NULL,
+    generation bigint  -- the session report's generation, when known
+);
+CREATE INDEX IF NOT EXISTS unindexed_since ON unindexed_calls (since);
 """
 
 # Rows written before the added columns existed: fill them from the stored record.
@@ -194,10 +205,32 @@ def _order_by(sort: SortField, descending: bool) -> str:
     return f"{_SORT_COLUMNS[SortField(sort)]} {direction}{nulls}, call_id {direction}"
 
 
-class PostgresCallIndex(SqlPages):
+class PostgresCallIndex(SqlPages, SqlUnindexed):
     """``CallIndex`` over PostgreSQL + pgvector; one connection, serialised by a lock."""
 
     _mark = "%s"
+
+    def _stored_generation_sql(self) -> str:
+        return "(c.record->>'source_generation')::bigint"
+
+    def _transaction(self):
+        return self._conn.transaction()
+
+    def _unindexed_params(self, row: UnindexedCall) -> tuple:
+        return (row.call_id, row.day, row.state.value, row.reason, row.since, row.generation)
+
+    def _unindexed_row(self, stored: tuple) -> UnindexedCall:
+        call_id, day, state, reason, since, generation = stored
+        return UnindexedCall(
+            call_id=call_id, day=day, state=UnindexedState(state), reason=reason, since=since, generation=generation
+        )
+
+    def _unindexed_rows(self, sql: str, params: list) -> list[tuple]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except psycopg.errors.UndefinedTable:
+            # A reader (the browser) on a database the pipeline has not migrated yet: none recorded.
+            return []
 
     def _where_clauses(self, filters: CallFilter | None) -> tuple[list[str], list[object]]:
         return _where(filters)
@@ -242,6 +275,11 @@ class PostgresCallIndex(SqlPages):
         rows = [_params(r, e) for r, e in items]
         with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
             cur.executemany(_UPSERT, rows)
+            # Indexed now: no longer among the calls not indexed yet (an older generation's row).
+            cur.executemany(
+                self._clear_unindexed_sql(),
+                [(r["call_id"], r["record"].obj.get("source_generation") or 0) for r in rows],
+            )
         return len(rows)
 
     def delete(self, call_id: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import apsw
@@ -30,6 +31,7 @@ from callindex.code_cache import CHANGES_SCHEMA, BinaryCodeCache, log_change, pr
 from callindex.query import fts5_match
 from callindex.sql_pages import SqlPages
 from callindex.tags import filter_tags, tag_match
+from callindex.unindexed import SqlUnindexed, UnindexedCall, UnindexedState
 
 # Candidates fetched by the binary (Hamming) scan per requested hit, then re-ranked exactly.
 RERANK_FACTOR = 4
@@ -71,6 +73,16 @@ CREATE INDEX IF NOT EXISTS calls_duration ON calls(duration_s);
 CREATE VIRTUAL TABLE IF NOT EXISTS calls_fts USING fts5(
     transcript, summary, intent, tags, tokenize = 'porter unicode61'
 );
+-- Calls not in the index yet (callindex/unindexed.py): ids, day, state and reason only.
+CREATE TABLE IF NOT EXISTS unindexed_calls (
+    call_id TEXT PRIMARY KEY,
+    day TEXT NOT NULL,                  -- YYYY-MM-DD, UTC
+    state TEXT NOT NULL,                -- pending | unreadable | failed
+    reason TEXT NOT NULL,
+    since INTEGER NOT NULL,             -- epoch milliseconds, UTC
+    generation INTEGER                  -- the session report's generation, when known
+);
+CREATE INDEX IF NOT EXISTS unindexed_since ON unindexed_calls(since);
 CREATE VIRTUAL TABLE IF NOT EXISTS calls_vec USING vec0(
     id INTEGER PRIMARY KEY,
     campaign_id TEXT PARTITION KEY,   -- a campaign-filtered search scans only that campaign's vectors
@@ -206,10 +218,30 @@ def _where(filters: CallFilter | None, *, vec: bool = False) -> tuple[list[str],
     return clauses, params
 
 
-class SqliteCallIndex(SqlPages):
+class SqliteCallIndex(SqlPages, SqlUnindexed):
     """``CallIndex`` over one SQLite file; safe to share between threads of one process."""
 
     _mark = "?"
+
+    def _stored_generation_sql(self) -> str:
+        return "json_extract(c.record, '$.source_generation')"
+
+    def _transaction(self):
+        return self._conn
+
+    def _unindexed_params(self, row: UnindexedCall) -> tuple:
+        return (row.call_id, row.day.isoformat(), row.state.value, row.reason, _epoch_ms(row.since), row.generation)
+
+    def _unindexed_row(self, stored: tuple) -> UnindexedCall:
+        call_id, day, state, reason, since, generation = stored
+        return UnindexedCall(
+            call_id=call_id,
+            day=date.fromisoformat(day),
+            state=UnindexedState(state),
+            reason=reason,
+            since=datetime.fromtimestamp(since / 1000, tz=UTC),
+            generation=generation,
+        )
 
     def _where_clauses(self, filters: CallFilter | None) -> tuple[list[str], list[object]]:
         return _where(filters)
@@ -283,6 +315,8 @@ class SqliteCallIndex(SqlPages):
         row = self._conn.execute(
             "SELECT id, json_extract(record, '$.source_generation') FROM calls WHERE call_id = ?", (record.call_id,)
         ).fetchone()
+        # Indexed now: no longer among the calls not indexed yet (an older generation's row).
+        self._conn.execute(self._clear_unindexed_sql(), (record.call_id, record.source_generation or 0))
         if row is not None and (row[1] or 0) > (record.source_generation or 0):
             return  # a run still holding an older generation of the report never replaces a newer one
         names = ", ".join(cols)
