@@ -68,9 +68,19 @@ class SttFailureGuard:
         handle = self.session.say(APOLOGY_TRANSFER if target else APOLOGY_END, allow_interruptions=False)
         self.task = asyncio.create_task(_then(self.agent, handle, target), name=f"stt-failure-{call.call_id}")
 
-    async def wait(self) -> None:
-        if self.task is not None:
-            await asyncio.shield(self.task)
+    async def wait(self, timeout_s: float = 30.0) -> None:
+        """Until the apology played and the call was transferred or hung up (bounded: a TTS that
+        hangs must not hold the session report back)."""
+        if self.task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), timeout_s)
+        except TimeoutError:
+            log.warning(
+                "the STT-failure apology and hang-up did not finish in %.0f s",
+                timeout_s,
+                extra={"call_id": self.agent.call.call_id},
+            )
 
 
 async def _then(agent: CallCenterAgent, handle, target: str | None) -> None:  # noqa: ANN001
