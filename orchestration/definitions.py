@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.defs import dialing, postcall, rollout
+from orchestration.defs import dialing, postcall, replay, rollout
 from orchestration.defs.webhooks import analyzed as webhooks
 from orchestration.deployment import current_deployment
 from orchestration.resources import shared_resources
@@ -15,6 +15,7 @@ defs = dg.Definitions.merge(
     rollout.defs,
     dialing.defs,
     postcall.defs,
+    replay.defs,
     webhooks.defs,
     dg.Definitions(
         resources={
@@ -22,6 +23,7 @@ defs = dg.Definitions.merge(
             **rollout.resources(_deployment),
             **dialing.resources(_deployment),
             **postcall.resources(_deployment),
+            **replay.resources(_deployment),
         }
     ),
 )

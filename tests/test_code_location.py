@@ -16,9 +16,10 @@ GROUPS = {
     "dialing": {"campaign_contacts", "do_not_call_list", "dialable_contacts", "dial_ledger"},
     "postcall": {"call_transcripts", "call_analyses", "call_index"},
     "postcall_views": {"daily_call_outcomes", "call_sentiment", "agent_latency_percentiles"},
+    "replay": {"call_replays"},
 }
 JOBS = {"rollout", "rollout_drift", "load_campaigns", "dialing_dry_run", "dialing_tick", "campaign_control",
-        "postcall_calls", "postcall_views"}
+        "postcall_calls", "postcall_views", "call_replay"}
 
 
 def load(monkeypatch: pytest.MonkeyPatch, deployment: str) -> dg.Definitions:

@@ -1,0 +1,48 @@
+"""The replay domain: recorded calls played again through the agent with other settings, and
+compared with the originals (the regression suite for agent changes; docs/replay.md).
+
+Exposes ``defs`` and ``resources(deployment)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from orchestration.defs.replay.assets import call_replays, replay_job
+from orchestration.defs.replay.resources import ReplayAgent
+from orchestration.deployment import Deployment
+
+defs = dg.Definitions(assets=[call_replays], jobs=[replay_job])
+
+# the local stack's engines as the agent worker reads them (devstack/__main__.py's agent_env);
+# the endpoints come through the CALLCENTER_* names the code location already has
+LOCAL_WORKER_ENV = {
+    "STT_PROVIDER": "openai",
+    "TTS_MODEL": "piper",
+    "TTS_VOICE": "joe",
+    "RECORDER": "local",  # Egress cannot be built here: agent/local_recorder.py stands in
+    "WORKER_MAX_CALLS": "1",
+}
+
+
+def resources(deployment: Deployment) -> dict[str, Any]:
+    match deployment:
+        case Deployment.LOCAL:
+            return {
+                "replay_agent": ReplayAgent(
+                    scratch_bucket="call-center-replays-local",
+                    project="local",
+                    emulator_host=dg.EnvVar("STORAGE_EMULATOR_HOST"),
+                    worker_env=LOCAL_WORKER_ENV,
+                ),
+            }
+        case Deployment.GKE:
+            return {
+                "replay_agent": ReplayAgent(
+                    scratch_bucket=dg.EnvVar("CALLCENTER_REPLAY_BUCKET"),
+                    project=dg.EnvVar("GOOGLE_CLOUD_PROJECT"),
+                ),
+            }
+    raise ValueError(f"unknown deployment {deployment!r}")
