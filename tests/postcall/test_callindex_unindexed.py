@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import numpy as np
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 from pydantic import ValidationError
 
 from callcenter.ids import deterministic_call_id
@@ -129,7 +129,8 @@ def test_a_reader_sees_them_and_a_database_without_the_table_has_none(postgres_d
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS before_unindexed")
         conn.execute("CREATE DATABASE before_unindexed")
-    fresh = make_conninfo(postgres_dsn, dbname="before_unindexed")
+    fresh = urlsplit(postgres_dsn)._replace(path="/before_unindexed").geturl()
+    assert fresh.startswith("postgresql://")
     with psycopg.connect(fresh, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         conn.execute("CREATE TABLE calls (call_id text PRIMARY KEY, record jsonb)")  # an index from before
