@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from callcenter.paths import report_path
-from callindex import EMBEDDING_DIM
+from callindex import EMBEDDING_DIM, UnindexedState
 from orchestration.defs.postcall import defs as postcall_defs
 from orchestration.defs.postcall import pending, sensors
 from orchestration.defs.postcall.calls import CallRef
@@ -115,3 +115,14 @@ def test_requested_but_unindexed_calls_show_as_pending(tmp_path, monkeypatch) ->
     assert check.metadata["pending_calls"].value == 1
     assert list(check.metadata["pending"].value) == [lost.call_id]
     assert check.metadata["pending_by_day"].value == {DAY: 1}
+
+    # ... and in the call index, where the call browser lists them; indexing the call clears it.
+    index = CallIndexResource(data_dir=str(tmp_path)).open()
+    try:
+        (row,) = index.list_unindexed().items
+        assert (row.call_id, row.state, row.generation) == (lost.call_id, UnindexedState.PENDING, 3)
+        assert row.day.isoformat() == DAY and row.reason.startswith("requested ") and "run failure" in row.reason
+        index.upsert(lost, np.zeros(EMBEDDING_DIM, np.float32))
+        assert index.list_unindexed().items == []
+    finally:
+        index.close()

@@ -20,7 +20,8 @@ from callcenter.campaign import Campaign, CampaignError
 from callcenter.paths import REPORT_FILENAME, day_prefix, parse_object_name
 from callcenter.record import AnalysisStatus
 from callcenter.redaction import redact
-from callindex import CallFilter
+from callindex import CallFilter, UnindexedCall, UnindexedState
+from callindex.unindexed import REASON_MAX_CHARS
 from orchestration.defs.postcall import transcription
 from orchestration.defs.postcall.analysis import AnalysisFailed, CallLLM, redact_analysis
 from orchestration.defs.postcall.calls import CallRef
@@ -382,6 +383,27 @@ def call_analyses(
     )
 
 
+TRANSCRIPTION_ERROR = "transcription error: "
+
+
+def not_indexed(call: TranscribedCall, reason: str, now: datetime) -> UnindexedCall:
+    """The index's row for a call that could not be indexed: its session report was unreadable
+    (missing, not JSON, not a SessionReport: the error types and locations) or processing it
+    failed (the error's type only: its message may quote the call)."""
+    if reason.startswith(TRANSCRIPTION_ERROR):
+        state, reason = UnindexedState.FAILED, ": ".join(reason.split(": ", 2)[:2])
+    else:
+        state = UnindexedState.UNREADABLE if reason.startswith("session report") else UnindexedState.FAILED
+    return UnindexedCall(
+        call_id=call.call_id,
+        day=call.ref.day,
+        state=state,
+        reason=reason[:REASON_MAX_CHARS],
+        since=now,
+        generation=call.ref.generation,
+    )
+
+
 @dg.asset(
     partitions_def=daily_calls,
     group_name=GROUP,
@@ -429,6 +451,8 @@ def call_index(
         started = time.perf_counter()
         index.upsert_many(zip(records, vectors, strict=True))  # one transaction for the batch
         index_s = time.perf_counter() - started
+        # The calls it could not index, with the reason, where the browser lists them.
+        index.mark_unindexed(not_indexed(call_transcripts[cid], why, now) for cid, why in unindexable.items())
         mismatched = {}
         for record in records:
             stored = index.get(record.call_id)

@@ -3,7 +3,9 @@
 A batch run that fails (the LLM or the STT went away after the step retries) is requested again
 by ``failed_batches_sensor`` (sensors.py), a few times; the calls of runs that did not succeed
 and are still not in the index are what ``requested_calls_indexed`` reports as pending.
-Call ids and counts only: no words of a call, no phone numbers.
+They are written to the call index's calls not indexed yet (state pending), where the call
+browser lists them; indexing a call clears its row. Call ids and counts only: no words of a
+call, no phone numbers.
 """
 
 from collections import Counter
@@ -11,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from callindex import UnindexedCall, UnindexedState
 from orchestration.defs.postcall.assets import call_index
 from orchestration.defs.postcall.calls import CallRef
 from orchestration.defs.postcall.resources import CallIndexResource
@@ -34,6 +37,10 @@ def requested_calls(run_config: dict) -> list[CallRef]:
     """The calls a postcall run was asked to process; none for a whole-day (reconcile) run."""
     keys = run_config.get("ops", {}).get("call_transcripts", {}).get("config", {}).get("calls", [])
     return [CallRef.parse(k) for k in keys]
+
+
+def _why(requested_at: datetime, run_status: str) -> str:
+    return f"requested {requested_at:%Y-%m-%d %H:%M} UTC, run {run_status.lower()}"
 
 
 @dg.asset_check(
@@ -61,6 +68,18 @@ def requested_calls_indexed(
                 stored = index.get(ref.call_id)
                 if stored is None or (stored.source_generation or 0) < ref.generation:
                     pending[ref] = request
+            # Where the browser shows them (an unreadable report found meanwhile stays unreadable).
+            index.mark_unindexed(
+                UnindexedCall(
+                    call_id=ref.call_id,
+                    day=ref.day,
+                    state=UnindexedState.PENDING,
+                    reason=_why(at, status),
+                    since=at,
+                    generation=ref.generation,
+                )
+                for ref, (at, status) in pending.items()
+            )
         finally:
             index.close()
     overdue = {ref for ref, (at, _) in pending.items() if now - at > PENDING_GRACE}
@@ -74,11 +93,6 @@ def requested_calls_indexed(
             "overdue_calls": len(overdue),
             "oldest_pending_minutes": round((now - oldest).total_seconds() / 60, 1) if oldest else 0.0,
             "pending_by_day": dg.MetadataValue.json(dict(Counter(ref.day.isoformat() for ref in pending))),
-            "pending": dg.MetadataValue.json(
-                {
-                    ref.call_id: f"requested {at:%Y-%m-%d %H:%M} UTC, run {status.lower()}"
-                    for ref, (at, status) in listed
-                }
-            ),
+            "pending": dg.MetadataValue.json({ref.call_id: _why(at, status) for ref, (at, status) in listed}),
         },
     )
