@@ -30,6 +30,7 @@ from browser.auth import Analyst, NotSignedIn, current_analyst
 from browser.filters import BadFilter, parse_list_query
 from browser.queries import DASHBOARD_SAMPLE_PER_SLOT, DASHBOARD_SLOTS_PER_DAY, CallBrowserQueries
 from browser.recordings import RecordingLinks
+from browser.replays import router as replays_router
 from browser.settings import BrowserSettings
 from browser.views import CSV_COLUMNS, CallRow
 from callcenter.ids import is_call_id
@@ -313,6 +314,7 @@ def create_app(settings: BrowserSettings | None = None, queries: CallBrowserQuer
         return PlainTextResponse("ok")
 
     app.include_router(router)
+    app.include_router(replays_router)
 
     @app.exception_handler(NotSignedIn)
     async def _not_signed_in(request: Request, exc: NotSignedIn) -> Response:
