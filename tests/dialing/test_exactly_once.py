@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from callcenter.dispatch import parse_dispatch
-from doubles.livekit_server import LiveKitDouble
-from orchestration.defs.dialing.ledger import AttemptStatus, DialStore
+from callcenter.ids import new_call_id
+from doubles.livekit_server import LiveKitDouble, TwirpFailure
+from orchestration.defs.dialing.dialer import DialingError
+from orchestration.defs.dialing.ledger import Attempt, AttemptStatus, DialStore, attempt_key
 from tests.conftest import REPO_ROOT
-from tests.dialing.conftest import FakeClock, campaign, lk_client, make_tick, ny_contacts, write_catalog
+from tests.dialing.conftest import FakeClock, campaign, catalog, lk_client, make_tick, ny_contacts, write_catalog
 
 
 def killed_tick(
@@ -133,3 +135,41 @@ async def test_a_stale_reservation_with_no_trace_is_closed_not_redialled(
     assert result.expired == [a.call_id] and a.status is AttemptStatus.CLOSED and a.outcome == "failed"
     assert livekit_double.calls("AgentDispatchService", "CreateDispatch") == []
     assert result.plans[camp.id].skip_counts == {"backoff": 1}
+
+
+async def test_a_recovered_reservation_that_livekit_refuses_fails_the_tick_and_dials_nobody_else(
+    store: DialStore, livekit_double: LiveKitDouble, bucket, clock: FakeClock
+) -> None:
+    """A crashed run's reservation, still inside the recovery window, is sent by the next tick;
+    LiveKit refusing it (no agent registered) cancels it, so no attempt is used, and fails the
+    tick naming the attempt before anything is planned or dialled; the lease is released."""
+    camp = campaign(max_concurrent_calls=3)
+    store.replace_contacts(camp.id, ny_contacts(3))
+    call_id = new_call_id()
+    attempt = Attempt(
+        f"att-{call_id[5:]}",
+        attempt_key(camp.id, "c-0001", 1),
+        camp.id,
+        "c-0001",
+        1,
+        "+12125550001",
+        call_id,
+        AttemptStatus.RESERVED,
+        clock.now,
+    )
+    assert store.reserve(attempt)
+
+    def refuse(_req, _claims):
+        raise TwirpFailure("not_found", "no worker registered for agent call-center-agent", 404)
+
+    livekit_double.on("AgentDispatchService", "CreateDispatch", refuse)
+    clock.advance(timedelta(minutes=3))  # the dead run's lease has expired
+    async with lk_client(livekit_double) as lk:
+        with pytest.raises(DialingError, match=f"recovered attempt {attempt.attempt_id}: refused: not_found"):
+            await make_tick(store, catalog(camp), lk, bucket, clock).run()
+    creates = livekit_double.calls("AgentDispatchService", "CreateDispatch")
+    assert [c.message.room for c in creates] == [call_id], "only the recovered attempt was tried"
+    (row,) = store.attempts()
+    assert row.status is AttemptStatus.CANCELLED and "no worker registered" in row.note
+    assert store.history(camp.id) == {}  # nobody's phone rang: the contact stays dialable
+    assert store.acquire_lease("dialing-tick", "next", clock.now, 60)

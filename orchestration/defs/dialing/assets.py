@@ -10,7 +10,6 @@ from pydantic import Field
 from callcenter.campaign import CampaignFile
 from orchestration.defs.dialing.contacts import ContactList, ContactListError, read_table, validate_contacts
 from orchestration.defs.dialing.dialer import (
-    ABANDONMENT_WINDOW,
     Clock,
     DialingError,
     DialingTick,
@@ -20,7 +19,7 @@ from orchestration.defs.dialing.dialer import (
 from orchestration.defs.dialing.dnc import import_registry, registry_location
 from orchestration.defs.dialing.ledger import DialStore
 from orchestration.defs.dialing.outcomes import ListReports, ReadReport
-from orchestration.defs.dialing.planner import ABANDONMENT_LIMIT, Plan
+from orchestration.defs.dialing.planner import ABANDONMENT_LIMIT, ABANDONMENT_WINDOW, Plan
 from orchestration.defs.dialing.resources import CallCapacity, DialLedgerStore
 from orchestration.resources.campaigns import CampaignCatalog
 from orchestration.resources.livekit import LiveKitResource

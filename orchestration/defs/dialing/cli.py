@@ -23,9 +23,10 @@ from pathlib import Path
 from callcenter.campaign import load_catalog
 from orchestration.defs.dialing.assets import fetch_contact_list, utc_clock
 from orchestration.defs.dialing.controls import ControlAction, apply_control
-from orchestration.defs.dialing.dialer import ABANDONMENT_WINDOW, DialingTick, TickSettings
+from orchestration.defs.dialing.dialer import DialingTick, TickSettings
 from orchestration.defs.dialing.dnc import import_registry
 from orchestration.defs.dialing.ledger import DialStore, open_store
+from orchestration.defs.dialing.planner import ABANDONMENT_WINDOW
 from orchestration.defs.dialing.resources import LEDGER_FILENAME
 from orchestration.resources.storage import RecordingsBucket
 

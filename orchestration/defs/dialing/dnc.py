@@ -77,6 +77,15 @@ def registry_block(imports: Mapping[str, RegistryImport], locations: Iterable[st
     return None
 
 
+def campaign_registry_block(store: DialStore, cf: CampaignFile | None, fleet_files: Iterable[str] = ()) -> str | None:
+    """Why the campaign's do-not-call registries forbid dialling it now (one never imported, or
+    whose last import failed), or None; a campaign no longer in the catalog has none."""
+    if cf is None:
+        return None
+    locations = campaign_registries(cf, fleet_files)
+    return registry_block(store.registry_imports(), locations) if locations else None
+
+
 def parse_registry(
     path: Path | str, regions: Iterable[str] = ("US",), read_gs: Callable[[str], bytes] | None = None
 ) -> RegistryFile:

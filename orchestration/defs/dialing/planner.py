@@ -1,5 +1,6 @@
 """Plan one dialing tick for one campaign: who is dialled now, and why every other contact
-is not. Pure and fast (no I/O): the same function drives the dialing job and the dry run."""
+is not. ``plan_tick`` is pure and fast (no I/O); ``plan_from_ledger`` reads its inputs from the
+ledger. The same functions drive the dialing job and the dry run."""
 
 from __future__ import annotations
 
@@ -8,18 +9,20 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
 
 from callcenter.campaign import Campaign
 from orchestration.defs.dialing.contacts import Contact
-from orchestration.defs.dialing.ledger import CampaignState, ContactHistory
+from orchestration.defs.dialing.ledger import CampaignState, ContactHistory, DialStore
 from orchestration.defs.dialing.windows import window_verdict
 
 # Below this many answered calls in 30 days the abandonment rate is too noisy to act on.
 ABANDONMENT_MIN_SAMPLE = 30
 ABANDONMENT_LIMIT = 0.03
+# The abandonment rate is measured over this window (FTC/Ofcom style rule).
+ABANDONMENT_WINDOW = timedelta(days=30)
 
 
 class SkipReason(StrEnum):
@@ -122,6 +125,43 @@ def plan_tick(
     imported, last import failed): then nobody is dialled."""
     with gc_paused():
         return _plan(campaign, contacts, now, state, do_not_call, history, capacity, abandonment, registry_block)
+
+
+def plan_from_ledger(
+    store: DialStore,
+    campaign: Campaign,
+    now: datetime,
+    *,
+    global_limit: int,
+    global_live: int,
+    registry_block: str | None,
+) -> Plan:
+    """Plan from what the ledger holds now: the campaign's state, its open attempts, its loaded
+    contacts, the do-not-call list, every contact's history and the abandonment rate.
+    ``global_live`` counts the fleet's calls (this tick's dials included)."""
+    state, _ = store.campaign_state(campaign.id)
+    live = store.live_counts()
+    capacity = Capacity(
+        campaign_limit=campaign.max_concurrent_calls,
+        campaign_live=live.get(campaign.id, 0),
+        global_limit=global_limit,
+        global_live=global_live,
+    )
+    with gc_paused():  # the ledger reads build ~3 objects per contact
+        contacts = store.load_contacts(campaign.id)
+        do_not_call = store.do_not_call_numbers()
+        history = store.history(campaign.id)
+    return plan_tick(
+        campaign,
+        contacts,
+        now=now,
+        state=state,
+        do_not_call=do_not_call,
+        history=history,
+        capacity=capacity,
+        abandonment=store.abandonment(campaign.id, now - ABANDONMENT_WINDOW),
+        registry_block=registry_block,
+    )
 
 
 def _plan(
