@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from types import MappingProxyType
 
 from callcenter.ids import new_call_id
 from callcenter.outcomes import CallOutcome
+from orchestration.defs.dialing.contacts import Contact
 from orchestration.defs.dialing.ledger import Attempt, AttemptStatus, CampaignState, DialStore, attempt_key
 from tests.dialing.conftest import WEDNESDAY_15Z, ny_contacts, open_target
 
@@ -94,3 +96,17 @@ def test_a_bad_dsn_names_the_setting_and_hides_the_password(postgres_uri: str) -
     with pytest.raises(ConnectionError, match="CALLCENTER_DIALING_DSN") as err:
         PostgresDialStore(dsn)
     assert "s3cret-pw" not in str(err.value)
+
+
+def test_a_contact_without_custom_columns_reads_back_with_none(store: DialStore) -> None:
+    """Contact.fields defaults to a read-only mapping (MappingProxyType), which json cannot
+    encode: it was stored as its repr, a string, and the contact's dial failed building its
+    request (dict("{}")). Any mapping reads back as the same dict."""
+    bare = Contact("c-0001", "+12125550001", None, ("America/New_York",), "list")
+    frozen = Contact(
+        "c-0002", "+12125550002", "Ada", ("America/New_York",), "list", MappingProxyType({"policy": "P-2"})
+    )
+    store.replace_contacts("renewals", [bare, frozen])
+    assert store.contact_profile("renewals", "c-0001") == (None, {})
+    assert store.contact_profile("renewals", "c-0002") == ("Ada", {"policy": "P-2"})
+    assert [c.fields for c in store.load_contacts("renewals", with_fields=True)] == [{}, {"policy": "P-2"}]

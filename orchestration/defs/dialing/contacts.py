@@ -4,7 +4,6 @@ deduplicate. Invalid and duplicate rows are reported with their row number and r
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,7 +204,3 @@ def _text(value: Any) -> str | None:
         return None
     s = str(value).strip()
     return s or None
-
-
-def fields_json(contact: Contact) -> str:
-    return json.dumps(contact.fields, sort_keys=True, default=str)

@@ -23,7 +23,7 @@ class Contacts(LedgerSql):
                 c.name,
                 ",".join(c.time_zones),
                 c.zone_source,
-                json.dumps(c.fields, sort_keys=True, default=str),
+                json.dumps(dict(c.fields), sort_keys=True, default=str),  # any mapping: the default is read-only
             )
             for i, c in enumerate(contacts)
         ]
