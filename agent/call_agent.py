@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 
-from livekit.agents import Agent, RunContext, ToolError, ToolResult, function_tool
+from livekit import rtc
+from livekit.agents import Agent, ModelSettings, RunContext, ToolError, ToolResult, function_tool, llm
 from livekit.agents.voice import SpeechHandle
 
 from agent.call_state import CallState, utcnow
+from agent.payment import wants_to_pay
 from callcenter.dispatch import VoicemailPolicy
 from callcenter.do_not_call import HeardBy
 from callcenter.outcomes import CallOutcome
@@ -75,6 +77,33 @@ class CallCenterAgent(Agent):
         task = asyncio.create_task(run(), name=f"after-speech-{self.call.call_id}")
         self._after_speech.add(task)
         task.add_done_callback(self._after_speech.discard)
+
+    def tts_node(self, text: AsyncIterable[str], model_settings: ModelSettings) -> AsyncIterable[rtc.AudioFrame]:
+        """Every sentence the agent speaks, scripted or the model's: where the persona takes payments,
+        one asking for card data is held until the recording has stopped (agent/payment.py)."""
+        payment = self.call.payment
+        return Agent.default.tts_node(self, payment.guard(text) if payment is not None else text, model_settings)
+
+    async def on_user_turn_completed(self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage) -> None:
+        """Before the model answers: card data given in a payment step is redacted for it (and for the
+        transcript), and the step ends once taken; a caller asking to pay hears the card question."""
+        payment = self.call.payment
+        if payment is None:
+            return
+        text = new_message.text_content or ""
+        if payment.active:
+            new_message.content = [await payment.caller_said(text)]
+        elif wants_to_pay(text):
+            self.session.say(self.call.persona.payment.card_prompt)
+
+    @function_tool
+    async def take_payment(self, ctx: RunContext[CallState]) -> ToolResult:
+        """Take a card payment: asks the caller for their card details. Use it when the caller wants to pay."""
+        if self.call.payment is None or self.call.persona.payment is None:
+            raise ToolError("this line does not take payments")
+        if not self.call.payment.active:
+            ctx.session.say(self.call.persona.payment.card_prompt)
+        return ToolResult("asking for the card details", reply_required=False)
 
     async def wait_for_call_actions(self) -> None:
         """Wait for pending hang-ups/transfers (tests, shutdown)."""

@@ -41,7 +41,8 @@ class CallState:
     recording_started_at: datetime | None = None
     egress_id: str | None = None
     agent_error: str | None = None  # a service failed mid-call and the agent ended it (agent/stt_failure.py)
-    local_recorder: Any = None  # agent.local_recorder.LocalRecorder, on the local stack only
+    recording: Any = None  # agent.recording.CallRecording: the recording's segments
+    payment: Any = None  # agent.payment.PaymentStep, where the persona takes payments
     # Writes the do-not-call request to the bucket at once (agent/worker.py wires it); the report
     # at the end of the call may never come (a crash, a failed upload).
     on_do_not_call: Callable[[HeardBy], None] | None = None

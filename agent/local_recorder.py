@@ -69,15 +69,24 @@ class LocalRecorder:
             self._chunks[channel].append((max(cursor, 0), pcm))
             cursor = max(cursor, 0) + len(pcm)
 
-    async def stop(self) -> bytes:
-        """Leave the room; the recording so far as Ogg/Opus bytes."""
+    async def halt(self) -> None:
+        """Stop recording now and leave the room: nothing said after this reaches the file (a
+        payment step's pause, as stopping an egress ends its file)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self._room.disconnect()
+
+    async def encode(self) -> bytes:
+        """What was recorded, as Ogg/Opus bytes."""
         # encoding a call takes CPU seconds: off the agent's event loop, which still serves the room
         return await asyncio.to_thread(encode_ogg_opus, self.stereo(), SAMPLE_RATE)
+
+    async def stop(self) -> bytes:
+        """Leave the room; the recording so far as Ogg/Opus bytes."""
+        await self.halt()
+        return await self.encode()
 
     def stereo(self) -> np.ndarray:
         length = max((off + len(pcm) for chunks in self._chunks.values() for off, pcm in chunks), default=0)

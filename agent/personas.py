@@ -18,6 +18,32 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
+class PaymentSettings(BaseModel):
+    """A persona that takes card payments (agent/payment.py): the recording stops before card data
+    is asked for and starts again once it is taken."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    card_prompt: str = Field(
+        min_length=1,
+        description="the agent's question for the card details, spoken verbatim once the recording has stopped; "
+        "must name what it asks for (card number, expiry date, security code)",
+    )
+    resume_after_s: float = Field(
+        120.0, gt=0, le=900, description="the recording starts again after this long even if no card data came (logged)"
+    )
+
+    @field_validator("card_prompt")
+    @classmethod
+    def _prompt_is_recognised(cls, v: str) -> str:
+        from agent.payment import asks_for_card_data
+
+        # the recording stops on the words that ask for card data: a prompt they miss would be recorded
+        if not asks_for_card_data(v):
+            raise ValueError("card_prompt must ask for the card number, expiry date or security code in those words")
+        return v
+
+
 class Persona(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -38,6 +64,9 @@ class Persona(BaseModel):
     no_transfer_message: str = "I'm sorry, nobody from our team is available right now."
     voicemail_message: str | None = Field(None, description="left on an answering machine when the campaign allows")
     dtmf_allowed: bool = Field(False, description="expose the send_dtmf tool (IVR navigation)")
+    payment: PaymentSettings | None = Field(
+        None, description="takes card payments: the recording pauses while card data is given (docs/recordings.md)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -83,6 +112,11 @@ class Persona(BaseModel):
             "When the conversation is finished, call end_call.",
             "These tools speak their own closing words: do not say goodbye yourself when you call them.",
         ]
+        if self.payment is not None:
+            rules.append(
+                "When the person wants to pay, call take_payment: it asks for the card details itself. "
+                "Never ask for card details yourself and never repeat card digits back."
+            )
         if outbound:
             rules.append(
                 "If a voicemail greeting or answering machine answers instead of a person, "

@@ -9,6 +9,7 @@ speech → agent audio out). Written at shutdown, after the recording is finalis
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from google.api_core.retry import Retry
 from livekit.agents import llm
 
 from agent.call_state import CallState
+from agent.payment import CARD_DATA_LABEL
 from agent.settings import AgentSettings
 from callcenter.bucket import Recordings
 from callcenter.do_not_call import DoNotCallRequest, HeardBy, asks_not_to_be_called
@@ -43,7 +45,10 @@ def _ms(seconds: float | None) -> float | None:
 def build_report(call: CallState, history: llm.ChatContext, *, ended_at: datetime, agent_name: str) -> SessionReport:
     # turn times are seconds from the start of the recording (the report's contract);
     # without a recording, from the start of the call
-    origin = (call.recording_started_at or call.answered_at or call.started_at).timestamp()
+    origin_at = call.recording_started_at or call.answered_at or call.started_at
+    origin = origin_at.timestamp()
+    segments = call.recording.report_segments(origin_at) if call.recording is not None and call.recording_path else []
+    paused = [(a.end, b.start) for a, b in itertools.pairwise(segments) if a.end is not None]
     turns: list[Turn] = []
     latency: list[TurnLatency] = []
     last_user: llm.ChatMessage | None = None
@@ -59,14 +64,16 @@ def build_report(call: CallState, history: llm.ChatContext, *, ended_at: datetim
         if item.role == "assistant" and first_agent_speech is None:
             first_agent_speech = begin
         end = max(metrics.get("stopped_speaking_at") or begin, begin)
-        turns.append(
-            Turn(
-                speaker=_SPEAKERS[item.role],
-                text=text,
-                start=round(max(0.0, begin - origin), 3),
-                end=round(max(0.0, end - origin), 3),
-            )
+        turn = Turn(
+            speaker=_SPEAKERS[item.role],
+            text=text,
+            start=round(max(0.0, begin - origin), 3),
+            end=round(max(0.0, end - origin), 3),
         )
+        if turn.speaker is Speaker.CALLER and _overlaps(turn, paused):
+            # what the caller said while the recording was stopped for card data is kept by no one
+            turn = turn.model_copy(update={"text": CARD_DATA_LABEL})
+        turns.append(turn)
         if item.role == "user":
             last_user = item
             continue
@@ -109,10 +116,15 @@ def build_report(call: CallState, history: llm.ChatContext, *, ended_at: datetim
         do_not_call_requested=call.do_not_call_requested or asked_not_to_be_called(turns),
         transferred_to=call.transferred_to,
         recording_path=call.recording_path,
+        recording_segments=segments,
         turns=turns,
         latency=latency,
         agent_error=call.agent_error,
     )
+
+
+def _overlaps(turn: Turn, spans: list[tuple[float, float]]) -> bool:
+    return any(turn.start < end and turn.end > start for start, end in spans)
 
 
 def redact_turns(report: SessionReport) -> SessionReport:

@@ -25,9 +25,10 @@ from agent.call_agent import CallCenterAgent, OutboundCallAgent, mark_answered
 from agent.call_control import CallControl
 from agent.call_state import CallState, utcnow
 from agent.dialing import callee_identity, place_call
+from agent.payment import PaymentStep
 from agent.personas import load_persona
 from agent.pipeline import build_session, load_vad
-from agent.recording import finish_recording, start_recording
+from agent.recording import finish_recording, pause_recording, resume_recording, start_recording
 from agent.session_report import (
     build_report,
     redact_turns,
@@ -99,6 +100,13 @@ async def entrypoint(ctx: JobContext) -> None:
     call_id = call_id_for(room_name, request)
     control = CallControl(ctx.api, room_name, on_finished=lambda: ctx.shutdown(reason="call ended"))
     call = new_call(control, request, settings, call_id=call_id)
+    if call.persona.payment is not None:
+        call.payment = PaymentStep(
+            call_id,
+            pause=lambda: pause_recording(call),
+            resume=lambda: resume_recording(call),
+            resume_after_s=call.persona.payment.resume_after_s,
+        )
 
     session = build_session(settings, userdata=call, vad_model=ctx.proc.userdata.get("vad") or load_vad(settings))
     agent = OutboundCallAgent(call) if request else CallCenterAgent(call)
@@ -222,8 +230,11 @@ async def finish_call(
     """At shutdown: let Egress finalise the audio, then write the session report (last).
     ``ended_at``: when the call ended (default: now)."""
     ended_at = ended_at or utcnow()
+    if call.payment is not None:
+        await call.payment.close()  # a step still open at the hang-up starts no new segment
     if not await finish_recording(lkapi, call, settings=settings):
         call.recording_path = None  # do not point readers at a file that is not there
+        call.recording = None
     heard = build_report(call, history, ended_at=ended_at, agent_name=settings.agent_name)
     report = redact_turns(heard)
     if settings.keep_raw_transcript and report is not heard:

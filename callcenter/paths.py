@@ -1,6 +1,7 @@
 """Bucket layout shared by Egress, the agent and the post-call pipeline.
 
     recordings/YYYY/MM/DD/<call_id>/audio.ogg     Egress output (agent and caller channels)
+    recordings/YYYY/MM/DD/<call_id>/audio.N.ogg   later segments of a recording paused for a payment step
     recordings/YYYY/MM/DD/<call_id>/session.json  the agent's session report, written last
     recordings/YYYY/MM/DD/<call_id>/do_not_call.json  a do-not-call request, written when heard
     recordings/YYYY/MM/DD/<call_id>/*.raw.json  unredacted transcripts, only with keep_raw_transcript
@@ -47,6 +48,14 @@ def call_prefix(call_id: str) -> str:
 
 def audio_path(call_id: str) -> str:
     return call_prefix(call_id) + AUDIO_FILENAME
+
+
+def audio_segment_path(call_id: str, index: int) -> str:
+    """A recording's ``index``-th segment (a recording stopped for a payment step and started
+    again): the first is ``audio.ogg`` itself, the next ``audio.1.ogg``, ``audio.2.ogg``, ..."""
+    if index < 0:
+        raise ValueError(f"segment index must be >= 0, got {index}")
+    return audio_path(call_id) if index == 0 else call_prefix(call_id) + f"audio.{index}.ogg"
 
 
 def report_path(call_id: str) -> str:

@@ -6,6 +6,7 @@ readers accept every version they know and reject others with a clear error.
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -32,6 +33,20 @@ class Turn(BaseModel):
     text: str
     start: float = Field(ge=0)
     end: float = Field(ge=0)
+
+
+class RecordingSegment(BaseModel):
+    """One stretch of the call's recording, as its own file: the recording is stopped before a
+    payment step asks for card data and a new segment starts once it is taken (Egress cannot
+    pause a recording: each stop/start is a new egress and a new file). ``start``/``end`` are
+    seconds on the turns' clock (from the start of the first segment); the gaps between
+    segments were not recorded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="bucket object name of this segment's audio")
+    start: float = Field(ge=0)
+    end: float | None = Field(None, ge=0, description="None: it ran until the call ended")
 
 
 class TurnLatency(BaseModel):
@@ -94,6 +109,11 @@ class SessionReport(CallFacts):
         default_factory=lambda: {"agent": 0, "caller": 1},
         description="channel index of each speaker in the recording",
     )
+    recording_segments: list[RecordingSegment] = Field(
+        default_factory=list,
+        description="the recording's segments in call order when it was paused (a payment step); "
+        "empty: one recording, at recording_path",
+    )
     turns: list[Turn] = Field(default_factory=list)
     latency: list[TurnLatency] = Field(default_factory=list)
     agent_error: str | None = Field(
@@ -101,6 +121,22 @@ class SessionReport(CallFacts):
         description="why the agent cut the conversation short itself (e.g. speech recognition failed mid-call, "
         "so it apologised and transferred or hung up): the failing service and error type, no words of the call",
     )
+
+    @field_validator("recording_segments")
+    @classmethod
+    def _segments_in_order(cls, v: list[RecordingSegment]) -> list[RecordingSegment]:
+        for before, after in itertools.pairwise(v):
+            if before.end is None or after.start < before.end:
+                raise ValueError("recording segments must be in order, each ended before the next starts")
+        for segment in v:
+            if segment.end is not None and segment.end < segment.start:
+                raise ValueError("a recording segment ends before it starts")
+        return v
+
+    def paused_spans(self) -> list[tuple[float, float]]:
+        """Where the recording was stopped (seconds on the turns' clock): nothing of these is recorded."""
+        segs = self.recording_segments
+        return [(a.end, b.start) for a, b in itertools.pairwise(segs) if a.end is not None and b.start > a.end]
 
     @property
     def duration_s(self) -> float:

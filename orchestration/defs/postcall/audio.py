@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import av
@@ -135,3 +135,95 @@ def speech_fraction(samples: np.ndarray, rate: int = STT_RATE) -> float:
     rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
     dbfs = 20 * np.log10(np.maximum(rms, 1e-10))
     return float(np.mean(dbfs > _SPEECH_DBFS))
+
+
+class SegmentedRecordingReader:
+    """A recording made of segments (stopped for a payment step, then started again as a new
+    file: Egress cannot pause), read as one: each segment at its offset on the call's clock,
+    silence for the gaps, so turn times line up with the session report's. Same interface as
+    ``RecordingReader``; ``paused_spans`` are the gaps (seconds), where nothing was recorded."""
+
+    def __init__(self, parts: list[tuple[float, RecordingReader]], max_duration_s: float | None = None) -> None:
+        if not parts:
+            raise RecordingUnusable("recording has no segments")
+        self._parts = sorted(parts, key=lambda p: p[0])
+        self.max_samples = int(max_duration_s * STT_RATE) if max_duration_s else None
+        first = self._parts[0][1]
+        self.codec = first.codec
+        self.n_channels = first.n_channels
+        for index, (_, reader) in enumerate(self._parts):
+            if reader.n_channels != self.n_channels:
+                raise RecordingUnusable(
+                    f"recording segment {index} has {reader.n_channels} channel(s), the first {self.n_channels}: "
+                    "the speakers' channels cannot be joined"
+                )
+        self.decode_error: str | None = None
+        self.paused_spans: list[tuple[float, float]] = []
+
+    def _pcm(self) -> Iterator[np.ndarray]:
+        """The joined call as pieces: silence, then a segment, then silence..."""
+        cursor = 0
+        self.paused_spans = []
+        for offset_s, reader in self._parts:
+            at = int(round(offset_s * STT_RATE))
+            if at > cursor:
+                self.paused_spans.append((round(cursor / STT_RATE, 3), round(at / STT_RATE, 3)))
+                for start in range(cursor, at, int(BLOCK_S * STT_RATE)):
+                    yield np.zeros((min(at - start, int(BLOCK_S * STT_RATE)), self.n_channels), np.float32)
+                cursor = at
+            # a segment that starts before the previous one's audio ended (clocks a few ms apart)
+            # follows it: nothing of either is dropped
+            for _, block in reader.blocks():
+                cursor += len(block)
+                yield block
+            if reader.decode_error and self.decode_error is None:
+                self.decode_error = reader.decode_error
+
+    def blocks(self, block_s: float = BLOCK_S) -> Iterator[tuple[int, np.ndarray]]:
+        size = int(block_s * STT_RATE)
+        pending: list[np.ndarray] = []
+        held = start = 0
+        self.decode_error = None
+        for pcm in self._pcm():
+            pending.append(pcm)
+            held += len(pcm)
+            if self.max_samples is not None and start + held > self.max_samples:
+                raise RecordingTooLong(
+                    f"recording runs past {self.max_samples / STT_RATE / 60:.0f} minutes, longer than "
+                    "a call may last: not transcribed"
+                )
+            while held >= size:
+                joined = np.concatenate(pending)
+                yield start, joined[:size]
+                start += size
+                pending, held = [joined[size:]], held - size
+        if held:
+            yield start, np.concatenate(pending)
+
+
+def open_recording(
+    first: bytes,
+    segments: list[tuple[str, float]],
+    read_object: Callable[[str], bytes | None],
+    *,
+    max_duration_s: float | None = None,
+    max_bytes: int | None = None,
+) -> RecordingReader | SegmentedRecordingReader:
+    """The call's recording: ``first`` (the report's ``recording_path``) alone, or joined with the
+    report's other segments (``(path, start_s)`` in call order, the first included). A segment
+    that is missing or unreadable makes the whole recording unusable, with the reason: a joined
+    recording with a hole where audio should be would put turns in the wrong place."""
+    if len(segments) < 2:
+        return RecordingReader(first, max_duration_s=max_duration_s)
+    parts: list[tuple[float, RecordingReader]] = []
+    for index, (path, start_s) in enumerate(segments):
+        data = first if index == 0 else read_object(path)
+        if data is None:
+            raise RecordingUnusable(f"recording segment {index} of {len(segments)} is missing from the bucket")
+        if max_bytes is not None and len(data) > max_bytes:
+            raise RecordingUnusable(f"recording segment {index} is over {max_bytes / 2**20:.0f} MiB: not transcribed")
+        try:
+            parts.append((start_s, RecordingReader(data, max_duration_s=max_duration_s)))
+        except RecordingUnusable as exc:
+            raise RecordingUnusable(f"recording segment {index}: {exc}") from None
+    return SegmentedRecordingReader(parts, max_duration_s=max_duration_s)

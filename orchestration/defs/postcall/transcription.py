@@ -20,7 +20,13 @@ from callcenter.dispatch import MAX_CALL_DURATION_S
 from callcenter.record import TranscriptSegment, TranscriptSource
 from callcenter.redaction import RedactionPolicy, redact_conversation
 from callcenter.report import SessionReport, Speaker, parse_report
-from orchestration.defs.postcall.audio import STT_RATE, RecordingReader, RecordingUnusable, speech_fraction
+from orchestration.defs.postcall.audio import (
+    STT_RATE,
+    RecordingReader,
+    RecordingUnusable,
+    open_recording,
+    speech_fraction,
+)
 from orchestration.defs.postcall.calls import CallRef
 from orchestration.defs.postcall.channels import ChannelMode, ChannelSummarizer, plan_speakers
 from orchestration.defs.postcall.ordering import SpeakerOrder, align_to_turns, speaker_order
@@ -264,7 +270,12 @@ def _transcribe_call(
     else:
         call.recording_bytes = len(audio)
         try:
-            raw_items = _transcribe_recording(call, RecordingReader(audio, max_duration_s=MAX_RECORDING_S), report, stt)
+            # a recording paused for a payment step is several files, joined on the call's clock
+            segments = [(seg.path, seg.start) for seg in report.recording_segments]
+            reader = open_recording(
+                audio, segments, read_object, max_duration_s=MAX_RECORDING_S, max_bytes=MAX_RECORDING_BYTES
+            )
+            raw_items = _transcribe_recording(call, reader, report, stt)
         except RecordingUnusable as exc:  # RecordingTooLong included
             call.recording_problem = str(exc)
         # Merged by start time, a segment that starts before its words would stand before the question it answers.
