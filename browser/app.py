@@ -27,12 +27,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from browser import charts
 from browser.audit import CallViewAudit
 from browser.auth import Analyst, NotSignedIn, current_analyst
-from browser.filters import BadFilter, parse_list_query
+from browser.filters import BadFilter, parse_list_query, parse_not_indexed_query
 from browser.queries import DASHBOARD_SAMPLE_PER_SLOT, DASHBOARD_SLOTS_PER_DAY, CallBrowserQueries
 from browser.recordings import RecordingLinks
 from browser.replays import router as replays_router
 from browser.settings import BrowserSettings
-from browser.views import CSV_COLUMNS, CallRow
+from browser.views import CSV_COLUMNS, NOT_INDEXED_LABELS, CallRow
 from callcenter.ids import is_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.record import Sentiment
@@ -42,6 +42,7 @@ log = logging.getLogger("browser")
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 SEARCH_MODES = ("text", "similar")
+NOT_INDEXED_ON_LIST = 10  # the call list shows the longest waiting; /not-indexed has them all
 
 
 class UnknownCall(Exception):
@@ -86,6 +87,7 @@ def call_list(request: Request) -> HTMLResponse:
         nav="calls",
         q=q,
         page=page,
+        not_indexed=_queries(request).not_indexed(page_size=NOT_INDEXED_ON_LIST),
         directions=[d.value for d in CallDirection],
         outcomes=[o.value for o in CallOutcome],
         sentiments=[s.value for s in Sentiment],
@@ -167,6 +169,24 @@ def call_page(request: Request, call_id: str, analyst: Annotated[Analyst, Depend
     else:
         call.audio_problem = "No recording is stored for this call."
     return _page(request, "call.html", call=call)
+
+
+@router.get("/not-indexed", response_class=HTMLResponse, name="not_indexed")
+def not_indexed(request: Request) -> HTMLResponse:
+    """Calls post-call has not indexed: pending (requested, batch failed or running) or refused
+    (unreadable report, processing failed) with the reason. Ids, days and reasons only."""
+    settings: BrowserSettings = request.app.state.settings
+    state, page = parse_not_indexed_query(list(request.query_params.multi_items()))
+    found = _queries(request).not_indexed(state, page, settings.page_size)
+    return _page(
+        request,
+        "not_indexed.html",
+        nav="calls",
+        found=found,
+        state=state.value if state else "",
+        page_no=page,
+        labels=NOT_INDEXED_LABELS,
+    )
 
 
 def _search_limit(raw: str | None) -> int:

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from pydantic import ConfigDict, Field, ValidationError
 
+from callindex import UnindexedState
 from callindex.vocabulary import CallQuery
 
 
@@ -68,3 +69,24 @@ def parse_list_query(pairs: list[tuple[str, str]], allow: frozenset[str] = froze
         return CallListQuery.model_validate(raw)
     except ValidationError as exc:
         raise BadFilter("; ".join(_describe(e) for e in exc.errors())) from None
+
+
+NOT_INDEXED_PARAMS = ("state", "page")
+
+
+def parse_not_indexed_query(pairs: list[tuple[str, str]]) -> tuple[UnindexedState | None, int]:
+    """``state`` (one of callindex.UnindexedState's values, or empty for all) and ``page``."""
+    raw: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in NOT_INDEXED_PARAMS:
+            raise BadFilter(f"unknown parameter {name!r}; this list understands: {', '.join(NOT_INDEXED_PARAMS)}")
+        if name in raw:
+            raise BadFilter(f"parameter {name!r} is given more than once; give it once")
+        raw[name] = value.strip()
+    state = raw.get("state") or None
+    if state is not None and state not in set(UnindexedState):
+        raise BadFilter(f"state must be one of {', '.join(s.value for s in UnindexedState)} (got {state[:40]!r})")
+    page = raw.get("page") or "1"
+    if not page.isdigit() or not 1 <= int(page) <= 100_000:
+        raise BadFilter(f"page must be a whole number from 1 to 100000 (got {page[:40]!r})")
+    return (UnindexedState(state) if state else None), int(page)

@@ -18,12 +18,14 @@ from browser.views import (
     CallView,
     Dashboard,
     DialAttemptView,
+    NotIndexed,
+    NotIndexedRow,
     TurnView,
     sip_status_text,
 )
 from callcenter.outcomes import CallOutcome
 from callcenter.record import CallRecord
-from callindex import CallFilter, CallIndex, SortField, open_call_index, percentile
+from callindex import CallFilter, CallIndex, SortField, UnindexedCall, UnindexedState, open_call_index, percentile
 from callindex.api import MAX_PAGE_SIZE
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,17 @@ def call_row(record: CallRecord, score: float | None = None, snippet: str | None
         sip_status_code=record.sip_status_code,
         summary=snippet or (analysis.summary if analysis else None),
         score=score,
+    )
+
+
+def not_indexed_row(call: UnindexedCall) -> NotIndexedRow:
+    return NotIndexedRow(
+        call_id=call.call_id,
+        day=call.day.isoformat(),
+        state=call.state.value,
+        reason=call.reason,
+        since=_fmt_time(call.since),
+        since_iso=call.since.astimezone(UTC).isoformat(timespec="seconds"),
     )
 
 
@@ -120,6 +133,25 @@ class CallBrowserQueries:
         if first is None:
             return iter(())
         return (call_row(record) for record in itertools.chain([first], scan))
+
+    # -- calls not indexed yet --------------------------------------------------------------
+
+    def not_indexed_counts(self) -> dict[str, int]:
+        return {s.value: n for s, n in self.index.count_unindexed().items()}
+
+    def not_indexed(self, state: UnindexedState | None = None, page: int = 1, page_size: int = 50) -> NotIndexed:
+        """Calls post-call was asked for but has not indexed: pending, or refused with the reason."""
+        start = (page - 1) * page_size
+        found = self.index.list_unindexed(state, limit=page_size, offset=start)
+        counts = self.not_indexed_counts()
+        return NotIndexed(
+            rows=[not_indexed_row(u) for u in found.items],
+            counts=counts,
+            total=found.total,
+            first=start + 1,
+            has_prev=page > 1,
+            has_next=start + len(found.items) < found.total,
+        )
 
     # -- search ---------------------------------------------------------------------------
 
@@ -204,6 +236,7 @@ class CallBrowserQueries:
                 sample += self.index.list_calls(f, limit=DASHBOARD_SAMPLE_PER_SLOT, count_limit=0).items
         dashboard = build_dashboard(sample, q, outcome_counts={o: c for o, c in counts.items() if any(c)})
         dashboard.sampled = len(sample) < dashboard.total_calls
+        dashboard.not_indexed = self.not_indexed_counts()
         return dashboard
 
 

@@ -84,6 +84,53 @@ class CallPage:
         return f"Calls {self.first:,}–{last:,}{of}"
 
 
+# How each state of a call not indexed yet reads on the page (callindex.UnindexedState's values).
+NOT_INDEXED_LABELS = {
+    "pending": "pending",
+    "unreadable": "unreadable report",
+    "failed": "processing failed",
+}
+
+
+@dataclass
+class NotIndexedRow:
+    """A call post-call has not indexed (yet): its id, day, state and reason only, never its words."""
+
+    call_id: str
+    day: str
+    state: str  # callindex.UnindexedState's value
+    reason: str
+    since: str  # UTC, YYYY-MM-DD HH:MM:SS
+    since_iso: str
+
+    @property
+    def label(self) -> str:
+        return NOT_INDEXED_LABELS.get(self.state, self.state)
+
+
+@dataclass
+class NotIndexed:
+    """One page of the calls not indexed yet, and how many there are by state."""
+
+    rows: list[NotIndexedRow]
+    counts: dict[str, int]  # state -> calls, every state
+    total: int  # rows matching the page's state filter
+    first: int = 1
+    has_prev: bool = False
+    has_next: bool = False
+
+    @property
+    def all(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def summary(self) -> str:
+        if not self.all:
+            return "Every call post-call has seen is indexed."
+        parts = [f"{n:,} {NOT_INDEXED_LABELS[s]}" for s, n in self.counts.items() if n]
+        return f"{self.all:,} call{'s' if self.all != 1 else ''} not indexed yet: {', '.join(parts)}"
+
+
 @dataclass
 class TurnView:
     speaker: str
@@ -140,3 +187,8 @@ class Dashboard:
     sentiment_per_day: dict[str, list[float | None]] = field(default_factory=dict)
     v2v_p50_per_day: list[float | None] = field(default_factory=list)
     v2v_p95_per_day: list[float | None] = field(default_factory=list)
+    not_indexed: dict[str, int] = field(default_factory=dict)  # calls not indexed yet, by state
+
+    @property
+    def not_indexed_total(self) -> int:
+        return sum(self.not_indexed.values())

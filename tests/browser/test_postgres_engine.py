@@ -7,6 +7,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from html import unescape
 
 import pytest
 from fastapi.testclient import TestClient
@@ -67,3 +68,22 @@ def test_search_over_postgres(pg_client, calls):
         rescheduling.call_id,
     }
     assert LINK.findall(pg_client.get(f"/search?similar_to={booking.call_id}").text)[0] == rescheduling.call_id
+
+
+def test_calls_not_indexed_show_over_postgres(pg_client, postgres_url):
+    """Written by post-call (the writer), read by the browser's read-only connection."""
+    from callindex.postgres import PostgresCallIndex
+    from tests.browser.test_not_indexed import PENDING, UNREADABLE, UNREADABLE_ID
+
+    writer = PostgresCallIndex(postgres_url)
+    try:
+        writer.mark_unindexed([UNREADABLE, PENDING])
+        page = unescape(pg_client.get("/calls").text)
+        assert 'id="not-indexed"' in page and "2 calls not indexed yet: 1 pending, 1 unreadable report" in page
+        assert UNREADABLE_ID in page and "literal_error at schema_version" in page
+        only = unescape(pg_client.get("/not-indexed?state=unreadable").text)
+        assert UNREADABLE_ID in only and PENDING.call_id not in only
+        assert re.search(r'id="stat-not-indexed"><a href="[^"]*">2</a>', pg_client.get("/dashboard").text)
+    finally:
+        writer._conn.execute("TRUNCATE unindexed_calls")
+        writer.close()
