@@ -16,10 +16,12 @@ from livekit.agents import Agent, ModelSettings, RunContext, ToolError, ToolResu
 from livekit.agents.voice import SpeechHandle
 
 from agent.call_state import CallState, utcnow
+from agent.warm_transfer import CallCenterWarmTransfer, failure_of, in_a_job, parse_callback_time
 from agent.payment import wants_to_pay
 from callcenter.dispatch import VoicemailPolicy
 from callcenter.do_not_call import HeardBy
 from callcenter.outcomes import CallOutcome
+from callcenter.report import TransferStepName
 
 log = logging.getLogger("agent.call_agent")
 
@@ -118,6 +120,8 @@ class CallCenterAgent(Agent):
         if not call.transfer_to:
             return "Nobody can take the call now. Apologise briefly and offer to help with something else."
         ctx.disallow_interruptions()
+        if call.persona.warm_transfer is not None:
+            return await self._warm_transfer(ctx)
         target = call.transfer_to
 
         async def transfer() -> None:
@@ -132,6 +136,49 @@ class CallCenterAgent(Agent):
 
         self._say_then(ctx, call.persona.transfer_message, transfer)
         return ToolResult("transfer started", reply_required=False)
+
+    async def _warm_transfer(self, ctx: RunContext[CallState]) -> ToolResult:
+        """Hold, dial the human into a consult room, brief them, connect them and leave
+        (agent/warm_transfer.py); when nobody is reached, back to the caller with a callback offer."""
+        call = self.call
+        settings = call.persona.warm_transfer
+        assert settings is not None and call.transfer_to is not None
+        if not in_a_job():  # the task needs the job's room and API
+            call.transfer_step(TransferStepName.FAILED, "no job context")
+            return await self._offer_callback(ctx)
+        try:
+            trunk = await call.control.outbound_trunk(call.request.sip_trunk_id if call.request else None)
+        except Exception as exc:  # noqa: BLE001 - the caller is still on the line: offer a callback
+            call.transfer_step(TransferStepName.FAILED, f"no outbound trunk ({type(exc).__name__})")
+            return await self._offer_callback(ctx)
+        await ctx.session.say(call.persona.transfer_message, allow_interruptions=False)
+        task = CallCenterWarmTransfer(
+            call, settings, history=ctx.session.history, trunk_id=trunk, hold_audio=settings.hold_music
+        )
+        try:
+            await task
+        except ToolError as error:
+            if not any(s.step is TransferStepName.FAILED for s in call.transfer_steps):
+                call.transfer_step(TransferStepName.FAILED, failure_of(error))
+            return await self._offer_callback(ctx)
+        call.transferred_to = call.transfer_to
+        call.outcome = CallOutcome.TRANSFERRED
+        call.transfer_step(TransferStepName.AGENT_LEFT)
+        call.control.leave()
+        return ToolResult("the caller is connected to a person; you have left the call", reply_required=False)
+
+    async def _offer_callback(self, ctx: RunContext[CallState]) -> ToolResult:
+        call = self.call
+        settings = call.persona.warm_transfer
+        assert settings is not None
+        call.transfer_step(TransferStepName.RETURNED)
+        await self.update_tools([*self.tools, schedule_callback])
+        await ctx.session.say(settings.callback_offer, allow_interruptions=False)
+        return ToolResult(
+            "Nobody could take the call; the caller was offered a callback. If they accept, call "
+            f"schedule_callback with the time they ask for (it is now {utcnow():%Y-%m-%d %H:%M} UTC) or 'asap'.",
+            reply_required=False,
+        )
 
     @function_tool
     async def end_call(self, ctx: RunContext[CallState]) -> ToolResult:
@@ -187,6 +234,22 @@ class OutboundCallAgent(CallCenterAgent):
         except ValueError as exc:
             raise ToolError(str(exc)) from None
         return f"pressed {digits}"
+
+
+@function_tool
+async def schedule_callback(ctx: RunContext[CallState], when: str) -> str:
+    """Record that the caller wants a call back, offered when nobody could take the call.
+
+    Args:
+        when: "asap", or the time the caller asked for as ISO 8601 with its UTC offset,
+            e.g. "2026-12-05T10:00:00-05:00".
+    """
+    try:
+        ctx.userdata.callback_requested = parse_callback_time(when, now=utcnow())
+    except ValueError as exc:
+        raise ToolError(str(exc)) from None
+    log.info("callback requested", extra={"call_id": ctx.userdata.call_id})
+    return "callback recorded: confirm it to the caller in one sentence, then call end_call"
 
 
 def mark_answered(call: CallState) -> None:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from livekit import api, rtc
 from livekit.protocol import sip
 
+from agent.outbound_trunk import OutboundTrunkMissing, outbound_trunk_id
+
 log = logging.getLogger("agent.call_control")
 
 # RFC 4733 event codes for the DTMF keys
@@ -27,8 +29,12 @@ class CallControl:
         *,
         local_participant: rtc.LocalParticipant | None = None,
         on_finished: Callable[[], None] | None = None,
+        trunk_id: str | None = None,
+        trunk_name: str | None = None,
     ) -> None:
         self._api = lkapi
+        self.trunk_id = trunk_id  # SIP_OUTBOUND_TRUNK_ID, else the trunk named trunk_name
+        self.trunk_name = trunk_name
         self.room_name = room_name
         self.caller_identity: str | None = None  # the SIP participant, once known
         self._local = local_participant
@@ -77,6 +83,20 @@ class CallControl:
         # no error can still mean a failed REFER (e.g. the queue did not pick up)
         if getattr(resp, "status", None) == sip.SIPTransferStatus.STS_TRANSFER_FAILED:
             raise RuntimeError(f"transfer to {transfer_to} failed: {sip.SIPTransferReason.Name(resp.reason)}")
+        self._finish()
+
+    async def outbound_trunk(self, dispatch_trunk: str | None = None) -> str:
+        """The trunk a warm transfer dials the human through: the campaign's, the configured id, or
+        the one named as the rollout names it (agent/outbound_trunk.py)."""
+        if dispatch_trunk or self.trunk_id:
+            return dispatch_trunk or self.trunk_id  # type: ignore[return-value]
+        if not self.trunk_name:
+            raise OutboundTrunkMissing("no outbound SIP trunk configured (SIP_OUTBOUND_TRUNK_NAME or _ID)")
+        return await outbound_trunk_id(self._api, self.trunk_name)
+
+    def leave(self) -> None:
+        """The agent leaves a call that goes on without it (a warm transfer connected the caller
+        to a human): the job ends and writes its report; the room stays."""
         self._finish()
 
     async def send_dtmf(self, digits: str) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from agent.call_control import CallControl
 from agent.personas import Persona
 from callcenter.dispatch import OutboundCallRequest
 from callcenter.do_not_call import HeardBy
 from callcenter.outcomes import CallDirection, CallOutcome
+from callcenter.report import TransferStep, TransferStepName
 
 
 def utcnow() -> datetime:
@@ -46,6 +47,14 @@ class CallState:
     # Writes the do-not-call request to the bucket at once (agent/worker.py wires it); the report
     # at the end of the call may never come (a crash, a failed upload).
     on_do_not_call: Callable[[HeardBy], None] | None = None
+
+    transfer_steps: list[TransferStep] = field(default_factory=list)  # a warm transfer (agent/warm_transfer.py)
+    callback_requested: datetime | Literal["asap"] | None = None
+
+    def transfer_step(self, step: TransferStepName, detail: str | None = None, *, once: bool = False) -> None:
+        if once and any(s.step is step for s in self.transfer_steps):
+            return
+        self.transfer_steps.append(TransferStep(step=step, at=utcnow(), detail=detail))
 
     def hear_do_not_call(self, heard_by: HeardBy) -> None:
         """The caller asked not to be called again: remember it and write it down, once."""

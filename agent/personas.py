@@ -18,6 +18,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
+class WarmTransfer(BaseModel):
+    """A persona's warm transfer (agent/warm_transfer.py): the caller holds while the agent dials the
+    human into a consult room, briefs them, connects them to the caller and leaves. Absent: the
+    transfer is cold (SIP REFER)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ringing_timeout_s: float = Field(30.0, gt=0, le=120, description="how long the human's phone rings")
+    hold_music: bool = Field(True, description="LiveKit's hold music for the caller while they wait")
+    briefing: str | None = Field(None, description="extra instructions for the briefing of the human")
+    callback_offer: str = Field(
+        "I'm sorry, nobody from our team could take your call just now. "
+        "Would you like us to call you back? If so, when would suit you?",
+        min_length=1,
+        description="spoken verbatim when nobody answered",
+    )
+
+
 class PaymentSettings(BaseModel):
     """A persona that takes card payments (agent/payment.py): the recording stops before card data
     is asked for and starts again once it is taken."""
@@ -67,6 +85,7 @@ class Persona(BaseModel):
     payment: PaymentSettings | None = Field(
         None, description="takes card payments: the recording pauses while card data is given (docs/recordings.md)"
     )
+    warm_transfer: WarmTransfer | None = Field(None, description="transfer_to_human briefs the human first")
 
     @field_validator("name")
     @classmethod

@@ -120,6 +120,8 @@ def build_report(call: CallState, history: llm.ChatContext, *, ended_at: datetim
         turns=turns,
         latency=latency,
         agent_error=call.agent_error,
+        transfer_steps=call.transfer_steps,
+        callback_requested=call.callback_requested,
     )
 
 

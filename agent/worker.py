@@ -98,7 +98,13 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.shutdown(reason="invalid dispatch metadata")
         return
     call_id = call_id_for(room_name, request)
-    control = CallControl(ctx.api, room_name, on_finished=lambda: ctx.shutdown(reason="call ended"))
+    control = CallControl(
+        ctx.api,
+        room_name,
+        on_finished=lambda: ctx.shutdown(reason="call ended"),
+        trunk_id=settings.sip_outbound_trunk_id,  # a warm transfer dials the human through it
+        trunk_name=settings.sip_outbound_trunk_name,
+    )
     call = new_call(control, request, settings, call_id=call_id)
     if call.persona.payment is not None:
         call.payment = PaymentStep(

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from callcenter.ids import is_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
@@ -62,6 +62,27 @@ class TurnLatency(BaseModel):
     llm_ttft_ms: float | None = None
     tts_ttfb_ms: float | None = None
     voice_to_voice_ms: float | None = None
+
+
+class TransferStepName(StrEnum):
+    """The steps of a warm transfer, in the order they can happen (agent/warm_transfer.py)."""
+
+    HOLD_STARTED = "hold_started"  # the caller hears hold audio; the agent stops listening to them
+    DIALLED = "dialled"  # the human's number was dialled into the consult room
+    ANSWERED = "answered"
+    FAILED = "failed"  # detail: why (SIP status, timeout, no SIP service, the human declined)
+    BRIEFED = "briefed"  # the agent spoke the call's summary to the human
+    CONNECTED = "connected"  # the human was moved into the caller's room
+    AGENT_LEFT = "agent_left"
+    RETURNED = "returned_to_caller"  # after a failure: the agent speaks to the caller again
+
+
+class TransferStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step: TransferStepName
+    at: datetime
+    detail: str | None = Field(None, description="a reason or status code; never words of the call or a number")
 
 
 class CallFacts(BaseModel):
@@ -120,6 +141,31 @@ class SessionReport(CallFacts):
         None,
         description="why the agent cut the conversation short itself (e.g. speech recognition failed mid-call, "
         "so it apologised and transferred or hung up): the failing service and error type, no words of the call",
+    )
+
+    @field_validator("recording_segments")
+    @classmethod
+    def _segments_in_order(cls, v: list[RecordingSegment]) -> list[RecordingSegment]:
+        for before, after in itertools.pairwise(v):
+            if before.end is None or after.start < before.end:
+                raise ValueError("recording segments must be in order, each ended before the next starts")
+        for segment in v:
+            if segment.end is not None and segment.end < segment.start:
+                raise ValueError("a recording segment ends before it starts")
+        return v
+
+    def paused_spans(self) -> list[tuple[float, float]]:
+        """Where the recording was stopped (seconds on the turns' clock): nothing of these is recorded."""
+        segs = self.recording_segments
+        return [(a.end, b.start) for a, b in itertools.pairwise(segs) if a.end is not None and b.start > a.end]
+
+    transfer_steps: list[TransferStep] = Field(
+        default_factory=list, description="a warm transfer's steps with their times; empty when none was tried"
+    )
+    callback_requested: AwareDatetime | Literal["asap"] | None = Field(
+        None,
+        description="the caller accepted a callback (offered when a transfer found nobody): the time they asked "
+        "for, or 'asap'; dialing schedules the contact's next attempt from it",
     )
 
     @field_validator("recording_segments")
