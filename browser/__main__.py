@@ -6,8 +6,8 @@ import logging
 
 import uvicorn
 
-from browser.app import create_app
-from browser.settings import BrowserSettings
+from browser.core.config import BrowserSettings
+from browser.main import create_app
 
 
 def main() -> None:

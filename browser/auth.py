@@ -19,7 +19,7 @@ from fastapi import Request
 from google.auth import exceptions
 from google.oauth2 import id_token
 
-from browser.settings import BrowserMode, BrowserSettings
+from browser.core.config import BrowserMode, BrowserSettings
 
 IAP_PREFIX = "accounts.google.com:"
 IAP_ASSERTION_HEADER = "X-Goog-IAP-JWT-Assertion"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from browser.settings import BrowserSettings
+from browser.core.config import BrowserSettings
 from callcenter.bucket import Recordings
 
 

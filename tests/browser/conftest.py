@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from browser.app import create_app
+from browser.core.config import BrowserSettings
+from browser.main import create_app
 from browser.queries import CallBrowserQueries
-from browser.settings import BrowserSettings
 from callcenter.bucket import open_client
 from callindex.embeddings import CallEmbedder
 from callindex.sqlite import SqliteCallIndex

@@ -8,7 +8,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from browser.settings import BrowserSettings
+from browser.core.config import BrowserSettings
 
 TOKEN = "s3cret-analyst-token"
 

@@ -149,7 +149,7 @@ def test_malformed_filters_are_a_400_with_a_message(client, path, query, message
     ],
 )
 def test_csv_cells_never_start_a_formula(value, cell):
-    from browser.app import csv_cell
+    from browser.api.routes.calls import csv_cell
 
     assert csv_cell(value) == cell
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from browser.app import create_app
+from browser.main import create_app
 from browser.queries import CallBrowserQueries
 from callindex.sqlite import SqliteCallIndex
 from tests.browser.conftest import local_settings

@@ -11,7 +11,7 @@ from html import unescape
 import pytest
 from fastapi.testclient import TestClient
 
-from browser.app import create_app
+from browser.main import create_app
 from browser.queries import CallBrowserQueries
 from callindex import UnindexedCall, UnindexedState
 from callindex.sqlite import SqliteCallIndex

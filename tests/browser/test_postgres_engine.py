@@ -12,7 +12,7 @@ from html import unescape
 import pytest
 from fastapi.testclient import TestClient
 
-from browser.app import create_app
+from browser.main import create_app
 from browser.queries import CallBrowserQueries
 from tests.browser.conftest import local_settings
 

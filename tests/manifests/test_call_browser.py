@@ -9,8 +9,8 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
-from browser.app import create_app
-from browser.settings import BrowserMode, BrowserSettings
+from browser.core.config import BrowserMode, BrowserSettings
+from browser.main import create_app
 from orchestration.defs.rollout.assets import call_browser, livekit_server
 from orchestration.defs.rollout.manifests import group_by_asset
 from tests.manifests.render import NAME_LABEL, OVERLAYS, KubeObject, find, render_bootstrap, site_values

@@ -219,7 +219,7 @@ sys.meta_path.insert(0, LeftOutOfTheImage())
 from orchestration.definitions import defs
 from orchestration.defs.rollout.manifests import MissingSiteValues, render_overlay
 from orchestration.defs.rollout.settings import RolloutSettings
-from browser.app import create_app
+from browser.main import create_app
 
 settings = RolloutSettings(overlay="gke")
 try:

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from browser.app import create_app
+from browser.core.config import BrowserSettings
+from browser.main import create_app
 from browser.queries import CallBrowserQueries
-from browser.settings import BrowserSettings
 from callcenter.bucket import Recordings, open_client
 from callcenter.outcomes import CallOutcome
 from callcenter.replay import ReplayResult, ReplaySettings, write_result

@@ -4,25 +4,23 @@ from the call list turned into a replay's run config.
 
 Read from the recordings bucket's ``replay/`` prefix through ``callcenter.bucket.Recordings``,
 never through Dagster; what is stored there is redacted when it is written. Registered in
-``browser.app`` with one ``include_router``.
+``browser.main`` with one ``include_router``.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 
+from browser.api.deps import get_settings
+from browser.api.templating import page
 from browser.auth import current_analyst
 from browser.filters import BadFilter, parse_list_query
-from browser.settings import BrowserSettings
 from callcenter.bucket import Recordings
 from callcenter.replay import ReplayResult, is_replay_id, list_replay_ids, read_result
 
-templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 router = APIRouter(dependencies=[Depends(current_analyst)])
 
 LIST_LIMIT = 50  # newest replays on the list page, each one object read
@@ -36,16 +34,15 @@ class UnknownReplay(Exception):
 def _recordings(request: Request) -> Recordings:
     recordings = getattr(request.app.state, "replay_recordings", None)
     if recordings is None:
-        settings: BrowserSettings = request.app.state.settings
+        settings = get_settings(request)
         recordings = Recordings(settings.recordings_bucket or "", settings.gcp_project, settings.storage_emulator_host)
         request.app.state.replay_recordings = recordings
     return recordings
 
 
 def _page(request: Request, name: str, status: int = 200, **context: object) -> HTMLResponse:
-    context.setdefault("analyst", getattr(request.state, "analyst", None))
     context.setdefault("nav", "replays")
-    return templates.TemplateResponse(request, name, context, status_code=status)
+    return page(request, name, status, **context)
 
 
 @router.get("/replays", response_class=HTMLResponse, name="replay_list")

@@ -1,4 +1,4 @@
-"""Typed settings of the call browser, from the environment (pydantic-settings).
+"""Typed settings of the call browser, from the environment (pydantic-settings): ``BrowserSettings``.
 
 ``local`` mode needs no sign-in; ``production`` refuses every request that carries
 neither an IAP identity nor one of the configured bearer tokens, and refuses to start
