@@ -21,18 +21,29 @@ from callcenter.outcomes import CallDirection
 
 # In the caller's own words. Matching too much suppresses a number too many; matching too little
 # calls someone who asked not to be called: with the law on one side, the rules lean to matching.
-_VERB = r"(?:call(?:ing)?|ring(?:ing)?|phon(?:e|ing)|contact(?:ing)?|bother(?:ing)?|text(?:ing)?|dial(?:l?ing)?)"
+_VERB = (
+    r"(?:call(?:s|ing)?|ring(?:s|ing)?|phon(?:es?|ing)|contact(?:s|ing)?|bother(?:s|ing)?|text(?:s|ing)?"
+    r"|dial(?:s|l?ing)?)"
+)
+_WHO = r"(?:me|us|my (?:number|name)|this number|our number)"
 DO_NOT_CALL_WORDS = re.compile(
     "|".join(
         (
-            # "stop calling", "don't ring this number", "never call me again", "quit bothering me"
-            rf"\b(?:stop|quit|don'?t|do not|never|no more)\s+(?:you\s+)?(?:ever\s+)?{_VERB}\b",
+            # "stop calling", "don't ring this number", "never call me again", "quit bothering me",
+            # "no more calls", "don't you dare call me again"
+            rf"\b(?:stop|quit|don'?t|do not|never|no more)\s+(?:you\s+)?(?:ever\s+|dare\s+|even\s+)?{_VERB}\b",
             # "take me off your list", "remove my number from your database"
-            r"\b(?:take|remove|delete|drop|strike|scratch)\s+(?:me|my number|my name|this number|us)\s+(?:off|from|out of)\b",
+            r"\b(?:take|remove|delete|drop|strike|scratch|cross)\s+(?:me|my number|my name|this number|us)\s+(?:off|from|out of)\b",
+            # whatever verb STT wrote ("give me off", "get my number out of"): off/out of their list
+            rf"\b{_WHO}\s+(?:off|out of)\s+(?:your|the|this|that)\s+(?:\w+\s+)?(?:list|database|system|records?)\b",
             r"\b(?:put|add)\s+(?:me|my number|this number|us)\s+(?:on|to)\s+(?:your|the)\s+(?:do[- ]not[- ]call|dnc|no[- ]call)\b",
             r"\bdo[- ]not[- ]call\b",
             # "I never want to hear from you people again", "don't want to hear from you"
             r"\b(?:never|don'?t|do not)\s+(?:\w+\s+)?want\s+(?:to\s+)?(?:hear|be called|be contacted|any (?:more )?calls)\b",
+            # "I'd rather you didn't call here anymore", "I'd prefer it if you didn't phone me"
+            rf"\b(?:rather|prefer(?: it)?(?: if)?)\s+(?:that\s+)?you\s+(?:didn'?t|did not|don'?t|do not|wouldn'?t|would not|stopped)\s+{_VERB}\b",
+            r"\bopt(?:ing)?[- ]?out\b",
+            r"\bunsubscribe\b",
             r"\blose\s+(?:my|this)\s+number\b",
             r"\b(?:leave|let)\s+me\s+alone\b",
         )

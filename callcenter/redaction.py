@@ -7,9 +7,11 @@ token: digits and number words both count, and separators or fillers ("um", "oka
 "mm-hmm") may sit between the groups of one number. What is redacted:
 
 - card numbers: 13-19 digits passing the Luhn check, also when read as groups split by a
-  pause, a filler or the other speaker's turn, and any later read-back of part of one
-  (and, by default, any other 13+ digit number);
-- CVV/CVC: 3-4 digits near a security-code keyword or "the back" of the card, or soon after a card;
+  pause, a filler, an interruption or the other speaker's turn, and any later read-back of part
+  of one; 8-19 digits answering a card question (STT lost a digit or four); by default, any other
+  13+ digit number, said at once or in groups of three or more digits (a card STT misheard);
+- CVV/CVC: 3-4 digits near a security-code keyword, "the back" of the card or its signature
+  strip, or soon after a card;
 - expiry dates: near "exp"/"expires"/"valid thru" (month names included), or soon after a card;
 - SSNs: ``ddd-dd-dddd``, any 9-digit number (said in one breath, however long after the
   question), or 8-10 digits near a social-security keyword, and any later read-back of part of one;
@@ -126,13 +128,14 @@ _FILLERS = {
     "is",
 }
 _MAX_GAP = 4  # separator/filler tokens bridged inside one number
-_CVV_KEYWORDS = {"cvv", "cvc", "cvv2", "cvc2", "csc", "cid", "security", "verification"}
+_CVV_KEYWORDS = {"cvv", "cvc", "cvv2", "cvc2", "csc", "cid", "security", "verification", "signature"}
+_CARD_KEYWORDS = {"card", "visa", "mastercard", "amex", "discover", "debit", "credit"}
 _SSN_KEYWORDS = {"social", "ssn"}
 _EXPIRY_KEYWORDS = {"exp", "expiry", "expires", "expire", "expiration", "expiring", "expired"}
 _KEYWORD_WINDOW = 8  # tokens between a keyword and the number it introduces
 _CVV_WINDOW = 16  # "and the three digits on the back of the card?" ... "hang on" ... "seven three one"
 _AFTER_CARD_WINDOW = 60  # a CVV or expiry asked for right after the card, with no keyword at all
-_SPLIT_GAP = 12  # tokens between two groups of one card read with an interruption between
+_SPLIT_GAP = 24  # tokens between two groups of one card read with an interruption ("sorry, my dog ...") between
 _BARRIER = "|"  # joins two speakers' turns: no number runs through it
 
 _TOKEN_RE = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")
@@ -357,6 +360,10 @@ def _ssn_keyword(tokens: Sequence[_Token], index: int, window: int) -> bool:
     return _keyword_before(tokens, index, window, _SSN_KEYWORDS)
 
 
+def _card_keyword(tokens: Sequence[_Token], index: int, window: int) -> bool:
+    return _keyword_before(tokens, index, window, _CARD_KEYWORDS)
+
+
 def _cvv_keyword(tokens: Sequence[_Token], index: int, window: int) -> bool:
     return _keyword_before(tokens, index, window, _CVV_KEYWORDS) or _back_of_card_before(tokens, index, window)
 
@@ -410,12 +417,20 @@ def _looks_like_expiry(run: _Run) -> bool:
 def _classify(tokens: Sequence[_Token], runs: list[_Run], policy: RedactionPolicy) -> dict[int, str]:
     labels: dict[int, str] = {}
     for i, run in enumerate(runs):
+        n = len(run.digits)
         if policy.cards and _card_window(run.tokens):
             labels[i] = CARD_LABEL
-        elif policy.long_numbers and len(run.digits) >= 13:
+        elif policy.long_numbers and n >= 13:
             labels[i] = NUMBER_LABEL
+        elif (
+            policy.cards
+            and 8 <= n <= 19
+            and not (policy.ssn and (n == 9 or _in_context(tokens, run.first_index, 12, _ssn_keyword)))
+            and _in_context(tokens, run.first_index, _KEYWORD_WINDOW, _card_keyword)
+        ):
+            labels[i] = CARD_LABEL  # the answer to "the card number?" with digits STT lost or misheard
     if policy.cards:
-        _split_cards(tokens, runs, labels)
+        _split_cards(tokens, runs, labels, policy.long_numbers)
 
     card_runs = [runs[i] for i, label in labels.items() if label == CARD_LABEL]
     for i, run in enumerate(runs):
@@ -447,13 +462,16 @@ def _classify(tokens: Sequence[_Token], runs: list[_Run], policy: RedactionPolic
     return labels
 
 
-def _split_cards(tokens: Sequence[_Token], runs: list[_Run], labels: dict[int, str]) -> None:
-    """A card read as groups with an interruption ("sorry, where was I") between them."""
+def _split_cards(tokens: Sequence[_Token], runs: list[_Run], labels: dict[int, str], long_numbers: bool) -> None:
+    """A card read as groups with an interruption ("sorry, where was I") between them; with
+    ``long_numbers``, 13-19 digits in such groups of three or more digits even without Luhn (STT
+    dropped or added a digit of the card: "one four eight eight" written "148")."""
     for a in range(len(runs)):
         if a in labels or len(runs[a].digits) < 3:
             continue
         joined: list[_Token] = list(runs[a].tokens)
         owner = [a] * len(joined)
+        long_enough: set[int] = set()
         for b in range(a + 1, min(a + 6, len(runs))):
             prev, run = runs[b - 1], runs[b]
             gap = tokens[prev.last_index + 1 : run.first_index]
@@ -465,9 +483,16 @@ def _split_cards(tokens: Sequence[_Token], runs: list[_Run], labels: dict[int, s
             if window is not None:
                 for r in set(owner[window[0] : window[1] + 1]):
                     labels[r] = CARD_LABEL
+                long_enough = set()
                 break
-            if sum(len(t.value or "") for t in joined) > 40:
+            total = sum(len(t.value or "") for t in joined)
+            if 13 <= total <= 19:
+                long_enough = set(owner)
+            if total > 40:
                 break
+        if long_numbers:
+            for r in long_enough:
+                labels[r] = NUMBER_LABEL
 
 
 def _spans(text: str, policy: RedactionPolicy) -> list[tuple[int, int, str]]:
