@@ -16,8 +16,8 @@ from livekit.agents import Agent, ModelSettings, RunContext, ToolError, ToolResu
 from livekit.agents.voice import SpeechHandle
 
 from agent.call_state import CallState, utcnow
-from agent.warm_transfer import CallCenterWarmTransfer, failure_of, in_a_job, parse_callback_time
 from agent.payment import wants_to_pay
+from agent.warm_transfer import CallCenterWarmTransfer, failure_of, in_a_job, parse_callback_time
 from callcenter.dispatch import VoicemailPolicy
 from callcenter.do_not_call import HeardBy
 from callcenter.outcomes import CallOutcome

@@ -115,6 +115,8 @@ class CallCenterWarmTransfer(WarmTransferTask):
 
         def said(ev) -> None:  # noqa: ANN001 - ConversationItemAddedEvent
             item = ev.item
+            if self.done():  # words after the task ended (a failed move) brief nobody
+                return
             if getattr(item, "role", None) == "assistant" and (item.text_content or "").strip():
                 self._call.transfer_step(TransferStepName.BRIEFED, once=True)
 

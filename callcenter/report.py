@@ -142,23 +142,6 @@ class SessionReport(CallFacts):
         description="why the agent cut the conversation short itself (e.g. speech recognition failed mid-call, "
         "so it apologised and transferred or hung up): the failing service and error type, no words of the call",
     )
-
-    @field_validator("recording_segments")
-    @classmethod
-    def _segments_in_order(cls, v: list[RecordingSegment]) -> list[RecordingSegment]:
-        for before, after in itertools.pairwise(v):
-            if before.end is None or after.start < before.end:
-                raise ValueError("recording segments must be in order, each ended before the next starts")
-        for segment in v:
-            if segment.end is not None and segment.end < segment.start:
-                raise ValueError("a recording segment ends before it starts")
-        return v
-
-    def paused_spans(self) -> list[tuple[float, float]]:
-        """Where the recording was stopped (seconds on the turns' clock): nothing of these is recorded."""
-        segs = self.recording_segments
-        return [(a.end, b.start) for a, b in itertools.pairwise(segs) if a.end is not None and b.start > a.end]
-
     transfer_steps: list[TransferStep] = Field(
         default_factory=list, description="a warm transfer's steps with their times; empty when none was tried"
     )
