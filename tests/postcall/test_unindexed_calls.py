@@ -101,3 +101,18 @@ def test_an_unreadable_report_is_in_the_index_with_its_reason_until_it_is_indexe
         assert index.list_unindexed().items == []  # indexed: no longer listed as unreadable
     finally:
         index.close()
+
+
+def test_a_processing_failure_keeps_only_the_error_type() -> None:
+    """Its message may quote the call: only the type reaches the index (and the browser)."""
+    from orchestration.defs.postcall.assets import not_indexed
+    from orchestration.defs.postcall.calls import CallRef
+    from orchestration.defs.postcall.transcription import TranscribedCall
+
+    call_id = new_call_id(datetime(2026, 11, 24, 9, 0, tzinfo=UTC))
+    call = TranscribedCall(ref=CallRef(report_path(call_id), 5))
+    now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    row = not_indexed(call, f"transcription error: ValueError: could not parse {SECRET}", now)
+    assert (row.state, row.reason, row.generation) == (UnindexedState.FAILED, "transcription error: ValueError", 5)
+    gone = not_indexed(call, "session report disappeared from the bucket", now)
+    assert gone.state is UnindexedState.UNREADABLE and gone.day.isoformat() == DAY
