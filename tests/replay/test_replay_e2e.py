@@ -5,89 +5,30 @@ stored where the call browser reads it."""
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import dagster as dg
 import pytest
 
 from callcenter.bucket import open_client
-from callcenter.outcomes import CallDirection, CallOutcome
+from callcenter.outcomes import CallOutcome
 from callcenter.paths import RECORDINGS_PREFIX
 from callcenter.replay import ReplayStatus, list_replay_ids, read_result
 from callcenter.report import Speaker
-from devstack.demo_calls import GREETING, Scenario, render_call
-from orchestration.defs.postcall.resources import RedactionSettings
-from orchestration.defs.replay import LOCAL_WORKER_ENV, call_replays
 from orchestration.defs.replay.assets import EVERY_CALL_REPLAYED
-from orchestration.defs.replay.resources import ReplayAgent
-from orchestration.resources.livekit import LiveKitResource
 from orchestration.resources.storage import RecordingsBucket
-from tests.conftest import LLM_MODEL
+from tests.replay.calls import record_call, replay
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e_calls"), pytest.mark.timeout(300)]
 
-SHORT_CALL = Scenario(
-    "short_booking",
-    CallDirection.INBOUND,
-    CallOutcome.ANSWERED,
-    "receptionist",  # no such persona in agent/personas: the replay must choose one or fail the call
-    (
-        (Speaker.AGENT, GREETING + " How can I help?"),
-        (Speaker.CALLER, "Hi, I would like to book an appointment for next Tuesday."),
-        (Speaker.AGENT, "Of course. Tuesday at ten works. You are booked."),
-    ),
-)
-
 
 @pytest.fixture(scope="module")
-def buckets(gcs_emulator: str) -> tuple[RecordingsBucket, str]:
+def buckets(new_bucket) -> tuple[RecordingsBucket, str]:
     """The recordings bucket holding one recorded call, and the name of the replay's scratch bucket."""
-    client = open_client("local", gcs_emulator)
-    name = f"replay-recordings-{uuid.uuid4().hex[:8]}"
-    client.create_bucket(name)
-    bucket = RecordingsBucket(bucket_name=name, project="local", emulator_host=gcs_emulator)
-    call = render_call(SHORT_CALL, datetime.now(UTC) - timedelta(days=1), random.Random(18), 0)
-    bucket.write_bytes(call.audio_object, call.audio, "audio/ogg")
-    bucket.write_bytes(call.report_object, call.report.model_dump_json().encode(), "application/json")
+    bucket = new_bucket("replay-recordings")
+    record_call(bucket, datetime.now(UTC) - timedelta(days=1), seed=18)
     return bucket, f"replay-scratch-{uuid.uuid4().hex[:8]}"
-
-
-def replay(
-    bucket: RecordingsBucket, scratch: str, lk, engines: dict[str, str], config: dict
-) -> dg.ExecuteInProcessResult:  # noqa: ANN001
-    return dg.materialize(
-        [call_replays],
-        resources={
-            "recordings_bucket": bucket,
-            "livekit": LiveKitResource(url=lk.url, api_key=lk.api_key, api_secret=lk.api_secret),
-            "replay_agent": ReplayAgent(
-                scratch_bucket=scratch,
-                project="local",
-                emulator_host=bucket.emulator_host,
-                worker_env={**LOCAL_WORKER_ENV, **engines, "HF_HUB_OFFLINE": "1"},
-                agent_timeout_s=30,
-                hang_up_after_s=2,
-                report_timeout_s=45,
-            ),
-            "redaction": RedactionSettings(),
-        },
-        run_config={"ops": {"call_replays": {"config": config}}},
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
-
-
-@pytest.fixture(scope="module")
-def engines(stt_server: str, tts_server: str, llm_base_url: str) -> dict[str, str]:
-    return {
-        "STT_BASE_URL": stt_server,
-        "TTS_BASE_URL": tts_server,
-        "LLM_BASE_URL": llm_base_url,
-        "LLM_MODEL": LLM_MODEL,
-    }
 
 
 def recorded_call_id(bucket: RecordingsBucket) -> str:

@@ -23,7 +23,10 @@ LOCAL_WORKER_ENV = {
     "TTS_MODEL": "piper",
     "TTS_VOICE": "joe",
     "RECORDER": "local",  # Egress cannot be built here: agent/local_recorder.py stands in
-    "WORKER_MAX_CALLS": "1",
+    # calls are placed one at a time; the headroom is for a finished call's job still writing its
+    # report when the next room is dispatched (a worker at full load turns the dispatch away,
+    # and LiveKit does not offer a refused room's job again)
+    "WORKER_MAX_CALLS": "4",
 }
 
 
