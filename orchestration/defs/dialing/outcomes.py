@@ -41,6 +41,7 @@ class OutcomeSweep:
     do_not_call: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     timed_out: list[str] = field(default_factory=list)
+    callbacks: list[str] = field(default_factory=list)  # call ids whose callback was scheduled
 
 
 def is_abandoned(report: SessionReport) -> bool | None:
@@ -93,10 +94,43 @@ def sweep_outcomes(store: DialStore, read: ReadReport, now: datetime, max_call_d
     return sweep
 
 
+CALLBACK_MARK = "callback"
+
+
+def callback_prefix(campaign_id: str) -> str:
+    return f"{CALLBACK_MARK}/{campaign_id}/"
+
+
+def callback_mark(campaign_id: str, contact_id: str, attempt_number: int) -> str:
+    """The ledger mark of a callback the contact asked for on attempt ``attempt_number``: its time
+    is when the next attempt may dial (the planner reads it, inside the calling window)."""
+    return f"{callback_prefix(campaign_id)}{contact_id}/{attempt_number}"
+
+
+def parse_callback_mark(name: str, campaign_id: str) -> tuple[str, int] | None:
+    """(contact id, attempt number) of a callback mark of this campaign; None for another's."""
+    prefix = callback_prefix(campaign_id)
+    if not name.startswith(prefix):
+        return None
+    contact_id, _, number = name[len(prefix) :].rpartition("/")
+    return (contact_id, int(number)) if contact_id and number.isdigit() else None
+
+
+def callback_due(report: SessionReport) -> datetime | None:
+    """When the caller asked to be called back; 'asap' is the end of the call."""
+    if report.callback_requested is None:
+        return None
+    return report.ended_at if report.callback_requested == "asap" else report.callback_requested
+
+
 def apply_report(store: DialStore, report: SessionReport, now: datetime, sweep: OutcomeSweep | None = None) -> bool:
-    """Close the attempt a report belongs to and feed a DNC request into suppression."""
+    """Close the attempt a report belongs to, feed a DNC request into suppression and schedule a
+    callback the caller accepted (never for a number that asked not to be called)."""
     attempt = store.attempt_by_call(report.call_id)
     if attempt is None:
+        if callback_due(report) is not None:
+            # an inbound caller: no campaign to dial from; the report and the call index keep it
+            log.warning("a callback was requested on %s, which no campaign dialled: not scheduled", report.call_id)
         return False
     outcome = report.outcome
     if outcome is CallOutcome.FAILED and report.sip_status_code is not None:
@@ -118,6 +152,11 @@ def apply_report(store: DialStore, report: SessionReport, now: datetime, sweep: 
         abandoned=is_abandoned(report),
         note="do-not-call requested during the call" if dnc else None,
     )
+    due = callback_due(report)
+    if closed and due is not None and not dnc:
+        store.set_mark(callback_mark(attempt.campaign_id, attempt.contact_id, attempt.attempt_number), due)
+        if sweep is not None:
+            sweep.callbacks.append(report.call_id)
     if sweep is not None:
         if closed:
             sweep.closed[outcome.value] += 1

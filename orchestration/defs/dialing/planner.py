@@ -16,6 +16,7 @@ from typing import NamedTuple
 from callcenter.campaign import Campaign
 from orchestration.defs.dialing.contacts import Contact
 from orchestration.defs.dialing.ledger import CampaignState, ContactHistory, DialStore
+from orchestration.defs.dialing.outcomes import callback_prefix, parse_callback_mark
 from orchestration.defs.dialing.windows import window_verdict
 
 # Below this many answered calls in 30 days the abandonment rate is too noisy to act on.
@@ -120,11 +121,16 @@ def plan_tick(
     capacity: Capacity,
     abandonment: tuple[int, int] = (0, 0),
     registry_block: str | None = None,
+    callbacks: dict[str, tuple[int, datetime]] | None = None,
 ) -> Plan:
     """``registry_block`` says why the campaign's do-not-call registries are not usable (never
-    imported, last import failed): then nobody is dialled."""
+    imported, last import failed): then nobody is dialled. ``callbacks``: contact id -> (the
+    attempt it was asked on, when): that contact's next attempt waits for that time instead of
+    the backoff, once, whatever the outcome and attempts so far; window and do-not-call still hold."""
     with gc_paused():
-        return _plan(campaign, contacts, now, state, do_not_call, history, capacity, abandonment, registry_block)
+        return _plan(
+            campaign, contacts, now, state, do_not_call, history, capacity, abandonment, registry_block, callbacks or {}
+        )
 
 
 def plan_from_ledger(
@@ -151,6 +157,10 @@ def plan_from_ledger(
         contacts = store.load_contacts(campaign.id)
         do_not_call = store.do_not_call_numbers()
         history = store.history(campaign.id)
+    callbacks = {}
+    for name, at in store.marks(callback_prefix(campaign.id)).items():
+        if (mark := parse_callback_mark(name, campaign.id)) is not None:
+            callbacks[mark[0]] = (mark[1], at)
     return plan_tick(
         campaign,
         contacts,
@@ -161,6 +171,7 @@ def plan_from_ledger(
         capacity=capacity,
         abandonment=store.abandonment(campaign.id, now - ABANDONMENT_WINDOW),
         registry_block=registry_block,
+        callbacks=callbacks,
     )
 
 
@@ -174,7 +185,9 @@ def _plan(
     capacity: Capacity,
     abandonment: tuple[int, int],
     registry_block: str | None = None,
+    callbacks: dict[str, tuple[int, datetime]] | None = None,
 ) -> Plan:
+    callbacks = callbacks or {}
     plan = Plan(campaign.id, now, capacity)
     blocked = _campaign_block(state, abandonment, registry_block)
     if blocked is not None:
@@ -199,7 +212,19 @@ def _plan(
             if h.open:
                 skipped.append(Skip(c.contact_id, c.phone_number, SkipReason.IN_FLIGHT, "an attempt is still open"))
                 continue
-            if h.last_outcome is not None:
+            callback = callbacks.get(c.contact_id)
+            if callback is not None and callback[0] == attempts:  # asked on the last attempt: not yet called back
+                if callback[1] > now:
+                    skipped.append(
+                        Skip(
+                            c.contact_id,
+                            c.phone_number,
+                            SkipReason.BACKOFF,
+                            f"callback requested for {callback[1]:%Y-%m-%d %H:%M} UTC",
+                        )
+                    )
+                    continue
+            elif h.last_outcome is not None:
                 wait = campaign.backoff_for(h.last_outcome)
                 if wait is None:
                     skipped.append(

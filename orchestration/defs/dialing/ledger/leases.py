@@ -33,6 +33,14 @@ class LeasesAndMarks(LedgerSql):
             row = self._exec(cur, "SELECT at FROM dialing_marks WHERE name = ?", (name,)).fetchone()
         return _dt(row[0]) if row else None
 
+    def marks(self, prefix: str) -> dict[str, datetime]:
+        """Every mark whose name starts with ``prefix`` (callbacks: ``callback/<campaign>/...``)."""
+        with self.transaction() as cur:
+            rows = self._exec(
+                cur, "SELECT name, at FROM dialing_marks WHERE substr(name, 1, ?) = ?", (len(prefix), prefix)
+            ).fetchall()
+        return {name: _dt(at) for name, at in rows}
+
     def set_mark(self, name: str, at: datetime) -> None:
         with self.transaction() as cur:
             self._exec(
