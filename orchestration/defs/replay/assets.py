@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+from google.api_core.exceptions import NotFound
 
 from callcenter.paths import REPORT_FILENAME, day_prefix, parse_object_name
 from callcenter.replay import CallComparison, CallSide, ReplayResult, ReplaySettings, ReplayStatus, write_result
 from callcenter.report import SessionReport
 from orchestration.defs.postcall.audio import RecordingUnusable
 from orchestration.defs.postcall.resources import RedactionSettings
+from orchestration.defs.postcall.transcription import MAX_RECORDING_BYTES
 from orchestration.defs.replay.caller_turns import CallerTurn, caller_channel, split_caller_turns
 from orchestration.defs.replay.comparison import compare, failed, side_of, summarize
 from orchestration.defs.replay.config import ReplayConfig
@@ -72,13 +74,18 @@ def _plan(call_id: str, bucket: RecordingsBucket, redaction: RedactionSettings) 
     if report is None:
         return failed(call_id, "no session report in the recordings bucket")
     side = side_of(report, redaction.policy())
-    if not report.recording_path:
-        return failed(call_id, "the call has no recording to replay", side)
+
+    def read_object(name: str) -> bytes | None:
+        try:  # one byte past the limit at most: caller_channel refuses what is longer
+            return bucket.read_bytes(name, max_bytes=MAX_RECORDING_BYTES)
+        except NotFound:
+            return None
+
     try:
-        turns = split_caller_turns(report, caller_channel(report, bucket.read_bytes(report.recording_path)))
+        turns = split_caller_turns(report, caller_channel(report, read_object))
     except RecordingUnusable as exc:
         return failed(call_id, str(exc), side)
-    except Exception as exc:  # a missing object, a storage error: this call fails, not the run
+    except Exception as exc:  # a storage error: this call fails, not the run
         return failed(call_id, f"its recording could not be read ({type(exc).__name__})", side)
     if not turns:
         return failed(call_id, "the caller said nothing in the original: nothing to play back", side)
