@@ -77,6 +77,7 @@ class CallSide(BaseModel):
     do_not_call_requested: bool
     voice_to_voice_ms: list[float] = Field(default_factory=list, description="per agent reply, in order")
     turns: list[ReplayedTurn] = Field(default_factory=list)
+    recording_uri: str | None = Field(None, description="gs:// of the run's recording (its first segment)")
 
 
 class ReplayStatus(StrEnum):

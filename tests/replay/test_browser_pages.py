@@ -34,7 +34,7 @@ def stored(gcs_emulator: str, tmp_path_factory) -> tuple[BrowserSettings, Replay
     original = report(caller=(f"my card is {CARD}",))
     replayed = report(caller=(f"my card is {CARD}",), recording=False, outcome=CallOutcome.TRANSFERRED, v2v=(1500.0,))
     rows = [
-        compare(side_of(original), side_of(replayed)),
+        compare(side_of(original, bucket_name=name), side_of(replayed, bucket_name="replay-scratch")),
         failed(report().call_id, "no agent joined the replay room within 30 s"),
     ]
     result = ReplayResult(
@@ -82,6 +82,10 @@ def test_a_replay_page_puts_original_and_replay_side_by_side(client, stored) -> 
     # the words are the stored, redacted ones: the card never reaches the page
     assert CARD not in text and text.count("my card is [REDACTED CARD]") == 2
     assert re.search(r"<h2>Original</h2>.*<h2>Replay</h2>", text, re.S)
+    # both runs can be heard: the original from the recordings bucket, the replay from the scratch bucket
+    players = re.findall(r'<audio class="replay-recording" controls preload="none" src="([^"]+)"', text)
+    assert len(players) == 2
+    assert f"/b/{stored[0].recordings_bucket}/o/" in players[0] and "/b/replay-scratch/o/" in players[1]
 
 
 def test_unknown_and_malformed_replays_are_clear_errors(client) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from callcenter.ids import new_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
+from callcenter.paths import audio_path
 from callcenter.replay import ReplayStatus
 from callcenter.report import SessionReport, Speaker, Turn, TurnLatency
 from orchestration.defs.replay.comparison import compare, failed, side_of, similarity, summarize
@@ -35,8 +36,10 @@ def report(
         if i < len(caller):
             turns.append(Turn(speaker=Speaker.CALLER, text=caller[i], start=t, end=t + 2))
             t += 3
+    call_id = new_call_id(T0)
     return SessionReport(
-        call_id=new_call_id(T0),
+        call_id=call_id,
+        recording_path=audio_path(call_id),
         room="call-x",
         direction=CallDirection.INBOUND,
         started_at=T0,

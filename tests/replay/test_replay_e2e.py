@@ -57,6 +57,8 @@ def test_a_recorded_call_replays_with_another_persona_and_compares(real_livekit,
     (row,) = result.rows
     assert row.status is ReplayStatus.REPLAYED, row.reason
     assert row.call_id == call_id and row.replay is not None and row.replay.call_id != call_id
+    assert row.replay.recording_uri.startswith(f"gs://{scratch}/recordings/")
+    assert row.original.recording_uri.startswith(f"gs://{bucket.bucket_name}/recordings/")
     assert row.replay.persona == "inbound_support" and row.original.persona == "receptionist"
     # the new agent disclosed both, as the original did: no regression, the same outcome
     assert row.replay.recording_disclosed and row.replay.automated_agent_disclosed

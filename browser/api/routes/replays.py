@@ -10,11 +10,12 @@ never through Dagster; what is stored there is redacted when it is written. Regi
 from __future__ import annotations
 
 import json
+import logging
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from browser.api.deps import get_settings
+from browser.api.deps import get_recording_links, get_settings
 from browser.api.templating import page
 from browser.auth import current_analyst
 from browser.filters import BadFilter, parse_list_query
@@ -22,6 +23,7 @@ from callcenter.bucket import Recordings
 from callcenter.replay import ReplayResult, is_replay_id, list_replay_ids, read_result
 
 router = APIRouter(dependencies=[Depends(current_analyst)])
+log = logging.getLogger("browser.replays")
 
 LIST_LIMIT = 50  # newest replays on the list page, each one object read
 SELECTION_LIMIT = 500  # calls one replay run may take from a list filter (ReplayConfig.max_calls' ceiling is higher)
@@ -104,4 +106,19 @@ def replay_page(request: Request, replay_id: str) -> HTMLResponse:
         request.app.state.audit.record(
             "replay_viewed", analyst, request.client.host if request.client else None, replay_id=replay_id
         )
-    return _page(request, "replay.html", result=result)
+    return _page(request, "replay.html", result=result, audio=_playback_urls(request, result))
+
+
+def _playback_urls(request: Request, result: ReplayResult) -> dict[str, str]:
+    """gs:// URI -> a URL the page can play (signed in production); a link that cannot be made
+    is left out, and the rest of the page still shows."""
+    links = get_recording_links(request)
+    urls: dict[str, str] = {}
+    for row in result.rows:
+        for side in (row.original, row.replay):
+            if side is not None and side.recording_uri and side.recording_uri not in urls:
+                try:
+                    urls[side.recording_uri] = links.playback_url(side.recording_uri)
+                except Exception as exc:  # noqa: BLE001 - a broken link must not hide the comparison
+                    log.warning("no playback URL for a replay recording: %s", type(exc).__name__)
+    return urls

@@ -73,7 +73,7 @@ def _plan(call_id: str, bucket: RecordingsBucket, redaction: RedactionSettings) 
         return failed(call_id, f"its session report is unreadable ({type(exc).__name__})")
     if report is None:
         return failed(call_id, "no session report in the recordings bucket")
-    side = side_of(report, redaction.policy())
+    side = side_of(report, redaction.policy(), bucket.bucket_name)
 
     def read_object(name: str) -> bytes | None:
         try:  # one byte past the limit at most: caller_channel refuses what is longer
@@ -125,7 +125,9 @@ def _replay_group(
                         hang_up_after_s=agent.hang_up_after_s,
                     )
                     report = wait_for_replay_report(agent.scratch, result.room, placed_at, agent.report_timeout_s)
-                    out[planned.call_id] = compare(planned.side, side_of(report, redaction.policy()))
+                    out[planned.call_id] = compare(
+                        planned.side, side_of(report, redaction.policy(), agent.scratch_bucket)
+                    )
                 except ReplayFailed as exc:
                     out[planned.call_id] = failed(planned.call_id, str(exc), planned.side)
                 except Exception as exc:  # one call's failure is its row's, never the run's

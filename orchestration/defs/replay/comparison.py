@@ -23,7 +23,7 @@ DISCLOSURES = ("recording_disclosed", "automated_agent_disclosed")
 _WORD = re.compile(r"[a-z0-9']+")
 
 
-def side_of(report: SessionReport, policy: RedactionPolicy | None = None) -> CallSide:
+def side_of(report: SessionReport, policy: RedactionPolicy | None = None, bucket_name: str | None = None) -> CallSide:
     """What the comparison keeps of one run: facts, latency and the words, redacted as one
     conversation (a card number spread over turns is still one number)."""
     redacted = redact_conversation([(t.speaker.value, t.text) for t in report.turns], policy)
@@ -38,6 +38,7 @@ def side_of(report: SessionReport, policy: RedactionPolicy | None = None) -> Cal
         turns=[
             ReplayedTurn(speaker=t.speaker, text=text) for t, text in zip(report.turns, redacted.texts, strict=True)
         ],
+        recording_uri=f"gs://{bucket_name}/{report.recording_path}" if bucket_name and report.recording_path else None,
     )
 
 
