@@ -106,3 +106,11 @@ def test_the_lists_filters_become_a_replays_run_config(client, stored) -> None:
     assert "--select call_replays" in text
     r = client.get("/replays/new", params={"campaign": "no-such-campaign"})
     assert r.status_code == 400 and "nothing to replay" in html.unescape(r.text)
+
+
+def test_the_call_list_links_its_filters_to_a_replay(client) -> None:
+    text = html.unescape(client.get("/calls", params={"outcome": "answered"}).text)
+    (link,) = re.findall(r'id="replay-calls" href="([^"]+)"', text)
+    assert "/replays/new?" in link and "outcome=answered" in link
+    r = client.get(link)
+    assert r.status_code == 200 and "call_ids:" in r.text
