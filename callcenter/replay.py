@@ -83,6 +83,7 @@ class CallSide(BaseModel):
 class ReplayStatus(StrEnum):
     REPLAYED = "replayed"
     FAILED = "failed"
+    SKIPPED = "skipped"  # nothing to play: never answered, or the caller said nothing
 
 
 class CallComparison(BaseModel):
@@ -113,6 +114,7 @@ class ReplaySummary(BaseModel):
     calls: int
     replayed: int
     failed: int
+    skipped: int = 0
     outcomes_changed: int
     disclosure_regressions: int
     do_not_call_differences: int

@@ -43,6 +43,7 @@ def report(
         room="call-x",
         direction=CallDirection.INBOUND,
         started_at=T0,
+        answered_at=T0,
         ended_at=T0 + timedelta(seconds=t),
         outcome=outcome,
         recording_disclosed=recording,

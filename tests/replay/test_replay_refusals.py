@@ -10,6 +10,7 @@ import numpy as np
 
 from callcenter.audio import encode_ogg_opus
 from callcenter.ids import new_call_id
+from callcenter.outcomes import CallOutcome
 from callcenter.replay import ReplayStatus, list_replay_ids, read_result
 from orchestration.defs.postcall.resources import RedactionSettings
 from orchestration.defs.replay import call_replays
@@ -90,3 +91,24 @@ def test_calls_that_cannot_be_replayed_are_rows_with_why(new_bucket) -> None:
     assert stored.summary.failed == 3 and stored.summary.replayed == 0
     (check,) = result.get_asset_check_evaluations()
     assert not check.passed and check.metadata["failed"].value == 3
+
+
+def test_calls_with_nothing_to_play_are_skipped_not_failed(new_bucket) -> None:
+    """A day's outbound attempts nobody answered would otherwise fail every nightly replay."""
+    bucket = new_bucket("replay-refuse")
+    unanswered = report(outcome=CallOutcome.NO_ANSWER, agent=(), caller=()).model_copy(update={"answered_at": None})
+    silent = report(caller=())
+    for r in (unanswered, silent):
+        bucket.write_bytes(
+            r.recording_path.replace("audio.ogg", "session.json"), r.model_dump_json().encode(), "application/json"
+        )
+    bucket.write_bytes(silent.recording_path, encode_ogg_opus(np.zeros((16000, 2), np.float32), 16000), "audio/ogg")
+    result = run(bucket, {"call_ids": [unanswered.call_id, silent.call_id]})
+    stored = read_result(bucket.recordings, result.run_id)
+    assert [(r.status, r.reason) for r in stored.rows] == [
+        (ReplayStatus.SKIPPED, "never answered (no_answer): nothing to play back"),
+        (ReplayStatus.SKIPPED, "the caller said nothing in the original: nothing to play back"),
+    ]
+    assert (stored.summary.skipped, stored.summary.failed) == (2, 0)
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed

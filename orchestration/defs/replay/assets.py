@@ -17,7 +17,7 @@ from orchestration.defs.postcall.audio import RecordingUnusable
 from orchestration.defs.postcall.resources import RedactionSettings
 from orchestration.defs.postcall.transcription import MAX_RECORDING_BYTES
 from orchestration.defs.replay.caller_turns import CallerTurn, caller_channel, split_caller_turns
-from orchestration.defs.replay.comparison import compare, failed, side_of, summarize
+from orchestration.defs.replay.comparison import compare, failed, side_of, skipped, summarize
 from orchestration.defs.replay.config import ReplayConfig
 from orchestration.defs.replay.replayer import (
     LiveKitLine,
@@ -74,6 +74,8 @@ def _plan(call_id: str, bucket: RecordingsBucket, redaction: RedactionSettings) 
     if report is None:
         return failed(call_id, "no session report in the recordings bucket")
     side = side_of(report, redaction.policy(), bucket.bucket_name)
+    if report.answered_at is None:  # no answer, busy, declined, failed: no conversation to play
+        return skipped(call_id, f"never answered ({report.outcome.value}): nothing to play back", side)
 
     def read_object(name: str) -> bytes | None:
         try:  # one byte past the limit at most: caller_channel refuses what is longer
@@ -88,7 +90,7 @@ def _plan(call_id: str, bucket: RecordingsBucket, redaction: RedactionSettings) 
     except Exception as exc:  # a storage error: this call fails, not the run
         return failed(call_id, f"its recording could not be read ({type(exc).__name__})", side)
     if not turns:
-        return failed(call_id, "the caller said nothing in the original: nothing to play back", side)
+        return skipped(call_id, "the caller said nothing in the original: nothing to play back", side)
     return _Planned(call_id, report, side, turns)
 
 
@@ -162,7 +164,11 @@ def _rows_table(rows: Sequence[CallComparison]) -> str:
 @dg.asset(
     group_name="replay",
     check_specs=[
-        dg.AssetCheckSpec(EVERY_CALL_REPLAYED, asset="call_replays", description="no selected call failed to replay")
+        dg.AssetCheckSpec(
+            EVERY_CALL_REPLAYED,
+            asset="call_replays",
+            description="no selected call failed to replay (calls with nothing to play are skipped, not failed)",
+        )
     ],
     description="Recorded calls' caller sides played again through the agent with changed settings, each compared "
     "with its original (outcome, disclosures, do-not-call, per-turn latency, words); stored under replay/ in the "

@@ -71,6 +71,10 @@ def failed(call_id: str, reason: str, original: CallSide | None = None) -> CallC
     return CallComparison(call_id=call_id, status=ReplayStatus.FAILED, reason=reason, original=original)
 
 
+def skipped(call_id: str, reason: str, original: CallSide) -> CallComparison:
+    return CallComparison(call_id=call_id, status=ReplayStatus.SKIPPED, reason=reason, original=original)
+
+
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
@@ -85,7 +89,8 @@ def summarize(rows: Sequence[CallComparison]) -> ReplaySummary:
     return ReplaySummary(
         calls=len(rows),
         replayed=len(done),
-        failed=len(rows) - len(done),
+        failed=sum(r.status is ReplayStatus.FAILED for r in rows),
+        skipped=sum(r.status is ReplayStatus.SKIPPED for r in rows),
         outcomes_changed=sum(r.outcome_changed for r in done),
         disclosure_regressions=sum(bool(r.disclosure_regressions) for r in done),
         do_not_call_differences=sum(r.do_not_call_changed for r in done),
