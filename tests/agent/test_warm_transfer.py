@@ -59,7 +59,9 @@ def with_warm_transfer(settings: AgentSettings, **fields: object) -> Persona:
 
 
 @asynccontextmanager
-async def warm_call(settings: AgentSettings, double: LiveKitDouble, lk: LocalLiveKit) -> AsyncIterator[tuple[TextCall, rtc.Room]]:
+async def warm_call(
+    settings: AgentSettings, double: LiveKitDouble, lk: LocalLiveKit
+) -> AsyncIterator[tuple[TextCall, rtc.Room]]:
     """An inbound text-mode call whose job room is a real room on the real server."""
     http_context._new_session_ctx()
     async with text_call(settings, double) as tc:
@@ -195,7 +197,12 @@ async def test_nobody_answers_the_caller_hears_so_and_a_callback_they_accept_is_
         report = build_report(tc.call, tc.session.history, ended_at=datetime.now(UTC), agent_name="t")
         report = parse_report(report.model_dump_json())
         assert report.callback_requested == when
-        assert [s.step.value for s in report.transfer_steps] == ["hold_started", "dialled", "failed", "returned_to_caller"]
+        assert [s.step.value for s in report.transfer_steps] == [
+            "hold_started",
+            "dialled",
+            "failed",
+            "returned_to_caller",
+        ]
         assert report.outcome is CallOutcome.ANSWERED
 
 

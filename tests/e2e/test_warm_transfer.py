@@ -92,7 +92,11 @@ def warm_worker(
     }
     with log_path.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.worker", "start"], cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "agent.worker", "start"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 90
@@ -152,3 +156,37 @@ def test_nobody_reachable_the_caller_is_offered_a_callback_and_it_is_in_the_repo
     agent_said = " ".join(t.text.lower() for t in report.turns if t.speaker.value == "agent")
     assert "hold" in agent_said and "call you back" in agent_said, report.turns
     assert elapsed < 60
+
+
+def test_the_real_server_refuses_to_move_a_participant(real_livekit: LocalLiveKit) -> None:
+    """Why a self-hosted warm transfer cannot connect the human: livekit-server v1.13.5 answers
+    MoveParticipant with an error (its RoomManager: "not implemented"), so the agent goes back to
+    the caller with the callback offer (tests/agent/test_warm_transfer.py plays that branch)."""
+    from livekit import api, rtc
+
+    lk = real_livekit
+
+    async def move() -> api.TwirpError:
+        room = rtc.Room()
+        token = (
+            api.AccessToken(lk.api_key, lk.api_secret)
+            .with_identity("human-agent-sip")
+            .with_grants(api.VideoGrants(room_join=True, room="consult-move-check"))
+            .to_jwt()
+        )
+        await room.connect(lk.url, token)
+        try:
+            async with api.LiveKitAPI(lk.http_url, lk.api_key, lk.api_secret) as lkapi:
+                with pytest.raises(api.TwirpError) as refused:
+                    await lkapi.room.move_participant(
+                        api.MoveParticipantRequest(
+                            room="consult-move-check", identity="human-agent-sip", destination_room="caller-move-check"
+                        )
+                    )
+                return refused.value
+        finally:
+            await room.disconnect()
+
+    refused = asyncio.run(asyncio.wait_for(move(), 30))
+    print(f"MoveParticipant on livekit-server: {refused.code}: {refused.message}")
+    assert "not implemented" in refused.message
