@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterable, Awaitable, Callable
 
 from livekit import rtc
-from livekit.agents import Agent, ModelSettings, RunContext, ToolError, ToolResult, function_tool, llm
+from livekit.agents import Agent, ModelSettings, RunContext, StopResponse, ToolError, ToolResult, function_tool, llm
 from livekit.agents.voice import SpeechHandle
 
 from agent.call_state import CallState, utcnow
@@ -36,7 +36,8 @@ class CallCenterAgent(Agent):
                 outbound=request is not None,
                 contact_name=request.contact_name if request else None,
                 contact_fields=request.contact_fields if request else None,
-            )
+            ),
+            tools=[take_payment] if call.persona.payment is not None else [],
         )
         self.call = call
         self._after_speech: set[asyncio.Task] = set()
@@ -88,24 +89,25 @@ class CallCenterAgent(Agent):
 
     async def on_user_turn_completed(self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage) -> None:
         """Before the model answers: card data given in a payment step is redacted for it (and for the
-        transcript), and the step ends once taken; a caller asking to pay hears the card question."""
+        transcript), and the step ends once taken; a caller asking to pay hears the card question.
+        Both the card question and the end of the step are the persona's words, not the model's."""
         payment = self.call.payment
         if payment is None:
             return
         text = new_message.text_content or ""
         if payment.active:
-            new_message.content = [await payment.caller_said(text)]
-        elif wants_to_pay(text):
-            self.session.say(self.call.persona.payment.card_prompt)
+            for_model, taken = await payment.caller_said(text)
+            new_message.content = [for_model]
+            if taken:  # the step ends in reviewed words, not the model's reply to card data
+                self._say_instead_of_the_model(new_message, self.call.persona.payment.taken_message)
+        elif wants_to_pay(text):  # the card question, not the model's own words about paying
+            self._say_instead_of_the_model(new_message, self.call.persona.payment.card_prompt)
 
-    @function_tool
-    async def take_payment(self, ctx: RunContext[CallState]) -> ToolResult:
-        """Take a card payment: asks the caller for their card details. Use it when the caller wants to pay."""
-        if self.call.payment is None or self.call.persona.payment is None:
-            raise ToolError("this line does not take payments")
-        if not self.call.payment.active:
-            ctx.session.say(self.call.persona.payment.card_prompt)
-        return ToolResult("asking for the card details", reply_required=False)
+    def _say_instead_of_the_model(self, heard: llm.ChatMessage, text: str) -> None:
+        # StopResponse drops the model's reply and the caller's turn with it: keep the turn (the report reads it)
+        self.session.history.insert(heard)
+        self.session.say(text)
+        raise StopResponse()
 
     async def wait_for_call_actions(self) -> None:
         """Wait for pending hang-ups/transfers (tests, shutdown)."""
@@ -250,6 +252,17 @@ async def schedule_callback(ctx: RunContext[CallState], when: str) -> str:
         raise ToolError(str(exc)) from None
     log.info("callback requested", extra={"call_id": ctx.userdata.call_id})
     return "callback recorded: confirm it to the caller in one sentence, then call end_call"
+
+
+@function_tool
+async def take_payment(ctx: RunContext[CallState]) -> ToolResult:
+    """Take a card payment: asks the caller for their card details. Use it when the caller wants to pay."""
+    call = ctx.userdata
+    if call.payment is None or call.persona.payment is None:
+        raise ToolError("this line does not take payments")
+    if not call.payment.active:
+        ctx.session.say(call.persona.payment.card_prompt)
+    return ToolResult("asking for the card details", reply_required=False)
 
 
 def mark_answered(call: CallState) -> None:

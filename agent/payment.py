@@ -19,7 +19,7 @@ import logging
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 
-from callcenter.redaction import CVV_LABEL, redact_conversation
+from callcenter.redaction import CVV_LABEL, redact, redact_conversation
 
 log = logging.getLogger("agent.payment")
 
@@ -49,9 +49,19 @@ def wants_to_pay(text: str) -> bool:
     return bool(_WANTS_TO_PAY.search(text))
 
 
+def _read(heard: list[tuple[str, str]]) -> tuple[str, bool]:
+    """The caller's last words redacted, and whether a security code (the last thing asked for)
+    has been given. Read twice with the shared rules: with the agent's question (a bare "739"
+    answering "the security code on the back?") and the caller's words alone (the question's
+    "expiry date" nearby would make "the security code is 739" an expiry)."""
+    with_question = redact_conversation(heard)
+    alone = redact_conversation([turn for turn in heard if turn[0] == "caller"])
+    taken = CVV_LABEL in with_question.labels or CVV_LABEL in alone.labels
+    return redact(with_question.texts[-1]).text, taken
+
+
 def card_data_taken(heard: list[tuple[str, str]]) -> bool:
-    """The conversation since the card question holds a security code: the last thing asked for."""
-    return CVV_LABEL in redact_conversation(heard).labels
+    return _read(heard)[1]
 
 
 class PaymentStep:
@@ -102,27 +112,26 @@ class PaymentStep:
             self.active = True
             self.steps += 1
             try:
-                await self._pause()
+                stopped = await self._pause()
             except Exception:
                 # fail closed: the question is not asked over a recording that may still run
                 self.active = False
                 log.exception("could not stop the recording for a payment step", extra={"call_id": self._call_id})
                 raise
-            log.info("payment step: recording stopped", extra={"call_id": self._call_id})
+            log.info("payment step: recording %s", "stopped" if stopped else "held", extra={"call_id": self._call_id})
             self._timer = asyncio.create_task(self._resume_later(), name=f"payment-timeout-{self._call_id}")
 
-    async def caller_said(self, text: str) -> str:
-        """The caller's words during the step: returns them redacted (for the model); ends the step
-        once the card data is taken."""
+    async def caller_said(self, text: str) -> tuple[str, bool]:
+        """The caller's words during the step: returns them redacted (for the model), and whether
+        that ended the step (the card data is taken)."""
         if not self.active:
-            return text
+            return text, False
         async with self._lock:
             self._heard.append(("caller", text))
-            redacted = redact_conversation(self._heard)
-            taken = CVV_LABEL in redacted.labels
+            for_model, taken = _read(self._heard)
         if taken:
             await self.end("card data taken")
-        return redacted.texts[-1]
+        return for_model, taken
 
     async def end(self, reason: str) -> None:
         async with self._lock:

@@ -50,6 +50,11 @@ class PaymentSettings(BaseModel):
     resume_after_s: float = Field(
         120.0, gt=0, le=900, description="the recording starts again after this long even if no card data came (logged)"
     )
+    taken_message: str = Field(
+        "Thank you. Your payment is being processed.",
+        min_length=1,
+        description="spoken verbatim once the card data is taken, instead of the model's reply to it",
+    )
 
     @field_validator("card_prompt")
     @classmethod
@@ -59,6 +64,15 @@ class PaymentSettings(BaseModel):
         # the recording stops on the words that ask for card data: a prompt they miss would be recorded
         if not asks_for_card_data(v):
             raise ValueError("card_prompt must ask for the card number, expiry date or security code in those words")
+        return v
+
+    @field_validator("taken_message")
+    @classmethod
+    def _taken_message_asks_nothing(cls, v: str) -> str:
+        from agent.payment import asks_for_card_data
+
+        if asks_for_card_data(v):
+            raise ValueError("taken_message must not ask for card data: it would stop the recording again")
         return v
 
 

@@ -77,17 +77,22 @@ class CallRecording:
         self.segments: list[Segment] = []
         self._lock = asyncio.Lock()
         self._finished = False
+        self.paused = False  # a payment step holds the recording: nothing starts until it resumes
+        self._wanted = False  # the call flow asked for the recording (it may be held)
 
     @property
     def recording(self) -> bool:
         return bool(self.segments) and self.segments[-1].ended_at is None
 
     async def start(self) -> None:
-        """Start the next segment (the first one at the start of the call)."""
+        """Start the next segment (the first one at the start of the call); while a payment step
+        holds the recording, the segment starts when it resumes."""
         async with self._lock:
-            if self._finished or self.recording:
+            self._wanted = True
+            if self._finished or self.recording or self.paused:
                 return
-            path = audio_segment_path(self._call.call_id, len(self.segments))
+            index = len(self.segments)
+            path = audio_segment_path(self._call.call_id, index)
             if self._settings.recorder == "local":
                 segment = await self._start_local(path)
             else:
@@ -96,11 +101,22 @@ class CallRecording:
                 )
                 segment = Segment(path=path, started_at=utcnow(), egress_id=info.egress_id)
             self.segments.append(segment)
+            if index == 0:
+                self._call.recording_path = segment.path
+                self._call.recording_started_at = segment.started_at
+                self._call.egress_id = segment.egress_id
             log.info(
                 "recording segment %d started",
-                len(self.segments) - 1,
+                index,
                 extra={"call_id": self._call.call_id, "egress_id": segment.egress_id},
             )
+
+    async def resume(self) -> None:
+        async with self._lock:
+            self.paused = False
+            wanted = self._wanted
+        if wanted:
+            await self.start()
 
     async def _start_local(self, path: str) -> Segment:
         from agent.local_recorder import LocalRecorder  # the local stack's stand-in for Egress
@@ -117,8 +133,9 @@ class CallRecording:
 
     async def pause(self) -> bool:
         """Stop the running segment; returns once nothing more of the call reaches its file.
-        False when nothing was recording."""
+        False when nothing was recording (then nothing starts until ``resume``)."""
         async with self._lock:
+            self.paused = True
             if not self.recording:
                 return False
             segment = self.segments[-1]
@@ -197,13 +214,13 @@ class CallRecording:
     def report_segments(self, origin: datetime) -> list[RecordingSegment]:
         """The segments on the turns' clock (seconds from ``origin``, the first segment's start);
         empty for a recording that was never paused (``recording_path`` says it all)."""
-        if len(self.segments) < 2:
-            return []
+        if len(self.segments) == 1 and self.segments[0].ended_at is None:
+            return []  # never paused: recording_path says it all
         out: list[RecordingSegment] = []
-        for i, segment in enumerate(self.segments):
+        for segment in self.segments:
             start = max((segment.started_at - origin).total_seconds(), out[-1].end if out else 0.0)
-            ended = segment.ended_at if i < len(self.segments) - 1 else None
-            end = None if ended is None else max((ended - origin).total_seconds(), start)
+            # ended_at is set where a pause stopped it; the last one otherwise ran to the hang-up
+            end = None if segment.ended_at is None else max((segment.ended_at - origin).total_seconds(), start)
             out.append(
                 RecordingSegment(path=segment.path, start=round(start, 3), end=None if end is None else round(end, 3))
             )
@@ -224,24 +241,21 @@ async def start_recording(lkapi: api.LiveKitAPI, settings: AgentSettings, call: 
         return
     if not settings.recordings_bucket:
         raise RuntimeError("RECORDINGS_BUCKET is not set: Egress cannot record the call")
-    recording = CallRecording(lkapi, settings, call)
-    call.recording = recording
-    await recording.start()
-    first = recording.segments[0]
-    call.recording_path = first.path
-    call.recording_started_at = first.started_at
-    call.egress_id = first.egress_id
+    if call.recording is None:
+        call.recording = CallRecording(lkapi, settings, call)
+    await call.recording.start()
 
 
 async def pause_recording(call: CallState) -> bool:
-    """Stop the call's recording before card data is asked for (agent/payment.py)."""
+    """Stop the call's recording before card data is asked for (agent/payment.py); one that has
+    not started yet is held until ``resume_recording``."""
     return call.recording is not None and await call.recording.pause()
 
 
 async def resume_recording(call: CallState) -> None:
     """Start the recording's next segment once the card data is taken."""
     if call.recording is not None:
-        await call.recording.start()
+        await call.recording.resume()
 
 
 async def finish_recording(

@@ -49,6 +49,8 @@ def build_report(call: CallState, history: llm.ChatContext, *, ended_at: datetim
     origin = origin_at.timestamp()
     segments = call.recording.report_segments(origin_at) if call.recording is not None and call.recording_path else []
     paused = [(a.end, b.start) for a, b in itertools.pairwise(segments) if a.end is not None]
+    if segments and segments[-1].end is not None:  # stopped for a payment step until the hang-up
+        paused.append((segments[-1].end, float("inf")))
     turns: list[Turn] = []
     latency: list[TurnLatency] = []
     last_user: llm.ChatMessage | None = None

@@ -28,7 +28,7 @@ from agent.dialing import callee_identity, place_call
 from agent.payment import PaymentStep
 from agent.personas import load_persona
 from agent.pipeline import build_session, load_vad
-from agent.recording import finish_recording, pause_recording, resume_recording, start_recording
+from agent.recording import CallRecording, finish_recording, pause_recording, resume_recording, start_recording
 from agent.session_report import (
     build_report,
     redact_turns,
@@ -107,6 +107,8 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     call = new_call(control, request, settings, call_id=call_id)
     if call.persona.payment is not None:
+        # there from the start: a payment step before the recording starts holds it
+        call.recording = CallRecording(ctx.api, settings, call)
         call.payment = PaymentStep(
             call_id,
             pause=lambda: pause_recording(call),

@@ -15,7 +15,7 @@ from agent.call_control import CallControl
 from agent.call_state import utcnow
 from agent.payment import CARD_DATA_LABEL, PaymentStep, asks_for_card_data, wants_to_pay
 from agent.personas import PaymentSettings
-from agent.recording import CallRecording, Segment
+from agent.recording import CallRecording, Segment, pause_recording, resume_recording, start_recording
 from agent.session_report import build_report, redact_turns
 from agent.settings import load_settings
 from agent.worker import new_call
@@ -64,11 +64,20 @@ async def test_the_step_ends_when_the_security_code_is_given_and_the_model_never
     recorder = Recorder()
     payment = step(recorder)
     await payment.begin("Please tell me your card number, the expiry date and the security code.")
-    for_model = await payment.caller_said("It's 4111 1111 1111 1111, expiring twelve twenty eight")
-    assert "4111" not in for_model and payment.active and recorder.events == ["pause"]
-    for_model = await payment.caller_said("and the code on the back is seven three nine")
+    for_model, taken = await payment.caller_said("It's 4111 1111 1111 1111, expiring twelve twenty eight")
+    assert "4111" not in for_model and not taken and payment.active and recorder.events == ["pause"]
+    for_model, taken = await payment.caller_said("and the code on the back is seven three nine")
     assert "seven three nine" not in for_model, for_model
-    assert not payment.active and recorder.events == ["pause", "resume"]
+    assert taken and not payment.active and recorder.events == ["pause", "resume"]
+
+
+async def test_the_code_said_with_its_name_ends_the_step_though_the_question_named_the_expiry_too() -> None:
+    # heard on a real call: with the question's "expiry date" nearby, the shared rules read the code as an expiry
+    recorder = Recorder()
+    payment = step(recorder)
+    await payment.begin("Please tell me the long number on your card, the expiry date, and then the security code.")
+    for_model, taken = await payment.caller_said("The security code did 739 items.")
+    assert taken and "739" not in for_model and recorder.events == ["pause", "resume"]
 
 
 async def test_a_question_the_caller_never_answers_resumes_the_recording_after_the_bound(caplog) -> None:
@@ -117,6 +126,47 @@ def test_a_persona_card_prompt_the_stop_rule_would_miss_is_refused() -> None:
         PaymentSettings(card_prompt="Go ahead whenever you are ready.")
 
 
+def test_a_taken_message_that_asks_for_card_data_is_refused() -> None:
+    with pytest.raises(ValueError, match="taken_message"):
+        PaymentSettings(card_prompt="Your card number, please.", taken_message="Thanks. And the expiry date?")
+
+
+class EgressDouble:
+    """The egress part of ``api.LiveKitAPI``: each start is a new egress (a new file)."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.stopped: list[str] = []
+
+    async def start_room_composite_egress(self, request):  # noqa: ANN001, ANN201
+        self.started.append(request.file_outputs[0].filepath)
+        return api.EgressInfo(egress_id=f"EG_{len(self.started)}")
+
+    async def stop_egress(self, request):  # noqa: ANN001, ANN201
+        self.stopped.append(request.egress_id)
+        return api.EgressInfo(egress_id=request.egress_id)
+
+
+async def test_each_resume_is_a_new_egress_and_a_step_before_the_recording_holds_its_start() -> None:
+    call = make_call()
+    lkapi = type("LK", (), {"egress": EgressDouble()})()
+    settings = load_settings(recordings_bucket="b", recorder="egress")
+    call.recording = recording = CallRecording(lkapi, settings, call)
+    # the greeting asked for card data before the recording started: it must not start under the step
+    assert await pause_recording(call) is False
+    await start_recording(lkapi, settings, call)
+    assert lkapi.egress.started == [] and call.recording_path is None
+    await resume_recording(call)
+    assert (
+        lkapi.egress.started == [audio_segment_path(call.call_id, 0)] and call.recording_path == lkapi.egress.started[0]
+    )
+    assert await pause_recording(call) is True and lkapi.egress.stopped == ["EG_1"]
+    await resume_recording(call)
+    assert lkapi.egress.started[1] == audio_segment_path(call.call_id, 1)
+    assert [s.egress_id for s in recording.segments] == ["EG_1", "EG_2"]
+    assert recording.segments[0].ended_at is not None and recording.segments[1].ended_at is None
+
+
 def make_call():
     control = CallControl(api.LiveKitAPI("http://127.0.0.1:9", "k", "s" * 40), new_call_id())
     return new_call(control, None, load_settings())
@@ -159,6 +209,25 @@ async def test_the_report_lists_the_segments_and_keeps_no_word_of_the_paused_spa
     assert "seven three nine" not in heard.model_dump_json()
 
 
+async def test_a_recording_stopped_until_the_hang_up_keeps_no_caller_word_after_the_stop() -> None:
+    call = make_call()
+    t0 = utcnow()
+    call.started_at = call.answered_at = call.recording_started_at = t0
+    recording = CallRecording(None, load_settings(), call)  # type: ignore[arg-type]
+    recording.segments = [
+        Segment(path=audio_segment_path(call.call_id, 0), started_at=t0, ended_at=t0 + timedelta(seconds=4)),
+    ]
+    call.recording, call.recording_path = recording, recording.segments[0].path
+    ctx = llm.ChatContext()
+    ctx.add_message(role="user", content="the code is seven three nine").metrics = {
+        "started_speaking_at": t0.timestamp() + 8,
+        "stopped_speaking_at": t0.timestamp() + 9,
+    }
+    report = build_report(call, ctx, ended_at=t0 + timedelta(seconds=10), agent_name="a")
+    assert [(s.start, s.end) for s in report.recording_segments] == [(0.0, 4.0)]
+    assert [t.text for t in report.turns] == [CARD_DATA_LABEL]
+
+
 def test_segments_out_of_order_are_refused() -> None:
     base = make_report_dict()
     base["recording_segments"] = [{"path": "a", "start": 0, "end": 5}, {"path": "b", "start": 4}]
@@ -179,3 +248,14 @@ def make_report_dict() -> dict:
         "ended_at": now.isoformat(),
         "outcome": "answered",
     }
+
+
+async def test_only_a_persona_that_takes_payments_offers_the_payment_tool(tmp_path) -> None:  # noqa: ANN001
+    from agent.call_agent import CallCenterAgent
+    from agent.personas import load_persona
+    from agent.settings import PERSONAS_DIR
+
+    call = make_call()
+    assert "take_payment" not in {t.id for t in CallCenterAgent(call).tools}
+    call.persona = load_persona("bill_payment", PERSONAS_DIR)
+    assert "take_payment" in {t.id for t in CallCenterAgent(call).tools}

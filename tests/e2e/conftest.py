@@ -9,6 +9,8 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -29,16 +31,25 @@ def e2e_bucket(gcs_emulator: str) -> RecordingsBucket:
     return RecordingsBucket(bucket_name=name, project="local", emulator_host=gcs_emulator)
 
 
-@pytest.fixture(scope="module")
-def agent_worker(
-    real_livekit: LocalLiveKit, stt_server: str, tts_server: str, llm_base_url: str, e2e_bucket: RecordingsBucket, tmp_path_factory
+@contextmanager
+def running_worker(
+    real_livekit: LocalLiveKit,
+    *,
+    stt_server: str,
+    tts_server: str,
+    llm_base_url: str,
+    bucket: RecordingsBucket,
+    log_dir: Path,
+    agent_name: str = AGENT_NAME,
+    **env: str,
 ) -> Iterator[LocalLiveKit]:
-    """The agent worker registered with the real livekit-server; yields that server."""
-    log_path = tmp_path_factory.mktemp("agent") / "agent.log"
+    """``python -m agent.worker start`` registered with the real livekit-server as ``agent_name``;
+    ``env``: more settings (e.g. ``INBOUND_PERSONA``)."""
+    log_path = log_dir / "agent.log"
     env = {
         **os.environ,
         **real_livekit.env(),
-        "AGENT_NAME": AGENT_NAME,
+        "AGENT_NAME": agent_name,
         "WORKER_PORT": str(free_port()),
         "WORKER_MAX_CALLS": "4",
         "STT_PROVIDER": "openai",
@@ -48,10 +59,11 @@ def agent_worker(
         "TTS_BASE_URL": tts_server,
         "TTS_MODEL": "piper",
         "TTS_VOICE": "joe",
-        "RECORDINGS_BUCKET": e2e_bucket.bucket_name,
-        "STORAGE_EMULATOR_HOST": e2e_bucket.emulator_host,
+        "RECORDINGS_BUCKET": bucket.bucket_name,
+        "STORAGE_EMULATOR_HOST": bucket.emulator_host,
         "RECORDER": "local",
         "HF_HUB_OFFLINE": "1",
+        **env,
     }
     with log_path.open("wb") as out:
         proc = subprocess.Popen(
@@ -68,6 +80,22 @@ def agent_worker(
         stop_process(proc, grace=20)
         if os.environ.get("CALLCENTER_E2E_KEEP_LOGS"):
             print(log_path.read_text()[-20000:])
+
+
+@pytest.fixture(scope="module")
+def agent_worker(
+    real_livekit: LocalLiveKit, stt_server: str, tts_server: str, llm_base_url: str, e2e_bucket: RecordingsBucket, tmp_path_factory
+) -> Iterator[LocalLiveKit]:
+    """The agent worker registered with the real livekit-server; yields that server."""
+    with running_worker(
+        real_livekit,
+        stt_server=stt_server,
+        tts_server=tts_server,
+        llm_base_url=llm_base_url,
+        bucket=e2e_bucket,
+        log_dir=tmp_path_factory.mktemp("agent"),
+    ) as lk:
+        yield lk
 
 
 @pytest.fixture(scope="module")
