@@ -4,10 +4,16 @@ session report's turn times still line up; a missing segment fails the recording
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pytest
 
 from callcenter.audio import encode_ogg_opus
+from callcenter.ids import new_call_id
+from callcenter.paths import audio_segment_path, report_path
+from callcenter.redaction import RedactionPolicy
+from callcenter.report import RecordingSegment, SessionReport, Speaker, Turn
 from orchestration.defs.postcall.audio import (
     STT_RATE,
     RecordingUnusable,
@@ -15,6 +21,9 @@ from orchestration.defs.postcall.audio import (
     open_recording,
     speech_fraction,
 )
+from orchestration.defs.postcall.calls import CallRef
+from orchestration.defs.postcall.speech import SpeechToText
+from orchestration.defs.postcall.transcription import transcribe_call
 
 RATE = 48_000
 
@@ -69,3 +78,52 @@ def test_one_segment_reads_as_before() -> None:
     reader = open_recording(tone(1.0, channel=0), [], {}.get)
     assert not isinstance(reader, SegmentedRecordingReader)
     assert abs(len(joined(reader)) / STT_RATE - 1.0) < 0.1
+
+
+class NoWords(SpeechToText):
+    def transcribe(self, samples: np.ndarray) -> list:
+        return []
+
+
+def segmented_call(objects: dict[str, bytes], *, second: bool = True) -> CallRef:
+    call_id = new_call_id()
+    now = datetime.now(UTC)
+    report = SessionReport(
+        call_id=call_id,
+        room="r",
+        direction="inbound",
+        started_at=now,
+        answered_at=now,
+        ended_at=now + timedelta(seconds=9),
+        outcome="answered",
+        recording_path=audio_segment_path(call_id, 0),
+        recording_segments=[
+            RecordingSegment(path=audio_segment_path(call_id, 0), start=0.0, end=3.0),
+            RecordingSegment(path=audio_segment_path(call_id, 1), start=7.0),
+        ],
+        turns=[Turn(speaker=Speaker.CALLER, text="I'd like to pay my bill", start=0.5, end=2.5)],
+    )
+    objects[report_path(call_id)] = report.model_dump_json().encode()
+    objects[audio_segment_path(call_id, 0)] = tone(3.0, channel=0)
+    if second:
+        objects[audio_segment_path(call_id, 1)] = tone(2.0, channel=1)
+    return CallRef(report_path(call_id), 1)
+
+
+def test_post_call_reads_every_segment_of_a_paused_recording_as_one_call() -> None:
+    objects: dict[str, bytes] = {}
+    ref = segmented_call(objects)
+    read: list[str] = []
+    call = transcribe_call(ref, lambda name: read.append(name) or objects.get(name), NoWords(), RedactionPolicy())
+    assert any(name.endswith("/audio.1.ogg") for name in read)
+    assert call.recording_problem is None and abs(call.recording_duration_s - 9.0) < 0.1
+    assert call.duration_mismatch is None  # the gap is on the call's clock: answer to hang-up still matches
+    [(paused_from, paused_to)] = call.recording_paused
+    assert abs(paused_from - 3.0) < 0.1 and paused_to == 7.0
+
+
+def test_a_paused_recording_missing_a_segment_is_flagged_and_the_live_transcript_kept() -> None:
+    objects: dict[str, bytes] = {}
+    call = transcribe_call(segmented_call(objects, second=False), objects.get, NoWords(), RedactionPolicy())
+    assert call.recording_problem == "recording segment 1 of 2 is missing from the bucket"
+    assert call.transcript and call.failure is None

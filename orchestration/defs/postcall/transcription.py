@@ -63,6 +63,8 @@ class TranscribedCall:
     recording_bytes: int | None = None  # None: no recording object
     recording_duration_s: float | None = None
     recording_problem: str | None = None  # the recording was unusable (the live transcript may still serve)
+    # where the recording was stopped for a payment step (seconds on the call's clock): nothing was recorded
+    recording_paused: list[tuple[float, float]] = field(default_factory=list)
     channel_speech: dict[str, float] = field(default_factory=dict)  # per speaker's track
     channel_mode: ChannelMode | None = None  # how the recording's audio was attributed; None: not decoded
     channel_reason: str | None = None  # why that mode (measured figures only, no words of the call)
@@ -276,6 +278,7 @@ def _transcribe_call(
                 audio, segments, read_object, max_duration_s=MAX_RECORDING_S, max_bytes=MAX_RECORDING_BYTES
             )
             raw_items = _transcribe_recording(call, reader, report, stt)
+            call.recording_paused = list(getattr(reader, "paused_spans", []))
         except RecordingUnusable as exc:  # RecordingTooLong included
             call.recording_problem = str(exc)
         # Merged by start time, a segment that starts before its words would stand before the question it answers.
