@@ -47,7 +47,6 @@ class CallState:
     # Writes the do-not-call request to the bucket at once (agent/worker.py wires it); the report
     # at the end of the call may never come (a crash, a failed upload).
     on_do_not_call: Callable[[HeardBy], None] | None = None
-
     transfer_steps: list[TransferStep] = field(default_factory=list)  # a warm transfer (agent/warm_transfer.py)
     callback_requested: datetime | Literal["asap"] | None = None
 
