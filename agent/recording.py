@@ -142,17 +142,27 @@ class CallRecording:
             if segment.local is not None:
                 await segment.local.halt()
             else:
-                await self._stop_egress(segment)
+                await self._stop_egress(segment, strict=True)
             segment.ended_at = utcnow()
             log.info("recording segment %d stopped", len(self.segments) - 1, extra={"call_id": self._call.call_id})
             return True
 
-    async def _stop_egress(self, segment: Segment) -> None:
+    async def _stop_egress(self, segment: Segment, *, strict: bool = False) -> None:
+        """Egress' StopEgress sends EOS into the pipeline and returns the egress as ENDING: from then
+        its SDK source reads no more packets and only drains its jitter buffer (audio received
+        before the stop) into the file (livekit/egress pkg/handler/handler_rpc.go StopEgress,
+        pkg/pipeline/source/sdk/appwriter.go). ``strict`` (a payment step): anything but a stopped
+        or already ended egress raises, so the card question is not asked over a live recording."""
         try:
-            await self._lkapi.egress.stop_egress(api.StopEgressRequest(egress_id=segment.egress_id))
+            info = await self._lkapi.egress.stop_egress(api.StopEgressRequest(egress_id=segment.egress_id))
         except api.TwirpError as exc:
             # already ended with the room (failed_precondition) is the normal path after a hang-up
+            if strict and exc.code not in (api.TwirpErrorCode.FAILED_PRECONDITION, api.TwirpErrorCode.NOT_FOUND):
+                raise
             log.debug("stop_egress: %s", exc.message)
+            return
+        if strict and info.status in (api.EgressStatus.EGRESS_STARTING, api.EgressStatus.EGRESS_ACTIVE):
+            raise RuntimeError(f"egress {segment.egress_id} is still {api.EgressStatus.Name(info.status)} after stop")
 
     async def finish(self, timeout_s: float) -> bool:
         """Stop the running segment and wait until every segment's file is written. False when one

@@ -144,7 +144,7 @@ class EgressDouble:
 
     async def stop_egress(self, request):  # noqa: ANN001, ANN201
         self.stopped.append(request.egress_id)
-        return api.EgressInfo(egress_id=request.egress_id)
+        return api.EgressInfo(egress_id=request.egress_id, status=api.EgressStatus.EGRESS_ENDING)
 
 
 async def test_each_resume_is_a_new_egress_and_a_step_before_the_recording_holds_its_start() -> None:
@@ -165,6 +165,43 @@ async def test_each_resume_is_a_new_egress_and_a_step_before_the_recording_holds
     assert lkapi.egress.started[1] == audio_segment_path(call.call_id, 1)
     assert [s.egress_id for s in recording.segments] == ["EG_1", "EG_2"]
     assert recording.segments[0].ended_at is not None and recording.segments[1].ended_at is None
+
+
+class StuckEgress(EgressDouble):
+    def __init__(self, answer) -> None:  # noqa: ANN001
+        super().__init__()
+        self.answer = answer
+
+    async def stop_egress(self, request):  # noqa: ANN001, ANN201
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return api.EgressInfo(egress_id=request.egress_id, status=self.answer)
+
+
+@pytest.mark.parametrize(
+    ("answer", "stops"),
+    [
+        (api.EgressStatus.EGRESS_ENDING, True),
+        (api.TwirpError("failed_precondition", "egress already ended", status=412), True),
+        (api.EgressStatus.EGRESS_ACTIVE, False),
+        (api.TwirpError("unavailable", "no egress instance", status=503), False),
+    ],
+)
+async def test_a_payment_pause_that_egress_did_not_confirm_fails_closed(answer, stops: bool) -> None:  # noqa: ANN001
+    call = make_call()
+    lkapi = type("LK", (), {"egress": StuckEgress(answer)})()
+    settings = load_settings(recordings_bucket="b", recorder="egress")
+    await start_recording(lkapi, settings, call)
+    payment = PaymentStep(
+        call.call_id, pause=lambda: pause_recording(call), resume=Recorder().resume, resume_after_s=30
+    )
+    if stops:
+        await payment.begin("Your card number, please.")
+        assert payment.active
+    else:
+        with pytest.raises((RuntimeError, api.TwirpError)):
+            await payment.begin("Your card number, please.")
+        assert not payment.active
 
 
 def make_call():
