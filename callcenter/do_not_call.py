@@ -31,7 +31,9 @@ DO_NOT_CALL_WORDS = re.compile(
         (
             # "stop calling", "don't ring this number", "never call me again", "quit bothering me",
             # "no more calls", "don't you dare call me again"
-            rf"\b(?:stop|quit|don'?t|do not|never|no more)\s+(?:you\s+)?(?:ever\s+|dare\s+|even\s+)?{_VERB}\b",
+            # but not "don't call me sir", "don't call me by my first name": a name, not a request
+            rf"\b(?:stop|quit|don'?t|do not|never|no more)\s+(?:you\s+)?(?:ever\s+|dare\s+|even\s+)?{_VERB}\b"
+            r"(?!\s+me\s+(?:sir|ma'?am|madam|miss|mister|mr|mrs|ms|by|that)\b)",
             # "take me off your list", "remove my number from your database"
             r"\b(?:take|remove|delete|drop|strike|scratch|cross)\s+(?:me|my number|my name|this number|us)\s+(?:off|from|out of)\b",
             # whatever verb STT wrote ("give me off", "get my number out of"): off/out of their list

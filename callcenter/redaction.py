@@ -14,7 +14,8 @@ token: digits and number words both count, and separators or fillers ("um", "oka
   strip, or soon after a card;
 - expiry dates: near "exp"/"expires"/"valid thru" (month names included), or soon after a card;
 - SSNs: ``ddd-dd-dddd``, any 9-digit number (said in one breath, however long after the
-  question), or 8-10 digits near a social-security keyword, and any later read-back of part of one;
+  question), or 5-10 digits near a social-security keyword (STT loses digits too), and any later
+  read-back of part of one;
 - configurable patterns: any regex, with its own label.
 
 Wrongly redacting a phone number is cheap; leaking a card is not: where in doubt, redact.
@@ -438,7 +439,8 @@ def _classify(tokens: Sequence[_Token], runs: list[_Run], policy: RedactionPolic
             continue
         n = len(run.digits)
         at = run.first_index
-        if policy.ssn and (n == 9 or (8 <= n <= 10 and _in_context(tokens, at, 12, _ssn_keyword))):
+        # 5-8 digits near the keyword: an SSN that STT lost digits of ("three three oh five" -> "3, 3, or 5")
+        if policy.ssn and (n == 9 or (5 <= n <= 10 and _in_context(tokens, at, 12, _ssn_keyword))):
             labels[i] = SSN_LABEL
         elif policy.expiry and 2 <= n <= 8 and _in_context(tokens, at, _KEYWORD_WINDOW, _expiry_before):
             labels[i] = EXPIRY_LABEL

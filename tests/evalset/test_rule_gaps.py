@@ -56,6 +56,16 @@ def test_a_card_misheard_or_interrupted_is_still_redacted(turns) -> None:
     assert not re.search(r"\b(four|five|nine|seven)\b", " ".join(result.texts[1:]), re.IGNORECASE), result.texts
 
 
+def test_an_ssn_stt_lost_digits_of_is_still_redacted() -> None:
+    # A held-out call: "seven one two. Then forty eight. Then three three oh five", "oh" written "or".
+    turns = [
+        ("caller", "The insurance company told me you need my social for the claim."),
+        ("caller", "Okay, 712, then 48, then 3, 3, or 5."),
+    ]
+    assert "[REDACTED SSN]" in redact_conversation(turns).texts[1]
+    assert digits_left(redact_conversation(turns).texts) == ["5"]  # a lone digit says nothing
+
+
 @pytest.mark.parametrize("answer", ["731.", "Seven three one."])
 def test_a_code_asked_for_by_the_signature_strip(answer: str) -> None:
     turns = [
@@ -110,6 +120,9 @@ def test_indirect_do_not_call_requests_are_heard(words: str) -> None:
         "Next time please call before noon, I work nights.",
         "I got your number from the list on your website.",
         "Why didn't you call me back yesterday?",
+        # A held-out call: a name, not a request.
+        "Please don't call me sir, I'm Jamie. Anyway, yes, I'd like to book that checkup.",
+        "Don't call me by my first name at the office.",
     ],
 )
 def test_near_misses_are_not_requests(words: str) -> None:
