@@ -78,10 +78,16 @@ def main() -> None:
     )
     parser.add_argument("--details", type=Path, help="write each call's result (redacted) as JSON lines here")
     parser.add_argument("--stt-threads", type=int, default=2)
+    parser.add_argument("--score", type=Path, nargs="+", help="score results saved by --details instead of running")
     args = parser.parse_args()
 
     from devstack.evalset.calls import BY_NAME, CALLS
-    from devstack.evalset.run import as_dict, run_call, score
+    from devstack.evalset.run import as_dict, from_dict, run_call, score
+
+    if args.score:
+        saved = [from_dict(json.loads(line)) for path in args.score for line in path.read_text().splitlines() if line]
+        report(score(saved) | {"seconds": None, "llm": "from " + ", ".join(str(p) for p in args.score)})
+        return
     from orchestration.defs.postcall.analysis import CallLLM, StructuredOutput
     from orchestration.defs.postcall.speech import WhisperSpeechToText
 
@@ -102,10 +108,14 @@ def main() -> None:
         )
     started = time.perf_counter()
     results = []
+    details = args.details.open("w") if args.details else None
     try:
         for call in calls:
             results.append(run_call(call, stt, llm, cache_dir=args.cache))
             r = results[-1]
+            if details:  # as it goes: a long run stopped early still leaves what it measured
+                details.write(json.dumps(as_dict(r)) + "\n")
+                details.flush()
             print(
                 f"{r.name:42s} {r.voice:16s} leaks={sum(s.leaked for s in r.spans)}/{len(r.spans)} "
                 f"dnc={int(r.dnc_expected)}->{int(r.dnc_postcall)} sentiment={r.sentiment_expected}->{r.sentiment} "
@@ -113,15 +123,19 @@ def main() -> None:
                 file=sys.stderr,
             )
     finally:
+        if details:
+            details.close()
         if server is not None:
             server.terminate()
             server.wait(10)
-    figures = score(results) | {
-        "seconds": round(time.perf_counter() - started, 1),
-        "llm": None if llm is None else args.llm_model,
-    }
-    if args.details:
-        args.details.write_text("".join(json.dumps(as_dict(r)) + "\n" for r in results))
+    report(
+        score(results)
+        | {"seconds": round(time.perf_counter() - started, 1), "llm": None if llm is None else args.llm_model}
+    )
+
+
+def report(figures: dict) -> None:
+    """One JSON line, then the table and each leak and do-not-call error by call name."""
     print(json.dumps(figures))
     rows = [
         (
@@ -137,6 +151,16 @@ def main() -> None:
         ("sentiment accuracy", _pct(figures["sentiment_accuracy"]), ""),
         ("follow-up accuracy", _pct(figures["follow_up_accuracy"]), ""),
     ]
+    if held := figures.get("held_out"):
+        dnc = held["dnc_postcall"]
+        rows.append(
+            (
+                "held-out calls (not tuned on)",
+                f"{held['calls']}: redaction {_pct(held['redaction_recall'])}, do-not-call recall "
+                f"{_pct(dnc['recall'])} precision {_pct(dnc['precision'])}",
+                "",
+            )
+        )
     print(f"\n| {'figure':36s} | {'measured':48s} | goal   |\n|{'-' * 38}|{'-' * 50}|--------|")
     for name, value, goal in rows:
         print(f"| {name:36s} | {value:48s} | {goal:6s} |")

@@ -163,16 +163,18 @@ def _speak_flite(text: str, voice: str) -> np.ndarray:
 
 
 def _speak_piper(text: str, length_scale: float) -> np.ndarray:
+    """Without Piper's sampling noise: the same text renders the same samples (speak_agent's vary)."""
     from piper import SynthesisConfig
 
     voice = _piper_voice()
-    config = SynthesisConfig(length_scale=length_scale)
+    config = SynthesisConfig(length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0)
     chunks = [c.audio_float_array for c in voice.synthesize(text, syn_config=config)]
     return _resample(np.concatenate(chunks).astype(np.float32), voice.config.sample_rate)
 
 
 # Voices by engine: "espeak:<espeak-ng voice>", "flite:<kal|slt|rms|awb>" (Debian's flite),
-# "piper:<length scale>" (the bundled Piper voice, slower or faster). A bare name is espeak-ng's.
+# "piper:<length scale>" (the bundled Piper voice, slower or faster, without sampling noise: the
+# same every time). A bare name is espeak-ng's.
 VOICE_ENGINES = ("espeak", "flite", "piper")
 
 
@@ -196,9 +198,15 @@ class DemoCall:
 
 
 def render_call(
-    scenario: Scenario, started_at: datetime, rng: random.Random, index: int, caller_voice: str | None = None
+    scenario: Scenario,
+    started_at: datetime,
+    rng: random.Random,
+    index: int,
+    caller_voice: str | None = None,
+    agent_voice: str | None = None,
 ) -> DemoCall:
-    """``caller_voice``: any voice ``speak`` knows; by default one of CALLER_VOICES, drawn from ``rng``."""
+    """``caller_voice``: any voice ``speak`` knows; by default one of CALLER_VOICES, drawn from ``rng``.
+    ``agent_voice``: likewise; by default ``speak_agent``'s (Piper with its sampling noise)."""
     call_id = deterministic_call_id(started_at, rng)
     drawn = rng.choice(CALLER_VOICES)  # drawn either way: the rest of the call's draws stay the same
     caller_voice = caller_voice or drawn
@@ -207,7 +215,10 @@ def render_call(
     turns: list[Turn] = []
     latency: list[TurnLatency] = []
     for speaker, text in scenario.lines:
-        audio = speak_agent(text) if speaker is A else speak(text, caller_voice)
+        if speaker is A:
+            audio = speak(text, agent_voice) if agent_voice else speak_agent(text)
+        else:
+            audio = speak(text, caller_voice)
         if speaker is A and turns and turns[-1].speaker is C:
             stt = rng.uniform(60, 180)
             ttft = rng.uniform(120, 420)

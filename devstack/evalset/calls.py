@@ -577,6 +577,80 @@ CALLS: tuple[EvalCall, ...] = (
     ),
 )  # fmt: skip
 
+# Held out: written after the rule fixes the calls above found (tests/evalset/test_rule_gaps.py), and
+# not tuned on. Their figures are reported apart from the rest (bench/compliance_evalset.py).
+HELD_OUT: tuple[EvalCall, ...] = (
+    EvalCall(
+        "held_out_card_go_on", ESPEAK[2],
+        (
+            (A, HELLO),
+            (C, "Hi, I'd like to pay the balance on my son's account."),
+            (A, "Sure. Read me the card number when you're ready."),
+            (C, "Four five five six, seven three eight two."),
+            (A, "Go on."),
+            (C, "Nine one zero four, and then six five seven six."),
+            (A, "Thank you, that's paid."),
+            (C, "Thanks, bye."),
+        ),
+        False, NEU, False, (card("4556", "7382", "9104", "6576"),), tags=("held_out", "card", "groups"),
+    ),
+    EvalCall(
+        "held_out_ssn_in_pieces", FLITE[3],
+        (
+            (A, HELLO),
+            (C, "The insurance company told me you need my social for the claim."),
+            (A, "That's right. Whenever you're ready."),
+            (C, "Okay. Seven one two. Then forty eight. Then three three oh five."),
+            (A, "Thank you, I've sent the claim."),
+            (C, "Great, thanks."),
+        ),
+        False, POS, False, (ssn("712", "48", "3305"),), tags=("held_out", "ssn"),
+    ),
+    EvalCall(
+        "held_out_amex_four_digit_code", PIPER[0],
+        (
+            (A, HELLO),
+            (C, "I want to pay with my American Express."),
+            (A, "Okay, the number please."),
+            (C, "Three seven six four, one two five nine eight three, zero one two three five."),
+            (A, "And the four digits printed above the number on the front?"),
+            (C, "Two two nine one."),
+            (A, "Thanks, you're all paid up."),
+            (C, "Excellent."),
+        ),
+        False, POS, False, (card("3764", "125983", "01235"), cvv("2291")), tags=("held_out", "card", "cvv_no_keyword"),
+    ),
+    EvalCall(
+        "held_out_dnc_quit_it", ESPEAK[1],
+        (
+            (A, OUT),
+            (C, "Quit it with the calls, okay? I'm not coming back to your clinic."),
+            (A, "I understand. Goodbye."),
+        ),
+        True, NEG, False, direction=CallDirection.OUTBOUND, tags=("held_out", "dnc"),
+    ),
+    EvalCall(
+        "held_out_dnc_registry", FLITE[0],
+        (
+            (A, OUT),
+            (C, "This number is on the national do not call registry. Don't phone us again."),
+            (A, "My apologies. Goodbye."),
+        ),
+        True, NEG, False, direction=CallDirection.OUTBOUND, tags=("held_out", "dnc"),
+    ),
+    EvalCall(
+        "held_out_near_miss_dont_call_me_sir", PIPER[1],
+        (
+            (A, OUT),
+            (C, "Please don't call me sir, I'm Jamie. Anyway, yes, I'd like to book that checkup."),
+            (A, "Thanks, Jamie. I have Friday at ten."),
+            (C, "Friday at ten works."),
+        ),
+        False, POS, False, direction=CallDirection.OUTBOUND, tags=("held_out", "near_miss"),
+    ),
+)  # fmt: skip
+CALLS = CALLS + HELD_OUT
+
 BY_NAME = {c.name: c for c in CALLS}
 if len(BY_NAME) != len(CALLS):  # pragma: no cover - a data error
     raise ValueError("two evaluation calls share a name")

@@ -94,6 +94,10 @@ _WORD_VALUES |= {w: str(10 + i) for i, w in enumerate(_TEEN_WORDS)}
 _BRIDGE = {"um", "uh", "umm", "uhm", "er", "okay", "ok", "mm", "hmm", "mhm", "and", "dash"}
 
 
+def _is_number(tokens: list[str], i: int) -> bool:
+    return i < len(tokens) and (tokens[i].isdigit() or tokens[i] in _DIGIT_WORDS or tokens[i] in _TEEN_WORDS)
+
+
 def digit_streams(text: str) -> list[str]:
     """The numbers in ``text`` as digit strings: number words read as digits ("forty one" -> 41),
     runs of numbers joined across spaces, punctuation and fillers."""
@@ -111,7 +115,7 @@ def digit_streams(text: str) -> list[str]:
                 value, i = f"{tens}{_DIGIT_WORDS.index(nxt)}", i + 1
             else:
                 value = f"{tens}0"
-        elif tok in _WORD_VALUES and (tok not in ("o", "oh") or current):
+        elif tok in _WORD_VALUES and (tok not in ("o", "oh") or current or _is_number(tokens, i + 1)):
             value = _WORD_VALUES[tok]
         if value is not None:
             current += value

@@ -30,7 +30,10 @@ from devstack.evalset.calls import CALLS, EvalCall
 from devstack.evalset.labels import leaks
 
 STARTED = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
-_RENDER_VERSION = "1"  # bump when rendering changes in a way the cache key cannot see
+_RENDER_VERSION = "2"  # bump when rendering changes in a way the cache key cannot see
+# Piper without sampling noise: a call renders the same samples every time, so Whisper writes the
+# same words and a test's result does not change from run to run.
+AGENT_VOICE = "piper:1.0"
 
 
 def _cache_key(call: EvalCall) -> str:
@@ -60,6 +63,7 @@ def render(call: EvalCall, cache_dir: Path | None = None) -> DemoCall:
         random.Random(index),
         index,
         caller_voice=call.caller_voice,
+        agent_voice=AGENT_VOICE,
     )
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -107,6 +111,7 @@ class CallResult:
     redacted_transcript: list[str] = field(default_factory=list)  # "speaker: text", redacted
     stt_s: float = 0.0
     llm_s: float = 0.0
+    tags: list[str] = field(default_factory=list)
 
     @property
     def leaked(self) -> bool:
@@ -156,6 +161,7 @@ def run_call(
         transcript_source=transcribed.chosen.value if transcribed.chosen else None,
         redacted_transcript=[f"{s.speaker.value}: {s.text}" for s in transcribed.transcript],
         stt_s=round(transcribed.stt_seconds, 2),
+        tags=list(call.tags),
     )
     analyzed = None
     stored_analysis = ""
@@ -190,8 +196,31 @@ def _ratio(num: int, den: int) -> float | None:
 
 
 def score(results: Iterable[CallResult]) -> dict:
-    """The bench's figures: redaction recall, do-not-call recall/precision, analysis accuracy."""
+    """The bench's figures: redaction recall, do-not-call recall/precision, analysis accuracy;
+    the held-out calls' (written after the rules were fixed on the others) again on their own."""
     results = list(results)
+    held_out = [r for r in results if "held_out" in r.tags]
+    figures = _score(results)
+    if held_out:
+        figures["held_out"] = {
+            k: v
+            for k, v in _score(held_out).items()
+            if k
+            in (
+                "calls",
+                "redaction_recall",
+                "leaks",
+                "dnc_postcall",
+                "dnc_missed",
+                "dnc_false",
+                "sentiment_accuracy",
+                "follow_up_accuracy",
+            )
+        }
+    return figures
+
+
+def _score(results: list[CallResult]) -> dict:
     spans = [s for r in results for s in r.spans]
     heard = [s for s in spans if s.heard]
     by_kind = {}
@@ -250,3 +279,8 @@ def score(results: Iterable[CallResult]) -> dict:
 
 def as_dict(result: CallResult) -> dict:
     return asdict(result)
+
+
+def from_dict(data: dict) -> CallResult:
+    """A result ``as_dict`` wrote (the bench's --details), to score again."""
+    return CallResult(**(data | {"spans": [SpanResult(**s) for s in data["spans"]]}))
