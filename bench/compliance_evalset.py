@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,12 @@ def main() -> None:
     parser.add_argument("--llm-base-url", help="an OpenAI-compatible endpoint instead of the local SmolLM2 server")
     parser.add_argument("--llm-model", default=LLM_ALIAS)
     parser.add_argument("--llm-threads", type=int, default=2)
+    parser.add_argument(
+        "--llm-timeout",
+        type=float,
+        default=600,
+        help="per request: on a loaded 2-core machine SmolLM2 can take minutes",
+    )
     parser.add_argument("--calls", nargs="*", help="only these calls (names from devstack/evalset/calls.py)")
     parser.add_argument(
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "callcenter-evalset", help="rendered calls"
@@ -105,7 +112,10 @@ def main() -> None:
             structured_output=StructuredOutput.JSON_OBJECT_SCHEMA,
             max_tokens=400,
             reads_do_not_call=False,
+            timeout_s=args.llm_timeout,  # accuracy is measured here, not speed
         )
+    # A run stopped with SIGTERM still stops its llama.cpp server (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.perf_counter()
     results = []
     details = args.details.open("w") if args.details else None
