@@ -44,6 +44,9 @@ DO_NOT_CALL_WORDS = re.compile(
             r"\b(?:never|don'?t|do not)\s+(?:\w+\s+)?want\s+(?:to\s+)?(?:hear|be called|be contacted|any (?:more )?calls)\b",
             # "I'd rather you didn't call here anymore", "I'd prefer it if you didn't phone me"
             rf"\b(?:rather|prefer(?: it)?(?: if)?)\s+(?:that\s+)?you\s+(?:didn'?t|did not|don'?t|do not|wouldn'?t|would not|stopped)\s+{_VERB}\b",
+            # "quit it with the calls", "enough with these calls"
+            r"\b(?:quit|stop|enough|done)\s+(?:it\s+)?with\s+(?:the|these|those|your|all (?:the|these|your))\s+"
+            r"(?:\w+\s+)?(?:calls|phone calls|texts|messages)\b",
             r"\bopt(?:ing)?[- ]?out\b",
             r"\bunsubscribe\b",
             r"\blose\s+(?:my|this)\s+number\b",

@@ -103,6 +103,9 @@ def test_ordinary_numbers_are_still_kept(text: str) -> None:
         "I'd prefer it if you didn't phone me anymore.",
         "No more texts or calls.",
         "Get my number out of your system.",
+        # A held-out call, as Whisper wrote it.
+        "Quit it with the calls, okay. I'm not coming back to your clinic.",
+        "Enough with these calls.",
     ],
 )
 def test_indirect_do_not_call_requests_are_heard(words: str) -> None:
