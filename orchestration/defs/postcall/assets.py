@@ -437,12 +437,20 @@ def call_index(
     records = []
     unindexable = {}
     call_transcripts = _with_reports(call_transcripts, recordings_bucket)
+    heard_after: Counter[str] = Counter()
     for call_id, call in call_transcripts.items():
         if call.report is None:
             unindexable[call_id] = call.failure or "no session report"
             continue
         uri = recordings_bucket.uri(call.recording_object) if call.recording_object else None
-        records.append(build_record(call, call_analyses.get(call_id), uri, now))
+        record = build_record(call, call_analyses.get(call_id), uri, now)
+        # A request the live call missed: written as the agent writes its own, so dialing
+        # suppresses the number within one tick; the index row says so.
+        if heard := heard_after_the_call(call, call_analyses.get(call_id)):
+            write_do_not_call_request(recordings_bucket.recordings, call, heard, now)
+            heard_after[heard.value] += 1
+            record = record.model_copy(update={"do_not_call_requested": True})
+        records.append(record)
     started = time.perf_counter()
     vectors = call_embeddings.embedder().embed([r.embedding_text() for r in records])
     embed_s = time.perf_counter() - started
@@ -471,6 +479,8 @@ def call_index(
         metadata={
             "indexed_calls": len(records),
             "unindexable_calls": len(unindexable),
+            # do-not-call requests post-call heard that the live call did not record, by how
+            "do_not_call_heard_after_the_call": dg.MetadataValue.json(dict(heard_after)),
             "rows_for_day": day_rows,
             "embedding_seconds": round(embed_s, 3),
             "index_seconds": round(index_s, 3),
