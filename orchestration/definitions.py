@@ -1,4 +1,4 @@
-"""The Dagster code location: merges the three domains and the deployment's resources."""
+"""The Dagster code location: merges the domains (replay on the local stack only) and the deployment's resources."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dagster as dg
 
 from orchestration.defs import dialing, postcall, replay, rollout
 from orchestration.defs.webhooks import analyzed as webhooks
-from orchestration.deployment import current_deployment
+from orchestration.deployment import Deployment, current_deployment
 from orchestration.resources import shared_resources
 
 _deployment = current_deployment()
@@ -15,8 +15,8 @@ defs = dg.Definitions.merge(
     rollout.defs,
     dialing.defs,
     postcall.defs,
-    replay.defs,
     webhooks.defs,
+    *([replay.defs] if _deployment is Deployment.LOCAL else []),
     dg.Definitions(
         resources={
             **shared_resources(_deployment),
