@@ -76,6 +76,9 @@ def warm_worker(
         **real_livekit.env(),
         "AGENT_NAME": AGENT_NAME,
         "WORKER_PORT": str(free_port()),
+        # load by calls, not CPU: on a busy CI core a CPU-loaded worker turns the dispatch away,
+        # and LiveKit never offers that room's job again (docs/capacity.md)
+        "WORKER_MAX_CALLS": "4",
         "PERSONAS_DIR": str(personas),
         "INBOUND_TRANSFER_NUMBER": HUMAN,
         "STT_PROVIDER": "openai",
