@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,8 +13,9 @@ import pytest
 
 from callcenter.bucket import open_client
 from devstack.livekit import LocalLiveKit
+from orchestration.defs.replay.replayer import agent_worker as agent_worker_process
 from orchestration.resources.storage import RecordingsBucket
-from tests.conftest import LLM_MODEL, REPO_ROOT, free_port, stop_process
+from tests.conftest import LLM_MODEL, free_port
 
 AGENT_NAME = "call-center-agent-e2e"
 LINE_NUMBER = "+14155550100"
@@ -65,26 +63,23 @@ def running_worker(
         "HF_HUB_OFFLINE": "1",
         **env,
     }
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.worker", "start"], cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
     try:
-        deadline = time.monotonic() + 90
-        while b"registered worker" not in log_path.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the agent worker did not register:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield real_livekit
+        # the one way the product starts a local agent worker and waits for it to register
+        with agent_worker_process(env, log_path, start_timeout_s=90):
+            yield real_livekit
     finally:
-        stop_process(proc, grace=20)
         if os.environ.get("CALLCENTER_E2E_KEEP_LOGS"):
             print(log_path.read_text()[-20000:])
 
 
 @pytest.fixture(scope="module")
 def agent_worker(
-    real_livekit: LocalLiveKit, stt_server: str, tts_server: str, llm_base_url: str, e2e_bucket: RecordingsBucket, tmp_path_factory
+    real_livekit: LocalLiveKit,
+    stt_server: str,
+    tts_server: str,
+    llm_base_url: str,
+    e2e_bucket: RecordingsBucket,
+    tmp_path_factory,
 ) -> Iterator[LocalLiveKit]:
     """The agent worker registered with the real livekit-server; yields that server."""
     with running_worker(
@@ -122,7 +117,9 @@ def rollout_sip(real_livekit: LocalLiveKit) -> LocalLiveKit:
                 credentials_from_env=True,
                 agent_name=AGENT_NAME,
             ),
-            "livekit": LiveKitResource(url=real_livekit.url, api_key=real_livekit.api_key, api_secret=real_livekit.api_secret),
+            "livekit": LiveKitResource(
+                url=real_livekit.url, api_key=real_livekit.api_key, api_secret=real_livekit.api_secret
+            ),
             "kubernetes": KubernetesResource(),
             "rollout_settings": RolloutSettings(overlay="dev"),
         },

@@ -1,5 +1,5 @@
 """PCI DSS on a real call: a caller pays by card through the real livekit-server and the agent
-worker as it runs in production (bill_payment persona, local engines), and says the security code
+worker as it runs in production (bill_payment persona, local speech engines, a scripted model), and says the security code
 aloud. The recording (the local recorder standing in for Egress, stopped and started as Egress
 would be: a new file per segment) must hold the words before and after the payment step and not
 the code, as faster-whisper hears the joined recording post-call reads."""
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from callcenter.report import Speaker
 from devstack.demo_calls import SAMPLE_RATE as DEMO_RATE
 from devstack.demo_calls import speak_caller
 from devstack.phone_line import Say, place_inbound_call, to_line_pcm, wait_for_report
+from doubles.llm_server import CallTool, Rule, ScriptedLLM
+from doubles.llm_server import Say as ModelSays
 from orchestration.defs.postcall.audio import STT_RATE, open_recording
 from tests.e2e.conftest import LINE_NUMBER, running_worker
 from tests.e2e.test_inbound_calls import transcribe
@@ -29,16 +32,34 @@ CVV_SPOKEN = re.compile(r"\b(739|seven|three|nine|security)\b", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
-def payment_worker(real_livekit, stt_server, tts_server, llm_base_url, e2e_bucket, tmp_path_factory):  # noqa: ANN001, ANN201
+def payment_llm() -> Iterator[ScriptedLLM]:
+    """The model's part scripted: what is tested is the recording around the payment step, and a
+    135M model's tool calls on a busy core are not (it sometimes never called take_payment)."""
+    llm = ScriptedLLM(
+        [
+            Rule(r"\bpay\b", CallTool("take_payment")),
+            Rule(r"receipt|email", ModelSays("Of course, the receipt goes to your email. Anything else today?")),
+        ],
+        default=ModelSays("Thank you."),
+    ).start()
+    try:
+        yield llm
+    finally:
+        llm.stop()
+
+
+@pytest.fixture(scope="module")
+def payment_worker(real_livekit, stt_server, tts_server, payment_llm, e2e_bucket, tmp_path_factory):  # noqa: ANN001, ANN201
     with running_worker(
         real_livekit,
         stt_server=stt_server,
         tts_server=tts_server,
-        llm_base_url=llm_base_url,
+        llm_base_url=payment_llm.base_url,
         bucket=e2e_bucket,
         log_dir=tmp_path_factory.mktemp("payment-agent"),
         agent_name=AGENT_NAME,
         INBOUND_PERSONA="bill_payment",
+        LLM_MODEL="scripted",
     ) as lk:
         yield lk
 

@@ -13,25 +13,21 @@ where the human answers is tested against the Twirp double (tests/agent/test_war
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import yaml
 
 from callcenter.report import TransferStepName
 from devstack.livekit import LocalLiveKit
-from devstack.phone_line import dispatch_rule_route, place_inbound_call, wait_for_report
+from devstack.phone_line import wait_for_report
 from doubles.llm_server import CallTool, Rule, Say, ScriptedLLM
 from orchestration.resources.storage import RecordingsBucket
-from tests.conftest import REPO_ROOT, free_port, stop_process
-from tests.e2e.conftest import AGENT_NAME, LINE_NUMBER
-from tests.e2e.test_inbound_calls import CALLER, caller_says
+from tests.conftest import REPO_ROOT
+from tests.e2e.conftest import running_worker
+from tests.e2e.test_inbound_calls import call, caller_says
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e_calls"), pytest.mark.timeout(240)]
 
@@ -70,73 +66,33 @@ def warm_worker(
     persona = yaml.safe_load((REPO_ROOT / "agent/personas/inbound_support.yaml").read_text())
     persona["warm_transfer"] = {"ringing_timeout_s": RINGING_TIMEOUT_S}
     (personas / "inbound_support.yaml").write_text(yaml.safe_dump(persona))
-    log_path = tmp_path_factory.mktemp("agent") / "agent.log"
-    env = {
-        **os.environ,
-        **real_livekit.env(),
-        "AGENT_NAME": AGENT_NAME,
-        "WORKER_PORT": str(free_port()),
-        # load by calls, not CPU: on a busy CI core a CPU-loaded worker turns the dispatch away,
-        # and LiveKit never offers that room's job again (docs/capacity.md)
-        "WORKER_MAX_CALLS": "4",
-        "PERSONAS_DIR": str(personas),
-        "INBOUND_TRANSFER_NUMBER": HUMAN,
-        "STT_PROVIDER": "openai",
-        "STT_BASE_URL": stt_server,
-        "LLM_BASE_URL": scripted.base_url,
-        "LLM_MODEL": "scripted",
-        "TTS_BASE_URL": tts_server,
-        "TTS_MODEL": "piper",
-        "TTS_VOICE": "joe",
-        "RECORDINGS_BUCKET": e2e_bucket.bucket_name,
-        "STORAGE_EMULATOR_HOST": e2e_bucket.emulator_host,
-        "RECORDER": "local",
-        "HF_HUB_OFFLINE": "1",
-    }
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.worker", "start"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while b"registered worker" not in log_path.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the agent worker did not register:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield real_livekit
-    finally:
-        stop_process(proc, grace=20)
-        if os.environ.get("CALLCENTER_E2E_KEEP_LOGS"):
-            print(Path(log_path).read_text()[-20000:])
+    with running_worker(
+        real_livekit,
+        stt_server=stt_server,
+        tts_server=tts_server,
+        llm_base_url=scripted.base_url,
+        bucket=e2e_bucket,
+        log_dir=tmp_path_factory.mktemp("agent"),
+        PERSONAS_DIR=str(personas),
+        INBOUND_TRANSFER_NUMBER=HUMAN,
+        LLM_MODEL="scripted",
+    ) as lk:
+        yield lk
 
 
 def test_nobody_reachable_the_caller_is_offered_a_callback_and_it_is_in_the_report(
     warm_worker: LocalLiveKit, e2e_bucket: RecordingsBucket
 ) -> None:
     lk = warm_worker
-    room_prefix, agent_name = asyncio.run(dispatch_rule_route(lk.url, lk.api_key, lk.api_secret))
     started = time.monotonic()
-    result = asyncio.run(
-        place_inbound_call(
-            lk.url,
-            lk.api_key,
-            lk.api_secret,
-            caller_number=CALLER,
-            trunk_number=LINE_NUMBER,
-            room_prefix=room_prefix,
-            agent_name=agent_name,
-            script=[
-                caller_says("Can I speak to a person, please?"),
-                # after the hold (the agent hears nobody then), when the offer has been quiet a while
-                replace(caller_says("Yes, please call me back as soon as possible."), after_agent_quiet_s=3.0),
-            ],
-            agent_timeout_s=60,
-            hang_up_after_s=3,
-        )
+    result = call(  # routed by the dispatch rule the rollout created, as a carrier's call is
+        lk,
+        script=[
+            caller_says("Can I speak to a person, please?"),
+            # after the hold (the agent hears nobody then), when the offer has been quiet a while
+            replace(caller_says("Yes, please call me back as soon as possible."), after_agent_quiet_s=3.0),
+        ],
+        hang_up_after_s=3,
     )
     assert result.agent_joined
     report = wait_for_report(e2e_bucket, result.room, timeout_s=30)
