@@ -34,7 +34,7 @@ from orchestration.resources.campaigns import LOCAL_CAMPAIGNS_DIR, CampaignCatal
 from orchestration.resources.storage import RecordingsBucket
 from tests.e2e.conftest import AGENT_NAME, LINE_NUMBER, LLM_MODEL
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e_calls"), pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.calls, pytest.mark.xdist_group("e2e_calls"), pytest.mark.timeout(300)]
 
 CALLER = "+14155550199"
 ROOM_PREFIX = "call-"  # orchestration/defs/rollout/trunks.py SipTrunkSettings.room_prefix

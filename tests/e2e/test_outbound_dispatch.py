@@ -20,7 +20,7 @@ from callcenter.outcomes import CallOutcome
 from callcenter.report import SessionReport
 from tests.e2e.conftest import AGENT_NAME
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e_calls"), pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.slow, pytest.mark.calls, pytest.mark.xdist_group("e2e_calls"), pytest.mark.timeout(180)]
 
 
 def test_outbound_dispatch_reaches_the_agent_and_a_dial_without_sip_bridge_fails_into_a_report(

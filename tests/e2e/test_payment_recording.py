@@ -24,7 +24,7 @@ from orchestration.defs.postcall.audio import STT_RATE, open_recording
 from tests.e2e.conftest import LINE_NUMBER, running_worker
 from tests.e2e.test_inbound_calls import transcribe
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e_calls"), pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.calls, pytest.mark.xdist_group("e2e_calls"), pytest.mark.timeout(300)]
 
 AGENT_NAME = "call-center-agent-e2e-payments"
 CALLER = "+14155550142"

@@ -20,7 +20,7 @@ from tests.browser.test_e2e_chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import REPO_ROOT, free_port, stop_process, wait_for_port
 from tests.e2e.test_inbound_calls import report_for_room
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e_calls"), pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.calls, pytest.mark.xdist_group("e2e_calls"), pytest.mark.timeout(240)]
 
 
 def microphone_wav(path) -> None:  # noqa: ANN001

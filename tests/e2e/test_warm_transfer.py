@@ -29,7 +29,7 @@ from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import running_worker
 from tests.e2e.test_inbound_calls import call, caller_says
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e_calls"), pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.calls, pytest.mark.xdist_group("e2e_calls"), pytest.mark.timeout(240)]
 
 HUMAN = "+14155550142"
 RINGING_TIMEOUT_S = 10.0

@@ -11,7 +11,7 @@ import pytest
 from callcenter.replay import ReplayStatus, read_result
 from tests.replay.calls import record_call, replay
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e_calls"), pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.calls, pytest.mark.xdist_group("e2e_calls"), pytest.mark.timeout(300)]
 
 
 def test_a_day_of_calls_replays_every_call_of_that_day_only(real_livekit, engines, new_bucket) -> None:

@@ -20,7 +20,7 @@ from orchestration.defs.replay.assets import EVERY_CALL_REPLAYED
 from orchestration.resources.storage import RecordingsBucket
 from tests.replay.calls import record_call, replay
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e_calls"), pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.calls, pytest.mark.xdist_group("e2e_calls"), pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
