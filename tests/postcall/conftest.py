@@ -17,6 +17,9 @@ from callcenter.ids import deterministic_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.record import AnalysisStatus, CallAnalysis, CallRecord, Sentiment, TranscriptSegment
 from callcenter.report import Speaker
+from orchestration.defs.postcall.analysis import CallLLM, StructuredOutput
+from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
+from orchestration.resources.campaigns import LOCAL_CAMPAIGNS_DIR, CampaignCatalog
 from orchestration.resources.storage import RecordingsBucket
 from tests.conftest import LLM_MODEL  # noqa: F401 - re-exported for the post-call tests
 
@@ -113,3 +116,23 @@ def upload_call(bucket: RecordingsBucket, call, audio: bytes | None = None, repo
     if audio is not False:
         bucket.write_bytes(call.audio_object, audio, "audio/ogg")
     bucket.write_bytes(call.report_object, report or call.report.model_dump_json().encode(), "application/json")
+
+
+def postcall_resources(bucket: RecordingsBucket, speech_to_text, llm_base_url: str, data_dir, **overrides) -> dict:  # noqa: ANN001
+    """The resources the tests run post-call's real assets with: a model answering at
+    ``llm_base_url`` (one try a call), the index under ``data_dir``, the repository's campaigns."""
+    return {
+        "recordings_bucket": bucket,
+        "speech_to_text": speech_to_text,
+        "call_llm": CallLLM(
+            base_url=llm_base_url,
+            model="scripted",
+            structured_output=StructuredOutput.JSON_OBJECT_SCHEMA,
+            max_attempts=1,
+        ),
+        "call_embeddings": CallEmbeddings(),
+        "call_index_store": CallIndexResource(data_dir=str(data_dir)),
+        "redaction": RedactionSettings(),
+        "campaign_catalog": CampaignCatalog(directory=str(LOCAL_CAMPAIGNS_DIR)),
+        **overrides,
+    }

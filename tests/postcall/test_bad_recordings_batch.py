@@ -23,12 +23,10 @@ from callcenter.record import TranscriptSource
 from callindex import open_call_index
 from doubles.llm_server import ScriptedLLM
 from orchestration.defs.postcall import call_analyses, call_index, call_transcripts, transcription
-from orchestration.defs.postcall.analysis import CallLLM, StructuredOutput
 from orchestration.defs.postcall.audio import STT_RATE
-from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
+from orchestration.defs.postcall.resources import CallIndexResource
 from orchestration.defs.postcall.speech import SpeechSegment, SpeechToText
-from orchestration.resources.campaigns import LOCAL_CAMPAIGNS_DIR, CampaignCatalog
-from tests.postcall.conftest import upload_call
+from tests.postcall.conftest import postcall_resources, upload_call
 
 pytestmark = [pytest.mark.xdist_group("postcall"), pytest.mark.timeout(300)]
 
@@ -81,22 +79,9 @@ def test_a_corrupt_and_an_oversized_recording_fail_their_own_calls(
     upload_call(bucket, oversized, audio=long_audio)
     _HEARD.clear()
 
-    resources = {
-        "recordings_bucket": bucket,
-        "speech_to_text": CountingSpeechToText(),
-        # the analysis is not what this test is about: the scripted model answers no JSON, so each
-        # analysed call is recorded as "analysis failed", which is indexed all the same
-        "call_llm": CallLLM(
-            base_url=scripted_llm.base_url,
-            model="scripted",
-            structured_output=StructuredOutput.JSON_OBJECT_SCHEMA,
-            max_attempts=1,
-        ),
-        "call_embeddings": CallEmbeddings(),
-        "call_index_store": CallIndexResource(data_dir=str(tmp_path)),
-        "redaction": RedactionSettings(),
-        "campaign_catalog": CampaignCatalog(directory=str(LOCAL_CAMPAIGNS_DIR)),
-    }
+    # the analysis is not what this test is about: the scripted model answers no JSON, so each
+    # analysed call is recorded as "analysis failed", which is indexed all the same
+    resources = postcall_resources(bucket, CountingSpeechToText(), scripted_llm.base_url, tmp_path)
     result = dg.materialize(
         [call_transcripts, call_analyses, call_index],
         partition_key=DAY,

@@ -19,12 +19,10 @@ from callindex import open_call_index
 from doubles.llm_server import ScriptedLLM
 from orchestration.defs import postcall
 from orchestration.defs.postcall import call_analyses, call_index, call_transcripts
-from orchestration.defs.postcall.analysis import CallLLM, StructuredOutput
-from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
+from orchestration.defs.postcall.resources import CallIndexResource
 from orchestration.defs.postcall.speech import SpeechSegment, SpeechToText
 from orchestration.deployment import Deployment
-from orchestration.resources.campaigns import LOCAL_CAMPAIGNS_DIR, CampaignCatalog
-from tests.postcall.conftest import upload_call
+from tests.postcall.conftest import postcall_resources, upload_call
 
 pytestmark = [pytest.mark.xdist_group("postcall"), pytest.mark.timeout(600)]
 
@@ -67,23 +65,15 @@ def test_a_retry_in_a_new_pod_reads_redacted_transcripts_from_gcs(
     upload_call(bucket, call)
     assert any(d in " ".join(t.text for t in call.report.turns).lower() for d in CARD_DIGITS)
 
-    resources = {
-        "io_manager": GCSPickleIOManager(
+    resources = postcall_resources(
+        bucket,
+        CardReadingSpeechToText(),
+        scripted_llm.base_url,
+        tmp_path,
+        io_manager=GCSPickleIOManager(
             gcs=GCSResource(project="local"), gcs_bucket=bucket.bucket_name, gcs_prefix=postcall.IO_PREFIX
         ),
-        "recordings_bucket": bucket,
-        "speech_to_text": CardReadingSpeechToText(),
-        "call_llm": CallLLM(
-            base_url=scripted_llm.base_url,
-            model="scripted",
-            structured_output=StructuredOutput.JSON_OBJECT_SCHEMA,
-            max_attempts=1,
-        ),
-        "call_embeddings": CallEmbeddings(),
-        "call_index_store": CallIndexResource(data_dir=str(tmp_path)),
-        "redaction": RedactionSettings(),
-        "campaign_catalog": CampaignCatalog(directory=str(LOCAL_CAMPAIGNS_DIR)),
-    }
+    )
     assets = [call_transcripts, call_analyses, call_index]
     config = {"ops": {"call_transcripts": {"config": {"calls": []}}}}
 

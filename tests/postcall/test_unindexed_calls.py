@@ -19,11 +19,9 @@ from callcenter.paths import audio_path, report_path
 from callindex import UnindexedState, open_call_index
 from doubles.llm_server import ScriptedLLM
 from orchestration.defs.postcall import call_analyses, call_index, call_transcripts
-from orchestration.defs.postcall.analysis import CallLLM, StructuredOutput
-from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
+from orchestration.defs.postcall.resources import CallIndexResource
 from orchestration.defs.postcall.speech import SpeechSegment, SpeechToText
-from orchestration.resources.campaigns import LOCAL_CAMPAIGNS_DIR, CampaignCatalog
-from tests.postcall.conftest import upload_call
+from tests.postcall.conftest import postcall_resources, upload_call
 
 pytestmark = [pytest.mark.xdist_group("postcall"), pytest.mark.timeout(300)]
 
@@ -65,20 +63,7 @@ def test_an_unreadable_report_is_in_the_index_with_its_reason_until_it_is_indexe
     unreadable = json.loads(fixed.model_dump_json()) | {"schema_version": 99, "from_number": SECRET}
     upload_call(bucket, good)
     upload_call(bucket, bad, report=json.dumps(unreadable).encode())
-    resources = {
-        "recordings_bucket": bucket,
-        "speech_to_text": OneSegmentSpeechToText(),
-        "call_llm": CallLLM(
-            base_url=scripted_llm.base_url,
-            model="scripted",
-            structured_output=StructuredOutput.JSON_OBJECT_SCHEMA,
-            max_attempts=1,
-        ),
-        "call_embeddings": CallEmbeddings(),
-        "call_index_store": CallIndexResource(data_dir=str(tmp_path)),
-        "redaction": RedactionSettings(),
-        "campaign_catalog": CampaignCatalog(directory=str(LOCAL_CAMPAIGNS_DIR)),
-    }
+    resources = postcall_resources(bucket, OneSegmentSpeechToText(), scripted_llm.base_url, tmp_path)
     assert _run(resources).success
     generation = int(bucket.bucket.get_blob(bad.report_object).generation)
 
