@@ -21,7 +21,7 @@ from agent.call_state import CallState
 from agent.payment import CARD_DATA_LABEL
 from agent.settings import AgentSettings
 from callcenter.bucket import Recordings
-from callcenter.do_not_call import DoNotCallRequest, HeardBy, asks_not_to_be_called
+from callcenter.do_not_call import DoNotCallRequest, HeardBy, conversation_asks_not_to_be_called
 from callcenter.outcomes import CallDirection
 from callcenter.paths import do_not_call_path, live_transcript_raw_path, report_path
 from callcenter.redaction import redact_conversation
@@ -35,7 +35,7 @@ _SPEAKERS = {"user": Speaker.CALLER, "assistant": Speaker.AGENT}
 def asked_not_to_be_called(turns: list[Turn]) -> bool:
     """The backstop over the whole conversation: the caller's own words (callcenter/do_not_call.py),
     for a request the model's tool missed or that the hang-up cut short."""
-    return asks_not_to_be_called(t.text for t in turns if t.speaker is Speaker.CALLER)
+    return conversation_asks_not_to_be_called((t.speaker, t.text) for t in turns)
 
 
 def _ms(seconds: float | None) -> float | None:

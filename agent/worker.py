@@ -39,7 +39,7 @@ from agent.session_report import (
 from agent.settings import AgentSettings, load_settings
 from agent.stt_failure import SttFailureGuard
 from callcenter.dispatch import OutboundCallRequest, parse_dispatch
-from callcenter.do_not_call import DO_NOT_CALL_WORDS, HeardBy
+from callcenter.do_not_call import HeardBy, caller_asks_not_to_be_called
 from callcenter.ids import is_call_id, new_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.report import SessionReport
@@ -172,10 +172,18 @@ def watch_do_not_call(call: CallState, session: AgentSession, settings: AgentSet
         "user_input_transcribed",
         lambda ev: (
             call.hear_do_not_call(HeardBy.CALLER_WORDS)
-            if ev.is_final and DO_NOT_CALL_WORDS.search(ev.transcript)
+            if ev.is_final and caller_asks_not_to_be_called(ev.transcript, agent_turn_before(session))
             else None
         ),
     )
+
+
+def agent_turn_before(session: AgentSession) -> str:
+    """What the agent said last: "don't call me, sir" right after "yes, sir" is about naming."""
+    for item in reversed(session.history.items):
+        if item.type == "message" and item.role == "assistant":
+            return item.text_content or ""
+    return ""
 
 
 async def connect_call(call: CallState, agent: CallCenterAgent, lkapi: api.LiveKitAPI, settings: AgentSettings) -> bool:

@@ -18,6 +18,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from callcenter.outcomes import CallDirection
+from callcenter.report import Speaker
 
 # In the caller's own words. Matching too much suppresses a number too many; matching too little
 # calls someone who asked not to be called: with the law on one side, the rules lean to matching.
@@ -31,9 +32,10 @@ DO_NOT_CALL_WORDS = re.compile(
         (
             # "stop calling", "don't ring this number", "never call me again", "quit bothering me",
             # "no more calls", "don't you dare call me again"
-            # but not "don't call me sir", "don't call me by my first name": a name, not a request
+            # but not "don't call me by my first name", "don't call me that": naming, not a request.
+            # "don't call me(,) sir" is read with the conversation (_ADDRESSED below).
             rf"\b(?:stop|quit|don'?t|do not|never|no more)\s+(?:you\s+)?(?:ever\s+|dare\s+|even\s+)?{_VERB}\b"
-            r"(?!\s+me\s+(?:sir|ma'?am|madam|miss|mister|mr|mrs|ms|by|that)\b)",
+            r"(?!\s+me\s+(?:by|that)\b)",
             # "take me off your list", "remove my number from your database"
             r"\b(?:take|remove|delete|drop|strike|scratch|cross)\s+(?:me|my number|my name|this number|us)\s+(?:off|from|out of)\b",
             # whatever verb STT wrote ("give me off", "get my number out of"): off/out of their list
@@ -57,9 +59,73 @@ DO_NOT_CALL_WORDS = re.compile(
 )
 
 
+# "don't call me sir", "stop calling me, ma'am", "don't call me Robert": the words after the verb
+# may say how the caller is addressed rather than ask for no more calls. The comma is STT's guess
+# (tiny.en wrote "Please don't call me sir, I'm Jamie" as "Please don't call me, sir. I'm Jamie."),
+# so it decides nothing: the conversation does. A form of address or a name that ends the clause
+# is about naming when the agent's turn just before addressed the caller so ("Yes, sir", "Thanks,
+# Robert"), or the caller goes on to say what they are called ("I'm Jamie", "call me Bob").
+# Otherwise it is a request: compliance fails closed ("Don't call me, sir." alone, "Don't call me,
+# Ava", the agent's own name, are requests).
+_FORM_OF_ADDRESS = (
+    r"(?:sir|ma'?am|madam|miss|mister|mr|mrs|ms|honey|hon|sweetie|sweetheart|dear|darling|love|buddy|pal|mate"
+    r"|man|dude|boss|lady)"
+)
+_ADDRESSED = re.compile(rf"\s+me\s*,?\s+(?P<word>(?i:{_FORM_OF_ADDRESS})|[A-Z][a-z]+)(?=\s*(?:[.,!?;:]|$))")
+# the caller naming themselves: the name capitalised, as STT writes names ("I'm busy" is no name)
+_NAMES_THEMSELVES = re.compile(
+    r"(?i:\b(?:i'?m|i am|my name is|my name's|call me|(?:everyone|everybody|people|they|friends) calls? me|i go by)\s+)"
+    r"(?P<name>[A-Z][a-z]+)\b(?!'s)"
+)
+# "this is Ava", "I'm Ava": the agent's own name, not how it addressed the caller
+_SELF_INTRODUCED = re.compile(r"(?i:\b(?:this is|i'?m|i am|my name is|my name's))\s+$")
+
+
+def _agent_addressed_caller_as(word: str, agent_before: str) -> bool:
+    flags = re.IGNORECASE if re.fullmatch(_FORM_OF_ADDRESS, word, re.IGNORECASE) else 0
+    return any(
+        not _SELF_INTRODUCED.search(agent_before[: m.start()])
+        for m in re.finditer(rf"(?<!\w){re.escape(word)}(?!\w)", agent_before, flags)
+    )
+
+
+def _about_how_addressed(text: str, match: re.Match[str], agent_before: str) -> bool:
+    addressed = _ADDRESSED.match(text, match.end())
+    if addressed is None:
+        return False
+    return (
+        _agent_addressed_caller_as(addressed["word"], agent_before)
+        or _NAMES_THEMSELVES.search(text, addressed.end()) is not None
+    )
+
+
+def caller_asks_not_to_be_called(text: str, agent_before: str = "") -> bool:
+    """True when one turn of the caller's asks not to be called again; ``agent_before`` is the
+    agent's turn just before it (what tells "don't call me, sir" about naming from a request)."""
+    return any(not _about_how_addressed(text, m, agent_before) for m in DO_NOT_CALL_WORDS.finditer(text))
+
+
 def asks_not_to_be_called(texts: Iterable[str]) -> bool:
-    """True when any of the caller's utterances asks not to be called again."""
-    return any(DO_NOT_CALL_WORDS.search(text) for text in texts)
+    """True when any of the caller's utterances, read without the agent's words, asks not to be
+    called again."""
+    return any(caller_asks_not_to_be_called(text) for text in texts)
+
+
+def conversation_asks_not_to_be_called(turns: Iterable[tuple[Speaker, str]]) -> bool:
+    """Over a whole conversation in time order: each caller turn (consecutive utterances joined,
+    as STT splits one turn into several) read with the agent's turn before it."""
+    agent_before: list[str] = []
+    caller: list[str] = []
+    for speaker, text in [*turns, (Speaker.AGENT, "")]:
+        if speaker is Speaker.CALLER:
+            caller.append(text)
+            continue
+        if caller:
+            if caller_asks_not_to_be_called(" ".join(caller), " ".join(agent_before)):
+                return True
+            caller, agent_before = [], []
+        agent_before.append(text)
+    return False
 
 
 class HeardBy(StrEnum):

@@ -3,8 +3,8 @@
 render (devstack.demo_calls: Piper agent, the call's caller voice, stereo Ogg/Opus + session
 report) -> transcribe_call (the pipeline's own stage: decode, channel attribution, Whisper,
 redaction as one conversation) -> the do-not-call rules (post-call's heard_after_the_call over
-the redacted transcript, and the live backstop's asks_not_to_be_called over the caller's spoken
-lines) -> the LLM analysis (CallLLM, re-redacted as the pipeline stores it).
+the redacted transcript, and the live backstop's rules over the spoken lines, each caller turn
+with the agent's turn before it) -> the LLM analysis (CallLLM, re-redacted as the pipeline stores it).
 
 A PII span counts for recall where the raw STT output (or the live transcript) holds it: a span
 Whisper never wrote cannot leak from that transcript, and the scores say how many were heard.
@@ -22,9 +22,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from callcenter.do_not_call import asks_not_to_be_called
+from callcenter.do_not_call import conversation_asks_not_to_be_called
 from callcenter.redaction import RedactionPolicy
-from callcenter.report import Speaker
 from devstack.demo_calls import DemoCall, render_call
 from devstack.evalset.calls import CALLS, EvalCall
 from devstack.evalset.labels import leaks
@@ -101,7 +100,7 @@ class CallResult:
     spans: list[SpanResult]
     dnc_expected: bool
     dnc_postcall: bool  # post-call's reading of the recording's redacted transcript
-    dnc_live_words: bool  # the live backstop's rules on the caller's spoken words
+    dnc_live_words: bool  # the live backstop's rules on the spoken words (the caller's, in context)
     sentiment_expected: str
     follow_up_expected: bool
     sentiment: str | None = None  # None: no analysis (not run, or refused as invalid)
@@ -155,7 +154,7 @@ def run_call(
         spans=[],
         dnc_expected=call.do_not_call,
         dnc_postcall=False,
-        dnc_live_words=asks_not_to_be_called(t for s, t in call.lines if s is Speaker.CALLER),
+        dnc_live_words=conversation_asks_not_to_be_called(call.lines),
         sentiment_expected=call.sentiment.value,
         follow_up_expected=call.follow_up,
         transcript_source=transcribed.chosen.value if transcribed.chosen else None,

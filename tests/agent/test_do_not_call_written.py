@@ -76,3 +76,24 @@ async def test_ordinary_words_write_nothing(
         )
         assert await _written(agent_settings, tc.call.call_id, within_s=1.0) is None
         assert not tc.call.do_not_call_requested
+
+
+async def test_a_form_of_address_the_agent_just_used_is_no_request(
+    agent_settings: AgentSettings, scripted_llm: ScriptedLLM, livekit_double: LiveKitDouble
+) -> None:
+    # The backstop reads the caller's words with the agent's turn before them: after "sir" from the
+    # agent, "don't call me, sir" is about naming; the same words with no such turn are a request.
+    scripted_llm.script([Rule(r".", Say("Good morning, sir. How can I help?"))])
+    async with text_call(agent_settings, livekit_double) as tc:
+        watch_do_not_call(tc.call, tc.session, agent_settings)
+        await tc.session.run(user_input="Hello?")
+        tc.session.emit(
+            "user_input_transcribed", UserInputTranscribedEvent(transcript="Don't call me, sir.", is_final=True)
+        )
+        assert await _written(agent_settings, tc.call.call_id, within_s=1.0) is None
+        assert not tc.call.do_not_call_requested
+        tc.session.emit(
+            "user_input_transcribed", UserInputTranscribedEvent(transcript="Don't call me, man.", is_final=True)
+        )
+        written = await _written(agent_settings, tc.call.call_id)
+        assert written is not None and written.heard_by is HeardBy.CALLER_WORDS

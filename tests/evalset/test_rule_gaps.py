@@ -7,8 +7,11 @@ import re
 
 import pytest
 
-from callcenter.do_not_call import asks_not_to_be_called
+from callcenter.do_not_call import asks_not_to_be_called, conversation_asks_not_to_be_called
 from callcenter.redaction import redact, redact_conversation
+from callcenter.report import Speaker
+
+A, C = Speaker.AGENT, Speaker.CALLER
 
 
 def digits_left(texts: list[str]) -> list[str]:
@@ -123,10 +126,56 @@ def test_indirect_do_not_call_requests_are_heard(words: str) -> None:
         "Next time please call before noon, I work nights.",
         "I got your number from the list on your website.",
         "Why didn't you call me back yesterday?",
-        # A held-out call: a name, not a request.
+        # A held-out call: a name, not a request (the caller says what they are called).
         "Please don't call me sir, I'm Jamie. Anyway, yes, I'd like to book that checkup.",
+        "Please don't call me, sir. I'm Jamie. Anyway, yes, I'd like to book that checkup.",  # as Whisper wrote it
         "Don't call me by my first name at the office.",
     ],
 )
 def test_near_misses_are_not_requests(words: str) -> None:
     assert not asks_not_to_be_called([words])
+
+
+GREETING = "Hi, this is Abba, an automated assistant for J. Denel. This call may be recorded."
+
+
+@pytest.mark.parametrize(
+    ("conversation", "asked"),
+    [
+        # The held-out calls on a form of address or a name after "call me", as Whisper wrote them.
+        (
+            [(A, GREETING), (C, "Please don't call me, sir. I'm Jamie. Anyway, yes, I'd like to book that checkup.")],
+            False,
+        ),
+        ([(A, GREETING), (C, "I can ask why so ready? Please don't call me sir.")], True),  # no comma, no naming
+        ([(A, GREETING), (C, "Don't call me, Ava, I am not interested in a checkup.")], True),  # the agent's own name
+        ([(A, GREETING), (C, "Stop calling me, man. I already have a dentist.")], True),
+        (
+            [
+                (A, GREETING + " Good morning, sir."),
+                (C, "Don't call me sir, it makes me feel old, but yes, I'm do for a checkup."),
+            ],
+            False,
+        ),
+        (
+            [
+                (A, GREETING + " Am I speaking with Robert?"),
+                (C, "Don't call me Robert, everyone calls me Bob, what's this about?"),
+            ],
+            False,
+        ),
+        # The same words without what made them naming: requests (compliance fails closed).
+        ([(A, GREETING), (C, "Don't call me, sir.")], True),
+        ([(A, GREETING), (C, "Don't call me Robert.")], True),
+        ([(A, GREETING), (C, "Don't call me, sir. I'm busy.")], True),  # "busy" is no name
+        ([(A, "Good morning, sir."), (C, "Okay."), (A, "Would you like to book?"), (C, "Don't call me, sir.")], True),
+        ([(A, "Yes, sir."), (C, "Don't call me again, sir.")], True),  # the form of address does not end "call me"
+        ([(A, "Yes, sir."), (C, "Stop calling me, sir, and take me off your list.")], True),  # a second request
+        # One turn STT wrote as two segments is read as one; the agent's several segments too.
+        ([(A, "Hi."), (C, "Please don't call me, sir."), (C, "I'm Jamie.")], False),
+        ([(A, "Good morning,"), (A, "sir."), (C, "Don't call me, sir.")], False),
+        ([(C, "Don't ring"), (C, "this number again.")], True),
+    ],
+)
+def test_a_form_of_address_after_call_me_is_read_with_the_conversation(conversation, asked: bool) -> None:
+    assert conversation_asks_not_to_be_called(conversation) is asked

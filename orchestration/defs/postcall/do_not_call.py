@@ -8,10 +8,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from callcenter.bucket import Recordings
-from callcenter.do_not_call import DoNotCallRequest, HeardBy, asks_not_to_be_called
+from callcenter.do_not_call import DoNotCallRequest, HeardBy, conversation_asks_not_to_be_called
 from callcenter.outcomes import CallDirection
 from callcenter.paths import do_not_call_path
-from callcenter.report import Speaker
 from orchestration.defs.postcall.records import AnalyzedCall
 from orchestration.defs.postcall.transcription import TranscribedCall
 
@@ -21,7 +20,7 @@ def heard_after_the_call(call: TranscribedCall, analysis: AnalyzedCall | None) -
     the agent already wrote it down."""
     if call.report is None or call.report.do_not_call_requested:
         return None
-    if asks_not_to_be_called(s.text for s in call.transcript if s.speaker is Speaker.CALLER):
+    if conversation_asks_not_to_be_called((s.speaker, s.text) for s in call.transcript):
         return HeardBy.POSTCALL_RULES
     if analysis is not None and analysis.analysis is not None and analysis.analysis.do_not_call_requested:
         return HeardBy.POSTCALL_LLM
