@@ -648,6 +648,56 @@ HELD_OUT: tuple[EvalCall, ...] = (
         ),
         False, POS, False, direction=CallDirection.OUTBOUND, tags=("held_out", "near_miss"),
     ),
+    # Written after "don't call me, sir" was read with the conversation (callcenter/do_not_call.py),
+    # before measuring it: the boundary both ways, a form of address or a name after "call me".
+    EvalCall(
+        "held_out_dnc_dont_call_me_comma_sir", ESPEAK[3],
+        (
+            (A, OUT),
+            (C, "I have asked twice already. Please don't call me, sir."),
+            (A, "Understood. Goodbye."),
+        ),
+        True, NEG, False, direction=CallDirection.OUTBOUND, tags=("held_out", "dnc", "address"),
+    ),
+    EvalCall(
+        "held_out_dnc_dont_call_me_agents_name", FLITE[1],
+        (
+            (A, OUT),
+            (C, "Don't call me, Ava. I'm not interested in a checkup."),
+            (A, "I understand. Goodbye."),
+        ),
+        True, NEG, False, direction=CallDirection.OUTBOUND, tags=("held_out", "dnc", "address"),
+    ),
+    EvalCall(
+        "held_out_dnc_stop_calling_me_man", PIPER[1],
+        (
+            (A, OUT),
+            (C, "Stop calling me, man. I already have a dentist."),
+            (A, "Sorry to bother you. Goodbye."),
+        ),
+        True, NEG, False, direction=CallDirection.OUTBOUND, tags=("held_out", "dnc", "address"),
+    ),
+    EvalCall(
+        "held_out_near_miss_sir_after_the_agents_sir", ESPEAK[0],
+        (
+            (A, GREETING + " Good morning, sir. I'm calling about your annual checkup."),
+            (C, "Don't call me sir, it makes me feel old. But yes, I'm due for a checkup."),
+            (A, "Sorry about that! I have Tuesday at nine."),
+            (C, "Tuesday at nine is fine."),
+        ),
+        False, MIX, False, direction=CallDirection.OUTBOUND, tags=("held_out", "near_miss", "address"),
+    ),
+    EvalCall(
+        "held_out_near_miss_dont_call_me_robert", FLITE[2],
+        (
+            (A, GREETING + " Am I speaking with Robert?"),
+            (C, "Don't call me Robert, everyone calls me Bob. What's this about?"),
+            (A, "Sorry, Bob. It's about your annual checkup. Would you like to book one?"),
+            (C, "Sure, next Monday morning."),
+            (A, "You're booked for Monday at nine."),
+        ),
+        False, NEU, False, direction=CallDirection.OUTBOUND, tags=("held_out", "near_miss", "address"),
+    ),
 )  # fmt: skip
 CALLS = CALLS + HELD_OUT
 
