@@ -15,8 +15,10 @@ from livekit import rtc
 from livekit.agents import Agent, ModelSettings, RunContext, StopResponse, ToolError, ToolResult, function_tool, llm
 from livekit.agents.voice import SpeechHandle
 
+from agent.call_bridge import CallBridge
 from agent.call_state import CallState, utcnow
 from agent.payment import wants_to_pay
+from agent.recording import pause_recording
 from agent.warm_transfer import CallCenterWarmTransfer, failure_of, in_a_job, parse_callback_time
 from callcenter.dispatch import VoicemailPolicy
 from callcenter.do_not_call import HeardBy
@@ -41,6 +43,7 @@ class CallCenterAgent(Agent):
         )
         self.call = call
         self._after_speech: set[asyncio.Task] = set()
+        self._bridged: asyncio.Task | None = None  # a warm transfer's bridge, until either side hangs up
 
     def greet(self) -> SpeechHandle:
         """The opening line: who is calling, that it is automated, and the recording notice.
@@ -165,9 +168,25 @@ class CallCenterAgent(Agent):
             return await self._offer_callback(ctx)
         call.transferred_to = call.transfer_to
         call.outcome = CallOutcome.TRANSFERRED
-        call.transfer_step(TransferStepName.AGENT_LEFT)
-        call.control.leave()
+        if task.bridge is not None:
+            # the model and the voice leave; the job stays as the audio relay until either side hangs up
+            ctx.session.input.set_audio_enabled(False)
+            ctx.session.output.set_audio_enabled(False)
+            await pause_recording(call)  # what caller and human say to each other is not recorded
+            call.transfer_step(TransferStepName.AGENT_LEFT, "bridge")
+            self._bridged = asyncio.create_task(self._end_with(task.bridge), name=f"bridge-{call.call_id}")
+        else:
+            call.transfer_step(TransferStepName.AGENT_LEFT)
+            call.control.leave()
         return ToolResult("the caller is connected to a person; you have left the call", reply_required=False)
+
+    async def _end_with(self, bridge: CallBridge) -> None:
+        """A bridged call ends when either side hangs up: the other is hung up, then the job ends
+        (and writes the report)."""
+        await bridge.ended.wait()
+        log.info("bridged call ended: %s", bridge.why, extra={"call_id": self.call.call_id, "frames": bridge.frames})
+        await bridge.aclose()
+        self.call.control.leave()
 
     async def _offer_callback(self, ctx: RunContext[CallState]) -> ToolResult:
         call = self.call

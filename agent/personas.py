@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -27,6 +28,12 @@ class WarmTransfer(BaseModel):
 
     ringing_timeout_s: float = Field(30.0, gt=0, le=120, description="how long the human's phone rings")
     hold_music: bool = Field(True, description="LiveKit's hold music for the caller while they wait")
+    connect: Literal["bridge", "move"] = Field(
+        "bridge",
+        description="how caller and human are put through: 'bridge', the agent's job relays their audio between "
+        "the two rooms (any livekit-server); 'move', MoveParticipant moves the human into the caller's room "
+        "(LiveKit Cloud only: livekit-server answers it 'not implemented')",
+    )
     briefing: str | None = Field(None, description="extra instructions for the briefing of the human")
     callback_offer: str = Field(
         "I'm sorry, nobody from our team could take your call just now. "

@@ -15,8 +15,10 @@ center needs around it:
 
 What livekit-server v1.13.5 does with the two API calls (its source, pkg/service): the SIP call
 is forwarded to livekit-sip over the message bus, and ``MoveParticipant`` is answered "not
-implemented" by the open-source RoomManager (a LiveKit Cloud feature). On a self-hosted server
-the connect step therefore fails and the caller is offered a callback (docs/warm-transfer.md).
+implemented" by the open-source RoomManager (a LiveKit Cloud feature). So the persona's
+``warm_transfer.connect`` chooses the connect step: ``bridge`` (the default, any server) keeps both
+rooms and has the job relay the two voices between them (agent/call_bridge.py); ``move`` is the
+SDK's ``MoveParticipant``, for LiveKit Cloud (docs/warm-transfer.md).
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from typing import TYPE_CHECKING, Literal
 from livekit import api
 from livekit.agents import ToolError, get_job_context, llm
 from livekit.agents.beta.workflows import WarmTransferTask
+from livekit.agents.beta.workflows.warm_transfer import WarmTransferResult
 from livekit.agents.voice.background_audio import AudioConfig, BuiltinAudioClip
 
+from agent.call_bridge import CallBridge
 from callcenter.redaction import redact_conversation
 from callcenter.report import TransferStepName
 
@@ -105,6 +109,9 @@ class CallCenterWarmTransfer(WarmTransferTask):
         )
         self._call = call
         self._dial_timeout_s = settings.ringing_timeout_s + DIAL_MARGIN_S
+        self._connect = settings.connect
+        self.bridge: CallBridge | None = None  # set once the connect step bridged caller and human
+        self._consult_session: AgentSession | None = None  # kept (silent) while the bridge runs
 
     async def on_enter(self) -> None:
         self._call.transfer_step(TransferStepName.HOLD_STARTED)
@@ -139,15 +146,65 @@ class CallCenterWarmTransfer(WarmTransferTask):
 
     async def _merge_calls(self) -> None:
         try:
-            await super()._merge_calls()
+            if self._connect == "move":
+                await super()._merge_calls()
+            else:
+                await self._bridge_calls()
         except Exception as exc:
             # livekit-server answers MoveParticipant "not implemented" when self-hosted: back to the caller
-            detail = f"move {failure_detail(exc)}"
+            detail = f"{self._connect} {failure_detail(exc)}"
             self._call.transfer_step(TransferStepName.FAILED, detail)
             log.warning("could not connect the human to the caller: %s", detail, extra={"call_id": self._call.call_id})
             self._set_result(ToolError("could not connect the human to the caller"))
             raise
-        self._call.transfer_step(TransferStepName.CONNECTED)
+        self._call.transfer_step(TransferStepName.CONNECTED, None if self._connect == "move" else "bridge")
+
+    async def _bridge_calls(self) -> None:
+        """The self-hosted connect: the caller's and the human's voices relayed between the two rooms."""
+        assert self._caller_room is not None and self._human_agent_sess is not None
+        consult_room = self._human_agent_sess.room_io.room
+        caller = self.session.room_io.linked_participant
+        if caller is None:
+            raise RuntimeError("the caller has left")
+        # from here the consult room's end is the bridge's business, not a failed transfer
+        consult_room.off("disconnected", self._on_human_agent_room_close)
+        job = get_job_context()
+        rooms = (self._caller_room.name, consult_room.name)
+
+        async def hang_up() -> None:
+            if self._consult_session is not None:
+                self._consult_session.shutdown(drain=False)
+            for name in rooms:
+                try:
+                    await job.api.room.delete_room(api.DeleteRoomRequest(room=name))
+                except api.TwirpError as exc:
+                    if exc.code != api.TwirpErrorCode.NOT_FOUND:
+                        raise
+
+        bridge = CallBridge(
+            caller_room=self._caller_room,
+            caller_identity=caller.identity,
+            consult_room=consult_room,
+            human_identity=self._human_agent_identity,
+            hang_up=hang_up,
+        )
+        try:
+            await bridge.start()
+        except BaseException:
+            consult_room.on("disconnected", self._on_human_agent_room_close)
+            raise
+        self.bridge = bridge
+        job.add_shutdown_callback(bridge.aclose)  # a hang-up on either side ends the other
+
+    def _set_result(self, result: WarmTransferResult | Exception) -> None:
+        if self.bridge is not None and not self.done() and self._human_agent_sess is not None:
+            # the consult room carries the human's leg now: its session stops listening and talking
+            # (the SDK would shut it down, which deletes the room), and ends with the bridge
+            session, self._human_agent_sess = self._human_agent_sess, None
+            session.input.set_audio_enabled(False)
+            session.output.set_audio_enabled(False)
+            self._consult_session = session
+        super()._set_result(result)
 
 
 def failure_of(error: ToolError) -> str:

@@ -24,7 +24,8 @@ import secrets
 import string
 import time
 import wave
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +79,7 @@ class Say:
     pcm: np.ndarray
     after_agent_quiet_s: float = 1.2
     at_s: float = 0.0
+    after: asyncio.Event | None = None  # spoken only once this is set (a cue from another party in a test)
 
 
 @dataclass
@@ -87,6 +89,8 @@ class LineResult:
     agent_joined: bool
     # per utterance: (caller's last frame sent, agent's first speech frame heard after it), monotonic s
     turn_gaps: list[tuple[float, float | None]] = field(default_factory=list)
+    # each track apart, by "<participant identity>/<track name>" (the agent's voice, hold music, ...)
+    heard_tracks: dict[str, np.ndarray] = field(default_factory=dict)
 
     def write_heard(self, path: Path) -> Path:
         with wave.open(str(path), "wb") as w:
@@ -137,26 +141,120 @@ def caller_token(
     )
 
 
-class _Earpiece:
-    """What the caller hears: every frame of the agent's audio, with when speech was heard."""
+def callee_token(api_key: str, api_secret: str, *, room: str, identity: str, phone_number: str) -> str:
+    """The token livekit-sip mints for the party a ``CreateSIPParticipant`` dialled, once they answer."""
+    return (
+        api.AccessToken(api_key, api_secret)
+        .with_identity(identity)
+        .with_name(phone_number)
+        .with_kind("sip")
+        .with_attributes({ATTR_CALLER_NUMBER: phone_number, ATTR_CALL_STATUS: "active"})
+        .with_grants(api.VideoGrants(room_join=True, room=room))
+        .to_jwt()
+    )
+
+
+@dataclass
+class SipLeg:
+    """A party on the phone, in a room as livekit-sip puts them there: it hears every audio track
+    and speaks through one track of its own."""
+
+    room: rtc.Room
+    earpiece: Earpiece
+    mouth: Mouth
+    tasks: list[asyncio.Task]
+
+    def track_names(self) -> list[str]:
+        return list(self.earpiece.tracks)
+
+
+@asynccontextmanager
+async def sip_leg(url: str, token: str) -> AsyncIterator[SipLeg]:
+    """Join as a SIP participant and subscribe as livekit-sip does: not automatically, but to each
+    audio track when it is published (pkg/sip/room.go joins with auto-subscribe off and subscribes
+    in its OnTrackPublished callback). Leaving the block is hanging up."""
+    room = rtc.Room()
+    earpiece = Earpiece()
+    tasks: list[asyncio.Task] = []
+
+    def subscribe(pub: rtc.RemoteTrackPublication, _participant: rtc.RemoteParticipant) -> None:
+        if pub.kind == rtc.TrackKind.KIND_AUDIO:
+            pub.set_subscribed(True)
+
+    def on_track(track: rtc.Track, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+        if track.kind == rtc.TrackKind.KIND_AUDIO:
+            tasks.append(asyncio.create_task(earpiece.listen(track, f"{participant.identity}/{pub.name}")))
+
+    room.on("track_published", subscribe)
+    room.on("track_subscribed", on_track)
+    await room.connect(url, token, rtc.RoomOptions(auto_subscribe=False))
+    try:
+        for participant in room.remote_participants.values():
+            for pub in participant.track_publications.values():
+                subscribe(pub, participant)
+        source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=100)
+        track = rtc.LocalAudioTrack.create_audio_track(room.local_participant.identity, source)
+        await room.local_participant.publish_track(track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+        mouth = Mouth(source)
+        tasks.append(asyncio.create_task(mouth.run()))
+        yield SipLeg(room=room, earpiece=earpiece, mouth=mouth, tasks=tasks)
+    finally:
+        await room.disconnect()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Earpiece:
+    """What a party on the line hears: every frame of every audio track in the room, with when
+    speech was heard. Each track (the agent's voice, hold music, a bridged party) is kept apart;
+    ``heard`` mixes them on the clock they arrived on."""
 
     def __init__(self) -> None:
-        self.frames: list[np.ndarray] = []
+        self.tracks: dict[str, tuple[float, list[np.ndarray]]] = {}  # track name -> (first frame at, frames)
         self.last_speech_at: float | None = None
         self.speech_frames: list[float] = []
 
-    async def listen(self, track: rtc.Track) -> None:
+    async def listen(self, track: rtc.Track, name: str = "") -> None:
         stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
+        key = name or track.sid
         async for event in stream:
             pcm = np.frombuffer(event.frame.data, dtype=np.int16).copy()
-            self.frames.append(pcm)
+            now = time.monotonic()
+            self.tracks.setdefault(key, (now, []))[1].append(pcm)
             if pcm.size and float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) > SPEECH_RMS:
-                now = time.monotonic()
                 self.last_speech_at = now
                 self.speech_frames.append(now)
 
     def first_speech_after(self, t: float) -> float | None:
         return next((s for s in self.speech_frames if s > t), None)
+
+    def track(self, name: str) -> np.ndarray:
+        """All that was heard on one track, in order."""
+        frames = self.tracks.get(name, (0.0, []))[1]
+        return np.concatenate(frames) if frames else np.zeros(0, np.int16)
+
+    def mark(self) -> dict[str, int]:
+        """Where each track stands now, for ``since``."""
+        return {name: len(frames) for name, (_t, frames) in self.tracks.items()}
+
+    def since(self, mark: dict[str, int], name: str) -> np.ndarray:
+        """What one track brought after ``mark``."""
+        frames = self.tracks.get(name, (0.0, []))[1][mark.get(name, 0) :]
+        return np.concatenate(frames) if frames else np.zeros(0, np.int16)
+
+    def heard(self) -> np.ndarray:
+        """Every track mixed, each placed at the time its first frame arrived (real time, 16 kHz)."""
+        if not self.tracks:
+            return np.zeros(0, np.int16)
+        start = min(t for t, _frames in self.tracks.values())
+        parts = [(round((t - start) * SAMPLE_RATE), np.concatenate(f)) for t, f in self.tracks.values() if f]
+        if not parts:
+            return np.zeros(0, np.int16)
+        out = np.zeros(max(offset + len(pcm) for offset, pcm in parts), np.int32)
+        for offset, pcm in parts:
+            out[offset : offset + len(pcm)] += pcm
+        return np.clip(out, -32768, 32767).astype(np.int16)
 
 
 async def place_inbound_call(
@@ -184,13 +282,13 @@ async def place_inbound_call(
         api_key, api_secret, room=room_name, caller_number=caller_number, trunk_number=trunk_number, agent_name=agent_name
     )
     room = rtc.Room()
-    earpiece = _Earpiece()
+    earpiece = Earpiece()
     tasks: list[asyncio.Task] = []
     agent_here = asyncio.Event()
 
-    def on_track(track: rtc.Track, _pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+    def on_track(track: rtc.Track, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
         if track.kind == rtc.TrackKind.KIND_AUDIO:
-            tasks.append(asyncio.create_task(earpiece.listen(track)))
+            tasks.append(asyncio.create_task(earpiece.listen(track, f"{participant.identity}/{pub.name}")))
 
     def on_joined(participant: rtc.RemoteParticipant) -> None:
         if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
@@ -206,7 +304,7 @@ async def place_inbound_call(
         source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=100)
         track = rtc.LocalAudioTrack.create_audio_track("caller", source)
         await room.local_participant.publish_track(track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
-        mouth = _Mouth(source)
+        mouth = Mouth(source)
         tasks.append(asyncio.create_task(mouth.run()))
         try:
             await asyncio.wait_for(agent_here.wait(), agent_timeout_s)
@@ -219,6 +317,8 @@ async def place_inbound_call(
             if result.turn_gaps:  # a caller waits for the answer to what they said before going on
                 last_sent = result.turn_gaps[-1][0]
                 await _until(lambda s=last_sent: earpiece.first_speech_after(s) is not None, agent_timeout_s)
+            if say.after is not None:
+                await asyncio.wait_for(say.after.wait(), agent_timeout_s)
             await _until_quiet(earpiece, connected, say, deadline=time.monotonic() + agent_timeout_s)
             sent = await mouth.say(say.pcm)
             result.turn_gaps.append((sent, None))
@@ -243,7 +343,8 @@ async def place_inbound_call(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        result.heard = np.concatenate(earpiece.frames) if earpiece.frames else np.zeros(0, np.int16)
+        result.heard = earpiece.heard()
+        result.heard_tracks = {name: earpiece.track(name) for name in earpiece.tracks}
     return result
 
 
@@ -256,7 +357,7 @@ async def _until(predicate, timeout_s: float) -> bool:  # noqa: ANN001
     return False
 
 
-async def _until_quiet(earpiece: _Earpiece, connected: float, say: Say, *, deadline: float) -> None:
+async def _until_quiet(earpiece: Earpiece, connected: float, say: Say, *, deadline: float) -> None:
     """Wait until the agent has said something and then been quiet for ``after_agent_quiet_s``."""
     while time.monotonic() < deadline:
         now = time.monotonic()
@@ -266,7 +367,7 @@ async def _until_quiet(earpiece: _Earpiece, connected: float, say: Say, *, deadl
         await asyncio.sleep(0.05)
 
 
-class _Mouth:
+class Mouth:
     """The caller's microphone: a steady real-time 20 ms frame stream, silence between utterances."""
 
     def __init__(self, source: rtc.AudioSource) -> None:

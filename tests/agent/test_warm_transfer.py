@@ -60,12 +60,14 @@ def with_warm_transfer(settings: AgentSettings, **fields: object) -> Persona:
 
 @asynccontextmanager
 async def warm_call(
-    settings: AgentSettings, double: LiveKitDouble, lk: LocalLiveKit
+    settings: AgentSettings, double: LiveKitDouble, lk: LocalLiveKit, *, connect: str = "move"
 ) -> AsyncIterator[tuple[TextCall, rtc.Room]]:
-    """An inbound text-mode call whose job room is a real room on the real server."""
+    """An inbound text-mode call whose job room is a real room on the real server. The connect
+    step is LiveKit Cloud's MoveParticipant, played by the double; the self-hosted bridge carries
+    audio, so it is tested end to end (tests/e2e/test_warm_transfer.py)."""
     http_context._new_session_ctx()
     async with text_call(settings, double) as tc:
-        tc.call.persona = with_warm_transfer(settings)
+        tc.call.persona = with_warm_transfer(settings, connect=connect)
         tc.call.control.trunk_id = TRUNK
         room = rtc.Room()
         token = (

@@ -1,33 +1,50 @@
-"""A warm transfer on the real stack when nobody can be reached: the agent worker as it runs in
-production, the real livekit-server v1.13.5, the caller from devstack/phone_line.py (the stand-in
-for livekit-sip), the local STT and TTS. The model is the scripted one, so the call's course is
-the agent's doing, not a small model's whim.
+"""Warm transfers on the real stack: the agent worker as it runs in production, the real
+livekit-server v1.13.5, the caller from devstack/phone_line.py (the stand-in for livekit-sip), the
+local STT and TTS. The model is the scripted one, so the call's course is the agent's doing, not a
+small model's whim.
 
 The human's leg needs livekit-sip, which cannot be built here (docs/local-livekit.md): the real
-server answers CreateSIPParticipant with an error (no SIP service answers on its bus). That is
-the branch tested end to end: hold music, the dial, the failure with the server's reason, back to
-the caller with the callback offer, the callback they accept in the session report. The branch
-where the human answers is tested against the Twirp double (tests/agent/test_warm_transfer.py).
+server answers CreateSIPParticipant with an error (no SIP service answers on its bus). Two calls:
+
+- nobody reachable, with the real server's refusal: hold music, the dial, the failure with the
+  server's reason, back to the caller with the callback offer, the callback in the session report;
+- the human answers and is put through: the dial alone is the test's (tests/e2e/human_answers:
+  the human joins the consult room as livekit-sip would, with the dialled identity); the briefing,
+  the self-hosted connect (the job bridges the two rooms' audio, agent/call_bridge.py) and both
+  hang-ups run on the real server with real audio, checked by what each party heard.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import yaml
+from livekit import api
 
 from callcenter.report import TransferStepName
 from devstack.livekit import LocalLiveKit
-from devstack.phone_line import wait_for_report
+from devstack.phone_line import (
+    Earpiece,
+    LineResult,
+    callee_token,
+    dispatch_rule_route,
+    place_inbound_call,
+    sip_leg,
+    to_line_pcm,
+    wait_for_report,
+)
 from doubles.llm_server import CallTool, Rule, Say, ScriptedLLM
+from orchestration.defs.postcall.audio import STT_RATE, open_recording
 from orchestration.resources.storage import RecordingsBucket
 from tests.conftest import REPO_ROOT
-from tests.e2e.conftest import running_worker
-from tests.e2e.test_inbound_calls import call, caller_says
+from tests.e2e.conftest import LINE_NUMBER, running_worker
+from tests.e2e.test_inbound_calls import call, caller_says, transcribe
 
 pytestmark = [pytest.mark.slow, pytest.mark.calls, pytest.mark.xdist_group("e2e_calls"), pytest.mark.timeout(240)]
 
@@ -121,7 +138,7 @@ def test_the_real_server_refuses_to_move_a_participant(real_livekit: LocalLiveKi
     """Why a self-hosted warm transfer cannot connect the human: livekit-server v1.13.5 answers
     MoveParticipant with an error (its RoomManager: "not implemented"), so the agent goes back to
     the caller with the callback offer (tests/agent/test_warm_transfer.py plays that branch)."""
-    from livekit import api, rtc
+    from livekit import rtc
 
     lk = real_livekit
 
@@ -149,3 +166,194 @@ def test_the_real_server_refuses_to_move_a_participant(real_livekit: LocalLiveKi
     refused = asyncio.run(asyncio.wait_for(move(), 30))
     print(f"MoveParticipant on livekit-server: {refused.code}: {refused.message}")
     assert "not implemented" in refused.message
+
+
+# --- the human answers and is put through (the self-hosted bridge) ---------------------------
+
+HUMAN_IDENTITY = "human-agent-sip"  # the identity WarmTransferTask dials the human under
+SUMMARY = "The caller has a question about a double charge on the winter statement."
+HELLO = "Hi, Sam here."
+PUT_THROUGH = "Okay, put them through."
+GREETING = "Hello, this is Sam from billing. How can I help?"
+CALLER_TO_HUMAN = "Thanks Sam. My bill is wrong this month."
+SIGN_OFF = "Let me look into that for you."
+
+
+@pytest.fixture(scope="module")
+def answering_worker(
+    real_livekit: LocalLiveKit,
+    rollout_sip: LocalLiveKit,
+    stt_server: str,
+    tts_server: str,
+    e2e_bucket: RecordingsBucket,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[LocalLiveKit, ScriptedLLM]]:
+    """A worker whose warm transfers are answered by the test (the seam in human_answers/)."""
+    llm = ScriptedLLM(
+        [
+            Rule(r"person|someone", CallTool("transfer_to_human")),
+            Rule(r"sam here", Say(SUMMARY)),  # the consult room: the human spoke first
+            Rule(r"put (them|him|her) through", CallTool("connect_to_caller")),
+        ],
+        default=Say("Could you say that again?"),
+    ).start()
+    personas = tmp_path_factory.mktemp("personas")
+    persona = yaml.safe_load((REPO_ROOT / "agent/personas/inbound_support.yaml").read_text())
+    persona["warm_transfer"] = {"ringing_timeout_s": 30, "connect": "bridge"}
+    (personas / "inbound_support.yaml").write_text(yaml.safe_dump(persona))
+    seam = REPO_ROOT / "tests/e2e/human_answers"
+    try:
+        with running_worker(
+            real_livekit,
+            stt_server=stt_server,
+            tts_server=tts_server,
+            llm_base_url=llm.base_url,
+            bucket=e2e_bucket,
+            log_dir=tmp_path_factory.mktemp("agent"),
+            PERSONAS_DIR=str(personas),
+            INBOUND_TRANSFER_NUMBER=HUMAN,
+            LLM_MODEL="scripted",
+            PYTHONPATH=os.pathsep.join(filter(None, [str(seam), os.environ.get("PYTHONPATH")])),
+            CALLCENTER_E2E_HUMAN_ANSWERS="1",
+        ) as lk:
+            yield lk, llm
+    finally:
+        llm.stop()
+
+
+async def _consult_room(lk: LocalLiveKit, timeout_s: float) -> str:
+    """The room the agent opened to brief the human (``<caller room>-human-agent``)."""
+    deadline = time.monotonic() + timeout_s
+    async with api.LiveKitAPI(lk.http_url, lk.api_key, lk.api_secret) as lkapi:
+        while time.monotonic() < deadline:
+            rooms = (await lkapi.room.list_rooms(api.ListRoomsRequest())).rooms
+            found = [r.name for r in rooms if r.name.endswith("-human-agent")]
+            if found:
+                return found[0]
+            await asyncio.sleep(0.2)
+    raise AssertionError("the agent never opened a consult room")
+
+
+async def _until_answered(ear: Earpiece, after: float, quiet_s: float, timeout_s: float) -> None:
+    """Speech heard after ``after``, then ``quiet_s`` of quiet."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        last = ear.last_speech_at
+        if ear.first_speech_after(after) is not None and last is not None and time.monotonic() - last >= quiet_s:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("nothing was said back in time")
+
+
+async def _human(lk: LocalLiveKit, greeted: asyncio.Event) -> dict[str, object]:
+    """The human on the other end of the transfer: answers, hears the briefing, says to put the
+    caller through, greets the caller, hears them, signs off and hangs up."""
+    room = await _consult_room(lk, timeout_s=90)
+    token = callee_token(lk.api_key, lk.api_secret, room=room, identity=HUMAN_IDENTITY, phone_number=HUMAN)
+    async with sip_leg(lk.url, token) as leg:
+        ear = leg.earpiece
+        await asyncio.sleep(0.5)
+        said = await leg.mouth.say(speak(HELLO))
+        mark = ear.mark()
+        await _until_answered(ear, said, quiet_s=1.5, timeout_s=60)
+        briefing = np.concatenate([ear.since(mark, name) for name in ear.tracks])
+        said = await leg.mouth.say(speak(PUT_THROUGH))
+        # the bridge: the caller's voice arrives on a track of its own
+        deadline = time.monotonic() + 30
+        while not any(name.endswith("/caller") for name in ear.tracks):
+            assert time.monotonic() < deadline, f"no bridged caller track: {list(ear.tracks)}"
+            await asyncio.sleep(0.05)
+        bridged = next(name for name in ear.tracks if name.endswith("/caller"))
+        await asyncio.sleep(1.0)
+        mark = ear.mark()
+        said = await leg.mouth.say(speak(GREETING))
+        greeted.set()
+        await _until_answered(ear, said, quiet_s=1.5, timeout_s=60)
+        from_caller = ear.since(mark, bridged)
+        await leg.mouth.say(speak(SIGN_OFF))
+        await asyncio.sleep(0.5)
+        hung_up_at = time.monotonic()
+    return {"room": room, "briefing": briefing, "from_caller": from_caller, "hung_up_at": hung_up_at}
+
+
+def speak(text: str) -> np.ndarray:
+    return caller_says(text).pcm
+
+
+def test_the_human_answers_is_briefed_and_put_through_by_the_bridge_and_either_hang_up_ends_both(
+    answering_worker: tuple[LocalLiveKit, ScriptedLLM], e2e_bucket: RecordingsBucket, stt_server: str
+) -> None:
+    lk, llm = answering_worker
+
+    async def both() -> tuple[LineResult, dict[str, object], float]:
+        greeted = asyncio.Event()
+        room_prefix, agent_name = await dispatch_rule_route(lk.url, lk.api_key, lk.api_secret)
+        caller = place_inbound_call(
+            lk.url,
+            lk.api_key,
+            lk.api_secret,
+            caller_number="+14155550177",
+            trunk_number=LINE_NUMBER,
+            room_prefix=room_prefix,
+            agent_name=agent_name,
+            agent_timeout_s=90,
+            hang_up_after_s=30,  # the caller stays on: the human hangs up first
+            script=[
+                caller_says("Can I speak to a person, please?"),
+                replace(caller_says(CALLER_TO_HUMAN), after=greeted, after_agent_quiet_s=1.0),
+            ],
+        )
+        result, human = await asyncio.gather(caller, _human(lk, greeted))
+        return result, human, time.monotonic()
+
+    result, human, caller_gone_at = asyncio.run(asyncio.wait_for(both(), 200))
+    assert result.agent_joined
+    report = wait_for_report(e2e_bucket, result.room, timeout_s=60)
+
+    steps = [s.step for s in report.transfer_steps]
+    assert steps == [
+        TransferStepName.HOLD_STARTED,
+        TransferStepName.DIALLED,
+        TransferStepName.ANSWERED,
+        TransferStepName.BRIEFED,
+        TransferStepName.CONNECTED,
+        TransferStepName.AGENT_LEFT,
+    ], report.transfer_steps
+    assert report.transfer_steps[4].detail == "bridge"
+    assert report.outcome.value == "transferred" and report.transferred_to == f"tel:{HUMAN}"
+
+    # what each party heard, as Whisper writes it
+    briefing = transcribe(stt_server, human["briefing"]).lower()
+    assert "winter" in briefing or "double charge" in briefing, briefing
+    to_human = transcribe(stt_server, human["from_caller"]).lower()
+    assert "bill" in to_human and "wrong" in to_human, to_human
+    bridged = [name for name in result.heard_tracks if name.endswith("/human")]
+    assert bridged, list(result.heard_tracks)
+    to_caller = transcribe(stt_server, result.heard_tracks[bridged[0]]).lower()
+    assert "sam" in to_caller or "billing" in to_caller, to_caller
+    # the briefing was the human's alone: nothing the caller heard carried it
+    everything_caller_heard = transcribe(stt_server, result.heard).lower()
+    assert "winter" not in everything_caller_heard and "double charge" not in everything_caller_heard
+
+    # the human hung up: the bridge hung the caller up too, and both rooms are gone
+    hang_up_s = caller_gone_at - float(human["hung_up_at"])
+    print(f"bridged warm transfer: caller hung up {hang_up_s:.1f} s after the human; steps {report.transfer_steps}")
+    assert hang_up_s < 15, hang_up_s
+
+    async def rooms() -> list[str]:
+        async with api.LiveKitAPI(lk.http_url, lk.api_key, lk.api_secret) as lkapi:
+            return [r.name for r in (await lkapi.room.list_rooms(api.ListRoomsRequest())).rooms]
+
+    left = asyncio.run(rooms())
+    assert result.room not in left and human["room"] not in left, left
+
+    # the recording stopped when the agent left: what caller and human said to each other is not in it
+    assert report.recording_segments and report.recording_segments[-1].end is not None, report.recording_segments
+    segments = [(seg.path, seg.start) for seg in report.recording_segments]
+    reader = open_recording(e2e_bucket.read_bytes(segments[0][0]), segments, e2e_bucket.read_if_present)
+    recorded = np.concatenate([block for _, block in reader.blocks()]).astype(np.float32).sum(axis=1)
+    recorded_words = transcribe(stt_server, to_line_pcm(np.clip(recorded, -1, 1), STT_RATE)).lower()
+    assert "person" in recorded_words, recorded_words  # the call up to the transfer is there
+    assert "billing" not in recorded_words and "wrong" not in recorded_words, recorded_words
+    # the model briefed the human from the call's words, after the caller was put on hold
+    assert any("Conversation history with caller" in str(r["messages"][0]) for r in llm.requests)
