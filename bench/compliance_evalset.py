@@ -2,16 +2,19 @@
 
 Every call of devstack/evalset/calls.py is rendered (Piper agent; callers in espeak-ng, flite
 and Piper voices), transcribed by the pipeline's own stage (faster-whisper tiny.en, redaction as
-one conversation), read for a do-not-call request by post-call's rules, and analysed by the
-local LLM (llama.cpp's server with the bundled SmolLM2-135M, as the local stack runs it; or
-``--llm-base-url``). Prints one JSON line with the figures, then a table:
+one conversation), read for a do-not-call request by post-call's rules, and analysed: by an LLM
+(``--analyser llm``, the default: llama.cpp's server with the bundled SmolLM2-135M, configured as
+the local deployment configures the model; or ``--llm-base-url``), or by the extractive analyser
+(``--analyser extractive``, no model: what the local stack runs). Prints one JSON line with the
+figures, then a table:
 
 - redaction recall: PII spans with no must-not-appear form in the redacted transcripts (recording
   and live) or the stored analysis (goal 100%);
 - do-not-call recall and precision of post-call's reading (goal >= 95% each);
-- analysis accuracy: sentiment and follow-up, a refused (invalid) analysis counting as wrong.
+- analysis accuracy: sentiment and follow-up, a refused (invalid) analysis counting as wrong, next
+  to always-the-most-common-answer.
 
-    .venv/bin/python bench/compliance_evalset.py [--no-llm] [--calls NAME ...] [--cache DIR] [--details FILE]
+    .venv/bin/python bench/compliance_evalset.py [--no-llm | --analyser extractive] [--calls NAME ...] [--cache DIR] [--details FILE]
 """
 
 from __future__ import annotations
@@ -67,9 +70,21 @@ def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def _accuracy(figures: dict, name: str) -> str:
+    baseline = figures.get(f"baseline_{name}_accuracy")
+    return f"{_pct(figures[f'{name}_accuracy'])} ({_pct(baseline)})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-llm", action="store_true", help="skip the analysis (redaction and do-not-call only)")
+    parser.add_argument(
+        "--analyser",
+        choices=["llm", "extractive"],
+        default="llm",
+        help="who writes the analyses: the model (no extractive fallback: the model's own figures), or the "
+        "extractive analyser (no model; as the local stack runs)",
+    )
     parser.add_argument("--llm-base-url", help="an OpenAI-compatible endpoint instead of the local SmolLM2 server")
     parser.add_argument("--llm-model", default=LLM_ALIAS)
     parser.add_argument("--llm-threads", type=int, default=2)
@@ -95,13 +110,16 @@ def main() -> None:
         saved = [from_dict(json.loads(line)) for path in args.score for line in path.read_text().splitlines() if line]
         report(score(saved) | {"seconds": None, "llm": "from " + ", ".join(str(p) for p in args.score)})
         return
-    from orchestration.defs.postcall.analysis import CallLLM, StructuredOutput
+    from orchestration.defs.postcall.analysis import Analyser, CallLLM, StructuredOutput
     from orchestration.defs.postcall.speech import WhisperSpeechToText
 
     calls = [BY_NAME[n] for n in args.calls] if args.calls else list(CALLS)
     stt = WhisperSpeechToText(cpu_threads=args.stt_threads)
     llm, server = None, None
-    if not args.no_llm:
+    if not args.no_llm and args.analyser == "extractive":
+        # the model's endpoint is never called: the extractive analyser writes every analysis
+        llm = CallLLM(base_url="http://127.0.0.1:9/v1", model="none", analyser=Analyser.EXTRACTIVE)
+    elif not args.no_llm:
         base_url = args.llm_base_url
         if base_url is None:
             base_url, server = _local_llm(args.llm_threads)
@@ -140,7 +158,10 @@ def main() -> None:
             server.wait(10)
     report(
         score(results)
-        | {"seconds": round(time.perf_counter() - started, 1), "llm": None if llm is None else args.llm_model}
+        | {
+            "seconds": round(time.perf_counter() - started, 1),
+            "llm": None if llm is None or args.analyser != "llm" else args.llm_model,
+        }
     )
 
 
@@ -157,9 +178,13 @@ def report(figures: dict) -> None:
         ("redaction recall", _pct(figures["redaction_recall"]), "100%"),
         ("do-not-call recall (post-call)", _pct(figures["dnc_postcall"]["recall"]), ">= 95%"),
         ("do-not-call precision (post-call)", _pct(figures["dnc_postcall"]["precision"]), ">= 95%"),
-        ("analysis valid", _pct(figures["analysis_valid"]), ""),
-        ("sentiment accuracy", _pct(figures["sentiment_accuracy"]), ""),
-        ("follow-up accuracy", _pct(figures["follow_up_accuracy"]), ""),
+        (
+            "analysis valid (" + (", ".join(figures.get("analysers", [])) or "none") + ")",
+            _pct(figures["analysis_valid"]),
+            "",
+        ),
+        ("sentiment accuracy (most common answer)", _accuracy(figures, "sentiment"), ""),
+        ("follow-up accuracy (most common answer)", _accuracy(figures, "follow_up"), ""),
     ]
     if held := figures.get("held_out"):
         dnc = held["dnc_postcall"]
@@ -171,9 +196,9 @@ def report(figures: dict) -> None:
                 "",
             )
         )
-    print(f"\n| {'figure':36s} | {'measured':48s} | goal   |\n|{'-' * 38}|{'-' * 50}|--------|")
+    print(f"\n| {'figure':44s} | {'measured':48s} | goal   |\n|{'-' * 46}|{'-' * 50}|--------|")
     for name, value, goal in rows:
-        print(f"| {name:36s} | {value:48s} | {goal:6s} |")
+        print(f"| {name:44s} | {value:48s} | {goal:6s} |")
     for leak in figures["leaks"]:
         print(
             f"LEAK {leak['call']}: {leak['kind']} (recording {leak['recording']}, live {leak['live']}, analysis {leak['analysis']} forms)"

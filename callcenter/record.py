@@ -45,8 +45,19 @@ class Sentiment(StrEnum):
     MIXED = "mixed"
 
 
+# Who wrote an analysis (``CallAnalysis.analyser``): a model, or rules that pick the call's own words.
+EXTRACTIVE_ANALYSER = "extractive"
+
+
+def llm_analyser(model: str) -> str:
+    """The label of an analysis the served model ``model`` wrote."""
+    return f"llm:{model}"
+
+
 class CallAnalysis(BaseModel):
-    """The LLM's structured analysis of one call (its JSON schema constrains the model's output)."""
+    """The structured analysis of one call: the LLM's (its JSON schema constrains the model's
+    output), or the extractive analyser's (orchestration/defs/postcall/extractive.py), which fills
+    the same fields from the redacted transcript with rules and says so in ``analyser``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -66,6 +77,16 @@ class CallAnalysis(BaseModel):
     extracted_fields: dict[str, Any] = Field(
         default_factory=dict, description="campaign-specific fields, e.g. appointment_date, plan_name"
     )
+    # Set by the code that made the analysis, never by the model (not in the model's schema).
+    analyser: str | None = Field(
+        None,
+        description="who wrote it: 'llm:<served model>', or 'extractive' (the caller's and agent's own redacted "
+        "sentences and rules, no model); None in analyses indexed before it was recorded",
+    )
+
+    @property
+    def is_extractive(self) -> bool:
+        return self.analyser == EXTRACTIVE_ANALYSER
 
 
 class AnalysisStatus(StrEnum):

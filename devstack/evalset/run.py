@@ -109,8 +109,11 @@ class CallResult:
     transcript_source: str | None = None
     redacted_transcript: list[str] = field(default_factory=list)  # "speaker: text", redacted
     stt_s: float = 0.0
-    llm_s: float = 0.0
+    llm_s: float = 0.0  # the analysis's time, whoever wrote it
     tags: list[str] = field(default_factory=list)
+    analyser: str | None = None  # who was asked to analyse: "llm:<model>", "extractive"; None: no analysis run
+    analysed_by: str | None = None  # who wrote the stored analysis (the extractive one may stand in for a model)
+    summary: str | None = None  # the stored (re-redacted) analysis's summary
 
     @property
     def leaked(self) -> bool:
@@ -124,12 +127,12 @@ def run_call(
     policy: RedactionPolicy | None = None,
     cache_dir: Path | None = None,
 ) -> CallResult:
-    """One call through the pipeline's pieces. ``stt``: a SpeechToText; ``llm``: a CallLLM, or None."""
-    from callcenter.record import AnalysisStatus
-    from orchestration.defs.postcall.analysis import AnalysisFailed, redact_analysis
+    """One call through the pipeline's pieces. ``stt``: a SpeechToText; ``llm``: a CallLLM (its
+    ``analyser`` says whether the model or the extractive analyser writes), or None: no analysis."""
+    from callcenter.record import EXTRACTIVE_ANALYSER, AnalysisStatus, llm_analyser
+    from orchestration.defs.postcall.analysis import Analyser, analyse_call
     from orchestration.defs.postcall.calls import CallRef
     from orchestration.defs.postcall.do_not_call import heard_after_the_call
-    from orchestration.defs.postcall.records import AnalyzedCall
     from orchestration.defs.postcall.transcription import transcribe_call
 
     policy = policy or RedactionPolicy()
@@ -165,16 +168,18 @@ def run_call(
     analyzed = None
     stored_analysis = ""
     if llm is not None:
-        text = "\n".join(result.redacted_transcript)  # as call_analyses builds it
         started = time.perf_counter()
-        try:
-            analysis = redact_analysis(llm.analyze(text).analysis, policy)
-        except AnalysisFailed as exc:
-            result.analysis_error = exc.reason
-        else:
-            analyzed = AnalyzedCall(demo.report.call_id, AnalysisStatus.OK, analysis=analysis)
+        # as call_analyses does it (no campaign: the set's calls carry no goal or fields)
+        analyzed = analyse_call(llm, demo.report.call_id, transcribed.transcript, None, (), policy)
+        result.analyser = EXTRACTIVE_ANALYSER if llm.analyser is Analyser.EXTRACTIVE else llm_analyser(llm.model)
+        result.analysis_error = analyzed.error
+        if analyzed.status is AnalysisStatus.OK and analyzed.analysis is not None:
+            analysis = analyzed.analysis
             result.sentiment, result.follow_up = analysis.sentiment.value, analysis.follow_up_needed
+            result.summary, result.analysed_by = analysis.summary, analysis.analyser
             stored_analysis = analysis.model_dump_json()
+        else:
+            analyzed = None
         result.llm_s = round(time.perf_counter() - started, 2)
     result.dnc_postcall = heard_after_the_call(transcribed, analyzed) is not None
     for span in call.pii:
@@ -212,6 +217,7 @@ def score(results: Iterable[CallResult]) -> dict:
                 "dnc_postcall",
                 "dnc_missed",
                 "dnc_false",
+                "analysis_valid",
                 "sentiment_accuracy",
                 "follow_up_accuracy",
             )
@@ -264,16 +270,24 @@ def _score(results: list[CallResult]) -> dict:
         "dnc_live_words": dnc(lambda r: r.dnc_live_words),
         "dnc_missed": [r.name for r in results if r.dnc_expected and not r.dnc_postcall],
         "dnc_false": [r.name for r in results if not r.dnc_expected and r.dnc_postcall],
-        "analysis_valid": _ratio(len(analysed), len(results)) if any(r.llm_s for r in results) else None,
+        "analysers": sorted({r.analyser for r in results if r.analyser}),
+        "analysis_valid": _ratio(len(analysed), len(results)) if any(r.analyser or r.llm_s for r in results) else None,
         "sentiment_accuracy": _ratio(sum(r.sentiment == r.sentiment_expected for r in analysed), len(results))
         if analysed
         else None,
         "follow_up_accuracy": _ratio(sum(r.follow_up == r.follow_up_expected for r in analysed), len(results))
         if analysed
         else None,
+        # always the set's most common answer: what an analysis must beat to say anything
+        "baseline_sentiment_accuracy": _most_common_share([r.sentiment_expected for r in results]),
+        "baseline_follow_up_accuracy": _most_common_share([r.follow_up_expected for r in results]),
         "stt_s": round(sum(r.stt_s for r in results), 1),
         "llm_s": round(sum(r.llm_s for r in results), 1),
     }
+
+
+def _most_common_share(answers: list) -> float | None:
+    return _ratio(max((answers.count(a) for a in set(answers)), default=0), len(answers))
 
 
 def as_dict(result: CallResult) -> dict:

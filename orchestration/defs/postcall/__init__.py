@@ -1,7 +1,8 @@
 """The postcall domain: bucket sensor -> transcripts -> redaction -> analyses -> call index (+ checks, views).
 
 Exposes ``defs`` and ``resources(deployment)``. Local resources run everything on this
-machine (faster-whisper, llama.cpp's server, SQLite); gke uses Riva, vLLM and PostgreSQL.
+machine (faster-whisper, the extractive analyser in place of llama.cpp's SmolLM2, SQLite); gke uses
+Riva, vLLM and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import dagster as dg
 from dagster_gcp import GCSPickleIOManager, GCSResource
 
-from orchestration.defs.postcall.analysis import CallLLM, StructuredOutput
+from orchestration.defs.postcall.analysis import Analyser, CallLLM, StructuredOutput
 from orchestration.defs.postcall.assets import call_analyses, call_index, call_transcripts
 from orchestration.defs.postcall.pending import requested_calls_indexed
 from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
@@ -54,6 +55,12 @@ def resources(deployment: Deployment) -> dict[str, Any]:
                     max_tokens=400,  # SmolLM2 on CPU: bound the time a rambling answer can take
                     # SmolLM2-135M's yes/no on a do-not-call request is noise: the rules read it locally
                     reads_do_not_call=False,
+                    # Nor can it write an analysis an analyst can use (28% valid, sentiment and follow-up
+                    # below always-the-most-common-answer: docs/benchmarks.md): the extractive analyser
+                    # writes every local analysis, labelled 'extractive'. To try a model here, set
+                    # analyser=Analyser.LLM; a refused analysis then falls back to the extractive one.
+                    analyser=Analyser.EXTRACTIVE,
+                    extractive_fallback=True,
                 ),
                 "call_embeddings": CallEmbeddings(),
                 "call_index_store": CallIndexResource(data_dir=dg.EnvVar("CALLCENTER_DATA_DIR")),

@@ -4,7 +4,8 @@ The model is asked for JSON matching ``CallAnalysis``'s schema (with the campaig
 fields spelled out), constrained by the server: vLLM takes OpenAI's ``json_schema``
 response format, llama.cpp's server takes ``json_object`` with a ``schema``. Output that
 still fails validation is retried, then reported as a failed analysis with the reason:
-never a made-up record.
+never a made-up record. Where the model cannot write a usable analysis (the local stack's), the
+extractive analyser (extractive.py) writes it instead, labelled as such: ``CallLLM.analyser``.
 """
 
 from __future__ import annotations
@@ -12,16 +13,28 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import dagster as dg
 from openai import APIConnectionError, APIStatusError, APITimeoutError, OpenAI
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from callcenter.record import CallAnalysis, Sentiment
+from callcenter.record import AnalysisStatus, CallAnalysis, Sentiment, llm_analyser
 from callcenter.redaction import RedactionPolicy, redact, redact_value
+from callcenter.report import Turn
+
+if TYPE_CHECKING:
+    from orchestration.defs.postcall.records import AnalyzedCall
+
+
+class Analyser(StrEnum):
+    """Who writes post-call's analyses (the label each analysis carries: ``CallAnalysis.analyser``)."""
+
+    LLM = "llm"  # the served model; "llm:<model>"
+    EXTRACTIVE = "extractive"  # rules over the redacted transcript, no model (extractive.py)
 
 
 class StructuredOutput(StrEnum):
@@ -182,7 +195,9 @@ def build_messages(
 
 
 class CallLLM(dg.ConfigurableResource):
-    """An OpenAI-compatible chat endpoint: vLLM on the cluster, llama.cpp's server locally."""
+    """An OpenAI-compatible chat endpoint: vLLM on the cluster, llama.cpp's server locally; and
+    whether it writes the analyses at all (``analyser``), or the extractive analyser stands in
+    when its output is refused (``extractive_fallback``)."""
 
     base_url: str = Field(description="e.g. http://vllm:8000/v1 or http://127.0.0.1:8081/v1")
     model: str = Field(description="served model name")
@@ -197,6 +212,16 @@ class CallLLM(dg.ConfigurableResource):
         True,
         description="ask the model whether the caller asked not to be called (post-call's second reading after "
         "the rules); off where the model is too small to read it (its answer would suppress numbers at random)",
+    )
+    analyser: Analyser = Field(
+        Analyser.LLM,
+        description="who writes the analyses: the model, or the extractive analyser (no model: the call's own "
+        "redacted sentences and rules, labelled 'extractive'), where the model's analyses are no use to an analyst",
+    )
+    extractive_fallback: bool = Field(
+        False,
+        description="when the model's output is still refused after max_attempts, store the extractive analysis "
+        "(labelled 'extractive', the refusal kept as the record's analysis_error) instead of none",
     )
 
     def client(self) -> OpenAI:
@@ -253,6 +278,7 @@ class CallLLM(dg.ConfigurableResource):
                     last_reason = f"{exc}" + (" (output cut off at max_tokens)" if finish == "length" else "")
                     transient = False
                     continue  # invalid output: ask again straight away
+                analysis = analysis.model_copy(update={"analyser": llm_analyser(self.model)})
                 return AnalysisResult(analysis, attempt, time.perf_counter() - started)
             if attempt < self.max_attempts:
                 time.sleep(delay)
@@ -295,6 +321,55 @@ def redact_analysis(analysis: CallAnalysis, policy: RedactionPolicy | None = Non
             "action_items": [redact(item, policy).text for item in analysis.action_items],
             "extracted_fields": {k: field_value(k, v) for k, v in analysis.extracted_fields.items()},
         }
+    )
+
+
+def analyse_call(
+    call_llm: CallLLM,
+    call_id: str,
+    transcript: Sequence[Turn],
+    goal: str | None,
+    fields: tuple[str, ...],
+    policy: RedactionPolicy,
+    client: OpenAI | None = None,
+) -> AnalyzedCall:
+    """One call's analysis as post-call stores it, from its redacted transcript: the model's, or the
+    extractive analyser's where ``call_llm.analyser`` says so or where it stands in for a refused
+    one (``extractive_fallback``, the refusal kept as the error); redacted again either way.
+    Raises AnalysisFailed when the endpoint is down (transient: the step is retried later)."""
+    from orchestration.defs.postcall.extractive import extractive_analysis
+    from orchestration.defs.postcall.records import AnalyzedCall
+
+    started = time.perf_counter()
+    if call_llm.analyser is Analyser.EXTRACTIVE:
+        analysis = redact_analysis(extractive_analysis(transcript, goal, fields), policy)
+        return AnalyzedCall(call_id, AnalysisStatus.OK, analysis=analysis, seconds=time.perf_counter() - started)
+    text = "\n".join(f"{s.speaker.value}: {s.text}" for s in transcript)
+    try:
+        result = call_llm.analyze(text, goal, fields, client=client)
+    except AnalysisFailed as exc:
+        if exc.transient:
+            raise
+        # A server's error message may quote the prompt back: the reason is stored redacted.
+        reason = redact(exc.reason, policy).text
+        if not call_llm.extractive_fallback:
+            return AnalyzedCall(
+                call_id, AnalysisStatus.FAILED, error=reason, attempts=exc.attempts, seconds=exc.seconds
+            )
+        return AnalyzedCall(
+            call_id,
+            AnalysisStatus.OK,
+            analysis=redact_analysis(extractive_analysis(transcript, goal, fields), policy),
+            error=f"the model's analysis was refused: {reason}",
+            attempts=exc.attempts,
+            seconds=time.perf_counter() - started,
+        )
+    return AnalyzedCall(
+        call_id,
+        AnalysisStatus.OK,
+        analysis=redact_analysis(result.analysis, policy),
+        attempts=result.attempts,
+        seconds=result.seconds,
     )
 
 

@@ -19,11 +19,10 @@ from pydantic import Field, ValidationError
 from callcenter.campaign import Campaign, CampaignError
 from callcenter.paths import REPORT_FILENAME, day_prefix, parse_object_name
 from callcenter.record import AnalysisStatus
-from callcenter.redaction import redact
 from callindex import CallFilter, UnindexedCall, UnindexedState
 from callindex.unindexed import REASON_MAX_CHARS
 from orchestration.defs.postcall import transcription
-from orchestration.defs.postcall.analysis import AnalysisFailed, CallLLM, redact_analysis
+from orchestration.defs.postcall.analysis import Analyser, CallLLM, analyse_call
 from orchestration.defs.postcall.calls import CallRef
 from orchestration.defs.postcall.channels import ChannelMode
 from orchestration.defs.postcall.do_not_call import heard_after_the_call
@@ -311,7 +310,13 @@ def _campaigns_of(calls: dict[str, TranscribedCall], catalog: CampaignCatalog) -
     retry_policy=STEP_RETRY,
     backfill_policy=ONE_DAY_PER_RUN,
     tags={"callcenter/domain": "postcall"},
-    check_specs=[dg.AssetCheckSpec("analysis_valid", asset="call_analyses", description="every analysis validated")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "analysis_valid",
+            asset="call_analyses",
+            description="every model's analysis validated (none refused, whether or not the extractive one stood in)",
+        )
+    ],
 )
 def call_analyses(
     context: dg.AssetExecutionContext,
@@ -320,50 +325,39 @@ def call_analyses(
     redaction: RedactionSettings,
     campaign_catalog: CampaignCatalog,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """LLM analysis per call (summary, disposition, sentiment, intent, actions, goal), validated by
-    pydantic, redacted again (what the model writes is stored, indexed and shown to analysts).
-    A campaign call is judged against its campaign's goal and extracted fields, from the one
-    campaign catalog dialing reads."""
+    """Analysis per call (summary, disposition, sentiment, intent, actions, goal): the LLM's, validated
+    by pydantic, or the extractive analyser's where ``call_llm.analyser`` says so (or where it stands in
+    for a refused one); redacted again either way (what is written is stored, indexed and shown to
+    analysts, with who wrote it). A campaign call is judged against its campaign's goal and extracted
+    fields, from the one campaign catalog dialing reads."""
     policy = redaction.policy()
-    client = call_llm.client()
+    extractive_only = call_llm.analyser is Analyser.EXTRACTIVE
+    client = None if extractive_only else call_llm.client()
     campaigns = _campaigns_of(call_transcripts, campaign_catalog)
     results: dict[str, AnalyzedCall] = {}
     for call_id, call in call_transcripts.items():
         if not call.transcript or call.report is None:
             results[call_id] = AnalyzedCall(call_id, AnalysisStatus.SKIPPED, error=call.failure or "no transcript")
             continue
-        text = "\n".join(f"{s.speaker.value}: {s.text}" for s in call.transcript)
         campaign = campaigns.get(call.report.campaign_id or "")
         goal, fields = (campaign.goal, campaign.extracted_fields) if campaign else (None, ())
-        try:
-            result = call_llm.analyze(text, goal, fields, client=client)
-        except AnalysisFailed as exc:
-            if exc.transient:
-                # The LLM service is down, not the call's fault: fail the step so it is retried
-                # later, instead of indexing every call of the batch as "analysis failed".
-                raise
-            # A server's error message may quote the prompt back: the reason is logged and stored redacted.
-            reason = redact(exc.reason, policy).text
-            context.log.warning("analysis of %s failed: %s", call_id, reason)
-            results[call_id] = AnalyzedCall(
-                call_id, AnalysisStatus.FAILED, error=reason, attempts=exc.attempts, seconds=exc.seconds
-            )
-            continue
-        results[call_id] = AnalyzedCall(
-            call_id,
-            AnalysisStatus.OK,
-            analysis=redact_analysis(result.analysis, policy),
-            attempts=result.attempts,
-            seconds=result.seconds,
-        )
+        # AnalysisFailed here is the LLM service down, not the call's fault: the step fails and is
+        # retried later, instead of indexing every call of the batch as "analysis failed".
+        results[call_id] = analyse_call(call_llm, call_id, call.transcript, goal, fields, policy, client)
+        if results[call_id].error:  # redacted
+            context.log.warning("analysis of %s: %s", call_id, results[call_id].error)
     statuses = Counter(a.status.value for a in results.values())
     yield dg.Output(
         results,
         metadata={
             "calls": len(results),
             "statuses": dg.MetadataValue.json(dict(statuses)),
+            # who wrote the stored analyses: "llm:<model>", "extractive"
+            "analysers": dg.MetadataValue.json(
+                dict(Counter(a.analysis.analyser for a in results.values() if a.analysis is not None))
+            ),
             "llm_seconds": round(sum(a.seconds for a in results.values()), 2),
-            "model": call_llm.model,
+            "model": "none (extractive)" if extractive_only else call_llm.model,
             # Calls naming a campaign the catalog no longer holds: analysed without a goal or fields.
             "campaigns_not_in_catalog": dg.MetadataValue.json(
                 sorted(
@@ -378,7 +372,12 @@ def call_analyses(
     )
     yield _check(
         "analysis_valid",
-        {cid: a.error or "" for cid, a in results.items() if a.status is AnalysisStatus.FAILED},
+        # a model's analysis the extractive one stands in for was refused too
+        {
+            cid: a.error or ""
+            for cid, a in results.items()
+            if a.status is AnalysisStatus.FAILED or (a.status is AnalysisStatus.OK and a.error)
+        },
         severity=dg.AssetCheckSeverity.WARN,
     )
 
