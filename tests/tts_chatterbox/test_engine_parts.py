@@ -31,6 +31,7 @@ def test_capacity_and_load_are_exposed_for_dialing():
         vocoder=SimpleNamespace(
             windows=6, batches=2, busy_s=0.3, first_windows=3, first_wait_s=0.12, idle_capture_s=0.4
         ),
+        early_windows=2,
     )
     registry = CollectorRegistry()
     FastChatterboxEngine.register_metrics(engine, registry)
@@ -46,6 +47,7 @@ def test_capacity_and_load_are_exposed_for_dialing():
     assert "tts_chatterbox_vocoder_busy_seconds_total 0.3" in text
     assert "tts_chatterbox_prefix_cache_hits_total 7.0" in text
     assert "tts_chatterbox_vocoder_idle_capture_seconds_total 0.4" in text
+    assert "tts_chatterbox_early_windows_total 2.0" in text
     engine.capacity = 24  # a re-measurement is what /metrics shows next
     assert "tts_chatterbox_capacity_streams 24.0" in generate_latest(registry).decode()
 
@@ -277,3 +279,162 @@ def test_s3gen_levers_out_of_range_are_refused_by_name():
         S3GenRenderer(s3gen, autocast="int8")
     with pytest.raises(ValueError, match="S3GEN_STEPS"):
         FastEngineConfig(s3gen_steps=-2)
+
+
+# ---- first-audio levers (issue 20): vocoder batch choice, early windows ----
+
+
+def _window(deadline: float, first: bool = False, name: str = ""):
+    from tts.app.backends.chatterbox_fast.vocoder import RenderJob
+
+    job = RenderJob(ref_dict={}, tokens=[0] * 8, first=first, deadline=deadline)
+    job.name = name
+    return job
+
+
+def test_vocoder_batches_by_deadline_by_default():
+    from tts.app.backends.chatterbox_fast.vocoder import select_batch
+
+    pending = [_window(5.0, name="late"), _window(1.0, first=True, name="first"), _window(2.0, name="soon")]
+    batch, due = select_batch(pending, now=0.0, max_batch=2)
+    assert [j.name for j in batch] == ["first", "soon"] and due is None
+    assert [j.name for j in pending] == ["late"]
+
+
+def test_first_windows_render_in_batches_of_their_own():
+    from tts.app.backends.chatterbox_fast.vocoder import select_batch
+
+    # New callers (deadline: their arrival) before a caller with audio left until 2.0.
+    pending = [_window(2.0, name="later"), _window(1.0, first=True, name="a"), _window(1.1, first=True, name="b")]
+    batch, _ = select_batch(pending, now=1.2, max_batch=8, first_apart=True)
+    assert [j.name for j in batch] == ["a", "b"]  # not padded to the later window's length or rows
+    batch, _ = select_batch(pending, now=1.2, max_batch=8, first_apart=True)
+    assert [j.name for j in batch] == ["later"]
+    assert select_batch(pending, now=1.2, max_batch=8, first_apart=True) == ([], None)
+    # A caller whose audio ran out (0.5) before a new caller arrived (1.0) is served first, alone.
+    pending = [_window(1.0, first=True, name="new"), _window(0.5, name="late"), _window(3.0, name="other")]
+    batch, _ = select_batch(pending, now=1.2, max_batch=8, first_apart=True)
+    assert [j.name for j in batch] == ["late", "other"]
+    # Both levers: held later windows never hold up a first one, nor ride in its batch.
+    pending = [_window(3.0, name="held"), _window(1.0, first=True, name="new")]
+    batch, due = select_batch(pending, now=1.2, max_batch=8, first_apart=True, hold_s=0.3)
+    assert [j.name for j in batch] == ["new"]
+    assert select_batch(pending, now=1.2, max_batch=8, first_apart=True, hold_s=0.3) == ([], 2.7)
+
+
+def test_held_later_windows_wait_until_due_then_fill_the_batch():
+    from tts.app.backends.chatterbox_fast.vocoder import select_batch
+
+    # Two callers with 1.0 s and 1.5 s of audio left; held until 0.3 s before they run out.
+    pending = [_window(1.5, name="b"), _window(1.0, name="a")]
+    batch, due = select_batch(pending, now=0.0, max_batch=4, hold_s=0.3)
+    assert batch == [] and due == 0.7 and len(pending) == 2
+    batch, _ = select_batch(pending, now=0.7, max_batch=4, hold_s=0.3)
+    assert [j.name for j in batch] == ["a", "b"]  # "a" is due; "b" rides along in the same batch
+    # A first window never waits, and the held ones ride along (default: not apart).
+    pending = [_window(2.0, name="held"), _window(0.0, first=True, name="first")]
+    batch, _ = select_batch(pending, now=0.0, max_batch=4, hold_s=0.3)
+    assert [j.name for j in batch] == ["first", "held"]
+    # A whole batch waiting renders at once, due or not.
+    pending = [_window(3.0 + i) for i in range(4)]
+    batch, _ = select_batch(pending, now=0.0, max_batch=4, hold_s=0.3)
+    assert len(batch) == 4 and pending == []
+
+
+def test_vocoder_thread_wakes_when_a_held_window_falls_due():
+    import threading
+    import time
+
+    from tts.app.backends.chatterbox_fast.vocoder import BatchedVocoder
+
+    voc = object.__new__(BatchedVocoder)
+    voc._pending, voc._cv, voc._stopping = [], threading.Condition(), False
+    voc.max_batch, voc.first_apart, voc.hold_s = 8, False, 0.3
+    voc.renderer = SimpleNamespace(deferred=False)
+    t0 = time.monotonic()
+    voc._pending.append(_window(t0 + 0.45, name="held"))
+    batch = voc._next_batch()
+    waited = time.monotonic() - t0
+    assert [j.name for j in batch] == ["held"]
+    assert 0.1 <= waited < 1.0, waited  # due at 0.15 s: not at once, not never
+
+
+def test_vocoder_levers_come_from_the_environment(monkeypatch):
+    cfg = _config_from_env(
+        monkeypatch,
+        {
+            "TTS_CHATTERBOX_FAST_FIRST_WINDOWS_APART": "1",
+            "TTS_CHATTERBOX_FAST_VOCODER_HOLD_S": "0.3",
+            "TTS_CHATTERBOX_FAST_EARLY_WINDOW_S": "0.25",
+        },
+    )
+    assert (cfg.first_windows_apart, cfg.vocoder_hold_s, cfg.early_window_s) == (True, 0.3, 0.25)
+    with pytest.raises(ValueError, match="(?i)CHATTERBOX_FAST_VOCODER_HOLD_S"):
+        _config_from_env(monkeypatch, {"TTS_CHATTERBOX_FAST_VOCODER_HOLD_S": "-1"})
+    with pytest.raises(ValueError, match="EARLY_WINDOW_S"):
+        FastEngineConfig(early_window_s=-0.1)
+
+
+def _stream_windows(early_window_s: float) -> tuple[list[tuple[int, int]], int]:
+    """One sentence through the engine's streaming loop, T3 and S3Gen stood in for: 8 tokens
+    at once, 10 more at once, then nothing for 1 s (a burst's slow decoding), then the rest.
+    Returns the windows rendered (token ranges) and the early windows counted."""
+    import threading
+    import time
+    from collections import deque
+    from concurrent.futures import Future
+
+    import numpy as np
+
+    from tts.app.backends.chatterbox_fast.scheduler import FINISHED, WAKE, DecodeJob
+
+    windows = []
+
+    class Vocoder:
+        def submit(self, ref, tokens, first, deadline=0.0):
+            windows.append(len(tokens))
+            fut = Future()
+            fut.set_result(np.zeros(len(tokens) * 960, dtype=np.float32))
+            return fut
+
+    def give(job, n):
+        job.buffer.extend([1] * n)
+        if len(job.buffer) >= job.wake_at:
+            job.wake_at = 1 << 30
+            job.tokens.put(WAKE)
+
+    class Scheduler:
+        def submit(self, job):
+            def run():
+                give(job, 8)
+                time.sleep(0.05)
+                give(job, 10)
+                time.sleep(1.0)
+                give(job, 22)
+                job.tokens.put(FINISHED)
+
+            threading.Thread(target=run, daemon=True).start()
+
+    engine = object.__new__(FastChatterboxEngine)
+    engine.config = FastEngineConfig(
+        plan=ChunkPlan(first_tokens=8), light_first_tokens=0, early_window_s=early_window_s, watermark=False
+    )
+    engine.light_streams = engine.light_plans = engine.early_windows = 0
+    engine._streams, engine.sample_rate, engine.turbo = 1, 24_000, False
+    engine.scheduler, engine.vocoder, engine.model = Scheduler(), Vocoder(), SimpleNamespace()
+    engine.first_audio_trace = deque()
+    job = DecodeJob(text_tokens=None, t3_cond=None)
+    audio = list(engine._stream_job(job, SimpleNamespace(ref_dict={}), threading.Event()))
+    assert sum(len(a) for a in audio) == 40 * 960  # every token heard once, either way
+    return windows, engine.early_windows
+
+
+def test_an_early_window_renders_the_tokens_there_are_before_the_caller_runs_out():
+    # The first window plays 5 tokens (0.2 s); the plan's second wants 25 tokens, which T3
+    # is 1 s late with. Early windows off: the caller hears a gap until then.
+    windows, early = _stream_windows(0.0)
+    assert windows[:2] == [8, 25] and early == 0
+    # On (0.15 s before the audio runs out): the 18 tokens decoded go out at once (and, as
+    # T3 is still late when those run out, the next tokens too, before the plan's 50).
+    windows, early = _stream_windows(0.15)
+    assert windows[:2] == [8, 18] and early >= 1

@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     chatterbox_fast_s3gen_autocast: Literal["off", "bfloat16", "float16"] = "off"  # S3Gen encoder + HiFi-GAN
     chatterbox_fast_s3gen_prompt_tokens: int = 0  # >0: trim S3Gen's reference prompt (25 tokens/s)
     chatterbox_fast_vocoder_batch: int = 8  # windows per S3Gen batch
+    # First-audio levers (issue 20), all off by default: first windows in vocoder batches of
+    # their own; later windows held back to fill batches until their caller's audio runs out
+    # within this many seconds (0: off); a window rendered with the tokens there are when its
+    # caller's audio runs out within this many seconds (0: off).
+    chatterbox_fast_first_windows_apart: bool = False
+    chatterbox_fast_vocoder_hold_s: float = Field(0.0, ge=0.0, le=5.0)
+    chatterbox_fast_early_window_s: float = Field(0.0, ge=0.0, le=5.0)
     chatterbox_fast_s3gen_graphs: Literal["render", "estimator", "off"] = "render"
     chatterbox_fast_prefix_cache_mb: int = 512  # voices' T3 conditioning kept as keys/values (LRU)
     # Speech tokens before the first audio of a stream, and the most per later window.

@@ -31,6 +31,9 @@ if TYPE_CHECKING:  # pydantic-settings is not in .venv-chatterbox, where the CPU
 log = logging.getLogger(__name__)
 
 SPEECH_VOCAB = 6561  # S3 tokens below this are speech; the rest are T3's control tokens
+# An early window (FastEngineConfig.early_window_s) renders at least this many tokens past
+# the last window (3 of them held back for the next): 5 tokens, 0.2 s of new audio.
+EARLY_MIN_TOKENS = 8
 TOKEN_TIMEOUT_S = 60.0  # a stalled decoder must not hang a caller forever
 
 
@@ -63,6 +66,19 @@ class FastEngineConfig:
     # Windows per S3Gen batch. The H100 is busy from 8 windows on (16 take twice as long), so
     # more only makes a first window wait longer behind the batch in flight.
     vocoder_batch: int = 8
+    # First-audio levers (issue 20), off by default; each is measured on its own in the bench.
+    # A vocoder batch holds first windows (a caller waiting for first audio) or later windows,
+    # never both: a first window is not padded to a later window's length, nor slowed by its rows.
+    first_windows_apart: bool = False
+    # >0: a later window (its caller already hears audio) waits, to render in a fuller batch,
+    # until its caller's audio runs out within this many seconds, or a whole batch waits;
+    # first windows never wait. Fewer, larger batches: vocoder time freed for T3 and first windows.
+    vocoder_hold_s: float = 0.0
+    # >0: when a caller's audio runs out within this many seconds and the next planned window's
+    # tokens are not all decoded (T3 slower than the plan's growth, as in a burst), the window
+    # is rendered with the tokens there are (at least EARLY_MIN_TOKENS new ones) rather than
+    # leave a gap. 0: windows are always the planned size.
+    early_window_s: float = 0.0
     s3gen_graphs: str = "render"  # render (whole S3Gen render per graph) | estimator | off
     # Voices' T3 conditioning kept as keys/values (LRU): ~4 MB per voice and exaggeration for
     # Chatterbox, ~37 MB per voice for Turbo (376 positions) in bf16.
@@ -74,6 +90,10 @@ class FastEngineConfig:
             raise ValueError(
                 f"TTS_CHATTERBOX_FAST_S3GEN_STEPS must be 0 (the model's own) or more, not {self.s3gen_steps}"
             )
+        if not 0.0 <= self.vocoder_hold_s <= 5.0:
+            raise ValueError(f"TTS_CHATTERBOX_FAST_VOCODER_HOLD_S must be 0 (off) to 5 s, not {self.vocoder_hold_s}")
+        if not 0.0 <= self.early_window_s <= 5.0:
+            raise ValueError(f"TTS_CHATTERBOX_FAST_EARLY_WINDOW_S must be 0 (off) to 5 s, not {self.early_window_s}")
         if self.capacity_probe not in ("load", "model"):
             raise ValueError(f"TTS_CHATTERBOX_FAST_CAPACITY_PROBE must be load or model, not {self.capacity_probe!r}")
         if self.light_first_tokens and self.light_first_tokens <= self.plan.overlap_tokens:
@@ -108,6 +128,9 @@ class FastEngineConfig:
             s3gen_autocast=s.chatterbox_fast_s3gen_autocast,
             s3gen_prompt_tokens=s.chatterbox_fast_s3gen_prompt_tokens,
             vocoder_batch=s.chatterbox_fast_vocoder_batch,
+            first_windows_apart=s.chatterbox_fast_first_windows_apart,
+            vocoder_hold_s=s.chatterbox_fast_vocoder_hold_s,
+            early_window_s=s.chatterbox_fast_early_window_s,
             s3gen_graphs=s.chatterbox_fast_s3gen_graphs,
             prefix_cache_mb=s.chatterbox_fast_prefix_cache_mb,
             plan=ChunkPlan(
@@ -176,6 +199,8 @@ class FastChatterboxEngine:
             estimator_dtype=self.config.s3gen_dtype,
             n_cfm_timesteps=self.config.s3gen_steps or None,
             autocast=self.config.s3gen_autocast,
+            first_apart=self.config.first_windows_apart,
+            hold_s=self.config.vocoder_hold_s,
         )
         self.vocoder_graphs = 0
         if self._default_conds_for_warmup(model) is not None:
@@ -199,6 +224,10 @@ class FastChatterboxEngine:
         self.light_plans = 0  # sentences started on the light plan (a counter on /metrics)
         self._streams = 0
         self._streams_lock = threading.Lock()
+        self.early_windows = 0  # windows rendered short so a caller would not hear a gap
+        # Where each sentence's first audio went (monotonic times, seconds from its submission):
+        # read by the bench, bounded so a server never grows it.
+        self.first_audio_trace: deque[dict] = deque(maxlen=4096)
 
     @staticmethod
     def _default_conds_for_warmup(model: Any) -> Any:
@@ -347,7 +376,9 @@ class FastChatterboxEngine:
         plan = self.plan_for_new_stream()
         stitcher = StreamStitcher(plan)
         job.buffered = True
+        submitted = time.monotonic()
         self.scheduler.submit(job)
+        early_s = self.config.early_window_s
         tokens: list[int] = []
         consumed = 0  # raw tokens taken from job.buffer (control tokens included)
         rendering: deque = deque()  # (future, start, end, final), in plan order
@@ -363,6 +394,7 @@ class FastChatterboxEngine:
                 if len(out):
                     if clock["start"] is None:
                         clock["start"] = time.monotonic()
+                        self._trace_first_audio(submitted, job, fut, clock["start"])
                     clock["audio_s"] += len(out) / self.sample_rate
                     yield self._watermark(out)
             if cancelled.is_set():
@@ -385,6 +417,17 @@ class FastChatterboxEngine:
                 self._render(rendering, stitcher, voice, tokens, want, job, clock, final=False)
                 planned += 1
                 continue
+            # Early window: the caller already hears audio, nothing of theirs is rendering, and
+            # their audio runs out within early_s: render the tokens there are, not a gap.
+            early_at = None
+            if early_s > 0 and clock["start"] is not None and not rendering and not decoded_all:
+                early_at = clock["start"] + clock["audio_s"] - early_s
+            now = time.monotonic()
+            if early_at is not None and now >= early_at and len(tokens) - stitcher.planned_tokens >= EARLY_MIN_TOKENS:
+                self._render(rendering, stitcher, voice, tokens, len(tokens), job, clock, final=False)
+                self.early_windows += 1
+                planned += 1
+                continue
             if decoded_all:
                 if job.error is not None:
                     raise RuntimeError("Chatterbox decoding failed") from job.error
@@ -397,11 +440,20 @@ class FastChatterboxEngine:
             # Sleep until the decoder has at least the missing tokens, a window is rendered,
             # or decoding ends: all three arrive on job.tokens.
             job.wake_at = consumed + (want - len(tokens))
+            timeout = 1.0
+            if early_at is not None:
+                if now >= early_at:  # due: woken as soon as an early window's tokens are there
+                    short = EARLY_MIN_TOKENS - (len(tokens) - stitcher.planned_tokens)
+                    job.wake_at = min(job.wake_at, consumed + max(1, short))
+                else:
+                    timeout = min(timeout, early_at - now)
             if len(job.buffer) >= job.wake_at:
                 continue
             try:
-                item = job.tokens.get(timeout=1.0)
+                item = job.tokens.get(timeout=timeout)
             except queue.Empty:
+                if early_at is not None and timeout < 1.0:
+                    continue  # the early-window moment, not a stall
                 if time.monotonic() - last_progress > TOKEN_TIMEOUT_S:
                     raise RuntimeError("Chatterbox decoder produced no token for 60 s") from None
                 continue
@@ -428,6 +480,24 @@ class FastChatterboxEngine:
         fut = self.vocoder.submit(voice.ref_dict, tokens[start:end], first=start == 0, deadline=deadline)
         fut.add_done_callback(lambda _f: job.tokens.put(WINDOW_DONE))
         rendering.append((fut, start, end, final))
+
+    def _trace_first_audio(self, submitted: float, job: DecodeJob, fut, heard: float) -> None:
+        """Where a sentence's first audio went, in seconds from its submission: T3's prefill
+        (its first token), the first window's tokens decoded (window submitted), its render
+        started and ended (the vocoder's queue, then the batch), the audio handed out."""
+        rj = getattr(fut, "job", None)
+        if rj is None or not rj.rendered:
+            return
+        self.first_audio_trace.append(
+            {
+                "first_token": job.first_token_at - submitted if job.first_token_at else None,
+                "window_submitted": rj.submitted - submitted,
+                "render_start": rj.started - submitted,
+                "rendered": rj.rendered - submitted,
+                "heard": heard - submitted,
+                "window_tokens": len(rj.tokens),
+            }
+        )
 
     def _watermark(self, audio: np.ndarray) -> np.ndarray:
         marker = getattr(self.model, "watermarker", None)
@@ -533,6 +603,11 @@ class _EngineCounters:
                 self.engine.light_plans,
             ),
             ("tts_chatterbox_vocoder_windows", "Token windows vocoded by S3Gen", voc.windows),
+            (
+                "tts_chatterbox_early_windows",
+                "Windows rendered short because a caller's audio was about to run out",
+                self.engine.early_windows,
+            ),
             ("tts_chatterbox_vocoder_batches", "S3Gen batches", voc.batches),
             ("tts_chatterbox_vocoder_busy_seconds", "Wall time rendering S3Gen batches", voc.busy_s),
             ("tts_chatterbox_first_windows", "Streams' first windows vocoded", voc.first_windows),

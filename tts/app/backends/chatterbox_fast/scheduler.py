@@ -54,6 +54,7 @@ class DecodeJob:
     cancelled: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
     submitted_at: float = field(default_factory=time.perf_counter)
+    first_token_at: float = 0.0  # monotonic: prefill done, first token out (first-audio trace)
     # Scheduler-owned state.
     slot: int = -1
     emitted: int = 0
@@ -242,6 +243,9 @@ class DecodeScheduler:
             bos = self.hp.start_speech_token
             self.sampling.seen[slots, bos] = chosen == bos
         self._deliver(jobs, chosen)
+        now = time.monotonic()
+        for job in jobs:
+            job.first_token_at = now
         self.prefills += 1
         self.prefill_s_total += time.perf_counter() - t0
 

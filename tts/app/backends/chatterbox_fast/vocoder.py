@@ -101,6 +101,41 @@ class RenderJob:
     deadline: float = 0.0  # monotonic time the caller's audio runs out: most urgent first
     future: Future = field(default_factory=Future)
     submitted: float = field(default_factory=time.monotonic)
+    started: float = 0.0  # monotonic: its batch began rendering (first-audio breakdown)
+    rendered: float = 0.0  # and ended
+
+
+def select_batch(
+    pending: list[RenderJob], now: float, max_batch: int, *, first_apart: bool = False, hold_s: float = 0.0
+) -> tuple[list[RenderJob], float | None]:
+    """The windows to render next, most urgent (earliest deadline) first, and, when none is
+    to render yet, the monotonic time one falls due (None: nothing pending). ``pending`` is
+    sorted by deadline in place; the chosen windows are removed from it.
+
+    - Default: the ``max_batch`` most urgent windows, whatever they are.
+    - ``first_apart``: a batch holds first windows or later ones, never both; the most urgent
+      window picks which (a first window's deadline is its arrival, so it is usually first;
+      a later window whose caller has already run out of audio is not starved by new callers).
+    - ``hold_s`` > 0: a later window falls due ``hold_s`` before its caller's audio runs out;
+      until then it waits for a fuller batch. A batch starts when a first window or a due one
+      waits, or ``max_batch`` windows do; it is topped up with the soonest others (they must
+      render anyway, and a row more costs less than a batch more).
+    """
+    pending.sort(key=lambda j: j.deadline)
+    if not pending:
+        return [], None
+    if first_apart and pending[0].first:
+        batch = [j for j in pending if j.first][:max_batch]
+    else:
+        later = [j for j in pending if not j.first] if first_apart else pending
+        if hold_s > 0 and len(later) < max_batch:
+            due = [j for j in later if j.first or j.deadline - hold_s <= now]
+            if not due:
+                return [], later[0].deadline - hold_s
+        batch = later[:max_batch]
+    chosen = {id(j) for j in batch}
+    pending[:] = [j for j in pending if id(j) not in chosen]
+    return batch, None
 
 
 class BatchedVocoder:
@@ -126,11 +161,17 @@ class BatchedVocoder:
         graphs: str = "render",
         estimator_dtype: str = "float32",
         autocast: str = "off",
+        first_apart: bool = False,
+        hold_s: float = 0.0,
     ) -> None:
         if graphs not in ("render", "estimator", "off"):
             raise ValueError(f"TTS_CHATTERBOX_FAST_S3GEN_GRAPHS must be render, estimator or off, not {graphs!r}")
         self.s3gen = s3gen
         self.max_batch = max_batch
+        # First-audio levers (FastEngineConfig.first_windows_apart / vocoder_hold_s); plain
+        # attributes, read at each batch, so the bench can switch them between sweeps.
+        self.first_apart = first_apart
+        self.hold_s = hold_s
         self.device = next(s3gen.parameters()).device
         self._pending: list[RenderJob] = []
         self._cv = threading.Condition()
@@ -199,6 +240,7 @@ class BatchedVocoder:
 
     def submit(self, ref_dict: dict, tokens: list[int], first: bool, deadline: float = 0.0) -> Future:
         job = RenderJob(ref_dict, tokens, first, deadline)
+        job.future.job = job  # its render times, for the engine's first-audio trace
         with self._cv:
             if self._stopping:
                 raise RuntimeError("the S3Gen vocoder is stopped")
@@ -212,17 +254,20 @@ class BatchedVocoder:
 
     def _next_batch(self) -> list[RenderJob] | None:
         """The most urgent windows (earliest deadline: a caller about to hear silence, or a
-        stream still waiting for its first audio), up to the batch limit."""
+        stream still waiting for its first audio), up to the batch limit (``select_batch``:
+        with the first-audio levers, first windows apart and later ones held for fuller batches)."""
         with self._cv:
-            while not self._pending and not self._stopping:
-                if self.renderer.deferred:
+            while not self._stopping:
+                batch, due_at = select_batch(
+                    self._pending, time.monotonic(), self.max_batch, first_apart=self.first_apart, hold_s=self.hold_s
+                )
+                if batch:
+                    return batch
+                if due_at is None and self.renderer.deferred:
                     return []  # idle: time to capture a bucket met while serving
-                self._cv.wait()
-            if self._stopping:
-                return None
-            self._pending.sort(key=lambda j: j.deadline)
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-            return batch
+                # Woken by a new window, or when the most urgent held one falls due.
+                self._cv.wait(timeout=None if due_at is None else max(0.0, due_at - time.monotonic()))
+            return None
 
     def _run(self) -> None:
         while True:
@@ -234,6 +279,7 @@ class BatchedVocoder:
                 continue
             t0 = time.monotonic()
             for j in batch:
+                j.started = t0
                 if j.first:
                     self.first_windows += 1
                     self.first_wait_s += t0 - j.submitted
@@ -250,7 +296,9 @@ class BatchedVocoder:
                     for j in jobs:
                         j.future.set_exception(exc)
                     continue
+                done = time.monotonic()
                 for j, audio in zip(jobs, outs, strict=True):
+                    j.rendered = done
                     j.future.set_result(audio)
             self.busy_s += time.monotonic() - t0
 
