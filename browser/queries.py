@@ -61,6 +61,8 @@ def call_row(record: CallRecord, score: float | None = None, snippet: str | None
         sip_status_code=record.sip_status_code,
         summary=snippet or (analysis.summary if analysis else None),
         score=score,
+        analyser=analysis.analyser if analysis and not snippet else None,
+        extractive=bool(analysis and not snippet and analysis.is_extractive),
     )
 
 
@@ -333,6 +335,25 @@ def _latency_rows(record: CallRecord):
     ]
 
 
+def analysis_source(record: CallRecord) -> str | None:
+    """Who wrote the analysis, in words an analyst reads next to the summary."""
+    analysis = record.analysis
+    if analysis is None:
+        return None
+    if analysis.is_extractive:
+        text = (
+            "Extractive, not written by a model: the caller's and the agent's own words, picked by rules "
+            "from the redacted transcript; sentiment from a word list (VADER), follow-up and do-not-call "
+            "from rules."
+        )
+        if record.analysis_error:
+            text += f" It stands in because {record.analysis_error}"
+        return text
+    if analysis.analyser and analysis.analyser.startswith("llm:"):
+        return f"Written by the model {analysis.analyser.removeprefix('llm:')}."
+    return "Who wrote this analysis was not recorded (indexed before post-call recorded it)."
+
+
 def build_call_view(record: CallRecord, dial_attempts: list[DialAttemptView]) -> CallView:
     analysis = record.analysis
     facts = [
@@ -391,6 +412,8 @@ def build_call_view(record: CallRecord, dial_attempts: list[DialAttemptView]) ->
         summary=analysis.summary if analysis else None,
         facts=facts,
         analysis_facts=analysis_facts,
+        analysis_source=analysis_source(record),
+        analysis_extractive=bool(analysis and analysis.is_extractive),
         action_items=list(analysis.action_items) if analysis else [],
         extracted_fields=[(k, _fmt_value(v)) for k, v in (analysis.extracted_fields.items() if analysis else [])],
         # CallRecord transcripts are redacted by the pipeline; raw transcripts never reach the index.

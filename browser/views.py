@@ -48,6 +48,9 @@ class CallRow:
     sip_status_code: int | None
     summary: str | None
     score: float | None = None
+    # who wrote the summary shown: "llm:<model>", "extractive" (no model), None (not recorded, or a search snippet)
+    analyser: str | None = None
+    extractive: bool = False  # the summary is the extractive analyser's: labelled as such in the list
 
 
 CSV_COLUMNS = [
@@ -62,6 +65,7 @@ CSV_COLUMNS = [
     "latency_p50_ms",
     "sip_status_code",
     "summary",
+    "analyser",
 ]
 
 
@@ -160,6 +164,8 @@ class CallView:
     summary: str | None
     facts: list[tuple[str, str]]
     analysis_facts: list[tuple[str, str]]
+    analysis_source: str | None  # who wrote the analysis, in words, shown next to the summary
+    analysis_extractive: bool
     action_items: list[str]
     extracted_fields: list[tuple[str, str]]
     turns: list[TurnView]

@@ -151,6 +151,7 @@ def sample_calls() -> list[tuple[CallRecord, list[TurnLatency]]]:
                 follow_up_needed=False,
                 goal_achieved=True,
                 extracted_fields={"appointment_day": "Thursday", "appointment_time": "14:00"},
+                analyser="llm:llama-3.1-8b-instruct",
             ),
         ),
         make_call(
@@ -216,15 +217,19 @@ def sample_calls() -> list[tuple[CallRecord, list[TurnLatency]]]:
                 (C, "I was charged twice for my last visit and I am really annoyed about it."),
                 (A, "I'm sorry about the double charge. Let me transfer you to our billing team."),
             ],
+            # the extractive analyser's (no model): the call's own sentences, labelled
             analysis=CallAnalysis(
-                summary="The caller complained about a duplicate charge and was transferred to billing.",
-                disposition="transferred_to_billing",
+                summary='Caller: "I was charged twice for my last visit and I am really annoyed about it." '
+                'Agent: "Let me transfer you to our billing team."',
+                disposition="no_follow_up",
                 sentiment=Sentiment.NEGATIVE,
-                customer_intent="dispute a duplicate charge",
-                action_items=["refund the duplicate charge"],
-                follow_up_needed=True,
+                customer_intent="I was charged twice for my last visit and I am really annoyed about it.",
+                action_items=[],
+                follow_up_needed=False,
                 goal_achieved=None,
+                do_not_call_requested=False,
                 extracted_fields={},
+                analyser="extractive",
             ),
         ),
         make_call(

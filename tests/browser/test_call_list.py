@@ -190,3 +190,12 @@ def test_count_stops_at_the_cap_and_the_next_page_still_shows(make_client, calls
     last = (len(calls) + 1) // 2
     assert 'rel="next"' not in client.get(f"/calls?page={last}").text
     assert 'rel="next"' in client.get(f"/calls?page={last - 1}").text
+
+
+def test_an_extractive_summary_is_labelled_in_the_list_and_the_export(client, calls):
+    billing = next(r for r, _ in calls if r.persona == "billing")
+    rows = re.findall(r'<tr class="call-row">(.*?)</tr>', client.get("/calls").text, re.S)
+    labelled = [row for row in rows if 'class="pill extractive"' in row]
+    assert len(labelled) == 1 and billing.call_id[:18] in labelled[0]
+    exported = {r["call_id"]: r["analyser"] for r in csv.DictReader(io.StringIO(client.get("/calls.csv").text))}
+    assert exported[billing.call_id] == "extractive" and exported[calls[0][0].call_id] == "llm:llama-3.1-8b-instruct"

@@ -146,3 +146,16 @@ def test_an_index_failure_is_a_500_page_without_a_stack_trace(make_client):
     r = client.get("/calls")
     assert r.status_code == 500
     assert "logged with reference" in r.text and "Traceback" not in r.text and "apsw" not in r.text
+
+
+def test_the_summary_says_who_wrote_it(client, calls):
+    billing = next(r for r, _ in calls if r.persona == "billing")  # the extractive analyser's
+    text = html.unescape(client.get(f"/calls/{billing.call_id}").text)
+    summary_card = text[text.index("<h2>Summary") : text.index('id="analysis"')]
+    assert re.search(r'<h2>Summary <span class="pill extractive" id="extractive-label">extractive</span></h2>', text)
+    assert "Extractive, not written by a model" in summary_card and billing.analysis.summary in summary_card
+    booking, _ = calls[0]  # the model's
+    text = html.unescape(client.get(f"/calls/{booking.call_id}").text)
+    assert "Written by the model llama-3.1-8b-instruct." in text and "extractive" not in text
+    paid, _ = by_attempt(calls, "attempt-42-2")  # indexed before the label
+    assert "was not recorded" in html.unescape(client.get(f"/calls/{paid.call_id}").text)

@@ -41,6 +41,8 @@ def analyzed_data(record: CallRecord) -> dict:
         "disposition": analysis.disposition if analysis else None,
         "follow_up_needed": analysis.follow_up_needed if analysis else None,
         "goal_achieved": analysis.goal_achieved if analysis else None,
+        # who wrote the analysis: "llm:<model>", or "extractive" (rules over the redacted transcript, no model)
+        "analyser": analysis.analyser if analysis else None,
     }
 
 
