@@ -323,6 +323,60 @@ def s3gen_levers(model, results: dict, rows: list[int]) -> None:
             emit(results, f"s3gen_quality_batch{n}", proxy)
 
 
+def window_proxy(model, results: dict, firsts: list[int], steps: int = 0, tokens: int = TOKENS) -> None:
+    """Quality proxy of a smaller first window: what the audio of a first window of F tokens
+    loses by being rendered before the tokens after it exist (S3Gen's conformer attends to the
+    whole window; the last 3 tokens are held back and rendered again with the next window).
+
+    A sentence of ``tokens`` random speech tokens is rendered whole, then its first F tokens
+    alone, noise switched off (zeros, as the render check does: every window draws fresh noise
+    when served, which would hide the context effect); the first window's emitted frames (its
+    F - 3 tokens before the hold-back) are compared with the same frames of the whole render:
+    mean |log-mel difference| over the whole render's mean absolute deviation (the S3Gen
+    proxy's measure), over all emitted frames and over the last 5 emitted tokens (nearest the
+    cut). Random weights: the effect on this random network, not a trained voice's."""
+    import torch
+
+    from tts.app.backends.chatterbox_fast import s3gen_patches
+    from tts.app.backends.chatterbox_fast.s3gen_render import S3GenRenderer
+
+    dev = next(model.s3gen.parameters()).device
+    s3gen_patches.install(model.s3gen)
+    r = S3GenRenderer(model.s3gen, cuda_graphs=False, n_timesteps=steps or None)
+    voice = r.voice(model.conds.gen)
+    g = torch.Generator().manual_seed(0)
+    sentence = torch.randint(0, 6561, (1, tokens), generator=g).to(dev)
+    saved = torch.randn_like, torch.rand_like, torch.rand, torch.randn
+
+    def zeros(*shape, **k):
+        return torch.zeros(*shape, **{x: y for x, y in k.items() if x != "generator"})
+
+    torch.randn_like = torch.rand_like = lambda t, *a, **k: torch.zeros_like(t, *a, **k)
+    torch.rand = torch.randn = zeros
+    try:
+        with torch.inference_mode():
+
+            def mels(n: int):
+                lens = torch.tensor([n], device=dev)
+                return r.mels(sentence[:, :n], lens, voice.prompt_token, voice.prompt_feat, voice.spks).float()
+
+            t0 = time.perf_counter()
+            whole = mels(tokens)
+            spread = (whole - whole.mean(dim=2, keepdim=True)).abs().mean().item()
+            row: dict = {"tokens": tokens, "steps": r.n_timesteps, "ref_mean_abs_deviation": round(spread, 4)}
+            for f in firsts:
+                emitted = 2 * (f - 3)  # mel frames of the tokens the first window plays
+                d = (mels(f)[..., :emitted] - whole[..., :emitted]).abs()
+                row[f"first{f}"] = {
+                    "mel_l1_rel": round(d.mean().item() / spread, 4),
+                    "mel_l1_rel_last5_tokens": round(d[..., -10:].mean().item() / spread, 4),
+                }
+            row["seconds"] = round(time.perf_counter() - t0, 1)
+    finally:
+        torch.randn_like, torch.rand_like, torch.rand, torch.randn = saved
+    emit(results, "first_window_proxy", row)
+
+
 def bench_fast(
     model,
     results: dict,
@@ -334,7 +388,8 @@ def bench_fast(
 ) -> None:
     """``variants``: (S3Gen graph mode, vocoder batch limit, stream counts to sweep, first
     window tokens (0: default), GIL switch interval ms (0: Python's 5 ms), flow-matching steps
-    (0: the model's), autocast (off|bfloat16|float16)) each; see ``parse_variant``."""
+    (0: the model's), autocast (off|bfloat16|float16), first-audio levers (dict: apart,
+    hold_s, early_s)) each; see ``parse_variant``."""
     import torch
 
     from tts.app.backends.chatterbox_fast.capacity import time_decode_step
@@ -342,7 +397,7 @@ def bench_fast(
     from tts.app.backends.chatterbox_fast.vocoder import ChunkPlan
 
     t0 = time.perf_counter()
-    variants = variants or [("render", 8, stream_counts, 0, 0.0, 0, "off")]
+    variants = variants or [("render", 8, stream_counts, 0, 0.0, 0, "off", dict(NO_LEVERS))]
     cfg = FastEngineConfig(
         s3gen_graphs=variants[0][0],
         vocoder_batch=variants[0][1],
@@ -402,17 +457,22 @@ def bench_fast(
 
     ref = trim_reference(model.conds.gen, prompt_tokens)
     prefill_graph_check(engine, results, emit_tagged)
-    for vi, (graphs, vbatch, sweep_counts, first, switch_ms, steps, amp) in enumerate(variants):
+    for vi, (graphs, vbatch, sweep_counts, first, switch_ms, steps, amp, lev) in enumerate(variants):
         vtag = (
             f"{graphs}_batch{vbatch}"
             + (f"_steps{steps}" if steps else "")
             + (f"_{amp}" if amp != "off" else "")
             + (f"_first{first}" if first else "")
             + (f"_gil{switch_ms}ms" if switch_ms else "")
+            + ("_apart" if lev["apart"] else "")
+            + (f"_hold{round(lev['hold_s'] * 1000)}ms" if lev["hold_s"] else "")
+            + (f"_early{round(lev['early_s'] * 1000)}ms" if lev["early_s"] else "")
         )
         sys.setswitchinterval(switch_ms / 1000 if switch_ms else 0.005)
         engine.config = dataclasses.replace(
-            engine.config, plan=dataclasses.replace(cfg.plan, first_tokens=first or cfg.plan.first_tokens)
+            engine.config,
+            plan=dataclasses.replace(cfg.plan, first_tokens=first or cfg.plan.first_tokens),
+            early_window_s=lev["early_s"],
         )
         if vi and (graphs, vbatch, steps, amp) != (*variants[vi - 1][:2], *variants[vi - 1][5:7]):
             engine.vocoder.stop()
@@ -430,6 +490,8 @@ def bench_fast(
             emit_tagged(
                 results, f"fast_{vtag}_vocoder_build", {"s": round(time.perf_counter() - a, 1), "graphs": n_graphs}
             )
+        # The first-audio levers are read per batch and per sentence: no rebuild between them.
+        engine.vocoder.first_apart, engine.vocoder.hold_s = lev["apart"], lev["hold_s"]
         voc = []
         for n in (b for b in (1, 4, 8, 16) if b <= vbatch):
             g = torch.Generator().manual_seed(0)
@@ -475,6 +537,7 @@ def bench_probe(
     s3gen_steps: int = 0,
     s3gen_autocast: str = "off",
     vocoder_batch: int = 8,
+    levers: dict | None = None,
 ) -> None:
     """The engine as the server builds it: capacity measured by load at start-up (the standard
     plan's capacity, the light plan's limit, the policy checked at capacity), then the sweeps
@@ -492,6 +555,9 @@ def bench_probe(
         s3gen_steps=s3gen_steps,
         s3gen_autocast=s3gen_autocast,
         vocoder_batch=vocoder_batch,
+        first_windows_apart=(levers or NO_LEVERS)["apart"],
+        vocoder_hold_s=(levers or NO_LEVERS)["hold_s"],
+        early_window_s=(levers or NO_LEVERS)["early_s"],
     )
     t0 = time.perf_counter()
     engine = FastChatterboxEngine(model, cfg, generator_seed=0)
@@ -505,6 +571,10 @@ def bench_probe(
             "s3gen_estimator_dtype": cfg.s3gen_dtype,
             "vocoder_batch": vocoder_batch,
             "max_slots": cfg.max_slots,
+            "first_tokens": cfg.plan.first_tokens,
+            "first_windows_apart": cfg.first_windows_apart,
+            "vocoder_hold_s": cfg.vocoder_hold_s,
+            "early_window_s": cfg.early_window_s,
         },
     )
     for _ in range(2):
@@ -585,7 +655,31 @@ def engine_counters(engine) -> dict:
         "first_wait_s": v.first_wait_s,
         "idle_capture_s": v.idle_capture_s,
         "captured": v.renderer.captured,
+        "early_windows": engine.early_windows,
     }
+
+
+def first_audio_breakdown(trace: list[dict]) -> dict:
+    """Where first audio went (engine.first_audio_trace): median and p95, in ms, of T3's
+    prefill (to its first token), the rest of the first window's tokens, the vocoder's queue,
+    the render, and the hand-off to the caller's thread; each sentence's own phases."""
+    if not trace:
+        return {}
+    phases = {
+        "prefill": lambda r: r["first_token"],
+        "t3_tokens": lambda r: r["window_submitted"] - r["first_token"],
+        "vocoder_queue": lambda r: r["render_start"] - r["window_submitted"],
+        "render": lambda r: r["rendered"] - r["render_start"],
+        "handoff": lambda r: r["heard"] - r["rendered"],
+        "total": lambda r: r["heard"],
+    }
+    out = {"sentences": len(trace)}
+    for name, fn in phases.items():
+        vals = sorted(fn(r) for r in trace if r.get("first_token") is not None)
+        if vals:
+            out[name] = [round(1e3 * statistics.median(vals), 1), round(1e3 * vals[int(0.95 * (len(vals) - 1))], 1)]
+    out["window_tokens_median"] = statistics.median(r["window_tokens"] for r in trace)
+    return out
 
 
 def concurrency_sweep(
@@ -604,6 +698,7 @@ def concurrency_sweep(
                 out[i].append({"error": repr(exc)[:200]})
 
         before = engine_counters(engine)
+        engine.first_audio_trace.clear()
         t_start = time.perf_counter()
         faulthandler.dump_traceback_later(50, exit=False)  # a stall shows every thread's stack
         threads = [threading.Thread(target=caller, args=(i,)) for i in range(n)]
@@ -638,6 +733,9 @@ def concurrency_sweep(
             "vocoder_windows_per_batch": round(d["windows"] / max(1, d["batches"]), 2),
             "first_window_wait_ms_mean": round(1e3 * d["first_wait_s"] / max(1, d["first_windows"]), 1),
             # Graphs captured mid-sweep (shapes start-up missed) and the idle time they took.
+            "early_windows": d["early_windows"],
+            # First audio by phase: [median, p95] ms, each sentence's own (the engine's trace).
+            "first_audio_ms": first_audio_breakdown(list(engine.first_audio_trace)),
             "graphs_captured": d["captured"],
             "idle_capture_s": round(d["idle_capture_s"], 2),
             "errors": len(errors),
@@ -657,24 +755,34 @@ def concurrency_sweep(
 
 
 AMP_NAMES = {"bf16": "bfloat16", "fp16": "float16"}
+NO_LEVERS = {"apart": False, "hold_s": 0.0, "early_s": 0.0}
 
 
-def parse_variant(text: str, streams: str) -> tuple[str, int, list[int], int, float, int, str]:
+def parse_variant(text: str, streams: str) -> tuple[str, int, list[int], int, float, int, str, dict]:
     """GRAPHS:BATCH[:N/N/...[:FIRST[:GIL_MS]]], plus anywhere after BATCH the S3Gen levers:
-    ``sN`` (N flow-matching steps) and ``bf16``/``fp16`` (encoder + HiFi-GAN autocast)."""
+    ``sN`` (N flow-matching steps) and ``bf16``/``fp16`` (encoder + HiFi-GAN autocast), and the
+    first-audio levers: ``apart`` (first windows in batches of their own), ``holdMS`` (later
+    windows held for fuller batches until MS ms before their caller's audio runs out),
+    ``earlyMS`` (a window rendered with the tokens there are MS ms before that)."""
     parts = text.split(":")
-    steps, amp, rest = 0, "off", []
+    steps, amp, rest, lev = 0, "off", [], dict(NO_LEVERS)
     for part in parts[2:]:
         if part in AMP_NAMES:
             amp = AMP_NAMES[part]
         elif part[:1] == "s" and part[1:].isdigit():
             steps = int(part[1:])
+        elif part == "apart":
+            lev["apart"] = True
+        elif part.startswith("hold") and part[4:].isdigit():
+            lev["hold_s"] = int(part[4:]) / 1000
+        elif part.startswith("early") and part[5:].isdigit():
+            lev["early_s"] = int(part[5:]) / 1000
         else:
             rest.append(part)
     counts = rest[0] if rest and rest[0] else streams.replace(",", "/")
     first = int(rest[1]) if len(rest) > 1 and rest[1] else 0
     switch_ms = float(rest[2]) if len(rest) > 2 else 0.0
-    return parts[0], int(parts[1]), [int(x) for x in counts.split("/") if x], first, switch_ms, steps, amp
+    return parts[0], int(parts[1]), [int(x) for x in counts.split("/") if x], first, switch_ms, steps, amp, lev
 
 
 def main() -> None:
@@ -697,12 +805,21 @@ def main() -> None:
     ap.add_argument("--s3gen-steps", type=int, default=0, help="--probe: flow-matching steps (0: the model's)")
     ap.add_argument("--s3gen-autocast", default="off", help="--probe: off|bf16|fp16 (encoder + HiFi-GAN)")
     ap.add_argument("--vocoder-batch", type=int, default=8, help="--probe: windows per S3Gen batch")
+    ap.add_argument("--first-apart", action="store_true", help="--probe: first windows in batches of their own")
+    ap.add_argument("--vocoder-hold", type=float, default=0.0, help="--probe: later windows held (s; 0 off)")
+    ap.add_argument("--early-window", type=float, default=0.0, help="--probe: early windows (s; 0 off)")
     ap.add_argument(
         "--levers",
         default="",
         help="S3Gen levers first: per-part times and quality proxies at these batch sizes (e.g. 1,8)",
     )
     ap.add_argument("--levers-only", action="store_true", help="stop after --levers")
+    ap.add_argument(
+        "--window-proxy",
+        default="",
+        help="first-window quality proxy for these first-window sizes (e.g. 8,12,16,24), then stop "
+        "(--s3gen-steps applies; runs on --device cpu too)",
+    )
     ap.add_argument("--device", default="cuda", help="cpu: a dry run of --levers (slow, full-size model)")
     ap.add_argument("--window-tokens", type=int, default=66, help="--levers: tokens per window")
     ap.add_argument("--stagger", default="0", help="callers start spread over this many seconds (list: one sweep each)")
@@ -731,6 +848,9 @@ def main() -> None:
     t0 = time.perf_counter()
     model = build_model(args.device, args.model)
     emit(results, "setup_s", round(time.perf_counter() - t0, 1))
+    if args.window_proxy:
+        window_proxy(model, results, [int(x) for x in args.window_proxy.split(",")], steps=args.s3gen_steps)
+        return
     if args.levers:
         try:
             s3gen_levers(model, results, rows=[int(x) for x in args.levers.split(",")])
@@ -749,6 +869,7 @@ def main() -> None:
             s3gen_steps=args.s3gen_steps,
             s3gen_autocast=AMP_NAMES.get(args.s3gen_autocast, args.s3gen_autocast),
             vocoder_batch=args.vocoder_batch,
+            levers={"apart": args.first_apart, "hold_s": args.vocoder_hold, "early_s": args.early_window},
         )
         return
     if args.levers_only:
