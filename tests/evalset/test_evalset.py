@@ -1,7 +1,8 @@
 """The compliance evaluation set (devstack/evalset): its labels, and a subset of its calls through
 the real pipeline pieces: rendered speech (Piper, espeak-ng and flite callers), Whisper tiny.en,
-redaction, post-call's do-not-call reading. Any leak fails, and so does a missed or false
-do-not-call. The whole set runs in bench/compliance_evalset.py (figures in docs/benchmarks.md)."""
+redaction, post-call's do-not-call reading, the local stack's (extractive) analysis. Any leak fails,
+in the transcripts or the stored analysis, and so does a missed or false do-not-call. The whole set
+runs in bench/compliance_evalset.py (figures in docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -54,12 +55,21 @@ def renders(tmp_path_factory: pytest.TempPathFactory):
     return tmp_path_factory.mktemp("evalset-renders")
 
 
+@pytest.fixture(scope="module")
+def extractive():
+    """The local stack's analyser: no model is asked (the endpoint does not exist)."""
+    from orchestration.defs.postcall.analysis import Analyser, CallLLM
+
+    return CallLLM(base_url="http://127.0.0.1:9/v1", model="none", analyser=Analyser.EXTRACTIVE)
+
+
 @pytest.mark.parametrize("name", TEST_SUBSET)
-def test_a_call_through_the_pipeline_leaks_nothing_and_hears_do_not_call(name: str, stt, renders) -> None:
+def test_a_call_through_the_pipeline_leaks_nothing_and_hears_do_not_call(name: str, stt, renders, extractive) -> None:
     call = BY_NAME[name]
-    result = run_call(call, stt, cache_dir=renders)
-    leaked = [(s.kind, s.leaked_recording, s.leaked_live) for s in result.spans if s.leaked]
-    assert leaked == [], (leaked, result.redacted_transcript)
+    result = run_call(call, stt, extractive, cache_dir=renders)
+    assert result.analysed_by == "extractive" and result.summary  # its stored analysis is checked for leaks too
+    leaked = [(s.kind, s.leaked_recording, s.leaked_live, s.leaked_analysis) for s in result.spans if s.leaked]
+    assert leaked == [], (leaked, result.redacted_transcript, result.summary)
     assert result.dnc_postcall is call.do_not_call, result.redacted_transcript
     assert result.dnc_live_words is call.do_not_call
     assert score([result])["redaction_recall"] in (1.0, None)

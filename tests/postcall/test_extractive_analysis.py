@@ -68,6 +68,19 @@ def test_the_callers_last_words_after_the_outcome_are_quoted_too() -> None:
     assert analysis.sentiment is Sentiment.NEGATIVE and analysis.follow_up_needed
 
 
+def test_quotes_stand_in_the_order_they_were_said() -> None:
+    analysis = extractive_analysis(
+        segments(
+            (A, "Hi, this is Ava. I'm calling about your annual checkup."),
+            (C, "I moved to a different dentist two years ago."),
+            (A, "Understood. Goodbye."),
+        )
+    )
+    assert analysis.summary == (
+        'Agent: "I\'m calling about your annual checkup." Caller: "I moved to a different dentist two years ago."'
+    )
+
+
 def test_a_do_not_call_request_is_read_by_the_shared_rules_and_asks_no_follow_up() -> None:
     analysis = extractive_analysis(
         segments(

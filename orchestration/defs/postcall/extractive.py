@@ -6,7 +6,8 @@ post-call stores, so nothing here can carry what redaction removed; the analysis
 ``analyser="extractive"`` wherever it shows (the index row, the call browser, webhooks):
 
 - summary: the caller's own stated reason and the agent's last substantive sentence (the outcome),
-  quoted with who said them, and the caller's last words when they came after that outcome;
+  quoted with who said them in the order they were said, and the caller's last words when they came
+  after that outcome;
 - sentiment: VADER's lexicon (vaderSentiment) over the caller's sentences, courtesy formulas
   ("thanks", "bye", "have a nice day") and request forms ("I'd like to", "please") left out;
 - follow-up: the agent promising a call ("someone will call you back") or the caller asking for
@@ -156,25 +157,28 @@ def extractive_analysis(
     caller = [s for speaker, s in said if speaker is Speaker.CALLER]
     agent = [(i, s) for i, (speaker, s) in enumerate(said) if speaker is Speaker.AGENT]
 
-    substantive = [s for s in caller if _substantive(s)]
-    reason = next((s for s in substantive if _REASON_CUES.search(s)), substantive[0] if substantive else None)
-    outcome_at, outcome = next(((i, s) for i, s in reversed(agent) if _substantive(s)), (None, None))
-    last_words = next(
-        (
-            s
-            for i, (speaker, s) in reversed(list(enumerate(said)))
-            if speaker is Speaker.CALLER and outcome_at is not None and i > outcome_at and _substantive(s)
-        ),
-        None,
+    substantive = [(i, s) for i, (speaker, s) in enumerate(said) if speaker is Speaker.CALLER and _substantive(s)]
+    reason_at, reason = next(
+        ((i, s) for i, s in substantive if _REASON_CUES.search(s)), substantive[0] if substantive else (None, None)
     )
-    parts = []
-    if reason:
-        parts.append(f'Caller: "{_quote(reason)}"')
-    if outcome:
-        parts.append(f'Agent: "{_quote(outcome)}"')
-    if last_words and last_words != reason:
-        parts.append(f'Caller: "{_quote(last_words)}"')
-    summary = " ".join(parts) or "Nothing in the transcript states a reason or an outcome."
+    outcome_at, outcome = next(((i, s) for i, s in reversed(agent) if _substantive(s)), (None, None))
+    # the caller's last words, when they came after the outcome ("This is the second time. Fix it.")
+    last_at, last_words = next(
+        ((i, s) for i, s in reversed(substantive) if outcome_at is not None and i > outcome_at and i != reason_at),
+        (None, None),
+    )
+    quoted = sorted(
+        (i, speaker, sentence)
+        for i, speaker, sentence in (
+            (reason_at, "Caller", reason),
+            (outcome_at, "Agent", outcome),
+            (last_at, "Caller", last_words),
+        )
+        if sentence is not None
+    )
+    # in the order they were said: an outbound call's purpose stands before the caller's answer
+    summary = " ".join(f'{speaker}: "{_quote(sentence)}"' for _, speaker, sentence in quoted)
+    summary = summary or "Nothing in the transcript states a reason or an outcome."
 
     do_not_call = conversation_asks_not_to_be_called((t.speaker, t.text) for t in transcript)
     promises = [s for _, s in agent if _FOLLOW_UP_PROMISE.search(s)]
