@@ -172,7 +172,7 @@ def test_the_real_server_refuses_to_move_a_participant(real_livekit: LocalLiveKi
 
 HUMAN_IDENTITY = "human-agent-sip"  # the identity WarmTransferTask dials the human under
 SUMMARY = "The caller has a question about a double charge on the winter statement."
-HELLO = "Hi, Sam here."
+HELLO = "Hello, Sam here."
 PUT_THROUGH = "Okay, put them through."
 GREETING = "Hello, this is Sam from billing. How can I help?"
 CALLER_TO_HUMAN = "Thanks Sam. My bill is wrong this month."
@@ -192,8 +192,9 @@ def answering_worker(
     llm = ScriptedLLM(
         [
             Rule(r"person|someone", CallTool("transfer_to_human")),
-            Rule(r"sam here", Say(SUMMARY)),  # the consult room: the human spoke first
-            Rule(r"put (them|him|her) through", CallTool("connect_to_caller")),
+            Rule(r"through|connect (them|him|her)", CallTool("connect_to_caller")),
+            # the consult room: the human speaks first (any of Whisper's ways of writing the hello)
+            Rule(r"\b(sam|hello|hi|here)\b", Say(SUMMARY)),
         ],
         default=Say("Could you say that again?"),
     ).start()
@@ -337,7 +338,18 @@ def test_the_human_answers_is_briefed_and_put_through_by_the_bridge_and_either_h
 
     # the human hung up: the bridge hung the caller up too, and both rooms are gone
     hang_up_s = caller_gone_at - float(human["hung_up_at"])
-    print(f"bridged warm transfer: caller hung up {hang_up_s:.1f} s after the human; steps {report.transfer_steps}")
+    at = {s.step: s.at for s in report.transfer_steps}
+
+    def gap(a: TransferStepName, b: TransferStepName) -> str:
+        return f"{(at[b] - at[a]).total_seconds():.2f} s"
+
+    # the figures in docs/benchmarks.md (never asserted: the 2-core CI machine is shared)
+    print(
+        f"bridged warm transfer: hold to answered {gap(TransferStepName.HOLD_STARTED, TransferStepName.ANSWERED)}, "
+        f"answered to briefed {gap(TransferStepName.ANSWERED, TransferStepName.BRIEFED)}, "
+        f"connect to agent gone {gap(TransferStepName.CONNECTED, TransferStepName.AGENT_LEFT)}; "
+        f"the caller's line dropped {hang_up_s:.1f} s after the human hung up"
+    )
     assert hang_up_s < 15, hang_up_s
 
     async def rooms() -> list[str]:
