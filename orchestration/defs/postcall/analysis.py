@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import dagster as dg
 from openai import APIConnectionError, APIStatusError, APITimeoutError, OpenAI
@@ -25,9 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from callcenter.record import AnalysisStatus, CallAnalysis, Sentiment, llm_analyser
 from callcenter.redaction import RedactionPolicy, redact, redact_value
 from callcenter.report import Turn
-
-if TYPE_CHECKING:
-    from orchestration.defs.postcall.records import AnalyzedCall
+from orchestration.defs.postcall.extractive import extractive_analysis
+from orchestration.defs.postcall.records import AnalyzedCall
 
 
 class Analyser(StrEnum):
@@ -337,9 +336,6 @@ def analyse_call(
     extractive analyser's where ``call_llm.analyser`` says so or where it stands in for a refused
     one (``extractive_fallback``, the refusal kept as the error); redacted again either way.
     Raises AnalysisFailed when the endpoint is down (transient: the step is retried later)."""
-    from orchestration.defs.postcall.extractive import extractive_analysis
-    from orchestration.defs.postcall.records import AnalyzedCall
-
     started = time.perf_counter()
     if call_llm.analyser is Analyser.EXTRACTIVE:
         analysis = redact_analysis(extractive_analysis(transcript, goal, fields), policy)
