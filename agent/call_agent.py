@@ -172,7 +172,10 @@ class CallCenterAgent(Agent):
             # the model and the voice leave; the job stays as the audio relay until either side hangs up
             ctx.session.input.set_audio_enabled(False)
             ctx.session.output.set_audio_enabled(False)
-            await pause_recording(call)  # what caller and human say to each other is not recorded
+            try:
+                await pause_recording(call)  # what caller and human say to each other is not recorded
+            except Exception as exc:  # noqa: BLE001 - the call is connected: never undo that for the recording
+                log.error("the recording did not stop at the connect: %s", type(exc).__name__, extra={"call_id": call.call_id})
             call.transfer_step(TransferStepName.AGENT_LEFT, "bridge")
             self._bridged = asyncio.create_task(self._end_with(task.bridge), name=f"bridge-{call.call_id}")
         else:
