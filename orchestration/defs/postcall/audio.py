@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import av
@@ -82,9 +82,10 @@ class RecordingReader:
         ``RecordingTooLong`` once more than ``max_duration_s`` has decoded: a file that decodes to
         hours (Egress left recording, a damaged length) stops there, whatever its size in bytes.
         """
-        size = int(block_s * STT_RATE)
-        pending: list[np.ndarray] = []
-        held = start = 0
+        yield from _in_blocks(self._decoded(), int(block_s * STT_RATE), self.max_samples)
+
+    def _decoded(self) -> Iterator[np.ndarray]:
+        """The audio at ``STT_RATE`` as the decoder gives it, in pieces of any length."""
         with self._open() as container:
             stream = container.streams.audio[0]
             layout = "stereo" if self.n_channels == 2 else "mono"
@@ -92,24 +93,32 @@ class RecordingReader:
             try:
                 for frame in itertools.chain(container.decode(stream), [None]):
                     for out in resampler.resample(frame):
-                        pcm = out.to_ndarray().reshape(-1, self.n_channels)
-                        pending.append(pcm)
-                        held += len(pcm)
-                        if self.max_samples is not None and start + held > self.max_samples:
-                            raise RecordingTooLong(
-                                f"recording runs past {self.max_samples / STT_RATE / 60:.0f} minutes, longer than "
-                                "a call may last: not transcribed"
-                            )
-                        while held >= size:
-                            joined = np.concatenate(pending)
-                            yield start, joined[:size]
-                            start += size
-                            pending, held = [joined[size:]], held - size
+                        yield out.to_ndarray().reshape(-1, self.n_channels)
             except (av.error.InvalidDataError, av.error.FFmpegError, EOFError) as exc:
                 # A truncated upload decodes up to the damage; keep what is there and say so.
                 self.decode_error = f"decoding stopped early: {exc}"
-        if held:
-            yield start, np.concatenate(pending)
+
+
+def _in_blocks(pieces: Iterable[np.ndarray], size: int, max_samples: int | None) -> Iterator[tuple[int, np.ndarray]]:
+    """(first sample's index, block) pairs of ``size`` samples from pieces of any length (the last
+    block holds what is left); ``RecordingTooLong`` once more than ``max_samples`` came."""
+    pending: list[np.ndarray] = []
+    held = start = 0
+    for pcm in pieces:
+        pending.append(pcm)
+        held += len(pcm)
+        if max_samples is not None and start + held > max_samples:
+            raise RecordingTooLong(
+                f"recording runs past {max_samples / STT_RATE / 60:.0f} minutes, longer than "
+                "a call may last: not transcribed"
+            )
+        while held >= size:
+            joined = np.concatenate(pending)
+            yield start, joined[:size]
+            start += size
+            pending, held = [joined[size:]], held - size
+    if held:
+        yield start, np.concatenate(pending)
 
 
 def decode_recording(data: bytes, accepted_codecs: frozenset[str] = ACCEPTED_CODECS) -> DecodedRecording:
@@ -180,25 +189,8 @@ class SegmentedRecordingReader:
                 self.decode_error = reader.decode_error
 
     def blocks(self, block_s: float = BLOCK_S) -> Iterator[tuple[int, np.ndarray]]:
-        size = int(block_s * STT_RATE)
-        pending: list[np.ndarray] = []
-        held = start = 0
         self.decode_error = None
-        for pcm in self._pcm():
-            pending.append(pcm)
-            held += len(pcm)
-            if self.max_samples is not None and start + held > self.max_samples:
-                raise RecordingTooLong(
-                    f"recording runs past {self.max_samples / STT_RATE / 60:.0f} minutes, longer than "
-                    "a call may last: not transcribed"
-                )
-            while held >= size:
-                joined = np.concatenate(pending)
-                yield start, joined[:size]
-                start += size
-                pending, held = [joined[size:]], held - size
-        if held:
-            yield start, np.concatenate(pending)
+        yield from _in_blocks(self._pcm(), int(block_s * STT_RATE), self.max_samples)
 
 
 def open_recording(
