@@ -10,6 +10,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+import psycopg
 import pytest
 
 from callcenter.bucket import open_client
@@ -17,6 +19,7 @@ from callcenter.ids import deterministic_call_id
 from callcenter.outcomes import CallDirection, CallOutcome
 from callcenter.record import AnalysisStatus, CallAnalysis, CallRecord, Sentiment, TranscriptSegment
 from callcenter.report import Speaker
+from callindex import CallIndex, open_call_index
 from orchestration.defs.postcall.analysis import CallLLM, StructuredOutput
 from orchestration.defs.postcall.resources import CallEmbeddings, CallIndexResource, RedactionSettings
 from orchestration.resources.campaigns import LOCAL_CAMPAIGNS_DIR, CampaignCatalog
@@ -136,3 +139,23 @@ def postcall_resources(bucket: RecordingsBucket, speech_to_text, llm_base_url: s
         "campaign_catalog": CampaignCatalog(directory=str(LOCAL_CAMPAIGNS_DIR)),
         **overrides,
     }
+
+
+def unit(seed: int) -> list[float]:
+    """A unit vector of the embedding's size, the same for the same seed."""
+    v = np.random.default_rng(seed).normal(size=384).astype(np.float32)
+    return (v / np.linalg.norm(v)).tolist()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def index(request: pytest.FixtureRequest, tmp_path) -> Iterator[CallIndex]:
+    """An empty call index on each engine: embedded SQLite, and PostgreSQL+pgvector."""
+    if request.param == "sqlite":
+        idx = open_call_index(f"sqlite://{tmp_path / 'calls.db'}")
+    else:
+        dsn = request.getfixturevalue("postgres_dsn")
+        idx = open_call_index(dsn)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("TRUNCATE calls, unindexed_calls")
+    yield idx
+    idx.close()

@@ -12,28 +12,11 @@ from callcenter.outcomes import CallOutcome
 from callcenter.record import Sentiment
 from callindex import CallFilter, CallIndex, SortField, open_call_index
 from callindex.query import fts5_match, query_terms
+from tests.postcall.conftest import unit
 
 pytestmark = pytest.mark.xdist_group("postcall")
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-
-
-def unit(seed: int) -> list[float]:
-    v = np.random.default_rng(seed).normal(size=384).astype(np.float32)
-    return (v / np.linalg.norm(v)).tolist()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def index(request: pytest.FixtureRequest, tmp_path) -> CallIndex:
-    if request.param == "sqlite":
-        idx = open_call_index(f"sqlite://{tmp_path / 'calls.db'}")
-    else:
-        dsn = request.getfixturevalue("postgres_dsn")
-        idx = open_call_index(dsn)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("TRUNCATE calls")
-    yield idx
-    idx.close()
 
 
 def test_upsert_replaces_rather_than_duplicates(index: CallIndex, record_factory) -> None:

@@ -7,36 +7,18 @@ import random
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-import numpy as np
 import psycopg
 import pytest
 from pydantic import ValidationError
 
 from callcenter.ids import deterministic_call_id
 from callindex import CallIndex, UnindexedCall, UnindexedState, open_call_index
+from tests.postcall.conftest import unit
 
 pytestmark = pytest.mark.xdist_group("postcall")
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 PENDING, UNREADABLE = UnindexedState.PENDING, UnindexedState.UNREADABLE
-
-
-def unit(seed: int) -> list[float]:
-    v = np.random.default_rng(seed).normal(size=384).astype(np.float32)
-    return (v / np.linalg.norm(v)).tolist()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def index(request: pytest.FixtureRequest, tmp_path) -> CallIndex:
-    if request.param == "sqlite":
-        idx = open_call_index(f"sqlite://{tmp_path / 'calls.db'}")
-    else:
-        dsn = request.getfixturevalue("postgres_dsn")
-        idx = open_call_index(dsn)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("TRUNCATE calls, unindexed_calls")
-    yield idx
-    idx.close()
 
 
 def row(
