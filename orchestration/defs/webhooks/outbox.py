@@ -170,7 +170,7 @@ def record_event(
     migrate(store)
     message_id = new_message_id()
     with store.transaction() as cur:
-        row = store._exec(
+        row = store.execute(
             cur,
             "INSERT INTO webhook_messages (message_id, event_type, dedupe_key, body, created_at, fanned_out) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING message_id",
@@ -185,7 +185,7 @@ def fan_out(store: DialStore, endpoints: Sequence[WebhookEndpoint], now: datetim
     if not endpoints:
         return 0
     with store.transaction() as cur:
-        rows = store._exec(
+        rows = store.execute(
             cur,
             "SELECT message_id, event_type FROM webhook_messages WHERE fanned_out = ? ORDER BY created_at LIMIT ?",
             (False, batch),
@@ -193,13 +193,13 @@ def fan_out(store: DialStore, endpoints: Sequence[WebhookEndpoint], now: datetim
         for message_id, event_type in rows:
             for ep in endpoints:
                 if ep.wants(event_type):
-                    store._exec(
+                    store.execute(
                         cur,
                         "INSERT INTO webhook_deliveries (message_id, endpoint, status, attempts, next_attempt_at) "
                         "VALUES (?, ?, ?, 0, ?) ON CONFLICT DO NOTHING",
                         (message_id, ep.name, DeliveryStatus.PENDING.value, now.timestamp()),
                     )
-            store._exec(cur, "UPDATE webhook_messages SET fanned_out = ? WHERE message_id = ?", (True, message_id))
+            store.execute(cur, "UPDATE webhook_messages SET fanned_out = ? WHERE message_id = ?", (True, message_id))
     return len(rows)
 
 
@@ -297,7 +297,7 @@ class Outbox:
     # --- reads --------------------------------------------------------------------------
     def message(self, message_id: str) -> Message | None:
         with self.store.transaction() as cur:
-            row = self.store._exec(
+            row = self.store.execute(
                 cur,
                 "SELECT message_id, event_type, body, created_at FROM webhook_messages WHERE message_id = ?",
                 (message_id,),
@@ -321,7 +321,7 @@ class Outbox:
             + " ORDER BY m.created_at DESC, d.endpoint LIMIT ?"
         )
         with self.store.transaction() as cur:
-            rows = self.store._exec(cur, sql, (*params, limit)).fetchall()
+            rows = self.store.execute(cur, sql, (*params, limit)).fetchall()
         return [
             Delivery(r[0], r[1], DeliveryStatus(r[2]), int(r[3]), _dt(r[4]), r[5], r[6], _dt(r[7]), r[8])  # type: ignore[arg-type]
             for r in rows
@@ -329,7 +329,7 @@ class Outbox:
 
     def attempt_log(self, message_id: str) -> list[AttemptLog]:
         with self.store.transaction() as cur:
-            rows = self.store._exec(
+            rows = self.store.execute(
                 cur,
                 "SELECT message_id, endpoint, attempt, at, status_code, error, duration_ms, replay FROM webhook_attempts "
                 "WHERE message_id = ? ORDER BY at, endpoint",
@@ -340,7 +340,7 @@ class Outbox:
     # --- writes -------------------------------------------------------------------------
     def _log_attempt(self, cur: Any, message_id: str, endpoint: str, attempt: int, at: datetime,
                      code: int | None, error: str | None, ms: float, replay: bool) -> None:  # fmt: skip
-        self.store._exec(
+        self.store.execute(
             cur,
             "INSERT INTO webhook_attempts (message_id, endpoint, attempt, at, status_code, error, duration_ms, replay) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -351,7 +351,7 @@ class Outbox:
         """Take a due delivery for ``hold_s`` (two webhook service replicas never send it at once)."""
         with self.store.transaction() as cur:
             return (
-                self.store._exec(
+                self.store.execute(
                     cur,
                     "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE message_id = ? AND endpoint = ? "
                     "AND status = ? AND next_attempt_at <= ? RETURNING message_id",
@@ -365,7 +365,7 @@ class Outbox:
         now = self.clock()
         fan_out(self.store, list(self.endpoints.values()), now)
         with self.store.transaction() as cur:
-            due = self.store._exec(
+            due = self.store.execute(
                 cur,
                 "SELECT d.message_id, d.endpoint, d.attempts FROM webhook_deliveries d WHERE d.status = ? "
                 "AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ?",
@@ -409,7 +409,7 @@ class Outbox:
                 else:
                     status, next_at = DeliveryStatus.PENDING, sent_at + timedelta(seconds=delay)
                     result.retrying.append(key)
-            self.store._exec(
+            self.store.execute(
                 cur,
                 "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_status_code = ?, "
                 "last_error = ?, delivered_at = ? WHERE message_id = ? AND endpoint = ?",
@@ -440,14 +440,14 @@ class Outbox:
             code, error = send(endpoint, message, self.client, sent_at)
             ms = (time.perf_counter() - started) * 1000
             with self.store.transaction() as cur:
-                row = self.store._exec(
+                row = self.store.execute(
                     cur,
                     "SELECT COALESCE(MAX(attempt), 0) FROM webhook_attempts WHERE message_id = ? AND endpoint = ?",
                     (message_id, name),
                 ).fetchone()
                 attempt = int(row[0]) + 1
                 self._log_attempt(cur, message_id, name, attempt, sent_at, code, error, ms, True)
-                self.store._exec(
+                self.store.execute(
                     cur,
                     "INSERT INTO webhook_deliveries (message_id, endpoint, status, attempts, next_attempt_at, "
                     "last_status_code, last_error, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "

@@ -50,8 +50,12 @@ class LedgerSql:
     def _sql(self, sql: str) -> str:
         return sql if self._placeholder == "?" else sql.replace("?", self._placeholder)
 
-    def _exec(self, cur: Any, sql: str, params: Iterable[Any] = ()) -> Any:
+    def execute(self, cur: Any, sql: str, params: Iterable[Any] = ()) -> Any:
+        """One statement, written with ``?`` placeholders, in this engine's dialect, on a cursor from
+        ``transaction()``: for the tables that share the ledger's database (the webhooks' outbox)."""
         return cur.execute(self._sql(sql), tuple(params))
+
+    _exec = execute
 
     def _many(self, cur: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
         cur.executemany(self._sql(sql), rows)
