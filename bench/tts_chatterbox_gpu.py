@@ -13,6 +13,7 @@ Prints one JSON line per measurement and a summary.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import faulthandler
 import json
@@ -176,14 +177,12 @@ def bench_stock(model, results: dict) -> None:
     )
 
 
-def check_render_graph(model, results: dict) -> None:
-    """The captured whole-render graph vs the same render run eagerly (noise off: zeros)."""
+@contextlib.contextmanager
+def noise_off():
+    """torch's random draws return zeros inside the block (flow matching's noise): two renders of
+    the same tokens are then comparable number for number."""
     import torch
 
-    from tts.app.backends.chatterbox_fast import s3gen_patches
-    from tts.app.backends.chatterbox_fast.s3gen_render import S3GenRenderer
-
-    s3gen_patches.install(model.s3gen)
     saved = torch.randn_like, torch.rand_like, torch.rand, torch.randn
 
     def zeros(*shape, **k):
@@ -192,6 +191,20 @@ def check_render_graph(model, results: dict) -> None:
     torch.randn_like = torch.rand_like = lambda t, *a, **k: torch.zeros_like(t, *a, **k)
     torch.rand = torch.randn = zeros
     try:
+        yield
+    finally:
+        torch.randn_like, torch.rand_like, torch.rand, torch.randn = saved
+
+
+def check_render_graph(model, results: dict) -> None:
+    """The captured whole-render graph vs the same render run eagerly (noise off: zeros)."""
+    import torch
+
+    from tts.app.backends.chatterbox_fast import s3gen_patches
+    from tts.app.backends.chatterbox_fast.s3gen_render import S3GenRenderer
+
+    s3gen_patches.install(model.s3gen)
+    with noise_off():
         r = S3GenRenderer(model.s3gen, max_rows=4)
         voice = r.voice(model.conds.gen)
         g = torch.Generator().manual_seed(0)
@@ -225,8 +238,6 @@ def check_render_graph(model, results: dict) -> None:
                 "graph_s": round(graph_s, 4),
             },
         )
-    finally:
-        torch.randn_like, torch.rand_like, torch.rand, torch.randn = saved
 
 
 WINDOW_TOKENS = 66  # --window-tokens: the window the lever measurements render
@@ -346,34 +357,24 @@ def window_proxy(model, results: dict, firsts: list[int], steps: int = 0, tokens
     voice = r.voice(model.conds.gen)
     g = torch.Generator().manual_seed(0)
     sentence = torch.randint(0, 6561, (1, tokens), generator=g).to(dev)
-    saved = torch.randn_like, torch.rand_like, torch.rand, torch.randn
+    with noise_off(), torch.inference_mode():
 
-    def zeros(*shape, **k):
-        return torch.zeros(*shape, **{x: y for x, y in k.items() if x != "generator"})
+        def mels(n: int):
+            lens = torch.tensor([n], device=dev)
+            return r.mels(sentence[:, :n], lens, voice.prompt_token, voice.prompt_feat, voice.spks).float()
 
-    torch.randn_like = torch.rand_like = lambda t, *a, **k: torch.zeros_like(t, *a, **k)
-    torch.rand = torch.randn = zeros
-    try:
-        with torch.inference_mode():
-
-            def mels(n: int):
-                lens = torch.tensor([n], device=dev)
-                return r.mels(sentence[:, :n], lens, voice.prompt_token, voice.prompt_feat, voice.spks).float()
-
-            t0 = time.perf_counter()
-            whole = mels(tokens)
-            spread = (whole - whole.mean(dim=2, keepdim=True)).abs().mean().item()
-            row: dict = {"tokens": tokens, "steps": r.n_timesteps, "ref_mean_abs_deviation": round(spread, 4)}
-            for f in firsts:
-                emitted = 2 * (f - 3)  # mel frames of the tokens the first window plays
-                d = (mels(f)[..., :emitted] - whole[..., :emitted]).abs()
-                row[f"first{f}"] = {
-                    "mel_l1_rel": round(d.mean().item() / spread, 4),
-                    "mel_l1_rel_last5_tokens": round(d[..., -10:].mean().item() / spread, 4),
-                }
-            row["seconds"] = round(time.perf_counter() - t0, 1)
-    finally:
-        torch.randn_like, torch.rand_like, torch.rand, torch.randn = saved
+        t0 = time.perf_counter()
+        whole = mels(tokens)
+        spread = (whole - whole.mean(dim=2, keepdim=True)).abs().mean().item()
+        row: dict = {"tokens": tokens, "steps": r.n_timesteps, "ref_mean_abs_deviation": round(spread, 4)}
+        for f in firsts:
+            emitted = 2 * (f - 3)  # mel frames of the tokens the first window plays
+            d = (mels(f)[..., :emitted] - whole[..., :emitted]).abs()
+            row[f"first{f}"] = {
+                "mel_l1_rel": round(d.mean().item() / spread, 4),
+                "mel_l1_rel_last5_tokens": round(d[..., -10:].mean().item() / spread, 4),
+            }
+        row["seconds"] = round(time.perf_counter() - t0, 1)
     emit(results, "first_window_proxy", row)
 
 
