@@ -20,6 +20,7 @@ import asyncio
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -79,20 +80,46 @@ def warm_worker(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LocalLiveKit]:
     """The agent worker whose inbound persona transfers warm, to a number only livekit-sip could ring."""
+    with transferring_worker(
+        real_livekit,
+        {"ringing_timeout_s": RINGING_TIMEOUT_S},
+        stt_server=stt_server,
+        tts_server=tts_server,
+        llm=scripted,
+        bucket=e2e_bucket,
+        tmp_path_factory=tmp_path_factory,
+    ) as lk:
+        yield lk
+
+
+@contextmanager
+def transferring_worker(
+    real_livekit: LocalLiveKit,
+    warm_transfer: dict,
+    *,
+    stt_server: str,
+    tts_server: str,
+    llm: ScriptedLLM,
+    bucket: RecordingsBucket,
+    tmp_path_factory: pytest.TempPathFactory,
+    **env: str,
+) -> Iterator[LocalLiveKit]:
+    """The production worker, its inbound persona with ``warm_transfer`` to ``HUMAN``, the scripted model."""
     personas = tmp_path_factory.mktemp("personas")
     persona = yaml.safe_load((REPO_ROOT / "agent/personas/inbound_support.yaml").read_text())
-    persona["warm_transfer"] = {"ringing_timeout_s": RINGING_TIMEOUT_S}
+    persona["warm_transfer"] = warm_transfer
     (personas / "inbound_support.yaml").write_text(yaml.safe_dump(persona))
     with running_worker(
         real_livekit,
         stt_server=stt_server,
         tts_server=tts_server,
-        llm_base_url=scripted.base_url,
-        bucket=e2e_bucket,
+        llm_base_url=llm.base_url,
+        bucket=bucket,
         log_dir=tmp_path_factory.mktemp("agent"),
         PERSONAS_DIR=str(personas),
         INBOUND_TRANSFER_NUMBER=HUMAN,
         LLM_MODEL="scripted",
+        **env,
     ) as lk:
         yield lk
 
@@ -198,22 +225,16 @@ def answering_worker(
         ],
         default=Say("Could you say that again?"),
     ).start()
-    personas = tmp_path_factory.mktemp("personas")
-    persona = yaml.safe_load((REPO_ROOT / "agent/personas/inbound_support.yaml").read_text())
-    persona["warm_transfer"] = {"ringing_timeout_s": 30, "connect": "bridge"}
-    (personas / "inbound_support.yaml").write_text(yaml.safe_dump(persona))
     seam = REPO_ROOT / "tests/e2e/human_answers"
     try:
-        with running_worker(
+        with transferring_worker(
             real_livekit,
+            {"ringing_timeout_s": 30, "connect": "bridge"},
             stt_server=stt_server,
             tts_server=tts_server,
-            llm_base_url=llm.base_url,
+            llm=llm,
             bucket=e2e_bucket,
-            log_dir=tmp_path_factory.mktemp("agent"),
-            PERSONAS_DIR=str(personas),
-            INBOUND_TRANSFER_NUMBER=HUMAN,
-            LLM_MODEL="scripted",
+            tmp_path_factory=tmp_path_factory,
             PYTHONPATH=os.pathsep.join(filter(None, [str(seam), os.environ.get("PYTHONPATH")])),
             CALLCENTER_E2E_HUMAN_ANSWERS="1",
         ) as lk:
