@@ -155,7 +155,10 @@ class CallBridge:
             with contextlib.suppress(Exception):
                 room.off(event, handler)
         self._handlers.clear()
-        await asyncio.gather(*(leg.aclose() for leg in self._legs), return_exceptions=True)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(leg.aclose() for leg in self._legs), return_exceptions=True), 5.0)
+        except TimeoutError:
+            log.warning("the bridge's tracks did not close within 5 s")
 
     async def aclose(self) -> None:
         """End the bridge and both legs of the call (idempotent)."""
@@ -163,8 +166,10 @@ class CallBridge:
             return
         self._closed = True
         self._end(self.why or "the agent ended the call")
-        await self._close_legs()
+        # the other side first: the job's own shutdown (the report, the recording's upload) runs
+        # beside this and must not keep a person listening to a dead line
         try:
             await self._hang_up()
         except Exception as exc:  # noqa: BLE001 - the rooms go away with their last participant anyway
             log.warning("hanging up after the bridge: %s", type(exc).__name__)
+        await self._close_legs()

@@ -169,17 +169,24 @@ class CallCenterWarmTransfer(WarmTransferTask):
         # from here the consult room's end is the bridge's business, not a failed transfer
         consult_room.off("disconnected", self._on_human_agent_room_close)
         job = get_job_context()
-        rooms = (self._caller_room.name, consult_room.name)
+        caller_room, consult_room_name = self._caller_room.name, consult_room.name
 
         async def hang_up() -> None:
-            if self._consult_session is not None:
-                self._consult_session.shutdown(drain=False)
+            # One DeleteRoom per room, one after the other: livekit-server v1.13.5 re-creates a
+            # room that two DeleteRooms reach at once (the second loads it from the store before
+            # the first has removed it, and its CreateRoom dispatches a new agent job into it).
+            # So the SDK's own delete on the caller's hang-up is off (below), and the consult
+            # room, which its session deletes when the human leaves, is deleted here only when
+            # the human is still on the line.
+            rooms = [caller_room] + ([] if bridge.why == "human hung up" else [consult_room_name])
             for name in rooms:
                 try:
                     await job.api.room.delete_room(api.DeleteRoomRequest(room=name))
                 except api.TwirpError as exc:
                     if exc.code != api.TwirpErrorCode.NOT_FOUND:
                         raise
+            if self._consult_session is not None:
+                self._consult_session.shutdown(drain=False)
 
         bridge = CallBridge(
             caller_room=self._caller_room,
@@ -195,6 +202,11 @@ class CallCenterWarmTransfer(WarmTransferTask):
             raise
         self.bridge = bridge
         job.add_shutdown_callback(bridge.aclose)  # a hang-up on either side ends the other
+
+    def _on_caller_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
+        if self.bridge is not None:
+            return  # the bridge hangs up both legs itself, deleting each room once
+        super()._on_caller_participant_disconnected(participant)
 
     def _set_result(self, result: WarmTransferResult | Exception) -> None:
         if self.bridge is not None and not self.done() and self._human_agent_sess is not None:
