@@ -105,6 +105,7 @@ class CallBridge:
     ) -> None:
         self.ended = asyncio.Event()
         self.why: str | None = None  # what ended it: "caller hung up", "human hung up", a room closed
+        self.gone: str | None = None  # the side whose leg ended it ("caller" or "human"); None: the agent
         self._rooms = {caller_room: caller_identity, consult_room: human_identity}
         self._names = {caller_identity: "caller", human_identity: "human"}
         self._legs = [
@@ -133,20 +134,22 @@ class CallBridge:
         log.info("caller and human connected through the agent's bridge")
 
     def _watch(self, room: rtc.Room, identity: str) -> None:
+        side = self._names[identity]
+
         def left(participant: rtc.RemoteParticipant) -> None:
             if participant.identity == identity:
-                self._end(f"{self._names[identity]} hung up")
+                self._end(f"{side} hung up", side)
 
         def closed(*_args: object) -> None:
-            self._end(f"{self._names[identity]}'s room closed")
+            self._end(f"{side}'s room closed", side)
 
         for event, handler in (("participant_disconnected", left), ("disconnected", closed)):
             room.on(event, handler)
             self._handlers.append((room, event, handler))
 
-    def _end(self, why: str) -> None:
+    def _end(self, why: str, side: str | None = None) -> None:
         if not self.ended.is_set():
-            self.why = why
+            self.why, self.gone = why, side
             log.info("bridge ended: %s", why)
             self.ended.set()
 

@@ -173,12 +173,12 @@ class CallCenterWarmTransfer(WarmTransferTask):
 
         async def hang_up() -> None:
             # One DeleteRoom per room, one after the other: livekit-server v1.13.5 re-creates a
-            # room that two DeleteRooms reach at once (the second loads it from the store before
-            # the first has removed it, and its CreateRoom dispatches a new agent job into it).
-            # So the SDK's own delete on the caller's hang-up is off (below), and the consult
-            # room, which its session deletes when the human leaves, is deleted here only when
-            # the human is still on the line.
-            rooms = [caller_room] + ([] if bridge.why == "human hung up" else [consult_room_name])
+            # room that two DeleteRooms reach at once (the second still finds it in the store, and
+            # the CreateRoom its DeleteRoom makes first dispatches a new agent job into it:
+            # pkg/service/roomservice.go). So the SDK's own delete on the caller's hang-up is off
+            # (below), and the consult room, which its session deletes when the human's leg ends,
+            # is deleted here only while the human is still on the line.
+            rooms = [caller_room] + ([] if bridge.gone == "human" else [consult_room_name])
             for name in rooms:
                 try:
                     await job.api.room.delete_room(api.DeleteRoomRequest(room=name))

@@ -112,7 +112,7 @@ async def test_each_side_hears_the_other_and_the_callers_hang_up_hangs_up_the_hu
 
         await caller.room.disconnect()  # the caller hangs up
         await asyncio.wait_for(bridge.ended.wait(), 10)
-        assert bridge.why == "caller hung up"
+        assert bridge.why == "caller hung up" and bridge.gone == "caller"
         await bridge.aclose()
         assert len(hung_up) == 2 and hung_up[1] == f"{hung_up[0]}-human-agent"  # both legs, the caller's first
         await until(lambda: not human.room.isconnected())  # the human's line went down with the room
