@@ -58,23 +58,26 @@ def transcribe(stt_base_url: str, pcm) -> str:  # noqa: ANN001
     return resp.json()["text"]
 
 
-def call(lk, **kwargs) -> LineResult:  # noqa: ANN001
+async def place_call(lk, *, caller_number: str = CALLER, agent_timeout_s: float = 60, **kwargs) -> LineResult:  # noqa: ANN001
     """An inbound call routed by the dispatch rule the rollout created on the server."""
-    room_prefix, agent_name = asyncio.run(dispatch_rule_route(lk.url, lk.api_key, lk.api_secret))
+    room_prefix, agent_name = await dispatch_rule_route(lk.url, lk.api_key, lk.api_secret)
     assert (room_prefix, agent_name) == (ROOM_PREFIX, AGENT_NAME)
-    return asyncio.run(
-        place_inbound_call(
-            lk.url,
-            lk.api_key,
-            lk.api_secret,
-            caller_number=CALLER,
-            trunk_number=LINE_NUMBER,
-            room_prefix=room_prefix,
-            agent_name=agent_name,
-            agent_timeout_s=60,
-            **kwargs,
-        )
+    return await place_inbound_call(
+        lk.url,
+        lk.api_key,
+        lk.api_secret,
+        caller_number=caller_number,
+        trunk_number=LINE_NUMBER,
+        room_prefix=room_prefix,
+        agent_name=agent_name,
+        agent_timeout_s=agent_timeout_s,
+        **kwargs,
     )
+
+
+def call(lk, **kwargs) -> LineResult:  # noqa: ANN001
+    """``place_call``, run to its end."""
+    return asyncio.run(place_call(lk, **kwargs))
 
 
 def report_for_room(bucket: RecordingsBucket, room: str) -> SessionReport:
